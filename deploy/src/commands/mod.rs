@@ -1,0 +1,33 @@
+//! One module per `nimbus` subcommand.
+
+pub mod build;
+pub mod compile;
+pub mod invoke;
+pub mod new;
+pub mod serve;
+
+use anyhow::Context as _;
+use nimbus_core::Manifest;
+use std::path::Path;
+
+/// Loads a manifest with a hint when it is missing.
+pub fn load_manifest(path: &Path) -> anyhow::Result<Manifest> {
+    if !path.exists() {
+        anyhow::bail!(
+            "no manifest at {} (pass --manifest PATH, or create one with `nimbus new NAME`)",
+            path.display()
+        );
+    }
+    Manifest::load(path).map_err(anyhow::Error::from).context("invalid manifest")
+}
+
+/// `1.2 MiB`, `340 KiB`, `12 B`.
+pub fn human_size(n: u64) -> String {
+    if n >= 1 << 20 {
+        format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64)
+    } else if n >= 1 << 10 {
+        format!("{:.0} KiB", n as f64 / 1024.0)
+    } else {
+        format!("{n} B")
+    }
+}

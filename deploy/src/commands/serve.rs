@@ -1,0 +1,82 @@
+//! `nimbus serve`: the local gateway.
+
+use crate::progress::{Step, boot_progress};
+use nimbus_core::artifact::LoadedFrom;
+use nimbus_core::{BootOptions, Host, Kind};
+use nimbus_platforms::local::{Gateway, GatewayOptions};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// `nimbus serve` options.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The manifest.
+    #[arg(long, short, default_value = "nimbus.toml", env = "NIMBUS_MANIFEST")]
+    manifest: PathBuf,
+    /// Address to listen on.
+    #[arg(long, short, default_value = "127.0.0.1:3000", env = "NIMBUS_LISTEN")]
+    listen: SocketAddr,
+    /// Do not write a JSON access-log line per request.
+    #[arg(long)]
+    no_access_log: bool,
+}
+
+/// Boots the manifest's functions and serves until SIGINT/SIGTERM.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let manifest = super::load_manifest(&args.manifest)?;
+    let step = Arc::new(Step::start(format!("booting {} functions from {}", manifest.functions.len(), args.manifest.display())));
+    let opts = BootOptions { progress: Some(boot_progress(step.clone())), ..BootOptions::default() };
+    let host = Host::boot(manifest.clone(), opts).await?;
+    step.finish(format!("booted {} functions in {} ms", host.functions().len(), host.boot_time.as_millis()));
+
+    let gw_opts = GatewayOptions { access_log: !args.no_access_log, ..GatewayOptions::default() };
+    let gateway = Gateway::start(host.clone(), args.listen, gw_opts)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let base = format!("http://{}", gateway.addr());
+    for f in host.functions() {
+        let routes = manifest.function(&f.name).map(|s| s.routes.as_slice()).unwrap_or_default();
+        let how = match &f.loaded_from {
+            LoadedFrom::Precompiled => "precompiled".to_string(),
+            LoadedFrom::Compiled => "compiled".to_string(),
+            LoadedFrom::FellBack(_) => "compiled, artifact unusable".to_string(),
+        };
+        eprintln!("  {} ({}, {how} in {} ms)", f.name, f.kind.as_str(), f.load_time.as_millis());
+        match f.kind {
+            Kind::Http => {
+                for r in routes {
+                    eprintln!("    {:7} {base}{}", r.method.as_ref().map_or("ANY", |m| m.as_str()), r.path);
+                }
+            }
+            Kind::Event => eprintln!("    POST    {base}/2015-03-31/functions/{}/invocations", f.name),
+        }
+    }
+    eprintln!("listening on {base} (Ctrl-C to stop)");
+
+    shutdown_signal().await;
+    eprintln!("shutting down: finishing in-flight requests");
+    gateway.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

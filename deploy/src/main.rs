@@ -1,0 +1,59 @@
+//! `nimbus`: develop, run and package Nimbus functions.
+
+mod commands;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+/// Nimbus: serverless functions in a WebAssembly sandbox.
+#[derive(Parser)]
+#[command(name = "nimbus", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new function crate that builds and runs.
+    New(commands::new::Args),
+    /// Compile a function crate to a wasm32-wasip2 component.
+    Build(commands::build::Args),
+    /// Serve the manifest's functions locally behind an API-gateway-like HTTP server.
+    Serve(commands::serve::Args),
+    /// Invoke one function once with an event or request, and print the result.
+    Invoke(commands::invoke::Args),
+    /// Precompile components to lz4-compressed artifacts for fast cold starts.
+    Compile(commands::compile::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NIMBUS_LOG").unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .compact()
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::New(a) => commands::new::run(a),
+        Command::Build(a) => commands::build::run(a),
+        Command::Serve(a) => runtime().and_then(|rt| rt.block_on(commands::serve::run(a))),
+        Command::Invoke(a) => runtime().and_then(|rt| rt.block_on(commands::invoke::run(a))),
+        Command::Compile(a) => commands::compile::run(a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}

@@ -1,0 +1,21 @@
+//! Returns the invocation context and writes log lines to stdout and stderr.
+
+use nimbus_sdk::http::{Request, Response, json};
+
+fn handle(_req: Request) -> Response {
+    let ctx = nimbus_sdk::invocation::current();
+    println!("context line one");
+    eprintln!("context line two");
+    json(&serde_json::json!({
+        "request_id": ctx.request_id,
+        "function": ctx.function_name,
+        "deadline_ms": ctx.deadline_ms,
+        "remaining_ms": nimbus_sdk::invocation::remaining().as_millis() as u64,
+        "traceparent": ctx.traceparent,
+        "tracestate": ctx.tracestate,
+    }))
+}
+
+nimbus_sdk::http_function!(handle);
+
+fn main() {}

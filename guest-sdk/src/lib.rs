@@ -1,0 +1,47 @@
+//! # nimbus-sdk: write Nimbus functions in Rust
+//!
+//! A Nimbus function is a WebAssembly component that the Nimbus host runs in
+//! a fresh, bounded sandbox per invocation — on AWS Lambda, other FaaS
+//! platforms, or locally with `nimbus serve`. This crate gives you the two
+//! handler shapes and typed access to what the host injects:
+//!
+//! - [`http`]: an HTTP handler, exported with [`http_function!`];
+//! - [`event`]: an event handler (direct invocations, queues, schedules), exported with [`event_function!`];
+//! - [`config`]: the configuration keys declared in `nimbus.toml`;
+//! - [`invocation`]: request id, deadline, remaining time, trace context.
+//!
+//! ```no_run
+//! use nimbus_sdk::http::{Request, Response};
+//!
+//! fn hello(req: Request) -> Response {
+//!     let name = req.uri().query().unwrap_or("world").to_owned();
+//!     Response::new(format!("hello, {name}\n").into_bytes())
+//! }
+//!
+//! nimbus_sdk::http_function!(hello);
+//! # fn main() {}
+//! ```
+//!
+//! Build with `nimbus build` (or `cargo build --target wasm32-wasip2 --release`).
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod event;
+pub mod http;
+pub mod invocation;
+
+/// Raw bindings generated from the `nimbus:function` WIT package.
+#[doc(hidden)]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "nimbus:function/event-function",
+        generate_all,
+        pub_export_macro: true,
+        export_macro_name: "export_event_function",
+        default_bindings_module: "::nimbus_sdk::wit",
+    });
+}
+
+#[doc(hidden)]
+pub use wasip2;

@@ -1,0 +1,212 @@
+//! Component artifacts: a `.wasm` compiled at boot, or a precompiled,
+//! lz4-compressed artifact made by `nimbus compile` that boots in
+//! milliseconds.
+//!
+//! Artifact layout: `MAGIC`, a little-endian `u16` format version, a `u32`
+//! header length, a JSON [`Header`], then an lz4 frame (with content
+//! checksum) of wasmtime's serialized component. The header pins the
+//! wasmtime version, target and engine-settings fingerprint; a mismatch, a
+//! bad checksum or a truncated file makes the host fall back to compiling
+//! the `.wasm` with a warning — never a crash.
+
+use crate::error::BootError;
+use serde::{Deserialize, Serialize};
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::path::Path;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// The first bytes of every Nimbus artifact.
+pub const MAGIC: &[u8; 8] = b"NIMBUS\0A";
+/// The layout version written by this build.
+pub const FORMAT_VERSION: u16 = 1;
+/// The wasmtime version this build links.
+pub const WASMTIME_VERSION: &str = "48.0.8";
+
+/// What an artifact was built for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// wasmtime version that compiled it.
+    pub wasmtime: String,
+    /// `arch-os` it runs on.
+    pub target: String,
+    /// Fingerprint of the engine settings that affect compiled code.
+    pub engine: String,
+    /// Size of the `.wasm` it was compiled from.
+    pub source_len: u64,
+}
+
+/// Why an artifact cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// Not a Nimbus artifact, or truncated.
+    #[error("not a Nimbus artifact (bad magic or truncated header)")]
+    NotAnArtifact,
+    /// Made by an incompatible build.
+    #[error("artifact built for {theirs}, this host is {ours}")]
+    Incompatible {
+        /// The artifact's header, summarised.
+        theirs: String,
+        /// This host, summarised.
+        ours: String,
+    },
+    /// The compressed body is damaged.
+    #[error("artifact is corrupt: {0}")]
+    Corrupt(String),
+    /// wasmtime refused it.
+    #[error("wasmtime rejected the artifact: {0}")]
+    Rejected(String),
+    /// Compiling the component failed.
+    #[error("compilation failed: {0}")]
+    Compile(String),
+}
+
+/// The host's `arch-os`.
+pub fn host_target() -> String {
+    format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS)
+}
+
+/// A stable fingerprint of the engine's code-affecting settings.
+pub fn engine_fingerprint(engine: &Engine) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// Compiles a `.wasm` component into artifact bytes.
+pub fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError> {
+    let code = engine.precompile_component(wasm).map_err(|e| ArtifactError::Compile(format!("{e:#}")))?;
+    let header = Header {
+        wasmtime: WASMTIME_VERSION.into(),
+        target: host_target(),
+        engine: engine_fingerprint(engine),
+        source_len: wasm.len() as u64,
+    };
+    let header = serde_json::to_vec(&header).map_err(|e| ArtifactError::Compile(e.to_string()))?;
+    let mut out = Vec::with_capacity(code.len() / 2);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    let mut info = lz4_flex::frame::FrameInfo::new();
+    info.content_checksum = true;
+    info.content_size = Some(code.len() as u64);
+    let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
+    enc.write_all(&code).map_err(|e| ArtifactError::Compile(e.to_string()))?;
+    enc.finish().map_err(|e| ArtifactError::Compile(e.to_string()))
+}
+
+/// Splits artifact bytes into header and compressed body.
+pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), ArtifactError> {
+    if bytes.len() < 14 || &bytes[..8] != MAGIC {
+        return Err(ArtifactError::NotAnArtifact);
+    }
+    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+    if version != FORMAT_VERSION {
+        return Err(ArtifactError::Incompatible {
+            theirs: format!("artifact format {version}"),
+            ours: format!("artifact format {FORMAT_VERSION}"),
+        });
+    }
+    let len = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]) as usize;
+    let header = bytes.get(14..14 + len).ok_or(ArtifactError::NotAnArtifact)?;
+    let header: Header = serde_json::from_slice(header).map_err(|_| ArtifactError::NotAnArtifact)?;
+    Ok((header, &bytes[14 + len..]))
+}
+
+/// Checks and loads artifact bytes into a component for `engine`.
+pub fn load_precompiled(engine: &Engine, bytes: &[u8]) -> Result<Component, ArtifactError> {
+    let (header, body) = read_header(bytes)?;
+    let ours = Header {
+        wasmtime: WASMTIME_VERSION.into(),
+        target: host_target(),
+        engine: engine_fingerprint(engine),
+        source_len: header.source_len,
+    };
+    if header != ours {
+        return Err(ArtifactError::Incompatible {
+            theirs: format!("wasmtime {} on {} (engine {})", header.wasmtime, header.target, header.engine),
+            ours: format!("wasmtime {} on {} (engine {})", ours.wasmtime, ours.target, ours.engine),
+        });
+    }
+    let mut code = Vec::new();
+    lz4_flex::frame::FrameDecoder::new(body)
+        .read_to_end(&mut code)
+        .map_err(|e| ArtifactError::Corrupt(e.to_string()))?;
+    // SAFETY: the bytes are wasmtime's own serialization of a component (the
+    // header matched this engine and the lz4 content checksum verified them),
+    // and wasmtime re-checks version and settings while deserializing.
+    unsafe { Component::deserialize(engine, &code) }.map_err(|e| ArtifactError::Rejected(format!("{e:#}")))
+}
+
+/// How a function's code was obtained at boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoadedFrom {
+    /// From the precompiled artifact.
+    Precompiled,
+    /// Compiled from the `.wasm` (no artifact configured).
+    Compiled,
+    /// The artifact could not be used; compiled from the `.wasm` instead.
+    FellBack(String),
+}
+
+/// An artifact older than its `.wasm` is stale (the `.wasm` was rebuilt).
+/// Without a `.wasm` beside it (a deployment package) the artifact is all there is.
+fn check_fresh(artifact: &Path, wasm: &Path) -> Result<(), String> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
+    match (modified(artifact), modified(wasm)) {
+        (Err(e), _) => Err(format!("cannot read {}: {e}", artifact.display())),
+        (Ok(a), Ok(w)) if w > a => Err(format!("{} is newer than the artifact", wasm.display())),
+        _ => Ok(()),
+    }
+}
+
+/// Loads a function's component: the artifact if usable, else the `.wasm`.
+pub fn load(
+    engine: &Engine,
+    function: &str,
+    wasm: &Path,
+    precompiled: Option<&Path>,
+) -> Result<(Component, LoadedFrom), BootError> {
+    let mut from = LoadedFrom::Compiled;
+    if let Some(path) = precompiled {
+        let attempt = check_fresh(path, wasm)
+            .and_then(|()| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())))
+            .and_then(|bytes| load_precompiled(engine, &bytes).map_err(|e| e.to_string()));
+        match attempt {
+            Ok(c) => return Ok((c, LoadedFrom::Precompiled)),
+            Err(reason) => {
+                tracing::warn!(
+                    function,
+                    artifact = %path.display(),
+                    "precompiled artifact not usable ({reason}); compiling {} instead — run `nimbus compile` to refresh it",
+                    wasm.display()
+                );
+                from = LoadedFrom::FellBack(reason);
+            }
+        }
+    }
+    let bytes = std::fs::read(wasm).map_err(|e| BootError::Artifact {
+        function: function.into(),
+        path: wasm.to_path_buf(),
+        message: match &from {
+            LoadedFrom::FellBack(r) => format!("{e} (and the precompiled artifact was not usable: {r})"),
+            _ => e.to_string(),
+        },
+    })?;
+    if Engine::detect_precompiled(&bytes).is_some() || bytes.starts_with(MAGIC) {
+        return Err(BootError::Artifact {
+            function: function.into(),
+            path: wasm.to_path_buf(),
+            message: "this is a precompiled artifact; name it with `precompiled = ...` and point `component` at the .wasm"
+                .into(),
+        });
+    }
+    let component = Component::new(engine, &bytes).map_err(|e| BootError::Artifact {
+        function: function.into(),
+        path: wasm.to_path_buf(),
+        message: format!("not a valid WebAssembly component: {e:#}"),
+    })?;
+    Ok((component, from))
+}

@@ -1,0 +1,71 @@
+//! `config`: declared configuration through the standard `wasi:config/store`.
+//!
+//! The manifest declares every key a function may read and where its value
+//! comes from. Values are resolved once at boot; the guest sees exactly the
+//! declared keys — not the host's environment, not credentials, not other
+//! functions' keys.
+
+use super::Capability;
+use crate::error::BootError;
+use crate::invocation::Invocation;
+use crate::manifest::{ConfigSource, FunctionSpec};
+use crate::state::HostState;
+use std::sync::Arc;
+use wasmtime::component::Linker;
+use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
+
+/// The `config` capability.
+pub struct Config;
+
+impl Capability for Config {
+    const NAME: &'static str = "config";
+    type Shared = Arc<WasiConfigVariables>;
+    type State = Arc<WasiConfigVariables>;
+
+    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        wasmtime_wasi_config::add_to_linker(linker, |s: &mut HostState| WasiConfig::from(&*s.config))
+    }
+
+    async fn configure(spec: &FunctionSpec) -> Result<Self::Shared, BootError> {
+        let mut vars = WasiConfigVariables::new();
+        for (key, decl) in &spec.config {
+            let err = |message: String| BootError::Config { function: spec.name.clone(), key: key.clone(), message };
+            let value = match &decl.source {
+                ConfigSource::Value(v) => Some(v.clone()),
+                ConfigSource::Env(name) => std::env::var(name).ok(),
+                ConfigSource::File(path) => match tokio::fs::read_to_string(path).await {
+                    Ok(mut s) => {
+                        if s.ends_with('\n') {
+                            s.pop();
+                            if s.ends_with('\r') {
+                                s.pop();
+                            }
+                        }
+                        Some(s)
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
+                },
+            };
+            match value.or_else(|| decl.default.clone()) {
+                Some(v) => {
+                    vars.insert(key.clone(), v);
+                }
+                None if decl.required => {
+                    let what = match &decl.source {
+                        ConfigSource::Env(n) => format!("environment variable {n} is not set"),
+                        ConfigSource::File(p) => format!("file {} does not exist", p.display()),
+                        ConfigSource::Value(_) => "no value".into(),
+                    };
+                    return Err(err(format!("{what} and the key has no default (set `required = false` to allow)")));
+                }
+                None => {}
+            }
+        }
+        Ok(Arc::new(vars))
+    }
+
+    fn prepare(shared: &Self::Shared, _inv: &Arc<Invocation>) -> Self::State {
+        shared.clone()
+    }
+}

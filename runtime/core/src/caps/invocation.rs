@@ -1,0 +1,60 @@
+//! `invocation`: the `nimbus:function/invocation` interface — request id,
+//! function name, deadline and trace context of the running invocation.
+
+use super::Capability;
+use crate::bindings::{invocation as wit, types};
+use crate::error::BootError;
+use crate::invocation::Invocation;
+use crate::manifest::FunctionSpec;
+use crate::state::HostState;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use wasmtime::component::{HasSelf, Linker};
+
+/// The `invocation` capability. Its state is the [`Invocation`] itself.
+pub struct InvocationCap;
+
+impl Capability for InvocationCap {
+    const NAME: &'static str = "invocation";
+    type Shared = ();
+    type State = ();
+
+    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    }
+
+    async fn configure(_spec: &FunctionSpec) -> Result<(), BootError> {
+        Ok(())
+    }
+
+    fn prepare(_shared: &(), _inv: &Arc<Invocation>) {}
+}
+
+impl types::Host for HostState {}
+
+impl wit::Host for HostState {
+    fn request_id(&mut self) -> String {
+        self.inv.request_id.to_string()
+    }
+
+    fn function_name(&mut self) -> String {
+        self.inv.function.to_string()
+    }
+
+    fn deadline_ms(&mut self) -> u64 {
+        self.inv.deadline_unix_ms
+    }
+
+    fn remaining_ms(&mut self) -> u64 {
+        // The guest's view uses wall-clock time so it agrees with deadline-ms.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        self.inv.deadline_unix_ms.saturating_sub(now)
+    }
+
+    fn trace(&mut self) -> types::TraceContext {
+        types::TraceContext {
+            traceparent: self.inv.trace.traceparent.clone(),
+            tracestate: self.inv.trace.tracestate.clone(),
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! Host capabilities: what a guest can reach beyond its own memory.
+//!
+//! Every capability has the same three phases, so per-request work stays
+//! visible and tiny:
+//! 1. `link`: once per engine, add its WIT bindings to the linker;
+//! 2. `configure`: once per function at boot, read its manifest section and
+//!    build shared state (I/O allowed here and only here);
+//! 3. `prepare`: once per invocation, put cheap clones into the store.
+//!
+//! [`link_all`] and [`crate::state::HostState::prepare`] name every
+//! capability explicitly: together they are the whole per-request cost.
+
+pub mod config;
+pub mod invocation;
+pub mod limits;
+pub mod outbound;
+
+use crate::error::BootError;
+use crate::invocation::Invocation;
+use crate::manifest::FunctionSpec;
+use crate::state::HostState;
+use std::sync::Arc;
+use wasmtime::component::Linker;
+
+/// A host capability.
+pub trait Capability {
+    /// Its name in logs and errors.
+    const NAME: &'static str;
+    /// Built once per function at boot.
+    type Shared: Send + Sync + 'static;
+    /// One per invocation, kept in [`HostState`].
+    type State: Send + 'static;
+
+    /// Adds the capability's imports to the linker (once per engine).
+    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()>;
+
+    /// Builds the function's shared state from its manifest entry.
+    fn configure(spec: &FunctionSpec) -> impl Future<Output = Result<Self::Shared, BootError>> + Send;
+
+    /// Makes the per-invocation state: clones only, no I/O, no parsing.
+    fn prepare(shared: &Self::Shared, inv: &Arc<Invocation>) -> Self::State;
+}
+
+/// Links WASI (cli, clocks, random, io, filesystem, sockets — all empty or
+/// denied by default), `wasi:http`, and every Nimbus capability.
+pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+    config::Config::link(linker)?;
+    invocation::InvocationCap::link(linker)?;
+    Ok(())
+}
+
+/// Every capability's shared state for one function.
+pub struct Shared {
+    /// `config`.
+    pub config: <config::Config as Capability>::Shared,
+    /// `outbound`.
+    pub outbound: <outbound::Outbound as Capability>::Shared,
+}
+
+impl Shared {
+    /// Runs every capability's `configure` for one function.
+    pub async fn configure(spec: &FunctionSpec) -> Result<Shared, BootError> {
+        Ok(Shared {
+            config: config::Config::configure(spec).await?,
+            outbound: outbound::Outbound::configure(spec).await?,
+        })
+    }
+}

@@ -1,0 +1,168 @@
+//! The wasmtime engine every function shares, and the epoch ticker that
+//! enforces deadlines.
+//!
+//! One engine per process: compiled code, the instance pool and the epoch
+//! counter are shared by all functions. Every knob that matters for speed or
+//! safety is set here, with the reason next to it, and may be overridden by a
+//! `NIMBUS_*` environment variable (a bad value fails boot, never panics).
+
+use crate::error::BootError;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+pub use wasmtime::Engine;
+use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How the engine is built. `Default` is what `nimbus serve` and `bootstrap` use.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Component instances the pool can hold at once (sum of function concurrency).
+    pub pool_instances: u32,
+    /// Largest linear memory any function may grow to, in bytes.
+    pub max_memory: u64,
+    /// How often the epoch advances; the deadline resolution.
+    pub epoch_tick: Duration,
+    /// Bytes of each linear memory kept resident and reset with `memset`
+    /// instead of `madvise` when an instance is freed.
+    pub keep_resident: u64,
+    /// Use the pooling allocator (`NIMBUS_POOLING=0` turns it off, e.g. for valgrind).
+    pub pooling: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            pool_instances: 256,
+            max_memory: 128 << 20,
+            epoch_tick: Duration::from_millis(1),
+            // A Rust hello touches ~1-2 MiB of its memory per request. Keeping
+            // that resident means freeing an instance never calls `madvise`,
+            // which on a multi-threaded host costs a TLB shootdown on every
+            // core: the main per-request cost of `wasmtime serve`.
+            keep_resident: 4 << 20,
+            pooling: true,
+        }
+    }
+}
+
+impl EngineOptions {
+    /// Applies `NIMBUS_POOL_INSTANCES`, `NIMBUS_EPOCH_TICK_MS`, `NIMBUS_KEEP_RESIDENT`
+    /// and `NIMBUS_POOLING` from the environment.
+    pub fn with_env_overrides(mut self) -> Result<Self, BootError> {
+        fn var<T: std::str::FromStr>(name: &str) -> Result<Option<T>, BootError> {
+            match std::env::var(name) {
+                Ok(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| BootError::Setting { name: name.into(), value: v }),
+                Err(_) => Ok(None),
+            }
+        }
+        if let Some(n) = var::<u32>("NIMBUS_POOL_INSTANCES")? {
+            self.pool_instances = n.max(1);
+        }
+        if let Some(ms) = var::<u64>("NIMBUS_EPOCH_TICK_MS")? {
+            self.epoch_tick = Duration::from_millis(ms.max(1));
+        }
+        if let Some(b) = var::<u64>("NIMBUS_KEEP_RESIDENT")? {
+            self.keep_resident = b;
+        }
+        if let Some(p) = var::<u8>("NIMBUS_POOLING")? {
+            self.pooling = p != 0;
+        }
+        Ok(self)
+    }
+}
+
+/// The settings that decide compiled code. `nimbus compile` and the host must
+/// agree on them, so both call this.
+pub fn code_config() -> Config {
+    let mut c = Config::new();
+    // Deadlines: generated code checks an epoch counter at loop headers and
+    // function entries. Cheaper than fuel, and a ticker thread drives it.
+    c.epoch_interruption(true);
+    // Components are what Nimbus runs; core modules are not accepted.
+    c.wasm_component_model(true);
+    // Deep recursion in a guest traps cleanly instead of overflowing a host stack.
+    c.max_wasm_stack(1 << 20);
+    c.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    c
+}
+
+/// A running engine and its epoch ticker; the ticker stops when this drops.
+pub struct NimbusEngine {
+    engine: Engine,
+    tick: Duration,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl NimbusEngine {
+    /// Builds the engine and starts the ticker.
+    pub fn new(opts: &EngineOptions) -> Result<NimbusEngine, BootError> {
+        let mut config = code_config();
+        if opts.pooling {
+            let mut pool = PoolingAllocationConfig::new();
+            let n = opts.pool_instances;
+            // A Rust component is a handful of core instances (the program,
+            // the WASI adapter, shims), each with up to a few tables and one
+            // or two memories: size the totals from the instance count.
+            pool.total_component_instances(n);
+            pool.total_core_instances(n.saturating_mul(8));
+            pool.total_memories(n.saturating_mul(2));
+            pool.total_tables(n.saturating_mul(4));
+            pool.total_stacks(n);
+            pool.max_core_instances_per_component(32);
+            pool.max_memories_per_component(4);
+            pool.max_tables_per_component(16);
+            pool.max_memory_size(usize::try_from(opts.max_memory).unwrap_or(usize::MAX));
+            pool.linear_memory_keep_resident(usize::try_from(opts.keep_resident).unwrap_or(usize::MAX));
+            pool.table_keep_resident(64 << 10);
+            // Reset only the pages a request dirtied (Linux 6.7+), so keeping
+            // memory resident costs no more than the memory actually touched.
+            pool.pagemap_scan(wasmtime::Enabled::Auto);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&config).map_err(|e| BootError::Engine(e.to_string()))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let weak = engine.weak();
+            let stop = stop.clone();
+            let tick = opts.epoch_tick;
+            std::thread::Builder::new()
+                .name("nimbus-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        match weak.upgrade() {
+                            Some(e) => e.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                })
+                .map_err(|e| BootError::Engine(format!("cannot start the epoch ticker: {e}")))?
+        };
+        Ok(NimbusEngine { engine, tick: opts.epoch_tick, stop, ticker: Some(ticker) })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The epoch tick: deadlines are enforced to this resolution.
+    pub fn tick(&self) -> Duration {
+        self.tick
+    }
+}
+
+impl Drop for NimbusEngine {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}

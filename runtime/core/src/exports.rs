@@ -1,0 +1,38 @@
+//! Which world a component targets, read from its exports.
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// The kind of function a component is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Exports `wasi:http/incoming-handler` (any `wasi:http/proxy` component).
+    Http,
+    /// Exports `nimbus:function/events`.
+    Event,
+}
+
+impl Kind {
+    /// Reads the component's exports. A component exporting both is served as HTTP.
+    pub fn detect(component: &Component, engine: &Engine) -> Option<Kind> {
+        let ty = component.component_type();
+        let mut kind = None;
+        for (name, _) in ty.exports(engine) {
+            if name.starts_with("wasi:http/incoming-handler@0.2") {
+                return Some(Kind::Http);
+            }
+            if name.starts_with("nimbus:function/events@0.1") {
+                kind = Some(Kind::Event);
+            }
+        }
+        kind
+    }
+
+    /// `"http"` or `"event"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Http => "http",
+            Kind::Event => "event",
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The host: boot once, then invoke many times.
+//!
+//! [`Host::invoke`] is the only per-invocation path. It takes a permit from
+//! the function's semaphore (so a burst queues instead of failing), prepares
+//! the store from cheap clones, instantiates from the cached `InstancePre`
+//! through the pooling allocator, calls the export under both an epoch
+//! deadline (for guest code) and a timer (for host waits), and classifies
+//! any failure into an [`InvokeError`].
+
+use crate::artifact::{self, LoadedFrom};
+use crate::bindings::{EventFunctionPre, types};
+use crate::caps::{self, limits::MemoryLimiter};
+use crate::engine::{EngineOptions, NimbusEngine};
+use crate::error::{BootError, InvokeError};
+use crate::exports::Kind;
+use crate::invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
+use crate::logs::LogSink;
+use crate::manifest::{FunctionSpec, Limits, Manifest};
+use crate::router::{RouteMatch, Router};
+use crate::state::HostState;
+use crate::Body;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use http_body_util::BodyExt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime::component::Linker;
+use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+/// Boot settings that are not in the manifest.
+#[derive(Clone, Default)]
+pub struct BootOptions {
+    /// Engine settings (pool size is raised to fit the manifest).
+    pub engine: EngineOptions,
+    /// Where guest logs go.
+    pub log_sink: LogSink,
+    /// Boot only these functions (e.g. `nimbus invoke hello`); `None` boots all.
+    pub only: Option<Vec<String>>,
+    /// Longest a request waits for a free instance before `Overloaded` (default 10 s).
+    pub queue_timeout: Option<Duration>,
+    /// Called before each function is loaded, with its name, index and the total.
+    pub progress: Option<Arc<dyn Fn(&str, usize, usize) + Send + Sync>>,
+}
+
+/// A booted function.
+pub struct Function {
+    /// Its name.
+    pub name: Arc<str>,
+    /// HTTP or event.
+    pub kind: Kind,
+    /// Its limits.
+    pub limits: Limits,
+    /// How its code was loaded.
+    pub loaded_from: LoadedFrom,
+    /// Time spent loading and linking it at boot.
+    pub load_time: Duration,
+    pre: Pre,
+    shared: caps::Shared,
+    permits: Arc<Semaphore>,
+}
+
+enum Pre {
+    Http(ProxyPre<HostState>),
+    Event(EventFunctionPre<HostState>),
+}
+
+/// The booted runtime: engine, functions and routes.
+pub struct Host {
+    engine: NimbusEngine,
+    functions: Vec<Function>,
+    router: Router,
+    log_sink: LogSink,
+    queue_timeout: Duration,
+    /// Time from `boot` start to ready.
+    pub boot_time: Duration,
+}
+
+/// Deadline checks happen every this many epoch ticks; in between, a busy
+/// guest yields to the executor so it cannot starve other requests.
+const YIELD_TICKS: u64 = 10;
+
+impl Host {
+    /// Builds the engine, loads and links every function, and builds the route table.
+    pub async fn boot(manifest: Manifest, opts: BootOptions) -> Result<Arc<Host>, BootError> {
+        let started = Instant::now();
+        let specs: Vec<&FunctionSpec> = manifest
+            .functions
+            .iter()
+            .filter(|f| opts.only.as_ref().is_none_or(|only| only.iter().any(|n| n == &f.name)))
+            .collect();
+        if let Some(only) = &opts.only
+            && let Some(missing) = only.iter().find(|n| manifest.function(n).is_none())
+        {
+            return Err(BootError::Component {
+                function: missing.clone(),
+                message: format!("no such function in {}", manifest.path.display()),
+            });
+        }
+
+        let mut eopts = opts.engine.clone();
+        let needed: u64 = specs.iter().map(|f| u64::from(f.limits.concurrency)).sum();
+        eopts.pool_instances = eopts.pool_instances.max(needed.min(10_000) as u32);
+        eopts.max_memory = specs.iter().map(|f| f.limits.memory).max().unwrap_or(eopts.max_memory);
+        let engine = NimbusEngine::new(&eopts)?;
+
+        let mut linker = Linker::<HostState>::new(engine.engine());
+        caps::link_all(&mut linker).map_err(|e| BootError::Engine(format!("linking host capabilities: {e:#}")))?;
+
+        let mut functions = Vec::with_capacity(specs.len());
+        let mut router = Router::default();
+        let total = specs.len();
+        for (i, spec) in specs.into_iter().enumerate() {
+            if let Some(progress) = &opts.progress {
+                progress(&spec.name, i, total);
+            }
+            let t = Instant::now();
+            let (component, loaded_from) =
+                artifact::load(engine.engine(), &spec.name, &spec.component, spec.precompiled.as_deref())?;
+            let comp_err = |message: String| BootError::Component { function: spec.name.clone(), message };
+            let kind = Kind::detect(&component, engine.engine()).ok_or_else(|| {
+                comp_err(
+                    "the component exports neither `wasi:http/incoming-handler@0.2` (HTTP function) nor \
+                     `nimbus:function/events@0.1` (event function)"
+                        .into(),
+                )
+            })?;
+            let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
+                comp_err(format!("the component imports something Nimbus does not provide: {e:#}"))
+            })?;
+            let pre = match kind {
+                Kind::Http => Pre::Http(ProxyPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?),
+                Kind::Event => Pre::Event(EventFunctionPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?),
+            };
+            let shared = caps::Shared::configure(spec).await?;
+            let index = functions.len();
+            for r in &spec.routes {
+                router.insert(r.method.as_ref(), &r.path, index).map_err(|e| BootError::Route {
+                    function: spec.name.clone(),
+                    route: format!("{} {}", r.method.as_ref().map_or("ANY", |m| m.as_str()), r.path),
+                    line: r.line,
+                    message: e.to_string(),
+                })?;
+            }
+            if kind == Kind::Event && !spec.routes.is_empty() {
+                return Err(comp_err("routes are for HTTP functions; this is an event function".into()));
+            }
+            functions.push(Function {
+                name: Arc::from(spec.name.as_str()),
+                kind,
+                limits: spec.limits,
+                loaded_from,
+                load_time: t.elapsed(),
+                pre,
+                shared,
+                permits: Arc::new(Semaphore::new(spec.limits.concurrency as usize)),
+            });
+        }
+
+        Ok(Arc::new(Host {
+            engine,
+            functions,
+            router,
+            log_sink: opts.log_sink,
+            queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
+            boot_time: started.elapsed(),
+        }))
+    }
+
+    /// All booted functions.
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// The function with this name.
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| &*f.name == name)
+    }
+
+    /// Routes an HTTP request.
+    pub fn route(&self, method: &http::Method, path: &str) -> RouteMatch {
+        self.router.route(method, path)
+    }
+
+    /// A new invocation of `f` with its configured timeout, starting now.
+    pub fn new_invocation(&self, f: &Function, request_id: Option<String>, trace: TraceContext) -> Invocation {
+        Invocation::new(f.name.clone(), f.limits.timeout, request_id, trace)
+    }
+
+    /// Runs one invocation in a fresh instance.
+    pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
+        match (&f.pre, payload) {
+            (Pre::Http(pre), Payload::Http(req)) => self.invoke_http(f, pre, inv, req).await,
+            (Pre::Event(pre), Payload::Event(ev)) => self.invoke_event(f, pre, inv, ev).await,
+            _ => Err(InvokeError::WrongKind { function: f.name.to_string(), kind: f.kind.as_str() }),
+        }
+    }
+
+    /// Waits for a free instance slot, at most until the deadline or the queue timeout.
+    async fn acquire(&self, f: &Function, inv: &Invocation) -> Result<tokio::sync::OwnedSemaphorePermit, InvokeError> {
+        let overloaded = || InvokeError::Overloaded { concurrency: f.limits.concurrency, retry_after: Duration::from_secs(1) };
+        if let Ok(p) = f.permits.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let wait = self.queue_timeout.min(inv.remaining());
+        match tokio::time::timeout(wait, f.permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(overloaded()),
+        }
+    }
+
+    /// A store for one invocation, with its memory limit and deadline.
+    fn new_store(&self, f: &Function, inv: &Arc<Invocation>) -> Store<HostState> {
+        let state = HostState::prepare(&f.shared, inv, f.limits.memory, &self.log_sink);
+        let mut store = Store::new(self.engine.engine(), state);
+        store.limiter(|s| &mut s.limits);
+        let deadline = inv.deadline;
+        let tick_ms = self.engine.tick().as_millis().max(1) as u64;
+        let ticks_left = move || (deadline.saturating_duration_since(Instant::now()).as_millis() as u64 / tick_ms).clamp(1, YIELD_TICKS);
+        store.set_epoch_deadline(ticks_left());
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(ticks_left()))
+            }
+        });
+        store
+    }
+
+    async fn invoke_http(
+        &self,
+        f: &Function,
+        pre: &ProxyPre<HostState>,
+        inv: Invocation,
+        req: http::Request<Body>,
+    ) -> Result<Outcome, InvokeError> {
+        let limit = f.limits.max_request_body;
+        if let Some(len) = content_length(req.headers())
+            && len > limit
+        {
+            return Err(InvokeError::TooLarge { what: "request body", size: len, limit, quota: "max_request_body" });
+        }
+        let permit = self.acquire(f, &inv).await?;
+        let inv = Arc::new(inv);
+        let mut store = self.new_store(f, &inv);
+
+        let too_large = Arc::new(AtomicBool::new(false));
+        let req = req.map(|b| {
+            LimitedBody::new(b, limit, too_large.clone(), wasmtime_wasi_http::Error::HttpRequestBodySize).boxed_unsync()
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (req, out) = {
+            let mut http = store.data_mut().http();
+            let req = http.new_incoming_request(Scheme::Http, req).map_err(internal)?;
+            let out = http.new_response_outparam(tx).map_err(internal)?;
+            (req, out)
+        };
+
+        // The guest keeps running after it hands over the response head (it
+        // streams the body), so it runs in its own task holding the permit.
+        let pre = pre.clone();
+        let deadline = inv.deadline;
+        let timeout = f.limits.timeout;
+        let task = tokio::spawn(async move {
+            let _permit = permit;
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+            };
+            match tokio::time::timeout_at(deadline.into(), run).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(classify(e, &store.data().limits, timeout)),
+                Err(_) => Err(InvokeError::Deadline(timeout)),
+            }
+        });
+
+        let response = match rx.await {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(code)) => {
+                if too_large.load(Ordering::Relaxed) {
+                    return Err(InvokeError::TooLarge { what: "request body", size: limit + 1, limit, quota: "max_request_body" });
+                }
+                return Err(InvokeError::Guest(format!("the function answered with error code {code:?}")));
+            }
+            Err(_) => {
+                let outcome = task.await.map_err(|e| InvokeError::Internal(format!("invocation task failed: {e}")))?;
+                if too_large.load(Ordering::Relaxed) {
+                    return Err(InvokeError::TooLarge { what: "request body", size: limit + 1, limit, quota: "max_request_body" });
+                }
+                outcome?;
+                return Err(InvokeError::NoResponse);
+            }
+        };
+
+        let out_limit = f.limits.max_response_body;
+        if let Some(len) = content_length(response.headers())
+            && len > out_limit
+        {
+            return Err(InvokeError::TooLarge { what: "response body", size: len, limit: out_limit, quota: "max_response_body" });
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        Ok(Outcome::Http(response.map(|b| {
+            LimitedBody::new(b, out_limit, flag, wasmtime_wasi_http::Error::HttpResponseBodySize).boxed_unsync()
+        })))
+    }
+
+    async fn invoke_event(
+        &self,
+        f: &Function,
+        pre: &EventFunctionPre<HostState>,
+        inv: Invocation,
+        event: Event,
+    ) -> Result<Outcome, InvokeError> {
+        let limit = f.limits.max_request_body;
+        if event.payload.len() as u64 > limit {
+            return Err(InvokeError::TooLarge {
+                what: "event",
+                size: event.payload.len() as u64,
+                limit,
+                quota: "max_request_body",
+            });
+        }
+        let _permit = self.acquire(f, &inv).await?;
+        let inv = Arc::new(inv);
+        let mut store = self.new_store(f, &inv);
+        let event = types::Event { source: event.source.into(), payload: event.payload };
+        let run = async {
+            let instance = pre.instantiate_async(&mut store).await?;
+            instance.nimbus_function_events().call_handle(&mut store, &event).await
+        };
+        let result = tokio::time::timeout_at(inv.deadline.into(), run).await;
+        let output = match result {
+            Ok(Ok(Ok(bytes))) => bytes,
+            Ok(Ok(Err(types::Error::InvalidEvent(m)))) => return Err(InvokeError::BadEvent(m)),
+            Ok(Ok(Err(types::Error::Failed(m)))) => return Err(InvokeError::Guest(m)),
+            Ok(Err(e)) => return Err(classify(e, &store.data().limits, f.limits.timeout)),
+            Err(_) => return Err(InvokeError::Deadline(f.limits.timeout)),
+        };
+        let out_limit = f.limits.max_response_body;
+        if output.len() as u64 > out_limit {
+            return Err(InvokeError::TooLarge {
+                what: "response payload",
+                size: output.len() as u64,
+                limit: out_limit,
+                quota: "max_response_body",
+            });
+        }
+        Ok(Outcome::Event(output))
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> InvokeError {
+    InvokeError::Internal(e.to_string())
+}
+
+fn content_length(h: &http::HeaderMap) -> Option<u64> {
+    h.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Turns a failed guest call into the invocation's error.
+fn classify(err: wasmtime::Error, limits: &MemoryLimiter, timeout: Duration) -> InvokeError {
+    if limits.hit {
+        return InvokeError::Memory { limit_mb: limits.limit_mb() };
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => InvokeError::Deadline(timeout),
+        Some(trap) => InvokeError::Trap(trap.to_string()),
+        None => {
+            let msg = format!("{err:#}");
+            if msg.contains("maximum concurrent") || msg.contains("pooling allocator") {
+                InvokeError::Overloaded { concurrency: 0, retry_after: Duration::from_secs(1) }
+            } else {
+                InvokeError::Trap(msg)
+            }
+        }
+    }
+}
+
+impl From<EventSource> for types::EventSource {
+    fn from(s: EventSource) -> Self {
+        match s {
+            EventSource::Direct => types::EventSource::Direct,
+            EventSource::Sqs => types::EventSource::Sqs,
+            EventSource::Sns => types::EventSource::Sns,
+            EventSource::S3 => types::EventSource::S3,
+            EventSource::EventBridge => types::EventSource::Eventbridge,
+            EventSource::Schedule => types::EventSource::Schedule,
+            EventSource::DynamoDb => types::EventSource::Dynamodb,
+            EventSource::Kinesis => types::EventSource::Kinesis,
+            EventSource::Other => types::EventSource::Other,
+        }
+    }
+}
+
+/// A body that fails once more than `limit` bytes have passed through it.
+struct LimitedBody<B> {
+    inner: B,
+    seen: u64,
+    limit: u64,
+    tripped: Arc<AtomicBool>,
+    error: fn(Option<u64>) -> wasmtime_wasi_http::Error,
+}
+
+impl<B> LimitedBody<B> {
+    fn new(inner: B, limit: u64, tripped: Arc<AtomicBool>, error: fn(Option<u64>) -> wasmtime_wasi_http::Error) -> Self {
+        LimitedBody { inner, seen: 0, limit, tripped, error }
+    }
+}
+
+impl<B> http_body::Body for LimitedBody<B>
+where
+    B: http_body::Body<Data = Bytes, Error = wasmtime_wasi_http::Error> + Unpin,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen += data.len() as u64;
+                    if this.seen > this.limit {
+                        this.tripped.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err((this.error)(Some(this.limit)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,196 @@
+//! What one invocation is: its identity, deadline and trace context, the
+//! payload going in and the outcome coming out. Adapters build these at the
+//! platform edge; capabilities read them, never a process-wide variable.
+
+use crate::Body;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One invocation of one function.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The platform's request id (or a fresh one).
+    pub request_id: Arc<str>,
+    /// The function's name.
+    pub function: Arc<str>,
+    /// When the guest is stopped, on the host's monotonic clock.
+    pub deadline: Instant,
+    /// The same instant in milliseconds since the Unix epoch, as the guest sees it.
+    pub deadline_unix_ms: u64,
+    /// The W3C trace context.
+    pub trace: TraceContext,
+}
+
+impl Invocation {
+    /// An invocation of `function` that must finish within `timeout` from now.
+    pub fn new(function: Arc<str>, timeout: Duration, request_id: Option<String>, trace: TraceContext) -> Invocation {
+        let now_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        Invocation {
+            request_id: request_id.map(Arc::from).unwrap_or_else(|| Arc::from(new_request_id())),
+            function,
+            deadline: Instant::now() + timeout,
+            deadline_unix_ms: now_unix_ms + timeout.as_millis() as u64,
+            trace,
+        }
+    }
+
+    /// Time left before the deadline (zero once passed).
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// A W3C trace context (`traceparent` and optional `tracestate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    /// `00-<trace-id>-<parent-id>-<flags>`.
+    pub traceparent: String,
+    /// Vendor state, passed through untouched.
+    pub tracestate: Option<String>,
+}
+
+impl TraceContext {
+    /// Uses the caller's `traceparent` if it is valid W3C, else starts a new
+    /// sampled trace: bad input never fails an invocation.
+    pub fn from_w3c(traceparent: Option<&str>, tracestate: Option<&str>) -> TraceContext {
+        match traceparent {
+            Some(tp) if is_valid_traceparent(tp) => TraceContext {
+                traceparent: tp.to_ascii_lowercase(),
+                tracestate: tracestate.map(str::to_owned),
+            },
+            _ => TraceContext::new_root(),
+        }
+    }
+
+    /// A new sampled root trace with random ids.
+    pub fn new_root() -> TraceContext {
+        let mut s = String::with_capacity(55);
+        let trace = fastrand::u128(1..);
+        let span = fastrand::u64(1..);
+        let _ = write!(s, "00-{trace:032x}-{span:016x}-01");
+        TraceContext { traceparent: s, tracestate: None }
+    }
+
+    /// The 32-hex-digit trace id.
+    pub fn trace_id(&self) -> &str {
+        self.traceparent.get(3..35).unwrap_or("")
+    }
+}
+
+/// `00-{32 hex}-{16 hex}-{2 hex}`, ids not all zero, version not `ff`.
+fn is_valid_traceparent(tp: &str) -> bool {
+    let b = tp.as_bytes();
+    if b.len() < 55 || (b.len() > 55 && b[55] != b'-') {
+        return false;
+    }
+    let hex = |r: std::ops::Range<usize>| b[r].iter().all(|c| c.is_ascii_hexdigit());
+    let zero = |r: std::ops::Range<usize>| b[r].iter().all(|c| *c == b'0');
+    b[2] == b'-'
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(0..2)
+        && hex(3..35)
+        && hex(36..52)
+        && hex(53..55)
+        && !tp[0..2].eq_ignore_ascii_case("ff")
+        && (b.len() == 55 || &tp[0..2] != "00")
+        && !zero(3..35)
+        && !zero(36..52)
+}
+
+/// A fresh request id, formatted like a UUID v4 (as Lambda's are).
+pub fn new_request_id() -> String {
+    let v = fastrand::u128(..);
+    let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    let h = format!("{v:032x}");
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// The source kind of an event (mirrors `nimbus:function/types.event-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSource {
+    /// Direct invocation.
+    Direct,
+    /// SQS batch.
+    Sqs,
+    /// SNS notification.
+    Sns,
+    /// S3 notification.
+    S3,
+    /// EventBridge event.
+    EventBridge,
+    /// Scheduled event.
+    Schedule,
+    /// DynamoDB stream.
+    DynamoDb,
+    /// Kinesis stream.
+    Kinesis,
+    /// Anything else.
+    Other,
+}
+
+/// An event for an event function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Where it came from.
+    pub source: EventSource,
+    /// The raw payload (JSON for every AWS source).
+    pub payload: Vec<u8>,
+}
+
+/// What an invocation carries in.
+pub enum Payload {
+    /// An HTTP request for an HTTP function.
+    Http(http::Request<Body>),
+    /// An event for an event function.
+    Event(Event),
+}
+
+/// What an invocation produced.
+pub enum Outcome {
+    /// An HTTP response; its body may still be streaming from the guest.
+    Http(http::Response<Body>),
+    /// An event function's output payload.
+    Event(Vec<u8>),
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Http(r) => write!(f, "Outcome::Http({})", r.status()),
+            Outcome::Event(p) => write!(f, "Outcome::Event({} bytes)", p.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_validated() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(TraceContext::from_w3c(Some(ok), Some("a=b")).traceparent, ok);
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "garbage",
+        ] {
+            let t = TraceContext::from_w3c(Some(bad), None);
+            assert_ne!(t.traceparent, bad);
+            assert!(is_valid_traceparent(&t.traceparent), "{}", t.traceparent);
+        }
+    }
+
+    #[test]
+    fn request_ids_look_like_uuid_v4() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(&id[14..15], "4");
+        assert!(matches!(&id[19..20], "8" | "9" | "a" | "b"));
+    }
+}

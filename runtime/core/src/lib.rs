@@ -1,0 +1,48 @@
+//! Nimbus core: the sandbox host that every platform adapter drives.
+//!
+//! A [`Host`] is booted once per process from a [`Manifest`]: it builds one
+//! wasmtime engine (pooling allocator, epoch interruption), loads each
+//! function's component or precompiled artifact, links the host
+//! capabilities, and keeps one `InstancePre` per function. Each invocation
+//! then gets a fresh, bounded instance: its own memory limit, its own
+//! deadline, nothing left over from the previous request.
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! use nimbus_core::{Host, BootOptions, Manifest, Invocation, Payload, Event, EventSource};
+//!
+//! let manifest = Manifest::load("nimbus.toml")?;
+//! let host = Host::boot(manifest, BootOptions::default()).await?;
+//! let echo = host.function("echo").expect("declared in nimbus.toml");
+//! let inv = Invocation::new(echo, None);
+//! let event = Event { source: EventSource::Direct, payload: br#"{"hi":1}"#.to_vec() };
+//! let outcome = host.invoke(echo, inv, Payload::Event(event)).await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+pub mod artifact;
+mod bindings;
+pub mod caps;
+pub mod engine;
+pub mod error;
+mod exports;
+pub mod host;
+pub mod invocation;
+pub mod logs;
+pub mod manifest;
+pub mod router;
+mod state;
+
+pub use error::{BootError, InvokeError};
+pub use exports::Kind;
+pub use host::{BootOptions, Function, Host};
+pub use invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
+pub use manifest::Manifest;
+pub use router::RouteMatch;
+
+/// The HTTP body type Nimbus hands to and receives from guests.
+pub type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, HttpError>;
+
+/// The error type of [`Body`] (wasi-http's).
+pub use wasmtime_wasi_http::Error as HttpError;

@@ -1,0 +1,224 @@
+//! Structured logs: guest stdout/stderr and host request logs become one
+//! JSON object per line on the host's stdout — the shape CloudWatch Logs and
+//! Alibaba SLS index without a parser:
+//!
+//! ```json
+//! {"ts":"2026-11-22T10:00:00.123Z","level":"INFO","msg":"hello","function":"hello",
+//!  "request_id":"…","trace_id":"…","stream":"stdout"}
+//! ```
+
+use crate::invocation::Invocation;
+use bytes::Bytes;
+use std::io::Write as _;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+/// Longest guest log line; longer lines are split so one runaway print
+/// cannot hold unbounded host memory.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Where log lines go.
+#[derive(Clone, Default)]
+pub enum LogSink {
+    /// The process's stdout (the default everywhere).
+    #[default]
+    Stdout,
+    /// The process's stderr (`nimbus invoke`, whose stdout is the result).
+    Stderr,
+    /// Kept in memory, for tests and `nimbus invoke --quiet`.
+    Capture(Arc<Mutex<Vec<String>>>),
+}
+
+impl LogSink {
+    /// Writes one finished line (without newline).
+    pub fn write_line(&self, line: &str) {
+        match self {
+            LogSink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(line.as_bytes());
+                let _ = out.write_all(b"\n");
+                let _ = out.flush();
+            }
+            LogSink::Stderr => {
+                let mut out = std::io::stderr().lock();
+                let _ = out.write_all(line.as_bytes());
+                let _ = out.write_all(b"\n");
+            }
+            LogSink::Capture(lines) => {
+                if let Ok(mut l) = lines.lock() {
+                    l.push(line.to_owned());
+                }
+            }
+        }
+    }
+}
+
+/// Formats one record. `fields` are extra `"key": value` pairs (values already JSON).
+pub fn format_record(level: &str, msg: &str, inv: Option<&Invocation>, extra: &[(&str, serde_json::Value)]) -> String {
+    use serde_json::{Map, Value};
+    let mut m = Map::with_capacity(6 + extra.len());
+    m.insert("ts".into(), Value::String(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()));
+    m.insert("level".into(), Value::String(level.into()));
+    m.insert("msg".into(), Value::String(msg.into()));
+    if let Some(inv) = inv {
+        m.insert("function".into(), Value::String(inv.function.to_string()));
+        m.insert("request_id".into(), Value::String(inv.request_id.to_string()));
+        m.insert("trace_id".into(), Value::String(inv.trace.trace_id().to_string()));
+    }
+    for (k, v) in extra {
+        m.insert((*k).into(), v.clone());
+    }
+    Value::Object(m).to_string()
+}
+
+/// Which guest stream a log line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// `wasi:cli/stdout`: level INFO.
+    Stdout,
+    /// `wasi:cli/stderr`: level WARN.
+    Stderr,
+}
+
+/// The guest's stdout or stderr for one invocation.
+#[derive(Clone)]
+pub struct GuestLog {
+    inv: Arc<Invocation>,
+    sink: LogSink,
+    stream: Stream,
+}
+
+impl GuestLog {
+    /// A stream that tags every line with `inv`'s ids.
+    pub fn new(inv: Arc<Invocation>, sink: LogSink, stream: Stream) -> Self {
+        GuestLog { inv, sink, stream }
+    }
+
+    fn writer(&self) -> LineWriter {
+        LineWriter { log: self.clone(), buf: Vec::new() }
+    }
+}
+
+impl IsTerminal for GuestLog {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestLog {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.writer())
+    }
+
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.writer())
+    }
+}
+
+/// Buffers partial lines; emits a record per complete line, and the rest on drop.
+struct LineWriter {
+    log: GuestLog,
+    buf: Vec<u8>,
+}
+
+impl LineWriter {
+    fn push(&mut self, mut bytes: &[u8]) {
+        while let Some(pos) = bytes.iter().position(|b| *b == b'\n') {
+            self.buf.extend_from_slice(&bytes[..pos]);
+            self.emit();
+            bytes = &bytes[pos + 1..];
+        }
+        self.buf.extend_from_slice(bytes);
+        while self.buf.len() >= MAX_LINE {
+            let rest = self.buf.split_off(MAX_LINE);
+            self.emit();
+            self.buf = rest;
+        }
+    }
+
+    fn emit(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf);
+        let text = text.strip_suffix('\r').unwrap_or(&text);
+        let (level, stream) = match self.log.stream {
+            Stream::Stdout => ("INFO", "stdout"),
+            Stream::Stderr => ("WARN", "stderr"),
+        };
+        let line = format_record(level, text, Some(&self.log.inv), &[("stream", stream.into())]);
+        self.log.sink.write_line(&line);
+        self.buf.clear();
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.buf.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(MAX_LINE)
+    }
+}
+
+impl tokio::io::AsyncWrite for LineWriter {
+    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invocation::TraceContext;
+    use std::time::Duration;
+
+    #[test]
+    fn lines_become_json_records_with_ids() {
+        let inv = Arc::new(Invocation::new("f".into(), Duration::from_secs(1), Some("req-1".into()), TraceContext::new_root()));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let log = GuestLog::new(inv, LogSink::Capture(lines.clone()), Stream::Stderr);
+        {
+            let mut w = log.writer();
+            w.push(b"one\ntw");
+            w.push(b"o\r\nthree \"quoted\"");
+        }
+        let got = lines.lock().unwrap().clone();
+        assert_eq!(got.len(), 3);
+        let v: Vec<serde_json::Value> = got.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(v[0]["msg"], "one");
+        assert_eq!(v[1]["msg"], "two");
+        assert_eq!(v[2]["msg"], "three \"quoted\"");
+        assert_eq!(v[0]["request_id"], "req-1");
+        assert_eq!(v[0]["level"], "WARN");
+        assert_eq!(v[0]["stream"], "stderr");
+    }
+}

@@ -1,0 +1,506 @@
+//! `nimbus.toml`: the one file that drives `serve`, `invoke`, `compile` and packaging.
+//!
+//! Parsing is strict: unknown keys, bad sizes, bad durations, bad routes and
+//! missing required fields are all errors that name the file, the line and
+//! the key, so a typo never silently becomes a default.
+
+mod units;
+
+pub use units::{ByteSize, Dur};
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The only manifest format version this build understands.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// A parsed and validated manifest.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The file it was read from (or a label such as `<inline>`).
+    pub path: PathBuf,
+    /// Relative paths in the manifest resolve against this directory.
+    pub dir: PathBuf,
+    /// The application's name (`app.name`), used in logs and packaging.
+    pub app_name: String,
+    /// The declared functions, ordered by name.
+    pub functions: Vec<FunctionSpec>,
+}
+
+/// One function: the unit of deployment.
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    /// The function's id: kebab-case, unique in the manifest.
+    pub name: String,
+    /// The `.wasm` component (resolved path).
+    pub component: PathBuf,
+    /// An optional precompiled artifact made by `nimbus compile` (resolved path).
+    pub precompiled: Option<PathBuf>,
+    /// HTTP routes served by `nimbus serve` and the HTTP adapters.
+    pub routes: Vec<RouteSpec>,
+    /// Resource limits, after applying `[defaults]`.
+    pub limits: Limits,
+    /// Declared configuration keys: the only ones the guest can see.
+    pub config: BTreeMap<String, ConfigKeySpec>,
+    /// Origins the guest may call over `wasi:http` (none by default).
+    pub allowed_outbound_hosts: Vec<OutboundRule>,
+}
+
+/// One allowed outbound origin: `https://api.example.com`, `http://127.0.0.1:8080`,
+/// `https://*.example.com`, `http://localhost:*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundRule {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Exact host, `*`, or `*.suffix`.
+    pub host: String,
+    /// `None` means any port.
+    pub port: Option<u16>,
+}
+
+impl OutboundRule {
+    /// Parses `scheme://host[:port]`.
+    pub fn parse(text: &str) -> Result<OutboundRule, String> {
+        let bad = || format!("invalid outbound host {text:?}: expected e.g. \"https://api.example.com\" or \"http://127.0.0.1:8080\"");
+        let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
+        if scheme != "http" && scheme != "https" {
+            return Err(bad());
+        }
+        let rest = rest.trim_end_matches('/');
+        if rest.is_empty() || rest.contains('/') {
+            return Err(bad());
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, "*")) => (h, None),
+            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
+            None => (rest, Some(if scheme == "http" { 80 } else { 443 })),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(OutboundRule { scheme: scheme.into(), host: host.to_ascii_lowercase(), port })
+    }
+
+    /// Whether a request to `scheme://host:port` matches this rule.
+    pub fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
+        let host_ok = if self.host == "*" {
+            true
+        } else if let Some(suffix) = self.host.strip_prefix("*.") {
+            host.len() > suffix.len() + 1
+                && host.to_ascii_lowercase().ends_with(suffix)
+                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+        } else {
+            self.host.eq_ignore_ascii_case(host)
+        };
+        self.scheme == scheme && host_ok && self.port.is_none_or(|p| p == port)
+    }
+}
+
+/// Per-invocation resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum linear memory of one instance, in bytes.
+    pub memory: u64,
+    /// Wall-clock deadline of one invocation.
+    pub timeout: Duration,
+    /// Invocations running at once; more wait in a queue.
+    pub concurrency: u32,
+    /// Largest request body accepted (413 beyond).
+    pub max_request_body: u64,
+    /// Largest response body a guest may send.
+    pub max_response_body: u64,
+}
+
+impl Default for Limits {
+    /// Lambda-like defaults: 128 MiB, 30 s, 64 concurrent, 6 MB payloads
+    /// (the synchronous Lambda invocation payload quota).
+    fn default() -> Self {
+        Limits {
+            memory: 128 << 20,
+            timeout: Duration::from_secs(30),
+            concurrency: 64,
+            max_request_body: 6 << 20,
+            max_response_body: 6 << 20,
+        }
+    }
+}
+
+/// `"GET /hello"` or `"/hello/{name}"` (any method).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// `None` matches any method (`ANY` or no method written).
+    pub method: Option<http::Method>,
+    /// A path with `{param}` segments and an optional trailing `{*rest}`.
+    pub path: String,
+    /// Line in the manifest, for error messages.
+    pub line: usize,
+}
+
+/// Where one declared config value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A literal value written in the manifest.
+    Value(String),
+    /// An environment variable of the host process.
+    Env(String),
+    /// A file's contents (one trailing newline removed).
+    File(PathBuf),
+}
+
+/// A declared config key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigKeySpec {
+    /// Where the value comes from.
+    pub source: ConfigSource,
+    /// Used when the source has no value.
+    pub default: Option<String>,
+    /// Boot fails when the value is missing and there is no default (default: true).
+    pub required: bool,
+    /// Never logged; shown as `***` (default: false).
+    pub secret: bool,
+}
+
+/// A manifest problem, pointing at the file, line and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestError {
+    /// The manifest file.
+    pub file: PathBuf,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `function.hello.memory`, when known.
+    pub key: Option<String>,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ": key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ManifestError {}
+
+// ---- raw serde shapes: exactly the TOML, nothing inferred ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    manifest_version: Spanned<u32>,
+    #[serde(default)]
+    app: Option<RawApp>,
+    #[serde(default)]
+    defaults: RawLimits,
+    #[serde(default)]
+    function: BTreeMap<Spanned<String>, RawFunction>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    name: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory: Option<Spanned<ByteSize>>,
+    timeout: Option<Spanned<Dur>>,
+    concurrency: Option<Spanned<u32>>,
+    max_request_body: Option<Spanned<ByteSize>>,
+    max_response_body: Option<Spanned<ByteSize>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunction {
+    component: String,
+    precompiled: Option<String>,
+    #[serde(default)]
+    routes: Vec<Spanned<String>>,
+    memory: Option<Spanned<ByteSize>>,
+    timeout: Option<Spanned<Dur>>,
+    concurrency: Option<Spanned<u32>>,
+    max_request_body: Option<Spanned<ByteSize>>,
+    max_response_body: Option<Spanned<ByteSize>>,
+    #[serde(default)]
+    config: BTreeMap<Spanned<String>, RawConfigKey>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfigKey {
+    value: Option<String>,
+    env: Option<String>,
+    file: Option<String>,
+    ssm: Option<String>,
+    default: Option<String>,
+    required: Option<bool>,
+    secret: Option<bool>,
+}
+
+impl Manifest {
+    /// Reads and validates a manifest file.
+    pub fn load(path: impl AsRef<Path>) -> Result<Manifest, ManifestError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ManifestError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read manifest: {e}"),
+        })?;
+        let dir = path
+            .parent()
+            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .unwrap_or(Path::new("."));
+        Manifest::parse(&text, path, dir)
+    }
+
+    /// Parses manifest text; `file` names it in errors, `dir` anchors relative paths.
+    pub fn parse(text: &str, file: &Path, dir: &Path) -> Result<Manifest, ManifestError> {
+        let err = |span: Option<std::ops::Range<usize>>, key: Option<String>, message: String| ManifestError {
+            file: file.to_path_buf(),
+            line: span.map(|s| line_of(text, s.start)),
+            key,
+            message,
+        };
+        let de = toml::de::Deserializer::parse(text).map_err(|e| err(e.span(), None, e.message().to_string()))?;
+        let raw: RawManifest = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let key = (path != "." && !path.is_empty()).then_some(path);
+            err(inner.span(), key, inner.message().to_string())
+        })?;
+
+        if *raw.manifest_version.get_ref() != MANIFEST_VERSION {
+            return Err(err(
+                Some(raw.manifest_version.span()),
+                Some("manifest_version".into()),
+                format!(
+                    "unsupported manifest_version {}: this nimbus understands version {MANIFEST_VERSION}",
+                    raw.manifest_version.get_ref()
+                ),
+            ));
+        }
+
+        let defaults = apply_limits(Limits::default(), &raw.defaults_as_overrides(), "defaults")
+            .map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?;
+
+        let mut functions = Vec::with_capacity(raw.function.len());
+        for (name, f) in raw.function {
+            let fname = name.get_ref().clone();
+            if !is_kebab_id(&fname) {
+                return Err(err(
+                    Some(name.span()),
+                    Some(format!("function.{fname}")),
+                    "function names must be kebab-case: lowercase letters, digits and '-', starting with a letter"
+                        .into(),
+                ));
+            }
+            let prefix = format!("function.{fname}");
+            let overrides = Overrides {
+                memory: f.memory.clone(),
+                timeout: f.timeout.clone(),
+                concurrency: f.concurrency.clone(),
+                max_request_body: f.max_request_body.clone(),
+                max_response_body: f.max_response_body.clone(),
+            };
+            let limits =
+                apply_limits(defaults, &overrides, &prefix).map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?;
+
+            let mut routes = Vec::with_capacity(f.routes.len());
+            for r in &f.routes {
+                let route = parse_route(r.get_ref()).map_err(|m| {
+                    err(Some(r.span()), Some(format!("{prefix}.routes")), m)
+                })?;
+                routes.push(RouteSpec { line: line_of(text, r.span().start), ..route });
+            }
+
+            let mut config = BTreeMap::new();
+            for (key, spec) in f.config {
+                let kname = key.get_ref().clone();
+                let at = |m: String| err(Some(key.span()), Some(format!("{prefix}.config.{kname}")), m);
+                if kname.is_empty() || !kname.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                    return Err(at("config keys may use letters, digits, '_', '-' and '.' only".into()));
+                }
+                let sources = [spec.value.is_some(), spec.env.is_some(), spec.file.is_some(), spec.ssm.is_some()];
+                if sources.iter().filter(|s| **s).count() != 1 {
+                    return Err(at("give exactly one source: `value`, `env` or `file`".into()));
+                }
+                let source = if let Some(v) = spec.value {
+                    ConfigSource::Value(v)
+                } else if let Some(v) = spec.env {
+                    ConfigSource::Env(v)
+                } else if let Some(v) = spec.file {
+                    ConfigSource::File(dir.join(v))
+                } else {
+                    return Err(at(
+                        "SSM parameter sources (`ssm = ...`) are not supported by this version of Nimbus yet; \
+                         use `value`, `env` or `file`"
+                            .into(),
+                    ));
+                };
+                config.insert(
+                    kname,
+                    ConfigKeySpec {
+                        source,
+                        default: spec.default,
+                        required: spec.required.unwrap_or(true),
+                        secret: spec.secret.unwrap_or(false),
+                    },
+                );
+            }
+
+            let mut allowed_outbound_hosts = Vec::new();
+            for h in &f.allowed_outbound_hosts {
+                let rule = OutboundRule::parse(h.get_ref())
+                    .map_err(|m| err(Some(h.span()), Some(format!("{prefix}.allowed_outbound_hosts")), m))?;
+                allowed_outbound_hosts.push(rule);
+            }
+
+            functions.push(FunctionSpec {
+                name: fname,
+                component: dir.join(&f.component),
+                precompiled: f.precompiled.map(|p| dir.join(p)),
+                routes,
+                limits,
+                config,
+                allowed_outbound_hosts,
+            });
+        }
+
+        Ok(Manifest {
+            path: file.to_path_buf(),
+            dir: dir.to_path_buf(),
+            app_name: raw.app.map(|a| a.name).unwrap_or_else(|| "nimbus".into()),
+            functions,
+        })
+    }
+
+    /// The function with this name.
+    pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+struct Overrides {
+    memory: Option<Spanned<ByteSize>>,
+    timeout: Option<Spanned<Dur>>,
+    concurrency: Option<Spanned<u32>>,
+    max_request_body: Option<Spanned<ByteSize>>,
+    max_response_body: Option<Spanned<ByteSize>>,
+}
+
+impl RawManifest {
+    fn defaults_as_overrides(&self) -> Overrides {
+        let d = &self.defaults;
+        Overrides {
+            memory: d.memory.clone(),
+            timeout: d.timeout.clone(),
+            concurrency: d.concurrency.clone(),
+            max_request_body: d.max_request_body.clone(),
+            max_response_body: d.max_response_body.clone(),
+        }
+    }
+}
+
+type LimitError = (std::ops::Range<usize>, String, String);
+
+/// Applies overrides to `base`, checking each against its allowed range.
+fn apply_limits(mut base: Limits, o: &Overrides, prefix: &str) -> Result<Limits, LimitError> {
+    fn check<T: Copy + PartialOrd>(
+        v: &Spanned<T>,
+        lo: T,
+        hi: T,
+        key: String,
+        what: &str,
+    ) -> Result<T, LimitError> {
+        let x = *v.get_ref();
+        if x < lo || x > hi {
+            return Err((v.span(), key, format!("{what} is out of range")));
+        }
+        Ok(x)
+    }
+    if let Some(m) = &o.memory {
+        base.memory = check(m, ByteSize(1 << 20), ByteSize(4 << 30), format!("{prefix}.memory"), "memory (1MiB..=4GiB)")?.0;
+    }
+    if let Some(t) = &o.timeout {
+        base.timeout = check(
+            t,
+            Dur(Duration::from_millis(1)),
+            Dur(Duration::from_secs(15 * 60)),
+            format!("{prefix}.timeout"),
+            "timeout (1ms..=15m)",
+        )?
+        .0;
+    }
+    if let Some(c) = &o.concurrency {
+        base.concurrency = check(c, 1, 10_000, format!("{prefix}.concurrency"), "concurrency (1..=10000)")?;
+    }
+    if let Some(b) = &o.max_request_body {
+        base.max_request_body =
+            check(b, ByteSize(0), ByteSize(1 << 30), format!("{prefix}.max_request_body"), "max_request_body (..=1GiB)")?.0;
+    }
+    if let Some(b) = &o.max_response_body {
+        base.max_response_body = check(
+            b,
+            ByteSize(0),
+            ByteSize(1 << 30),
+            format!("{prefix}.max_response_body"),
+            "max_response_body (..=1GiB)",
+        )?
+        .0;
+    }
+    Ok(base)
+}
+
+fn is_kebab_id(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.ends_with('-')
+}
+
+/// Parses `"GET /a/{id}"`, `"ANY /x/{*rest}"` or `"/path"`.
+fn parse_route(text: &str) -> Result<RouteSpec, String> {
+    let text = text.trim();
+    let (method, path) = match text.split_once(char::is_whitespace) {
+        Some((m, p)) => (Some(m), p.trim()),
+        None => (None, text),
+    };
+    let method = match method {
+        None | Some("ANY") | Some("*") => None,
+        Some(m) => {
+            const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+            if !KNOWN.contains(&m) {
+                return Err(format!("unknown method {m:?} in route {text:?}: use one of {KNOWN:?} or ANY"));
+            }
+            Some(http::Method::from_bytes(m.as_bytes()).map_err(|e| e.to_string())?)
+        }
+    };
+    if !path.starts_with('/') {
+        return Err(format!("route path must start with '/': {text:?}"));
+    }
+    crate::router::check_path(path).map_err(|e| format!("bad route {text:?}: {e}"))?;
+    Ok(RouteSpec { method, path: path.to_string(), line: 0 })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+}
+
+#[cfg(test)]
+mod tests;

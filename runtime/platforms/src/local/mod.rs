@@ -1,0 +1,215 @@
+//! The local gateway behind `nimbus serve`.
+//!
+//! Routes come from the manifest. Each request becomes one invocation in a
+//! fresh instance; failures become clear JSON errors with the status an API
+//! gateway would use (404, 405, 413, 500, 502, 503 + `Retry-After`, 504).
+//! Event functions are reachable through the Lambda Invoke API path
+//! (`POST /2015-03-31/functions/{name}/invocations`), so
+//! `aws lambda invoke --endpoint-url http://127.0.0.1:3000` works too.
+
+mod encode;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use nimbus_core::logs::{LogSink, format_record};
+use nimbus_core::{Body, Event, EventSource, Host, InvokeError, Outcome, Payload, RouteMatch, TraceContext};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// The Lambda Invoke API path prefix.
+const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
+
+/// How the gateway behaves.
+#[derive(Clone)]
+pub struct GatewayOptions {
+    /// Write one JSON access-log line per request.
+    pub access_log: bool,
+    /// Where access-log lines go.
+    pub log_sink: LogSink,
+    /// How long in-flight requests may take to finish on shutdown.
+    pub drain_timeout: Duration,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions { access_log: true, log_sink: LogSink::Stdout, drain_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// A running gateway.
+pub struct Gateway {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Binds `addr` (port 0 picks a free port) and starts serving `host`.
+    pub async fn start(host: Arc<Host>, addr: SocketAddr, opts: GatewayOptions) -> std::io::Result<Gateway> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(accept_loop(listener, host, Arc::new(opts), stopped));
+        Ok(Gateway { addr, stop, task })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish (bounded), then returns.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn accept_loop(listener: TcpListener, host: Arc<Host>, opts: Arc<GatewayOptions>, mut stopped: watch::Receiver<bool>) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    loop {
+        let (stream, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let host = host.clone();
+        let opts = opts.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let host = host.clone();
+            let opts = opts.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&host, &opts, req).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    let drain = opts.drain_timeout;
+    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown: connections still open after {}s; closing them", drain.as_secs());
+    }
+}
+
+/// Serves one request: route, invoke, encode, log.
+async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let trace = TraceContext::from_w3c(header(&req, "traceparent"), header(&req, "tracestate"));
+
+    let (function, result) = if let Some(rest) = path.strip_prefix(INVOKE_PREFIX) {
+        invoke_api(host, req, rest, trace).await
+    } else {
+        match host.route(&method, &path) {
+            RouteMatch::Found { function, .. } => {
+                let f = &host.functions()[function];
+                let inv = host.new_invocation(f, None, trace);
+                let rid = inv.request_id.clone();
+                let req = req.map(|b| b.map_err(wasmtime_error).boxed_unsync());
+                let r = match host.invoke(f, inv, Payload::Http(req)).await {
+                    Ok(Outcome::Http(resp)) => Ok(resp),
+                    Ok(Outcome::Event(_)) => Err(InvokeError::Internal("HTTP function produced an event outcome".into())),
+                    Err(e) => Err(e),
+                };
+                (Some((f.name.clone(), rid)), r.map_err(|e| encode::error(&e)))
+            }
+            RouteMatch::MethodNotAllowed => (
+                None,
+                Err(encode::plain_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &format!("{method} is not routed for {path}"))),
+            ),
+            RouteMatch::NotFound => (
+                None,
+                Err(encode::plain_error(StatusCode::NOT_FOUND, "NotFound", &format!("no route for {method} {path}"))),
+            ),
+        }
+    };
+
+    let mut resp = result.unwrap_or_else(|e| e);
+    if let Some((_, rid)) = &function
+        && let Ok(v) = http::HeaderValue::from_str(rid)
+    {
+        resp.headers_mut().insert("x-nimbus-request-id", v);
+    }
+    if opts.access_log {
+        let mut fields: Vec<(&str, serde_json::Value)> = vec![
+            ("method", method.as_str().into()),
+            ("path", path.into()),
+            ("status", resp.status().as_u16().into()),
+            ("duration_ms", ((started.elapsed().as_micros() as f64) / 1000.0).into()),
+        ];
+        if let Some((f, rid)) = &function {
+            fields.push(("function", f.to_string().into()));
+            fields.push(("request_id", rid.to_string().into()));
+        }
+        let level = if resp.status().is_server_error() { "ERROR" } else { "INFO" };
+        let line = format_record(level, "request", None, &fields);
+        opts.log_sink.write_line(&line);
+    }
+    resp
+}
+
+type Routed = (Option<(Arc<str>, Arc<str>)>, Result<Response<Body>, Response<Body>>);
+
+/// `POST /2015-03-31/functions/{name}/invocations`: invoke an event function with the body as event.
+async fn invoke_api(host: &Host, req: Request<Incoming>, rest: &str, trace: TraceContext) -> Routed {
+    let Some(name) = rest.strip_suffix("/invocations") else {
+        return (None, Err(encode::plain_error(StatusCode::NOT_FOUND, "NotFound", "expected /2015-03-31/functions/{name}/invocations")));
+    };
+    if req.method() != Method::POST {
+        return (None, Err(encode::plain_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST")));
+    }
+    let Some(f) = host.function(name) else {
+        return (
+            None,
+            Err(encode::plain_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("function not found: {name}"))),
+        );
+    };
+    let inv = host.new_invocation(f, None, trace);
+    let rid = inv.request_id.clone();
+    let tag = Some((f.name.clone(), rid));
+    let limit = f.limits.max_request_body as usize;
+    let body = match http_body_util::Limited::new(req.into_body(), limit).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                InvokeError::TooLarge { what: "event", size: limit as u64 + 1, limit: limit as u64, quota: "max_request_body" }
+            } else {
+                InvokeError::BadEvent(format!("cannot read the request body: {e}"))
+            };
+            return (tag, Err(encode::error(&err)));
+        }
+    };
+    let event = Event { source: EventSource::Direct, payload: body.to_vec() };
+    match host.invoke(f, inv, Payload::Event(event)).await {
+        Ok(Outcome::Event(out)) => (tag, Ok(encode::json_response(StatusCode::OK, Bytes::from(out)))),
+        Ok(Outcome::Http(_)) => (tag, Err(encode::error(&InvokeError::Internal("unexpected HTTP outcome".into())))),
+        Err(e) => (tag, Err(encode::error(&e))),
+    }
+}
+
+fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+fn wasmtime_error(e: hyper::Error) -> nimbus_core::HttpError {
+    nimbus_core::HttpError::Hyper(e)
+}

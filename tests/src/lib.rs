@@ -1,0 +1,88 @@
+//! Test support: the guest components, a test gateway and a small HTTP client.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use nimbus_core::logs::LogSink;
+use nimbus_core::{BootOptions, Host, Manifest};
+use nimbus_platforms::local::{Gateway, GatewayOptions};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Paths of the built guest components.
+pub mod components {
+    include!(concat!(env!("OUT_DIR"), "/components.rs"));
+}
+
+/// Parses manifest text; `{NAME}` placeholders become component paths.
+pub fn manifest(text: &str) -> Manifest {
+    let mut t = text.to_string();
+    for (stem, path) in components::ALL {
+        t = t.replace(&format!("{{{}}}", stem.to_uppercase()), path);
+    }
+    Manifest::parse(&t, Path::new("test.toml"), Path::new(".")).unwrap_or_else(|e| panic!("test manifest: {e}"))
+}
+
+/// Boots a host whose guest logs are captured.
+pub async fn boot(text: &str) -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
+    boot_with(text, BootOptions::default()).await
+}
+
+/// Boots with options (the log sink is replaced by a capture).
+pub async fn boot_with(text: &str, opts: BootOptions) -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
+    let logs = Arc::new(Mutex::new(Vec::new()));
+    let opts = BootOptions { log_sink: LogSink::Capture(logs.clone()), ..opts };
+    let host = Host::boot(manifest(text), opts).await.unwrap_or_else(|e| panic!("boot: {e}"));
+    (host, logs)
+}
+
+/// Starts a gateway on a free loopback port (access log captured too).
+pub async fn gateway(host: Arc<Host>, logs: Arc<Mutex<Vec<String>>>) -> Gateway {
+    let opts = GatewayOptions { log_sink: LogSink::Capture(logs), ..GatewayOptions::default() };
+    Gateway::start(host, "127.0.0.1:0".parse().unwrap(), opts).await.expect("bind gateway")
+}
+
+/// A response read fully.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: http::HeaderMap,
+    /// Body, if it arrived whole.
+    pub body: Result<Bytes, String>,
+}
+
+impl Reply {
+    /// The body as text (panics if the body failed).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(self.body.as_ref().expect("body")).into_owned()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(self.body.as_ref().expect("body")).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// Sends one request over a new HTTP/1.1 connection.
+pub async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Reply {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(conn);
+    let mut req = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default()))).unwrap();
+    let resp = sender.send_request(req).await.expect("send request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).map_err(|e| e.to_string());
+    Reply { status, headers, body }
+}
+
+/// Shorthand for a GET.
+pub async fn get(addr: SocketAddr, path: &str) -> Reply {
+    request(addr, "GET", path, None, &[]).await
+}
