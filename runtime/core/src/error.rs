@@ -146,6 +146,8 @@ impl InvokeError {
             InvokeError::Trap(_) | InvokeError::Memory { .. } | InvokeError::Guest(_) => S::INTERNAL_SERVER_ERROR,
             InvokeError::Deadline(_) => S::GATEWAY_TIMEOUT,
             InvokeError::Overloaded { .. } => S::SERVICE_UNAVAILABLE,
+            // A response over its quota is the function's fault, as API Gateway sees it.
+            InvokeError::TooLarge { what, .. } if what.starts_with("response") => S::BAD_GATEWAY,
             InvokeError::TooLarge { .. } => S::PAYLOAD_TOO_LARGE,
             InvokeError::BadEvent(_) => S::BAD_REQUEST,
             InvokeError::NoResponse => S::BAD_GATEWAY,

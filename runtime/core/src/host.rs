@@ -281,20 +281,16 @@ impl Host {
             }
         });
 
-        let response = match rx.await {
+        let answer = rx.await;
+        // Whatever the guest made of a truncated request body, the answer is 413.
+        if too_large.load(Ordering::Relaxed) {
+            return Err(InvokeError::TooLarge { what: "request body", size: limit + 1, limit, quota: "max_request_body" });
+        }
+        let response = match answer {
             Ok(Ok(resp)) => resp,
-            Ok(Err(code)) => {
-                if too_large.load(Ordering::Relaxed) {
-                    return Err(InvokeError::TooLarge { what: "request body", size: limit + 1, limit, quota: "max_request_body" });
-                }
-                return Err(InvokeError::Guest(format!("the function answered with error code {code:?}")));
-            }
+            Ok(Err(code)) => return Err(InvokeError::Guest(format!("the function answered with error code {code:?}"))),
             Err(_) => {
-                let outcome = task.await.map_err(|e| InvokeError::Internal(format!("invocation task failed: {e}")))?;
-                if too_large.load(Ordering::Relaxed) {
-                    return Err(InvokeError::TooLarge { what: "request body", size: limit + 1, limit, quota: "max_request_body" });
-                }
-                outcome?;
+                task.await.map_err(|e| InvokeError::Internal(format!("invocation task failed: {e}")))??;
                 return Err(InvokeError::NoResponse);
             }
         };

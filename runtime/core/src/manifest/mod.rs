@@ -203,7 +203,7 @@ struct RawManifest {
     #[serde(default)]
     defaults: RawLimits,
     #[serde(default)]
-    function: BTreeMap<Spanned<String>, RawFunction>,
+    function: BTreeMap<String, Spanned<RawFunction>>,
 }
 
 #[derive(Deserialize)]
@@ -235,7 +235,7 @@ struct RawFunction {
     max_request_body: Option<Spanned<ByteSize>>,
     max_response_body: Option<Spanned<ByteSize>>,
     #[serde(default)]
-    config: BTreeMap<Spanned<String>, RawConfigKey>,
+    config: BTreeMap<String, Spanned<RawConfigKey>>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<Spanned<String>>,
 }
@@ -279,7 +279,9 @@ impl Manifest {
         };
         let de = toml::de::Deserializer::parse(text).map_err(|e| err(e.span(), None, e.message().to_string()))?;
         let raw: RawManifest = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
+            // Spanned<T> shows up as a private segment; it means nothing to a user.
+            let path = e.path().to_string().replace(".$__serde_spanned_private_value", "");
+            let path = path.replace("$__serde_spanned_private_value", "");
             let inner = e.into_inner();
             let key = (path != "." && !path.is_empty()).then_some(path);
             err(inner.span(), key, inner.message().to_string())
@@ -300,11 +302,12 @@ impl Manifest {
             .map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?;
 
         let mut functions = Vec::with_capacity(raw.function.len());
-        for (name, f) in raw.function {
-            let fname = name.get_ref().clone();
+        for (fname, f) in raw.function {
+            let fspan = f.span();
+            let f = f.into_inner();
             if !is_kebab_id(&fname) {
                 return Err(err(
-                    Some(name.span()),
+                    Some(fspan),
                     Some(format!("function.{fname}")),
                     "function names must be kebab-case: lowercase letters, digits and '-', starting with a letter"
                         .into(),
@@ -330,9 +333,10 @@ impl Manifest {
             }
 
             let mut config = BTreeMap::new();
-            for (key, spec) in f.config {
-                let kname = key.get_ref().clone();
-                let at = |m: String| err(Some(key.span()), Some(format!("{prefix}.config.{kname}")), m);
+            for (kname, spec) in f.config {
+                let kspan = spec.span();
+                let spec = spec.into_inner();
+                let at = |m: String| err(Some(kspan.clone()), Some(format!("{prefix}.config.{kname}")), m);
                 if kname.is_empty() || !kname.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
                     return Err(at("config keys may use letters, digits, '_', '-' and '.' only".into()));
                 }

@@ -1,0 +1,150 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(text, Path::new("nimbus.toml"), Path::new("/app"))
+}
+
+#[test]
+fn full_manifest_parses_with_defaults_applied() {
+    let m = parse(
+        r#"
+manifest_version = 1
+app = { name = "shop" }
+defaults = { memory = "64MiB", timeout = "5s" }
+
+[function.hello]
+component = "hello.wasm"
+routes = ["GET /hello", "ANY /hello/{*rest}", "/x/{id}"]
+memory = "32MiB"
+allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:*"]
+
+[function.hello.config]
+greeting = { value = "hi" }
+region = { env = "AWS_REGION", default = "us-east-1" }
+token = { file = "secrets/token", secret = true, required = false }
+
+[function.echo]
+component = "echo.wasm"
+precompiled = "echo.cwasm.lz4"
+concurrency = 3
+"#,
+    )
+    .unwrap();
+    assert_eq!(m.app_name, "shop");
+    let hello = m.function("hello").unwrap();
+    assert_eq!(hello.component, Path::new("/app/hello.wasm"));
+    assert_eq!(hello.limits.memory, 32 << 20);
+    assert_eq!(hello.limits.timeout, Duration::from_secs(5));
+    assert_eq!(hello.limits.concurrency, 64);
+    assert_eq!(hello.routes.len(), 3);
+    assert_eq!(hello.routes[0].method, Some(http::Method::GET));
+    assert_eq!(hello.routes[1].method, None);
+    assert_eq!(hello.routes[0].line, 8);
+    assert_eq!(hello.config["greeting"].source, ConfigSource::Value("hi".into()));
+    assert_eq!(hello.config["region"].default.as_deref(), Some("us-east-1"));
+    assert_eq!(hello.config["token"].source, ConfigSource::File("/app/secrets/token".into()));
+    assert!(hello.config["token"].secret && !hello.config["token"].required);
+    assert_eq!(hello.allowed_outbound_hosts.len(), 2);
+    let echo = m.function("echo").unwrap();
+    assert_eq!(echo.limits.memory, 64 << 20);
+    assert_eq!(echo.limits.concurrency, 3);
+    assert_eq!(echo.precompiled.as_deref(), Some(Path::new("/app/echo.cwasm.lz4")));
+}
+
+/// Each bad manifest must fail with the line and key named and a helpful message.
+#[test]
+fn bad_manifests_name_file_line_and_key() {
+    let cases: &[(&str, Option<usize>, Option<&str>, &str)] = &[
+        ("manifest_version = 1\nbogus = 3\n", Some(2), Some("bogus"), "unknown field `bogus`"),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nmemroy = \"1MiB\"\n",
+            Some(4),
+            Some("function.a.memroy"),
+            "unknown field `memroy`",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nmemory = \"12 parsecs\"\n",
+            Some(4),
+            Some("function.a.memory"),
+            "invalid size unit",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\ntimeout = \"soon\"\n",
+            Some(4),
+            Some("function.a.timeout"),
+            "invalid duration",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\ntimeout = \"1h\"\n",
+            Some(4),
+            Some("function.a.timeout"),
+            "out of range",
+        ),
+        ("manifest_version = 2\n", Some(1), Some("manifest_version"), "unsupported manifest_version 2"),
+        ("[function.a]\ncomponent = \"a.wasm\"\n", Some(1), None, "missing field `manifest_version`"),
+        ("manifest_version = 1\n[function.a]\nroutes = []\n", Some(2), Some("function.a"), "missing field `component`"),
+        (
+            "manifest_version = 1\n[function.Bad_Name]\ncomponent = \"a.wasm\"\n",
+            Some(2),
+            Some("function.Bad_Name"),
+            "kebab-case",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nroutes = [\"FETCH /x\"]\n",
+            Some(4),
+            Some("function.a.routes"),
+            "unknown method",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nroutes = [\"GET x\"]\n",
+            Some(4),
+            Some("function.a.routes"),
+            "must start with '/'",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { value = \"1\", env = \"X\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "exactly one source",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"/p\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "not supported",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nallowed_outbound_hosts = [\"ftp://x\"]\n",
+            Some(4),
+            Some("function.a.allowed_outbound_hosts"),
+            "invalid outbound host",
+        ),
+        ("manifest_version = 1\n[function.a\n", Some(2), None, "unclosed table"),
+        ("manifest_version = \"one\"\n", Some(1), Some("manifest_version"), "invalid type"),
+    ];
+    let mut wrong = Vec::new();
+    for (text, line, key, needle) in cases {
+        let e = parse(text).expect_err(text);
+        let shown = e.to_string();
+        if !shown.starts_with("nimbus.toml") || !shown.contains(needle) || e.line != *line || e.key.as_deref() != *key {
+            wrong.push(format!("{text:?}\n  got line {:?} key {:?}: {shown}", e.line, e.key));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn outbound_rules_match_scheme_host_and_port() {
+    let r = OutboundRule::parse("https://api.example.com").unwrap();
+    assert!(r.matches("https", "api.example.com", 443));
+    assert!(!r.matches("http", "api.example.com", 80));
+    assert!(!r.matches("https", "api.example.com", 8443));
+    let w = OutboundRule::parse("https://*.example.com").unwrap();
+    assert!(w.matches("https", "a.example.com", 443));
+    assert!(!w.matches("https", "example.com", 443));
+    assert!(!w.matches("https", "evilexample.com", 443));
+    let any_port = OutboundRule::parse("http://127.0.0.1:*").unwrap();
+    assert!(any_port.matches("http", "127.0.0.1", 8123));
+    assert!(OutboundRule::parse("https://").is_err());
+    assert!(OutboundRule::parse("https://a.com/path").is_err());
+}

@@ -1,0 +1,117 @@
+//! Guests that trap, loop, exhaust memory or flood: each fails alone, the host keeps serving.
+
+use crate::shared_gateway;
+use nimbus_tests::{boot_with, gateway, get};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trapping_guest_yields_500_and_next_request_succeeds() {
+    let (gw, logs) = shared_gateway().await;
+    let r = get(gw.addr(), "/trap").await;
+    assert_eq!(r.status, 500);
+    let v = r.json();
+    assert_eq!(v["error"], "Nimbus.Trap");
+    let rid = r.headers["x-nimbus-request-id"].to_str().unwrap().to_string();
+    // The panic message reaches the logs, tagged with the request id.
+    let lines = logs.lock().unwrap().clone();
+    assert!(lines.iter().any(|l| l.contains("deliberate panic") && l.contains(&rid)), "no panic log for {rid}");
+    for _ in 0..3 {
+        assert_eq!(get(gw.addr(), "/hello").await.status, 200);
+        assert_eq!(get(gw.addr(), "/trap").await.status, 500);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_loop_is_stopped_at_its_deadline_with_504() {
+    let (gw, _) = shared_gateway().await;
+    let timeout = Duration::from_millis(500);
+    // The deadline starts when the gateway receives the request, so timing
+    // from the client overstates the overshoot. On a busy machine a single
+    // sample can be noisy; the best of three must be within 100 ms.
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let r = get(gw.addr(), "/spin").await;
+        let took = t.elapsed();
+        assert_eq!(r.status, 504, "{}", r.text());
+        assert_eq!(r.json()["error"], "Nimbus.Deadline");
+        assert!(took >= timeout, "stopped before its deadline: {took:?}");
+        best = best.min(took - timeout);
+        if best < Duration::from_millis(100) {
+            break;
+        }
+    }
+    assert!(best < Duration::from_millis(100), "stopped {best:?} after the deadline");
+    assert_eq!(get(gw.addr(), "/hello").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn looping_guests_do_not_starve_other_requests() {
+    let (gw, _) = shared_gateway().await;
+    let addr = gw.addr();
+    // Four spinning guests on a 2-thread runtime; hello must still answer quickly.
+    let spinners: Vec<_> = (0..4).map(|_| tokio::spawn(async move { get(addr, "/spin").await.status })).collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let t = Instant::now();
+    assert_eq!(get(addr, "/hello").await.status, 200);
+    assert!(t.elapsed() < Duration::from_millis(450), "hello waited {:?} behind spinning guests", t.elapsed());
+    for s in spinners {
+        assert_eq!(s.await.unwrap(), 504);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_bomb_fails_only_that_request() {
+    let (gw, _) = shared_gateway().await;
+    let r = get(gw.addr(), "/oom").await;
+    assert_eq!(r.status, 500);
+    let v = r.json();
+    assert_eq!(v["error"], "Nimbus.OutOfMemory", "{v}");
+    assert!(v["message"].as_str().unwrap().contains("32MiB"), "{v}");
+    assert_eq!(get(gw.addr(), "/hello").await.status, 200);
+    assert_eq!(get(gw.addr(), "/oom").await.status, 500);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_streamed_body_is_cut_at_the_limit() {
+    let (gw, _) = shared_gateway().await;
+    // Within the limit: streamed whole.
+    let r = get(gw.addr(), "/huge?mib=1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.as_ref().unwrap().len(), 1 << 20);
+    // 64 MiB streamed without content-length: the host aborts the body at 1 MiB.
+    let r = get(gw.addr(), "/huge?mib=64").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_err(), "a truncated body must not look complete");
+    // Declared 64 MiB: refused up front.
+    let r = get(gw.addr(), "/huge?mib=64&declare=1").await;
+    assert_eq!(r.status, 502);
+    assert!(r.json()["message"].as_str().unwrap().contains("max_response_body"));
+    assert_eq!(get(gw.addr(), "/hello").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_function_queues_then_answers_503_with_retry_after() {
+    let opts = nimbus_core::BootOptions { queue_timeout: Some(Duration::from_millis(200)), ..Default::default() };
+    let (host, logs) = boot_with(
+        r#"
+manifest_version = 1
+[function.spin]
+component = "{SPIN}"
+routes = ["GET /spin"]
+timeout = "1500ms"
+concurrency = 1
+"#,
+        opts,
+    )
+    .await;
+    let gw = gateway(host, logs).await;
+    let addr = gw.addr();
+    let first = tokio::spawn(async move { get(addr, "/spin").await.status });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = get(addr, "/spin").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(r.json()["error"], "Nimbus.Overloaded");
+    assert_eq!(first.await.unwrap(), 504);
+}

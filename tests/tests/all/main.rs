@@ -1,0 +1,107 @@
+//! End-to-end tests of the host and the local gateway, in one binary (linking
+//! wasmtime once). Most tests share one booted host so components compile once.
+
+mod artifact;
+mod concurrency;
+mod config;
+mod events;
+mod failures;
+mod http;
+mod outbound;
+
+use nimbus_core::Host;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Contents of the file-sourced config value.
+pub const TOKEN: &str = "file-secret-42";
+
+/// The manifest every shared test runs against.
+fn shared_manifest(token_file: &str) -> String {
+    format!(
+        r#"
+manifest_version = 1
+defaults = {{ timeout = "10s" }}
+
+[function.hello]
+component = "{{HELLO}}"
+routes = ["GET /hello"]
+
+[function.upload]
+component = "{{HELLO}}"
+routes = ["POST /upload"]
+max_request_body = "64KiB"
+
+[function.proxy-hello]
+component = "{{PROXY_HELLO}}"
+routes = ["GET /proxy"]
+
+[function.std-env]
+component = "{{STD_ENV}}"
+routes = ["GET /std"]
+
+[function.trap]
+component = "{{TRAP}}"
+routes = ["ANY /trap"]
+
+[function.spin]
+component = "{{SPIN}}"
+routes = ["GET /spin"]
+timeout = "500ms"
+
+[function.oom]
+component = "{{OOM}}"
+routes = ["GET /oom"]
+memory = "32MiB"
+
+[function.huge]
+component = "{{HUGE_BODY}}"
+routes = ["GET /huge"]
+max_response_body = "1MiB"
+
+[function.config-get]
+component = "{{CONFIG_GET}}"
+routes = ["GET /config"]
+
+[function.config-get.config]
+greeting = {{ value = "hi from the manifest" }}
+path = {{ env = "PATH" }}
+region = {{ env = "NIMBUS_TEST_SURELY_UNSET", default = "eu-west-1" }}
+optional = {{ env = "NIMBUS_TEST_SURELY_UNSET", required = false }}
+token = {{ file = "{token_file}" }}
+
+[function.context]
+component = "{{CONTEXT}}"
+routes = ["GET /context"]
+
+[function.echo]
+component = "{{ECHO}}"
+
+[function.event-check]
+component = "{{EVENT_CHECK}}"
+"#
+    )
+}
+
+/// The shared host and its captured log lines, booted once for the whole binary.
+pub fn shared() -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
+    static HOST: OnceLock<(Arc<Host>, Arc<Mutex<Vec<String>>>)> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let token = std::env::temp_dir().join(format!("nimbus-test-token-{}", std::process::id()));
+        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+        let text = shared_manifest(&token.display().to_string());
+        // Boot on a runtime of its own: each test has its own runtime, the host outlives them all.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(nimbus_tests::boot(&text))
+        })
+        .join()
+        .unwrap()
+    })
+    .clone()
+}
+
+/// A gateway on this test's runtime, serving the shared host.
+pub async fn shared_gateway() -> (nimbus_platforms::local::Gateway, Arc<Mutex<Vec<String>>>) {
+    let (host, logs) = shared();
+    (nimbus_tests::gateway(host, logs.clone()).await, logs)
+}
