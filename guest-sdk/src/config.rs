@@ -62,10 +62,10 @@ where
 {
     match get(key)? {
         None => Ok(None),
-        Some(v) => v
-            .parse()
-            .map(Some)
-            .map_err(|e: T::Err| Error::Invalid { key: key.to_owned(), message: e.to_string() }),
+        Some(v) => v.parse().map(Some).map_err(|e: T::Err| Error::Invalid {
+            key: key.to_owned(),
+            message: e.to_string(),
+        }),
     }
 }
 

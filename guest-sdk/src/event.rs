@@ -55,7 +55,8 @@ pub struct Event {
 impl Event {
     /// Decodes the payload as JSON; a decoding error becomes [`Error::InvalidEvent`].
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
-        serde_json::from_slice(&self.payload).map_err(|e| Error::InvalidEvent(format!("payload is not the expected JSON: {e}")))
+        serde_json::from_slice(&self.payload)
+            .map_err(|e| Error::InvalidEvent(format!("payload is not the expected JSON: {e}")))
     }
 
     /// The payload as UTF-8 text.
@@ -147,7 +148,10 @@ where
     F: FnOnce(Event) -> Result<O, Error>,
     O: IntoOutput,
 {
-    let event = Event { source: event.source, payload: event.payload };
+    let event = Event {
+        source: event.source,
+        payload: event.payload,
+    };
     handler(event).and_then(IntoOutput::into_output).map_err(|e| match e {
         Error::InvalidEvent(m) => wit::Error::InvalidEvent(m),
         Error::Failed(m) => wit::Error::Failed(m),

@@ -37,7 +37,10 @@ pub type Response = ::http::Response<Vec<u8>>;
 pub fn status(status: StatusCode, text: impl Into<String>) -> Response {
     let mut r = Response::new(text.into().into_bytes());
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -46,7 +49,8 @@ pub fn json<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
         Ok(body) => {
             let mut r = Response::new(body);
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r
         }
         Err(e) => status(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot encode JSON: {e}")),
@@ -113,15 +117,21 @@ fn to_request(req: &IncomingRequest) -> Result<Request, String> {
     };
     let authority = req.authority().unwrap_or_else(|| "localhost".into());
     let path = req.path_with_query().unwrap_or_else(|| "/".into());
-    let mut builder = ::http::Request::builder().method(method).uri(format!("{scheme}://{authority}{path}"));
+    let mut builder = ::http::Request::builder()
+        .method(method)
+        .uri(format!("{scheme}://{authority}{path}"));
     for (name, value) in req.headers().entries() {
         builder = builder.header(name, value);
     }
     let mut body = Vec::new();
     let incoming = req.consume().map_err(|_| "request body already consumed".to_owned())?;
     {
-        let mut stream = incoming.stream().map_err(|_| "request body stream unavailable".to_owned())?;
-        stream.read_to_end(&mut body).map_err(|e| format!("reading request body: {e}"))?;
+        let mut stream = incoming
+            .stream()
+            .map_err(|_| "request body stream unavailable".to_owned())?;
+        stream
+            .read_to_end(&mut body)
+            .map_err(|e| format!("reading request body: {e}"))?;
     }
     drop(incoming);
     builder.body(body).map_err(|e| e.to_string())
@@ -129,8 +139,11 @@ fn to_request(req: &IncomingRequest) -> Result<Request, String> {
 
 fn send(resp: Response, out: ResponseOutparam) {
     let (parts, body) = resp.into_parts();
-    let headers: Vec<(String, Vec<u8>)> =
-        parts.headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+    let headers: Vec<(String, Vec<u8>)> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str().to_owned(), v.as_bytes().to_vec()))
+        .collect();
     let fields = match Fields::from_list(&headers) {
         Ok(f) => f,
         Err(e) => {

@@ -31,15 +31,25 @@ pub async fn boot(text: &str) -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
 /// Boots with options (the log sink is replaced by a capture).
 pub async fn boot_with(text: &str, opts: BootOptions) -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
     let logs = Arc::new(Mutex::new(Vec::new()));
-    let opts = BootOptions { log_sink: LogSink::Capture(logs.clone()), ..opts };
-    let host = Host::boot(manifest(text), opts).await.unwrap_or_else(|e| panic!("boot: {e}"));
+    let opts = BootOptions {
+        log_sink: LogSink::Capture(logs.clone()),
+        ..opts
+    };
+    let host = Host::boot(manifest(text), opts)
+        .await
+        .unwrap_or_else(|e| panic!("boot: {e}"));
     (host, logs)
 }
 
 /// Starts a gateway on a free loopback port (access log captured too).
 pub async fn gateway(host: Arc<Host>, logs: Arc<Mutex<Vec<String>>>) -> Gateway {
-    let opts = GatewayOptions { log_sink: LogSink::Capture(logs), ..GatewayOptions::default() };
-    Gateway::start(host, "127.0.0.1:0".parse().unwrap(), opts).await.expect("bind gateway")
+    let opts = GatewayOptions {
+        log_sink: LogSink::Capture(logs),
+        ..GatewayOptions::default()
+    };
+    Gateway::start(host, "127.0.0.1:0".parse().unwrap(), opts)
+        .await
+        .expect("bind gateway")
 }
 
 /// A response read fully.
@@ -61,24 +71,43 @@ impl Reply {
 
     /// The body as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(self.body.as_ref().expect("body")).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(self.body.as_ref().expect("body"))
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
 /// Sends one request over a new HTTP/1.1 connection.
-pub async fn request(addr: SocketAddr, method: &str, path: &str, body: Option<&[u8]>, headers: &[(&str, &str)]) -> Reply {
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&[u8]>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await.expect("handshake");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .expect("handshake");
     tokio::spawn(conn);
-    let mut req = http::Request::builder().method(method).uri(path).header("host", addr.to_string());
+    let mut req = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string());
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let req = req.body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default()))).unwrap();
+    let req = req
+        .body(Full::new(Bytes::copy_from_slice(body.unwrap_or_default())))
+        .unwrap();
     let resp = sender.send_request(req).await.expect("send request");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.map(|b| b.to_bytes()).map_err(|e| e.to_string());
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| e.to_string());
     Reply { status, headers, body }
 }
 

@@ -37,20 +37,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 pub fn build(dir: &Path, release: bool) -> anyhow::Result<Vec<PathBuf>> {
     ensure_target()?;
     let mut cmd = Command::new("cargo");
-    cmd.current_dir(dir).args(["build", "--target", TARGET, "--message-format=json-render-diagnostics"]);
+    cmd.current_dir(dir)
+        .args(["build", "--target", TARGET, "--message-format=json-render-diagnostics"]);
     if release {
         cmd.arg("--release");
     }
     // Cargo prints its own progress and diagnostics on stderr.
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().context("cannot run cargo (is Rust installed?)")?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot run cargo (is Rust installed?)")?;
     let mut out = Vec::new();
     if let Some(stdout) = child.stdout.take() {
         for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
             if msg["reason"] == "compiler-artifact"
                 && let Some(files) = msg["filenames"].as_array()
             {
-                out.extend(files.iter().filter_map(|f| f.as_str()).filter(|f| f.ends_with(".wasm")).map(PathBuf::from));
+                out.extend(
+                    files
+                        .iter()
+                        .filter_map(|f| f.as_str())
+                        .filter(|f| f.ends_with(".wasm"))
+                        .map(PathBuf::from),
+                );
             }
         }
     }

@@ -26,7 +26,11 @@ pub struct Args {
 
 /// Compiles each function's component to its `precompiled` path (or `<component>.cwasm.lz4`).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let engine = NimbusEngine::new(&EngineOptions { pool_instances: 1, pooling: true, ..EngineOptions::default() })?;
+    let engine = NimbusEngine::new(&EngineOptions {
+        pool_instances: 1,
+        pooling: true,
+        ..EngineOptions::default()
+    })?;
     if let Some(wasm) = &args.wasm {
         let out = args.output.clone().unwrap_or_else(|| default_output(wasm));
         return compile_one(engine.engine(), "component", wasm, &out);
@@ -44,7 +48,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let out = f.precompiled.clone().unwrap_or_else(|| default_output(&f.component));
         compile_one(engine.engine(), &f.name, &f.component, &out)?;
         if f.precompiled.is_none() {
-            eprintln!("  note: add `precompiled = \"{}\"` to [function.{}] so the host uses it", out.display(), f.name);
+            eprintln!(
+                "  note: add `precompiled = \"{}\"` to [function.{}] so the host uses it",
+                out.display(),
+                f.name
+            );
         }
     }
     Ok(())

@@ -42,11 +42,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let manifest = super::load_manifest(&args.manifest)?;
     let Some(spec) = manifest.function(&args.function) else {
         let names: Vec<&str> = manifest.functions.iter().map(|f| f.name.as_str()).collect();
-        bail!("no function `{}` in {} (functions: {})", args.function, args.manifest.display(), names.join(", "));
+        bail!(
+            "no function `{}` in {} (functions: {})",
+            args.function,
+            args.manifest.display(),
+            names.join(", ")
+        );
     };
     let first_route = spec.routes.first().map(|r| r.path.clone());
     let body = read_payload(&args)?;
-    let opts = BootOptions { only: Some(vec![args.function.clone()]), log_sink: LogSink::Stderr, ..BootOptions::default() };
+    let opts = BootOptions {
+        only: Some(vec![args.function.clone()]),
+        log_sink: LogSink::Stderr,
+        ..BootOptions::default()
+    };
     let host = Host::boot(manifest.clone(), opts).await?;
     let f = host.function(&args.function).context("function did not boot")?;
     let inv = host.new_invocation(f, None, TraceContext::new_root());
@@ -55,26 +64,46 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let payload = match f.kind {
         Kind::Event => {
             let Some(body) = body else {
-                bail!("`{}` is an event function: give the event with --event FILE or --data JSON", args.function);
+                bail!(
+                    "`{}` is an event function: give the event with --event FILE or --data JSON",
+                    args.function
+                );
             };
             if let Err(e) = serde_json::from_slice::<serde_json::Value>(&body) {
                 bail!("the event is not valid JSON: {e}");
             }
-            Payload::Event(Event { source: parse_source(&args.source), payload: body })
+            Payload::Event(Event {
+                source: parse_source(&args.source),
+                payload: body,
+            })
         }
         Kind::Http => {
-            let method = args.method.clone().unwrap_or_else(|| if body.is_some() { "POST".into() } else { "GET".into() });
-            let path = args.path.clone().or(first_route.map(|p| literal_prefix(&p))).unwrap_or_else(|| "/".into());
+            let method = args
+                .method
+                .clone()
+                .unwrap_or_else(|| if body.is_some() { "POST".into() } else { "GET".into() });
+            let path = args
+                .path
+                .clone()
+                .or(first_route.map(|p| literal_prefix(&p)))
+                .unwrap_or_else(|| "/".into());
             let mut req = http::Request::builder()
                 .method(method.as_str())
                 .uri(format!("http://localhost{path}"))
                 .header("host", "localhost");
             for h in &args.headers {
-                let Some((k, v)) = h.split_once(':') else { bail!("bad --header {h:?}: expected `name: value`") };
+                let Some((k, v)) = h.split_once(':') else {
+                    bail!("bad --header {h:?}: expected `name: value`")
+                };
                 req = req.header(k.trim(), v.trim());
             }
-            let body = Full::new(Bytes::from(body.unwrap_or_default())).map_err(|never| match never {}).boxed_unsync();
-            Payload::Http(req.body(body).context("invalid request (check --method, --path and --header)")?)
+            let body = Full::new(Bytes::from(body.unwrap_or_default()))
+                .map_err(|never| match never {})
+                .boxed_unsync();
+            Payload::Http(
+                req.body(body)
+                    .context("invalid request (check --method, --path and --header)")?,
+            )
         }
     };
 
@@ -93,7 +122,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             for (k, v) in &parts.headers {
                 eprintln!("{k}: {}", v.to_str().unwrap_or("<binary>"));
             }
-            let bytes = body.collect().await.map_err(|e| anyhow::anyhow!("response body failed: {e}"))?.to_bytes();
+            let bytes = body
+                .collect()
+                .await
+                .map_err(|e| anyhow::anyhow!("response body failed: {e}"))?
+                .to_bytes();
             std::io::stdout().lock().write_all(&bytes)?;
             Ok(())
         }
@@ -109,10 +142,14 @@ fn read_payload(args: &Args) -> anyhow::Result<Option<Vec<u8>>> {
         None => Ok(None),
         Some(p) if p.as_os_str() == "-" => {
             let mut v = Vec::new();
-            std::io::stdin().read_to_end(&mut v).context("reading the event from stdin")?;
+            std::io::stdin()
+                .read_to_end(&mut v)
+                .context("reading the event from stdin")?;
             Ok(Some(v))
         }
-        Some(p) => std::fs::read(p).map(Some).with_context(|| format!("cannot read event file {}", p.display())),
+        Some(p) => std::fs::read(p)
+            .map(Some)
+            .with_context(|| format!("cannot read event file {}", p.display())),
     }
 }
 

@@ -18,7 +18,9 @@ pub fn load_manifest(path: &Path) -> anyhow::Result<Manifest> {
             path.display()
         );
     }
-    Manifest::load(path).map_err(anyhow::Error::from).context("invalid manifest")
+    Manifest::load(path)
+        .map_err(anyhow::Error::from)
+        .context("invalid manifest")
 }
 
 /// `1.2 MiB`, `340 KiB`, `12 B`.

@@ -23,17 +23,24 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let name = &args.name;
     let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.ends_with('-');
     if !valid {
-        bail!("function names are kebab-case: lowercase letters, digits and '-', starting with a letter (got {name:?})");
+        bail!(
+            "function names are kebab-case: lowercase letters, digits and '-', starting with a letter (got {name:?})"
+        );
     }
     let sdk = match &args.sdk_path {
         Some(p) => p.clone(),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk"),
     };
     let sdk = sdk.canonicalize().with_context(|| {
-        format!("nimbus-sdk not found at {}; pass --sdk-path to the guest-sdk directory of a Nimbus checkout", sdk.display())
+        format!(
+            "nimbus-sdk not found at {}; pass --sdk-path to the guest-sdk directory of a Nimbus checkout",
+            sdk.display()
+        )
     })?;
     let root = args.dir.join(name);
     if root.exists() {
@@ -134,6 +141,10 @@ greeting = {{ value = "Hello" }}
     } else {
         format!("nimbus serve   # then: curl http://127.0.0.1:3000/{name}")
     };
-    println!("created {}\n\nnext:\n  cd {}\n  nimbus build\n  {how}", root.display(), root.display());
+    println!(
+        "created {}\n\nnext:\n  cd {}\n  nimbus build\n  {how}",
+        root.display(),
+        root.display()
+    );
     Ok(())
 }

@@ -25,28 +25,54 @@ pub struct Args {
 /// Boots the manifest's functions and serves until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let manifest = super::load_manifest(&args.manifest)?;
-    let step = Arc::new(Step::start(format!("booting {} functions from {}", manifest.functions.len(), args.manifest.display())));
-    let opts = BootOptions { progress: Some(boot_progress(step.clone())), ..BootOptions::default() };
+    let step = Arc::new(Step::start(format!(
+        "booting {} functions from {}",
+        manifest.functions.len(),
+        args.manifest.display()
+    )));
+    let opts = BootOptions {
+        progress: Some(boot_progress(step.clone())),
+        ..BootOptions::default()
+    };
     let host = Host::boot(manifest.clone(), opts).await?;
-    step.finish(format!("booted {} functions in {} ms", host.functions().len(), host.boot_time.as_millis()));
+    step.finish(format!(
+        "booted {} functions in {} ms",
+        host.functions().len(),
+        host.boot_time.as_millis()
+    ));
 
-    let gw_opts = GatewayOptions { access_log: !args.no_access_log, ..GatewayOptions::default() };
+    let gw_opts = GatewayOptions {
+        access_log: !args.no_access_log,
+        ..GatewayOptions::default()
+    };
     let gateway = Gateway::start(host.clone(), args.listen, gw_opts)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let base = format!("http://{}", gateway.addr());
     for f in host.functions() {
-        let routes = manifest.function(&f.name).map(|s| s.routes.as_slice()).unwrap_or_default();
+        let routes = manifest
+            .function(&f.name)
+            .map(|s| s.routes.as_slice())
+            .unwrap_or_default();
         let how = match &f.loaded_from {
             LoadedFrom::Precompiled => "precompiled".to_string(),
             LoadedFrom::Compiled => "compiled".to_string(),
             LoadedFrom::FellBack(_) => "compiled, artifact unusable".to_string(),
         };
-        eprintln!("  {} ({}, {how} in {} ms)", f.name, f.kind.as_str(), f.load_time.as_millis());
+        eprintln!(
+            "  {} ({}, {how} in {} ms)",
+            f.name,
+            f.kind.as_str(),
+            f.load_time.as_millis()
+        );
         match f.kind {
             Kind::Http => {
                 for r in routes {
-                    eprintln!("    {:7} {base}{}", r.method.as_ref().map_or("ANY", |m| m.as_str()), r.path);
+                    eprintln!(
+                        "    {:7} {base}{}",
+                        r.method.as_ref().map_or("ANY", |m| m.as_str()),
+                        r.path
+                    );
                 }
             }
             Kind::Event => eprintln!("    POST    {base}/2015-03-31/functions/{}/invocations", f.name),

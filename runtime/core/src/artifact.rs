@@ -76,7 +76,9 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
 
 /// Compiles a `.wasm` component into artifact bytes.
 pub fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError> {
-    let code = engine.precompile_component(wasm).map_err(|e| ArtifactError::Compile(format!("{e:#}")))?;
+    let code = engine
+        .precompile_component(wasm)
+        .map_err(|e| ArtifactError::Compile(format!("{e:#}")))?;
     let header = Header {
         wasmtime: WASMTIME_VERSION.into(),
         target: host_target(),
@@ -93,7 +95,8 @@ pub fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError
     info.content_checksum = true;
     info.content_size = Some(code.len() as u64);
     let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, out);
-    enc.write_all(&code).map_err(|e| ArtifactError::Compile(e.to_string()))?;
+    enc.write_all(&code)
+        .map_err(|e| ArtifactError::Compile(e.to_string()))?;
     enc.finish().map_err(|e| ArtifactError::Compile(e.to_string()))
 }
 
@@ -126,7 +129,10 @@ pub fn load_precompiled(engine: &Engine, bytes: &[u8]) -> Result<Component, Arti
     };
     if header != ours {
         return Err(ArtifactError::Incompatible {
-            theirs: format!("wasmtime {} on {} (engine {})", header.wasmtime, header.target, header.engine),
+            theirs: format!(
+                "wasmtime {} on {} (engine {})",
+                header.wasmtime, header.target, header.engine
+            ),
             ours: format!("wasmtime {} on {} (engine {})", ours.wasmtime, ours.target, ours.engine),
         });
     }
@@ -199,8 +205,9 @@ pub fn load(
         return Err(BootError::Artifact {
             function: function.into(),
             path: wasm.to_path_buf(),
-            message: "this is a precompiled artifact; name it with `precompiled = ...` and point `component` at the .wasm"
-                .into(),
+            message:
+                "this is a precompiled artifact; name it with `precompiled = ...` and point `component` at the .wasm"
+                    .into(),
         });
     }
     let component = Component::new(engine, &bytes).map_err(|e| BootError::Artifact {

@@ -52,11 +52,10 @@ impl EngineOptions {
     pub fn with_env_overrides(mut self) -> Result<Self, BootError> {
         fn var<T: std::str::FromStr>(name: &str) -> Result<Option<T>, BootError> {
             match std::env::var(name) {
-                Ok(v) => v
-                    .trim()
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| BootError::Setting { name: name.into(), value: v }),
+                Ok(v) => v.trim().parse().map(Some).map_err(|_| BootError::Setting {
+                    name: name.into(),
+                    value: v,
+                }),
                 Err(_) => Ok(None),
             }
         }
@@ -144,7 +143,12 @@ impl NimbusEngine {
                 })
                 .map_err(|e| BootError::Engine(format!("cannot start the epoch ticker: {e}")))?
         };
-        Ok(NimbusEngine { engine, tick: opts.epoch_tick, stop, ticker: Some(ticker) })
+        Ok(NimbusEngine {
+            engine,
+            tick: opts.epoch_tick,
+            stop,
+            ticker: Some(ticker),
+        })
     }
 
     /// The wasmtime engine.

@@ -7,6 +7,7 @@
 //! deadline (for guest code) and a timer (for host waits), and classifies
 //! any failure into an [`InvokeError`].
 
+use crate::Body;
 use crate::artifact::{self, LoadedFrom};
 use crate::bindings::{EventFunctionPre, types};
 use crate::caps::{self, limits::MemoryLimiter};
@@ -18,7 +19,6 @@ use crate::logs::LogSink;
 use crate::manifest::{FunctionSpec, Limits, Manifest};
 use crate::router::{RouteMatch, Router};
 use crate::state::HostState;
-use crate::Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -121,9 +121,16 @@ impl Host {
                 progress(&spec.name, i, total);
             }
             let t = Instant::now();
-            let (component, loaded_from) =
-                artifact::load(engine.engine(), &spec.name, &spec.component, spec.precompiled.as_deref())?;
-            let comp_err = |message: String| BootError::Component { function: spec.name.clone(), message };
+            let (component, loaded_from) = artifact::load(
+                engine.engine(),
+                &spec.name,
+                &spec.component,
+                spec.precompiled.as_deref(),
+            )?;
+            let comp_err = |message: String| BootError::Component {
+                function: spec.name.clone(),
+                message,
+            };
             let kind = Kind::detect(&component, engine.engine()).ok_or_else(|| {
                 comp_err(
                     "the component exports neither `wasi:http/incoming-handler@0.2` (HTTP function) nor \
@@ -132,7 +139,9 @@ impl Host {
                 )
             })?;
             let instance_pre = linker.instantiate_pre(&component).map_err(|e| {
-                comp_err(format!("the component imports something Nimbus does not provide: {e:#}"))
+                comp_err(format!(
+                    "the component imports something Nimbus does not provide: {e:#}"
+                ))
             })?;
             let pre = match kind {
                 Kind::Http => Pre::Http(ProxyPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?),
@@ -141,15 +150,19 @@ impl Host {
             let shared = caps::Shared::configure(spec).await?;
             let index = functions.len();
             for r in &spec.routes {
-                router.insert(r.method.as_ref(), &r.path, index).map_err(|e| BootError::Route {
-                    function: spec.name.clone(),
-                    route: format!("{} {}", r.method.as_ref().map_or("ANY", |m| m.as_str()), r.path),
-                    line: r.line,
-                    message: e.to_string(),
-                })?;
+                router
+                    .insert(r.method.as_ref(), &r.path, index)
+                    .map_err(|e| BootError::Route {
+                        function: spec.name.clone(),
+                        route: format!("{} {}", r.method.as_ref().map_or("ANY", |m| m.as_str()), r.path),
+                        line: r.line,
+                        message: e.to_string(),
+                    })?;
             }
             if kind == Kind::Event && !spec.routes.is_empty() {
-                return Err(comp_err("routes are for HTTP functions; this is an event function".into()));
+                return Err(comp_err(
+                    "routes are for HTTP functions; this is an event function".into(),
+                ));
             }
             functions.push(Function {
                 name: Arc::from(spec.name.as_str()),
@@ -198,13 +211,19 @@ impl Host {
         match (&f.pre, payload) {
             (Pre::Http(pre), Payload::Http(req)) => self.invoke_http(f, pre, inv, req).await,
             (Pre::Event(pre), Payload::Event(ev)) => self.invoke_event(f, pre, inv, ev).await,
-            _ => Err(InvokeError::WrongKind { function: f.name.to_string(), kind: f.kind.as_str() }),
+            _ => Err(InvokeError::WrongKind {
+                function: f.name.to_string(),
+                kind: f.kind.as_str(),
+            }),
         }
     }
 
     /// Waits for a free instance slot, at most until the deadline or the queue timeout.
     async fn acquire(&self, f: &Function, inv: &Invocation) -> Result<tokio::sync::OwnedSemaphorePermit, InvokeError> {
-        let overloaded = || InvokeError::Overloaded { concurrency: f.limits.concurrency, retry_after: Duration::from_secs(1) };
+        let overloaded = || InvokeError::Overloaded {
+            concurrency: f.limits.concurrency,
+            retry_after: Duration::from_secs(1),
+        };
         if let Ok(p) = f.permits.clone().try_acquire_owned() {
             return Ok(p);
         }
@@ -222,7 +241,9 @@ impl Host {
         store.limiter(|s| &mut s.limits);
         let deadline = inv.deadline;
         let tick_ms = self.engine.tick().as_millis().max(1) as u64;
-        let ticks_left = move || (deadline.saturating_duration_since(Instant::now()).as_millis() as u64 / tick_ms).clamp(1, YIELD_TICKS);
+        let ticks_left = move || {
+            (deadline.saturating_duration_since(Instant::now()).as_millis() as u64 / tick_ms).clamp(1, YIELD_TICKS)
+        };
         store.set_epoch_deadline(ticks_left());
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
@@ -245,7 +266,12 @@ impl Host {
         if let Some(len) = content_length(req.headers())
             && len > limit
         {
-            return Err(InvokeError::TooLarge { what: "request body", size: len, limit, quota: "max_request_body" });
+            return Err(InvokeError::TooLarge {
+                what: "request body",
+                size: len,
+                limit,
+                quota: "max_request_body",
+            });
         }
         let permit = self.acquire(f, &inv).await?;
         let inv = Arc::new(inv);
@@ -253,7 +279,13 @@ impl Host {
 
         let too_large = Arc::new(AtomicBool::new(false));
         let req = req.map(|b| {
-            LimitedBody::new(b, limit, too_large.clone(), wasmtime_wasi_http::Error::HttpRequestBodySize).boxed_unsync()
+            LimitedBody::new(
+                b,
+                limit,
+                too_large.clone(),
+                wasmtime_wasi_http::Error::HttpRequestBodySize,
+            )
+            .boxed_unsync()
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (req, out) = {
@@ -272,7 +304,10 @@ impl Host {
             let _permit = permit;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, req, out)
+                    .await
             };
             match tokio::time::timeout_at(deadline.into(), run).await {
                 Ok(Ok(())) => Ok(()),
@@ -284,13 +319,23 @@ impl Host {
         let answer = rx.await;
         // Whatever the guest made of a truncated request body, the answer is 413.
         if too_large.load(Ordering::Relaxed) {
-            return Err(InvokeError::TooLarge { what: "request body", size: limit + 1, limit, quota: "max_request_body" });
+            return Err(InvokeError::TooLarge {
+                what: "request body",
+                size: limit + 1,
+                limit,
+                quota: "max_request_body",
+            });
         }
         let response = match answer {
             Ok(Ok(resp)) => resp,
-            Ok(Err(code)) => return Err(InvokeError::Guest(format!("the function answered with error code {code:?}"))),
+            Ok(Err(code)) => {
+                return Err(InvokeError::Guest(format!(
+                    "the function answered with error code {code:?}"
+                )));
+            }
             Err(_) => {
-                task.await.map_err(|e| InvokeError::Internal(format!("invocation task failed: {e}")))??;
+                task.await
+                    .map_err(|e| InvokeError::Internal(format!("invocation task failed: {e}")))??;
                 return Err(InvokeError::NoResponse);
             }
         };
@@ -299,7 +344,12 @@ impl Host {
         if let Some(len) = content_length(response.headers())
             && len > out_limit
         {
-            return Err(InvokeError::TooLarge { what: "response body", size: len, limit: out_limit, quota: "max_response_body" });
+            return Err(InvokeError::TooLarge {
+                what: "response body",
+                size: len,
+                limit: out_limit,
+                quota: "max_response_body",
+            });
         }
         let flag = Arc::new(AtomicBool::new(false));
         Ok(Outcome::Http(response.map(|b| {
@@ -326,7 +376,10 @@ impl Host {
         let _permit = self.acquire(f, &inv).await?;
         let inv = Arc::new(inv);
         let mut store = self.new_store(f, &inv);
-        let event = types::Event { source: event.source.into(), payload: event.payload };
+        let event = types::Event {
+            source: event.source.into(),
+            payload: event.payload,
+        };
         let run = async {
             let instance = pre.instantiate_async(&mut store).await?;
             instance.nimbus_function_events().call_handle(&mut store, &event).await
@@ -363,7 +416,9 @@ fn content_length(h: &http::HeaderMap) -> Option<u64> {
 /// Turns a failed guest call into the invocation's error.
 fn classify(err: wasmtime::Error, limits: &MemoryLimiter, timeout: Duration) -> InvokeError {
     if limits.hit {
-        return InvokeError::Memory { limit_mb: limits.limit_mb() };
+        return InvokeError::Memory {
+            limit_mb: limits.limit_mb(),
+        };
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Deadline(timeout),
@@ -371,7 +426,10 @@ fn classify(err: wasmtime::Error, limits: &MemoryLimiter, timeout: Duration) -> 
         None => {
             let msg = format!("{err:#}");
             if msg.contains("maximum concurrent") || msg.contains("pooling allocator") {
-                InvokeError::Overloaded { concurrency: 0, retry_after: Duration::from_secs(1) }
+                InvokeError::Overloaded {
+                    concurrency: 0,
+                    retry_after: Duration::from_secs(1),
+                }
             } else {
                 InvokeError::Trap(msg)
             }
@@ -405,8 +463,19 @@ struct LimitedBody<B> {
 }
 
 impl<B> LimitedBody<B> {
-    fn new(inner: B, limit: u64, tripped: Arc<AtomicBool>, error: fn(Option<u64>) -> wasmtime_wasi_http::Error) -> Self {
-        LimitedBody { inner, seen: 0, limit, tripped, error }
+    fn new(
+        inner: B,
+        limit: u64,
+        tripped: Arc<AtomicBool>,
+        error: fn(Option<u64>) -> wasmtime_wasi_http::Error,
+    ) -> Self {
+        LimitedBody {
+            inner,
+            seen: 0,
+            limit,
+            tripped,
+            error,
+        }
     }
 }
 

@@ -25,7 +25,10 @@ pub struct Invocation {
 impl Invocation {
     /// An invocation of `function` that must finish within `timeout` from now.
     pub fn new(function: Arc<str>, timeout: Duration, request_id: Option<String>, trace: TraceContext) -> Invocation {
-        let now_unix_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let now_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         Invocation {
             request_id: request_id.map(Arc::from).unwrap_or_else(|| Arc::from(new_request_id())),
             function,
@@ -69,7 +72,10 @@ impl TraceContext {
         let trace = fastrand::u128(1..);
         let span = fastrand::u64(1..);
         let _ = write!(s, "00-{trace:032x}-{span:016x}-01");
-        TraceContext { traceparent: s, tracestate: None }
+        TraceContext {
+            traceparent: s,
+            tracestate: None,
+        }
     }
 
     /// The 32-hex-digit trace id.
@@ -104,7 +110,14 @@ pub fn new_request_id() -> String {
     let v = fastrand::u128(..);
     let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
     let h = format!("{v:032x}");
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// The source kind of an event (mirrors `nimbus:function/types.event-source`).

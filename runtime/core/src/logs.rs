@@ -60,7 +60,10 @@ impl LogSink {
 pub fn format_record(level: &str, msg: &str, inv: Option<&Invocation>, extra: &[(&str, serde_json::Value)]) -> String {
     use serde_json::{Map, Value};
     let mut m = Map::with_capacity(6 + extra.len());
-    m.insert("ts".into(), Value::String(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()));
+    m.insert(
+        "ts".into(),
+        Value::String(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()),
+    );
     m.insert("level".into(), Value::String(level.into()));
     m.insert("msg".into(), Value::String(msg.into()));
     if let Some(inv) = inv {
@@ -98,7 +101,10 @@ impl GuestLog {
     }
 
     fn writer(&self) -> LineWriter {
-        LineWriter { log: self.clone(), buf: Vec::new() }
+        LineWriter {
+            log: self.clone(),
+            buf: Vec::new(),
+        }
     }
 }
 
@@ -203,7 +209,12 @@ mod tests {
 
     #[test]
     fn lines_become_json_records_with_ids() {
-        let inv = Arc::new(Invocation::new("f".into(), Duration::from_secs(1), Some("req-1".into()), TraceContext::new_root()));
+        let inv = Arc::new(Invocation::new(
+            "f".into(),
+            Duration::from_secs(1),
+            Some("req-1".into()),
+            TraceContext::new_root(),
+        ));
         let lines = Arc::new(Mutex::new(Vec::new()));
         let log = GuestLog::new(inv, LogSink::Capture(lines.clone()), Stream::Stderr);
         {

@@ -86,15 +86,33 @@ mod tests {
         r.insert(Some(&Method::GET), "/hello", 0).unwrap();
         r.insert(None, "/hello/{*rest}", 1).unwrap();
         r.insert(Some(&Method::POST), "/users/{id}", 2).unwrap();
-        assert_eq!(r.route(&Method::GET, "/hello"), RouteMatch::Found { function: 0, params: vec![] });
-        assert_eq!(r.route(&Method::HEAD, "/hello"), RouteMatch::Found { function: 0, params: vec![] });
+        assert_eq!(
+            r.route(&Method::GET, "/hello"),
+            RouteMatch::Found {
+                function: 0,
+                params: vec![]
+            }
+        );
+        assert_eq!(
+            r.route(&Method::HEAD, "/hello"),
+            RouteMatch::Found {
+                function: 0,
+                params: vec![]
+            }
+        );
         assert_eq!(
             r.route(&Method::DELETE, "/hello/a/b"),
-            RouteMatch::Found { function: 1, params: vec![("rest".into(), "a/b".into())] }
+            RouteMatch::Found {
+                function: 1,
+                params: vec![("rest".into(), "a/b".into())]
+            }
         );
         assert_eq!(
             r.route(&Method::POST, "/users/7"),
-            RouteMatch::Found { function: 2, params: vec![("id".into(), "7".into())] }
+            RouteMatch::Found {
+                function: 2,
+                params: vec![("id".into(), "7".into())]
+            }
         );
         assert_eq!(r.route(&Method::GET, "/users/7"), RouteMatch::MethodNotAllowed);
         assert_eq!(r.route(&Method::GET, "/nope"), RouteMatch::NotFound);

@@ -15,7 +15,11 @@ fn manifest_with(dir: &Path, precompiled: &Path) -> nimbus_core::Manifest {
 }
 
 fn compile_to(path: &Path) {
-    let engine = NimbusEngine::new(&EngineOptions { pool_instances: 1, ..Default::default() }).unwrap();
+    let engine = NimbusEngine::new(&EngineOptions {
+        pool_instances: 1,
+        ..Default::default()
+    })
+    .unwrap();
     let bytes = artifact::precompile(engine.engine(), &std::fs::read(HELLO).unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
 }
@@ -27,7 +31,9 @@ async fn precompiled_artifact_is_used_and_serves() {
     compile_to(&art);
     let raw = std::fs::metadata(HELLO).unwrap().len();
     assert!(std::fs::metadata(&art).unwrap().len() > 0);
-    let host = Host::boot(manifest_with(dir.path(), &art), BootOptions::default()).await.unwrap();
+    let host = Host::boot(manifest_with(dir.path(), &art), BootOptions::default())
+        .await
+        .unwrap();
     let f = host.function("hello").unwrap();
     assert_eq!(f.loaded_from, LoadedFrom::Precompiled, "raw wasm is {raw} bytes");
     let (_, logs) = nimbus_tests::boot("manifest_version = 1\n").await;
@@ -67,7 +73,11 @@ async fn damaged_or_foreign_artifacts_fall_back_to_the_wasm() {
             .await
             .unwrap_or_else(|e| panic!("{what}: boot failed instead of falling back: {e}"));
         let f = host.function("hello").unwrap();
-        assert!(matches!(f.loaded_from, LoadedFrom::FellBack(_)), "{what}: {:?}", f.loaded_from);
+        assert!(
+            matches!(f.loaded_from, LoadedFrom::FellBack(_)),
+            "{what}: {:?}",
+            f.loaded_from
+        );
     }
 }
 
@@ -75,14 +85,24 @@ async fn damaged_or_foreign_artifacts_fall_back_to_the_wasm() {
 async fn bad_components_are_boot_errors_not_panics() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.wasm");
-    for (what, bytes) in [("garbage", b"\0asm garbage".to_vec()), ("core module", b"\0asm\x01\0\0\0".to_vec()), ("empty", Vec::new())] {
+    for (what, bytes) in [
+        ("garbage", b"\0asm garbage".to_vec()),
+        ("core module", b"\0asm\x01\0\0\0".to_vec()),
+        ("empty", Vec::new()),
+    ] {
         std::fs::write(&bad, &bytes).unwrap();
-        let text = format!("manifest_version = 1\n[function.bad]\ncomponent = \"{}\"\n", bad.display());
+        let text = format!(
+            "manifest_version = 1\n[function.bad]\ncomponent = \"{}\"\n",
+            bad.display()
+        );
         let m = nimbus_core::Manifest::parse(&text, Path::new("t.toml"), dir.path()).unwrap();
         match Host::boot(m, BootOptions::default()).await {
             Err(BootError::Artifact { function, message, .. }) => {
                 assert_eq!(function, "bad");
-                assert!(message.contains("not a valid WebAssembly component"), "{what}: {message}");
+                assert!(
+                    message.contains("not a valid WebAssembly component"),
+                    "{what}: {message}"
+                );
             }
             Err(e) => panic!("{what}: unexpected error {e}"),
             Ok(_) => panic!("{what}: boot must fail"),
@@ -90,6 +110,9 @@ async fn bad_components_are_boot_errors_not_panics() {
     }
     let text = "manifest_version = 1\n[function.gone]\ncomponent = \"/nonexistent/x.wasm\"\n";
     let m = nimbus_core::Manifest::parse(text, Path::new("t.toml"), dir.path()).unwrap();
-    let e = Host::boot(m, BootOptions::default()).await.err().expect("boot must fail");
+    let e = Host::boot(m, BootOptions::default())
+        .await
+        .err()
+        .expect("boot must fail");
     assert!(e.to_string().contains("/nonexistent/x.wasm"), "{e}");
 }

@@ -10,7 +10,11 @@ async fn two_hundred_concurrent_requests_all_succeed() {
     let tasks: Vec<_> = (0..200)
         .map(|i| {
             tokio::spawn(async move {
-                let path = if i % 2 == 0 { format!("/hello?name=n{i}") } else { "/proxy".to_string() };
+                let path = if i % 2 == 0 {
+                    format!("/hello?name=n{i}")
+                } else {
+                    "/proxy".to_string()
+                };
                 let r = get(addr, &path).await;
                 (i, r.status, r.text())
             })

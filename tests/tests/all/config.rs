@@ -9,10 +9,18 @@ async fn declared_config_is_visible_and_nothing_else() {
     let (gw, _) = shared_gateway().await;
     let v = get(gw.addr(), "/config?key=greeting").await.json();
     assert_eq!(v["value"], "hi from the manifest");
-    let all: std::collections::BTreeMap<String, String> =
-        v["all"].as_array().unwrap().iter().map(|kv| (kv[0].as_str().unwrap().into(), kv[1].as_str().unwrap().into())).collect();
+    let all: std::collections::BTreeMap<String, String> = v["all"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|kv| (kv[0].as_str().unwrap().into(), kv[1].as_str().unwrap().into()))
+        .collect();
     let keys: Vec<&str> = all.keys().map(String::as_str).collect();
-    assert_eq!(keys, ["greeting", "path", "region", "token"], "optional unset key must be absent");
+    assert_eq!(
+        keys,
+        ["greeting", "path", "region", "token"],
+        "optional unset key must be absent"
+    );
     assert_eq!(all["path"], std::env::var("PATH").unwrap());
     assert_eq!(all["region"], "eu-west-1");
     assert_eq!(all["token"], TOKEN, "file source, trailing newline removed");
@@ -42,5 +50,8 @@ db_url = { env = "NIMBUS_TEST_SURELY_UNSET_DB_URL" }
     };
     assert!(matches!(err, BootError::Config { .. }));
     let msg = err.to_string();
-    assert!(msg.contains("db_url") && msg.contains("NIMBUS_TEST_SURELY_UNSET_DB_URL") && msg.contains("`needs`"), "{msg}");
+    assert!(
+        msg.contains("db_url") && msg.contains("NIMBUS_TEST_SURELY_UNSET_DB_URL") && msg.contains("`needs`"),
+        "{msg}"
+    );
 }

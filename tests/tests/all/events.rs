@@ -8,13 +8,18 @@ async fn invoke(name: &str, payload: &str) -> Result<Outcome, InvokeError> {
     let (host, _) = shared();
     let f = host.function(name).unwrap();
     let inv = host.new_invocation(f, Some("req-123".into()), TraceContext::new_root());
-    let ev = Event { source: EventSource::Sqs, payload: payload.as_bytes().to_vec() };
+    let ev = Event {
+        source: EventSource::Sqs,
+        payload: payload.as_bytes().to_vec(),
+    };
     host.invoke(f, inv, Payload::Event(ev)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_round_trips_through_echo() {
-    let Ok(Outcome::Event(out)) = invoke("echo", r#"{"order": 7, "items": ["a", "b"]}"#).await else { panic!("echo failed") };
+    let Ok(Outcome::Event(out)) = invoke("echo", r#"{"order": 7, "items": ["a", "b"]}"#).await else {
+        panic!("echo failed")
+    };
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["echo"], serde_json::json!({"order": 7, "items": ["a", "b"]}));
     assert_eq!(v["source"], "sqs");
@@ -24,7 +29,9 @@ async fn event_round_trips_through_echo() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_errors_are_typed() {
-    let Ok(Outcome::Event(out)) = invoke("event-check", r#"{"n": 21}"#).await else { panic!() };
+    let Ok(Outcome::Event(out)) = invoke("event-check", r#"{"n": 21}"#).await else {
+        panic!()
+    };
     assert_eq!(out, br#"{"doubled":42}"#);
     match invoke("event-check", r#"{"fail": "database down"}"#).await {
         Err(e @ InvokeError::Guest(_)) => {
@@ -48,8 +55,14 @@ async fn wrong_payload_kind_is_refused() {
     let (host, _) = shared();
     let f = host.function("hello").unwrap();
     let inv = host.new_invocation(f, None, TraceContext::new_root());
-    let ev = Event { source: EventSource::Direct, payload: b"{}".to_vec() };
-    assert!(matches!(host.invoke(f, inv, Payload::Event(ev)).await, Err(InvokeError::WrongKind { .. })));
+    let ev = Event {
+        source: EventSource::Direct,
+        payload: b"{}".to_vec(),
+    };
+    assert!(matches!(
+        host.invoke(f, inv, Payload::Event(ev)).await,
+        Err(InvokeError::WrongKind { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +75,14 @@ async fn lambda_invoke_api_path_invokes_event_functions() {
     let r = request(gw.addr(), "POST", path, Some(b"nope"), &[]).await;
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"], "Function.BadEvent");
-    let r = request(gw.addr(), "POST", "/2015-03-31/functions/missing/invocations", Some(b"{}"), &[]).await;
+    let r = request(
+        gw.addr(),
+        "POST",
+        "/2015-03-31/functions/missing/invocations",
+        Some(b"{}"),
+        &[],
+    )
+    .await;
     assert_eq!(r.status, 404);
     let r = request(gw.addr(), "GET", path, None, &[]).await;
     assert_eq!(r.status, 405);

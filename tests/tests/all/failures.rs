@@ -14,7 +14,10 @@ async fn trapping_guest_yields_500_and_next_request_succeeds() {
     let rid = r.headers["x-nimbus-request-id"].to_str().unwrap().to_string();
     // The panic message reaches the logs, tagged with the request id.
     let lines = logs.lock().unwrap().clone();
-    assert!(lines.iter().any(|l| l.contains("deliberate panic") && l.contains(&rid)), "no panic log for {rid}");
+    assert!(
+        lines.iter().any(|l| l.contains("deliberate panic") && l.contains(&rid)),
+        "no panic log for {rid}"
+    );
     for _ in 0..3 {
         assert_eq!(get(gw.addr(), "/hello").await.status, 200);
         assert_eq!(get(gw.addr(), "/trap").await.status, 500);
@@ -50,11 +53,17 @@ async fn looping_guests_do_not_starve_other_requests() {
     let (gw, _) = shared_gateway().await;
     let addr = gw.addr();
     // Four spinning guests on a 2-thread runtime; hello must still answer quickly.
-    let spinners: Vec<_> = (0..4).map(|_| tokio::spawn(async move { get(addr, "/spin").await.status })).collect();
+    let spinners: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(async move { get(addr, "/spin").await.status }))
+        .collect();
     tokio::time::sleep(Duration::from_millis(50)).await;
     let t = Instant::now();
     assert_eq!(get(addr, "/hello").await.status, 200);
-    assert!(t.elapsed() < Duration::from_millis(450), "hello waited {:?} behind spinning guests", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(450),
+        "hello waited {:?} behind spinning guests",
+        t.elapsed()
+    );
     for s in spinners {
         assert_eq!(s.await.unwrap(), 504);
     }
@@ -92,7 +101,10 @@ async fn huge_streamed_body_is_cut_at_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_function_queues_then_answers_503_with_retry_after() {
-    let opts = nimbus_core::BootOptions { queue_timeout: Some(Duration::from_millis(200)), ..Default::default() };
+    let opts = nimbus_core::BootOptions {
+        queue_timeout: Some(Duration::from_millis(200)),
+        ..Default::default()
+    };
     let (host, logs) = boot_with(
         r#"
 manifest_version = 1

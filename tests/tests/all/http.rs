@@ -19,8 +19,18 @@ async fn hello_answers_200_with_request_id() {
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|v| v["request_id"] == rid.as_str())
         .collect();
-    assert!(guest.iter().any(|v| v["msg"] == "saying hello to tester" && v["function"] == "hello" && v["stream"] == "stdout"), "{guest:?}");
-    assert!(guest.iter().any(|v| v["msg"] == "request" && v["status"] == 200 && v["path"] == "/hello"), "{guest:?}");
+    assert!(
+        guest
+            .iter()
+            .any(|v| v["msg"] == "saying hello to tester" && v["function"] == "hello" && v["stream"] == "stdout"),
+        "{guest:?}"
+    );
+    assert!(
+        guest
+            .iter()
+            .any(|v| v["msg"] == "request" && v["status"] == 200 && v["path"] == "/hello"),
+        "{guest:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,7 +47,11 @@ async fn std_component_importing_wasi_cli_runs_with_empty_environment() {
     let r = get(gw.addr(), "/std").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
-    assert_eq!(v["env"], serde_json::json!([]), "the host environment must not leak: {v}");
+    assert_eq!(
+        v["env"],
+        serde_json::json!([]),
+        "the host environment must not leak: {v}"
+    );
     assert!(v["now"].as_u64().unwrap() > 1_600_000_000);
 }
 
@@ -55,7 +69,14 @@ async fn unknown_routes_and_methods_get_404_and_405() {
 async fn invocation_context_reaches_the_guest() {
     let (gw, logs) = shared_gateway().await;
     let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let r = request(gw.addr(), "GET", "/context", None, &[("traceparent", tp), ("tracestate", "congo=t61rcWkgMzE")]).await;
+    let r = request(
+        gw.addr(),
+        "GET",
+        "/context",
+        None,
+        &[("traceparent", tp), ("tracestate", "congo=t61rcWkgMzE")],
+    )
+    .await;
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["function"], "context");
@@ -64,12 +85,17 @@ async fn invocation_context_reaches_the_guest() {
     assert_eq!(v["request_id"], r.headers["x-nimbus-request-id"].to_str().unwrap());
     let remaining = v["remaining_ms"].as_u64().unwrap();
     assert!(remaining > 5_000 && remaining <= 10_000, "remaining {remaining}");
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     let deadline = v["deadline_ms"].as_u64().unwrap();
     assert!(deadline > now_ms && deadline <= now_ms + 10_000);
     // stderr lines are logged too, at WARN, with the trace id.
     let lines = logs.lock().unwrap().clone();
-    assert!(lines.iter().any(|l| l.contains("context line two") && l.contains("\"level\":\"WARN\"") && l.contains("4bf92f3577b34da6a3ce929d0e0e4736")));
+    assert!(lines.iter().any(|l| l.contains("context line two")
+        && l.contains("\"level\":\"WARN\"")
+        && l.contains("4bf92f3577b34da6a3ce929d0e0e4736")));
 
     // A malformed traceparent starts a new trace instead of failing.
     let r = request(gw.addr(), "GET", "/context", None, &[("traceparent", "00-zz-bad")]).await;
@@ -99,7 +125,9 @@ async fn chunked_oversized_request_body_gets_413() {
     let (gw, _) = shared_gateway().await;
     // No content-length: the limit trips while the guest reads the stream.
     let mut s = tokio::net::TcpStream::connect(gw.addr()).await.unwrap();
-    s.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n").await.unwrap();
+    s.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
     let chunk = vec![b'z'; 4096];
     for _ in 0..40 {
         // The server may answer and close early; later writes may then fail.

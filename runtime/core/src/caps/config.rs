@@ -29,7 +29,11 @@ impl Capability for Config {
     async fn configure(spec: &FunctionSpec) -> Result<Self::Shared, BootError> {
         let mut vars = WasiConfigVariables::new();
         for (key, decl) in &spec.config {
-            let err = |message: String| BootError::Config { function: spec.name.clone(), key: key.clone(), message };
+            let err = |message: String| BootError::Config {
+                function: spec.name.clone(),
+                key: key.clone(),
+                message,
+            };
             let value = match &decl.source {
                 ConfigSource::Value(v) => Some(v.clone()),
                 ConfigSource::Env(name) => std::env::var(name).ok(),
@@ -57,7 +61,9 @@ impl Capability for Config {
                         ConfigSource::File(p) => format!("file {} does not exist", p.display()),
                         ConfigSource::Value(_) => "no value".into(),
                     };
-                    return Err(err(format!("{what} and the key has no default (set `required = false` to allow)")));
+                    return Err(err(format!(
+                        "{what} and the key has no default (set `required = false` to allow)"
+                    )));
                 }
                 None => {}
             }

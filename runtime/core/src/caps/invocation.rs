@@ -47,7 +47,10 @@ impl wit::Host for HostState {
 
     fn remaining_ms(&mut self) -> u64 {
         // The guest's view uses wall-clock time so it agrees with deadline-ms.
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         self.inv.deadline_unix_ms.saturating_sub(now)
     }
 

@@ -16,7 +16,10 @@ pub struct MemoryLimiter {
 impl MemoryLimiter {
     /// Limits linear memory to `bytes`.
     pub fn new(bytes: u64) -> Self {
-        MemoryLimiter { memory: usize::try_from(bytes).unwrap_or(usize::MAX), hit: false }
+        MemoryLimiter {
+            memory: usize::try_from(bytes).unwrap_or(usize::MAX),
+            hit: false,
+        }
     }
 
     /// The limit in MiB (for error messages).

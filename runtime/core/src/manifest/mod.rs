@@ -65,7 +65,11 @@ pub struct OutboundRule {
 impl OutboundRule {
     /// Parses `scheme://host[:port]`.
     pub fn parse(text: &str) -> Result<OutboundRule, String> {
-        let bad = || format!("invalid outbound host {text:?}: expected e.g. \"https://api.example.com\" or \"http://127.0.0.1:8080\"");
+        let bad = || {
+            format!(
+                "invalid outbound host {text:?}: expected e.g. \"https://api.example.com\" or \"http://127.0.0.1:8080\""
+            )
+        };
         let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
         if scheme != "http" && scheme != "https" {
             return Err(bad());
@@ -82,7 +86,11 @@ impl OutboundRule {
         if host.is_empty() {
             return Err(bad());
         }
-        Ok(OutboundRule { scheme: scheme.into(), host: host.to_ascii_lowercase(), port })
+        Ok(OutboundRule {
+            scheme: scheme.into(),
+            host: host.to_ascii_lowercase(),
+            port,
+        })
     }
 
     /// Whether a request to `scheme://host:port` matches this rule.
@@ -321,15 +329,17 @@ impl Manifest {
                 max_request_body: f.max_request_body.clone(),
                 max_response_body: f.max_response_body.clone(),
             };
-            let limits =
-                apply_limits(defaults, &overrides, &prefix).map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?;
+            let limits = apply_limits(defaults, &overrides, &prefix)
+                .map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?;
 
             let mut routes = Vec::with_capacity(f.routes.len());
             for r in &f.routes {
-                let route = parse_route(r.get_ref()).map_err(|m| {
-                    err(Some(r.span()), Some(format!("{prefix}.routes")), m)
-                })?;
-                routes.push(RouteSpec { line: line_of(text, r.span().start), ..route });
+                let route =
+                    parse_route(r.get_ref()).map_err(|m| err(Some(r.span()), Some(format!("{prefix}.routes")), m))?;
+                routes.push(RouteSpec {
+                    line: line_of(text, r.span().start),
+                    ..route
+                });
             }
 
             let mut config = BTreeMap::new();
@@ -340,7 +350,12 @@ impl Manifest {
                 if kname.is_empty() || !kname.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
                     return Err(at("config keys may use letters, digits, '_', '-' and '.' only".into()));
                 }
-                let sources = [spec.value.is_some(), spec.env.is_some(), spec.file.is_some(), spec.ssm.is_some()];
+                let sources = [
+                    spec.value.is_some(),
+                    spec.env.is_some(),
+                    spec.file.is_some(),
+                    spec.ssm.is_some(),
+                ];
                 if sources.iter().filter(|s| **s).count() != 1 {
                     return Err(at("give exactly one source: `value`, `env` or `file`".into()));
                 }
@@ -425,13 +440,7 @@ type LimitError = (std::ops::Range<usize>, String, String);
 
 /// Applies overrides to `base`, checking each against its allowed range.
 fn apply_limits(mut base: Limits, o: &Overrides, prefix: &str) -> Result<Limits, LimitError> {
-    fn check<T: Copy + PartialOrd>(
-        v: &Spanned<T>,
-        lo: T,
-        hi: T,
-        key: String,
-        what: &str,
-    ) -> Result<T, LimitError> {
+    fn check<T: Copy + PartialOrd>(v: &Spanned<T>, lo: T, hi: T, key: String, what: &str) -> Result<T, LimitError> {
         let x = *v.get_ref();
         if x < lo || x > hi {
             return Err((v.span(), key, format!("{what} is out of range")));
@@ -439,7 +448,14 @@ fn apply_limits(mut base: Limits, o: &Overrides, prefix: &str) -> Result<Limits,
         Ok(x)
     }
     if let Some(m) = &o.memory {
-        base.memory = check(m, ByteSize(1 << 20), ByteSize(4 << 30), format!("{prefix}.memory"), "memory (1MiB..=4GiB)")?.0;
+        base.memory = check(
+            m,
+            ByteSize(1 << 20),
+            ByteSize(4 << 30),
+            format!("{prefix}.memory"),
+            "memory (1MiB..=4GiB)",
+        )?
+        .0;
     }
     if let Some(t) = &o.timeout {
         base.timeout = check(
@@ -455,8 +471,14 @@ fn apply_limits(mut base: Limits, o: &Overrides, prefix: &str) -> Result<Limits,
         base.concurrency = check(c, 1, 10_000, format!("{prefix}.concurrency"), "concurrency (1..=10000)")?;
     }
     if let Some(b) = &o.max_request_body {
-        base.max_request_body =
-            check(b, ByteSize(0), ByteSize(1 << 30), format!("{prefix}.max_request_body"), "max_request_body (..=1GiB)")?.0;
+        base.max_request_body = check(
+            b,
+            ByteSize(0),
+            ByteSize(1 << 30),
+            format!("{prefix}.max_request_body"),
+            "max_request_body (..=1GiB)",
+        )?
+        .0;
     }
     if let Some(b) = &o.max_response_body {
         base.max_response_body = check(
@@ -490,7 +512,9 @@ fn parse_route(text: &str) -> Result<RouteSpec, String> {
         Some(m) => {
             const KNOWN: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
             if !KNOWN.contains(&m) {
-                return Err(format!("unknown method {m:?} in route {text:?}: use one of {KNOWN:?} or ANY"));
+                return Err(format!(
+                    "unknown method {m:?} in route {text:?}: use one of {KNOWN:?} or ANY"
+                ));
             }
             Some(http::Method::from_bytes(m.as_bytes()).map_err(|e| e.to_string())?)
         }
@@ -499,11 +523,19 @@ fn parse_route(text: &str) -> Result<RouteSpec, String> {
         return Err(format!("route path must start with '/': {text:?}"));
     }
     crate::router::check_path(path).map_err(|e| format!("bad route {text:?}: {e}"))?;
-    Ok(RouteSpec { method, path: path.to_string(), line: 0 })
+    Ok(RouteSpec {
+        method,
+        path: path.to_string(),
+        line: 0,
+    })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())].iter().filter(|b| **b == b'\n').count() + 1
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count()
+        + 1
 }
 
 #[cfg(test)]

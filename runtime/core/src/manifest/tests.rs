@@ -42,7 +42,10 @@ concurrency = 3
     assert_eq!(hello.routes[0].line, 8);
     assert_eq!(hello.config["greeting"].source, ConfigSource::Value("hi".into()));
     assert_eq!(hello.config["region"].default.as_deref(), Some("us-east-1"));
-    assert_eq!(hello.config["token"].source, ConfigSource::File("/app/secrets/token".into()));
+    assert_eq!(
+        hello.config["token"].source,
+        ConfigSource::File("/app/secrets/token".into())
+    );
     assert!(hello.config["token"].secret && !hello.config["token"].required);
     assert_eq!(hello.allowed_outbound_hosts.len(), 2);
     let echo = m.function("echo").unwrap();
@@ -55,7 +58,12 @@ concurrency = 3
 #[test]
 fn bad_manifests_name_file_line_and_key() {
     let cases: &[(&str, Option<usize>, Option<&str>, &str)] = &[
-        ("manifest_version = 1\nbogus = 3\n", Some(2), Some("bogus"), "unknown field `bogus`"),
+        (
+            "manifest_version = 1\nbogus = 3\n",
+            Some(2),
+            Some("bogus"),
+            "unknown field `bogus`",
+        ),
         (
             "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nmemroy = \"1MiB\"\n",
             Some(4),
@@ -80,9 +88,24 @@ fn bad_manifests_name_file_line_and_key() {
             Some("function.a.timeout"),
             "out of range",
         ),
-        ("manifest_version = 2\n", Some(1), Some("manifest_version"), "unsupported manifest_version 2"),
-        ("[function.a]\ncomponent = \"a.wasm\"\n", Some(1), None, "missing field `manifest_version`"),
-        ("manifest_version = 1\n[function.a]\nroutes = []\n", Some(2), Some("function.a"), "missing field `component`"),
+        (
+            "manifest_version = 2\n",
+            Some(1),
+            Some("manifest_version"),
+            "unsupported manifest_version 2",
+        ),
+        (
+            "[function.a]\ncomponent = \"a.wasm\"\n",
+            Some(1),
+            None,
+            "missing field `manifest_version`",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\nroutes = []\n",
+            Some(2),
+            Some("function.a"),
+            "missing field `component`",
+        ),
         (
             "manifest_version = 1\n[function.Bad_Name]\ncomponent = \"a.wasm\"\n",
             Some(2),
@@ -120,7 +143,12 @@ fn bad_manifests_name_file_line_and_key() {
             "invalid outbound host",
         ),
         ("manifest_version = 1\n[function.a\n", Some(2), None, "unclosed table"),
-        ("manifest_version = \"one\"\n", Some(1), Some("manifest_version"), "invalid type"),
+        (
+            "manifest_version = \"one\"\n",
+            Some(1),
+            Some("manifest_version"),
+            "invalid type",
+        ),
     ];
     let mut wrong = Vec::new();
     for (text, line, key, needle) in cases {

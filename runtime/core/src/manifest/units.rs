@@ -25,7 +25,11 @@ impl ByteSize {
             "mib" | "m" => 1024 * 1024,
             "gb" => 1000 * 1000 * 1000,
             "gib" | "g" => 1024 * 1024 * 1024,
-            other => return Err(format!("invalid size unit {other:?} in {text:?}: use B, KiB, MiB, GiB, KB, MB or GB")),
+            other => {
+                return Err(format!(
+                    "invalid size unit {other:?} in {text:?}: use B, KiB, MiB, GiB, KB, MB or GB"
+                ));
+            }
         };
         n.checked_mul(mult)
             .map(ByteSize)
@@ -74,9 +78,11 @@ pub struct Dur(pub Duration);
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s)
-            .map(Dur)
-            .map_err(|e| de::Error::custom(format!("invalid duration {s:?} ({e}): expected e.g. \"30s\" or \"500ms\"")))
+        humantime::parse_duration(&s).map(Dur).map_err(|e| {
+            de::Error::custom(format!(
+                "invalid duration {s:?} ({e}): expected e.g. \"30s\" or \"500ms\""
+            ))
+        })
     }
 }
 

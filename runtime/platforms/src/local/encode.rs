@@ -10,7 +10,8 @@ use nimbus_core::{Body, InvokeError};
 pub fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
     let mut r = Response::new(Full::new(body).map_err(|never| match never {}).boxed_unsync());
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 

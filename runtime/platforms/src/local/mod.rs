@@ -39,7 +39,11 @@ pub struct GatewayOptions {
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { access_log: true, log_sink: LogSink::Stdout, drain_timeout: Duration::from_secs(10) }
+        GatewayOptions {
+            access_log: true,
+            log_sink: LogSink::Stdout,
+            drain_timeout: Duration::from_secs(10),
+        }
     }
 }
 
@@ -72,7 +76,12 @@ impl Gateway {
     }
 }
 
-async fn accept_loop(listener: TcpListener, host: Arc<Host>, opts: Arc<GatewayOptions>, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    host: Arc<Host>,
+    opts: Arc<GatewayOptions>,
+    mut stopped: watch::Receiver<bool>,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
@@ -96,7 +105,9 @@ async fn accept_loop(listener: TcpListener, host: Arc<Host>, opts: Arc<GatewayOp
             let opts = opts.clone();
             async move { Ok::<_, std::convert::Infallible>(handle(&host, &opts, req).await) }
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _ = conn.await;
@@ -105,7 +116,10 @@ async fn accept_loop(listener: TcpListener, host: Arc<Host>, opts: Arc<GatewayOp
     drop(listener);
     let drain = opts.drain_timeout;
     if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
-        tracing::warn!("shutdown: connections still open after {}s; closing them", drain.as_secs());
+        tracing::warn!(
+            "shutdown: connections still open after {}s; closing them",
+            drain.as_secs()
+        );
     }
 }
 
@@ -127,18 +141,28 @@ async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> R
                 let req = req.map(|b| b.map_err(wasmtime_error).boxed_unsync());
                 let r = match host.invoke(f, inv, Payload::Http(req)).await {
                     Ok(Outcome::Http(resp)) => Ok(resp),
-                    Ok(Outcome::Event(_)) => Err(InvokeError::Internal("HTTP function produced an event outcome".into())),
+                    Ok(Outcome::Event(_)) => {
+                        Err(InvokeError::Internal("HTTP function produced an event outcome".into()))
+                    }
                     Err(e) => Err(e),
                 };
                 (Some((f.name.clone(), rid)), r.map_err(|e| encode::error(&e)))
             }
             RouteMatch::MethodNotAllowed => (
                 None,
-                Err(encode::plain_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", &format!("{method} is not routed for {path}"))),
+                Err(encode::plain_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "MethodNotAllowed",
+                    &format!("{method} is not routed for {path}"),
+                )),
             ),
             RouteMatch::NotFound => (
                 None,
-                Err(encode::plain_error(StatusCode::NOT_FOUND, "NotFound", &format!("no route for {method} {path}"))),
+                Err(encode::plain_error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    &format!("no route for {method} {path}"),
+                )),
             ),
         }
     };
@@ -160,7 +184,11 @@ async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> R
             fields.push(("function", f.to_string().into()));
             fields.push(("request_id", rid.to_string().into()));
         }
-        let level = if resp.status().is_server_error() { "ERROR" } else { "INFO" };
+        let level = if resp.status().is_server_error() {
+            "ERROR"
+        } else {
+            "INFO"
+        };
         let line = format_record(level, "request", None, &fields);
         opts.log_sink.write_line(&line);
     }
@@ -172,15 +200,33 @@ type Routed = (Option<(Arc<str>, Arc<str>)>, Result<Response<Body>, Response<Bod
 /// `POST /2015-03-31/functions/{name}/invocations`: invoke an event function with the body as event.
 async fn invoke_api(host: &Host, req: Request<Incoming>, rest: &str, trace: TraceContext) -> Routed {
     let Some(name) = rest.strip_suffix("/invocations") else {
-        return (None, Err(encode::plain_error(StatusCode::NOT_FOUND, "NotFound", "expected /2015-03-31/functions/{name}/invocations")));
+        return (
+            None,
+            Err(encode::plain_error(
+                StatusCode::NOT_FOUND,
+                "NotFound",
+                "expected /2015-03-31/functions/{name}/invocations",
+            )),
+        );
     };
     if req.method() != Method::POST {
-        return (None, Err(encode::plain_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "use POST")));
+        return (
+            None,
+            Err(encode::plain_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "MethodNotAllowed",
+                "use POST",
+            )),
+        );
     }
     let Some(f) = host.function(name) else {
         return (
             None,
-            Err(encode::plain_error(StatusCode::NOT_FOUND, "ResourceNotFoundException", &format!("function not found: {name}"))),
+            Err(encode::plain_error(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                &format!("function not found: {name}"),
+            )),
         );
     };
     let inv = host.new_invocation(f, None, trace);
@@ -191,17 +237,28 @@ async fn invoke_api(host: &Host, req: Request<Incoming>, rest: &str, trace: Trac
         Ok(b) => b.to_bytes(),
         Err(e) => {
             let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                InvokeError::TooLarge { what: "event", size: limit as u64 + 1, limit: limit as u64, quota: "max_request_body" }
+                InvokeError::TooLarge {
+                    what: "event",
+                    size: limit as u64 + 1,
+                    limit: limit as u64,
+                    quota: "max_request_body",
+                }
             } else {
                 InvokeError::BadEvent(format!("cannot read the request body: {e}"))
             };
             return (tag, Err(encode::error(&err)));
         }
     };
-    let event = Event { source: EventSource::Direct, payload: body.to_vec() };
+    let event = Event {
+        source: EventSource::Direct,
+        payload: body.to_vec(),
+    };
     match host.invoke(f, inv, Payload::Event(event)).await {
         Ok(Outcome::Event(out)) => (tag, Ok(encode::json_response(StatusCode::OK, Bytes::from(out)))),
-        Ok(Outcome::Http(_)) => (tag, Err(encode::error(&InvokeError::Internal("unexpected HTTP outcome".into())))),
+        Ok(Outcome::Http(_)) => (
+            tag,
+            Err(encode::error(&InvokeError::Internal("unexpected HTTP outcome".into()))),
+        ),
         Err(e) => (tag, Err(encode::error(&e))),
     }
 }
