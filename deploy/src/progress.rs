@@ -49,6 +49,6 @@ impl Step {
 }
 
 /// A boot progress callback that reports each function as it loads.
-pub fn boot_progress(step: Arc<Step>) -> Arc<dyn Fn(&str, usize, usize) + Send + Sync> {
+pub fn boot_progress(step: Arc<Step>) -> nimbus_core::host::BootProgress {
     Arc::new(move |name, i, total| step.set(format!("loading {name} ({}/{total})", i + 1)))
 }

@@ -157,10 +157,10 @@ fn send(resp: Response, out: ResponseOutparam) {
         return;
     };
     ResponseOutparam::set(out, Ok(response));
-    if let Ok(mut stream) = out_body.write() {
-        if let Err(e) = Write::write_all(&mut stream, &body).and_then(|_| Write::flush(&mut stream)) {
-            eprintln!("nimbus-sdk: writing response body: {e}");
-        }
+    if let Ok(mut stream) = out_body.write()
+        && let Err(e) = Write::write_all(&mut stream, &body).and_then(|_| Write::flush(&mut stream))
+    {
+        eprintln!("nimbus-sdk: writing response body: {e}");
     }
     let _ = OutgoingBody::finish(out_body, None);
 }

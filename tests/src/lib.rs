@@ -23,13 +23,16 @@ pub fn manifest(text: &str) -> Manifest {
     Manifest::parse(&t, Path::new("test.toml"), Path::new(".")).unwrap_or_else(|e| panic!("test manifest: {e}"))
 }
 
+/// Captured log lines.
+pub type Logs = Arc<Mutex<Vec<String>>>;
+
 /// Boots a host whose guest logs are captured.
-pub async fn boot(text: &str) -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
+pub async fn boot(text: &str) -> (Arc<Host>, Logs) {
     boot_with(text, BootOptions::default()).await
 }
 
 /// Boots with options (the log sink is replaced by a capture).
-pub async fn boot_with(text: &str, opts: BootOptions) -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
+pub async fn boot_with(text: &str, opts: BootOptions) -> (Arc<Host>, Logs) {
     let logs = Arc::new(Mutex::new(Vec::new()));
     let opts = BootOptions {
         log_sink: LogSink::Capture(logs.clone()),
@@ -42,7 +45,7 @@ pub async fn boot_with(text: &str, opts: BootOptions) -> (Arc<Host>, Arc<Mutex<V
 }
 
 /// Starts a gateway on a free loopback port (access log captured too).
-pub async fn gateway(host: Arc<Host>, logs: Arc<Mutex<Vec<String>>>) -> Gateway {
+pub async fn gateway(host: Arc<Host>, logs: Logs) -> Gateway {
     let opts = GatewayOptions {
         log_sink: LogSink::Capture(logs),
         ..GatewayOptions::default()

@@ -34,6 +34,9 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
+/// Boot progress callback: function name, its index, and the total.
+pub type BootProgress = Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
+
 /// Boot settings that are not in the manifest.
 #[derive(Clone, Default)]
 pub struct BootOptions {
@@ -46,7 +49,7 @@ pub struct BootOptions {
     /// Longest a request waits for a free instance before `Overloaded` (default 10 s).
     pub queue_timeout: Option<Duration>,
     /// Called before each function is loaded, with its name, index and the total.
-    pub progress: Option<Arc<dyn Fn(&str, usize, usize) + Send + Sync>>,
+    pub progress: Option<BootProgress>,
 }
 
 /// A booted function.

@@ -153,6 +153,8 @@ pub struct Event {
 }
 
 /// What an invocation carries in.
+// Payloads are moved once into `invoke`, never stored: boxing the request buys nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Payload {
     /// An HTTP request for an HTTP function.
     Http(http::Request<Body>),

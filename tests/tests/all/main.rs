@@ -10,7 +10,8 @@ mod http;
 mod outbound;
 
 use nimbus_core::Host;
-use std::sync::{Arc, Mutex, OnceLock};
+use nimbus_tests::Logs;
+use std::sync::{Arc, OnceLock};
 
 /// Contents of the file-sourced config value.
 pub const TOKEN: &str = "file-secret-42";
@@ -83,8 +84,8 @@ component = "{{EVENT_CHECK}}"
 }
 
 /// The shared host and its captured log lines, booted once for the whole binary.
-pub fn shared() -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
-    static HOST: OnceLock<(Arc<Host>, Arc<Mutex<Vec<String>>>)> = OnceLock::new();
+pub fn shared() -> (Arc<Host>, Logs) {
+    static HOST: OnceLock<(Arc<Host>, Logs)> = OnceLock::new();
     HOST.get_or_init(|| {
         let token = std::env::temp_dir().join(format!("nimbus-test-token-{}", std::process::id()));
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
@@ -101,7 +102,7 @@ pub fn shared() -> (Arc<Host>, Arc<Mutex<Vec<String>>>) {
 }
 
 /// A gateway on this test's runtime, serving the shared host.
-pub async fn shared_gateway() -> (nimbus_platforms::local::Gateway, Arc<Mutex<Vec<String>>>) {
+pub async fn shared_gateway() -> (nimbus_platforms::local::Gateway, Logs) {
     let (host, logs) = shared();
     (nimbus_tests::gateway(host, logs.clone()).await, logs)
 }
