@@ -9,14 +9,16 @@
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
-//! use nimbus_core::{Host, BootOptions, Manifest, Invocation, Payload, Event, EventSource};
+//! use nimbus_core::{BootOptions, Event, EventSource, Host, Manifest, Outcome, Payload, TraceContext};
 //!
 //! let manifest = Manifest::load("nimbus.toml")?;
 //! let host = Host::boot(manifest, BootOptions::default()).await?;
 //! let echo = host.function("echo").expect("declared in nimbus.toml");
-//! let inv = Invocation::new(echo, None);
+//! let inv = host.new_invocation(echo, None, TraceContext::new_root());
 //! let event = Event { source: EventSource::Direct, payload: br#"{"hi":1}"#.to_vec() };
-//! let outcome = host.invoke(echo, inv, Payload::Event(event)).await?;
+//! if let Outcome::Event(output) = host.invoke(echo, inv, Payload::Event(event)).await? {
+//!     println!("{}", String::from_utf8_lossy(&output));
+//! }
 //! # Ok(()) }
 //! ```
 #![deny(missing_docs)]
