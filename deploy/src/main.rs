@@ -27,7 +27,11 @@ enum Command {
     Compile(commands::compile::Args),
 }
 
+/// When `main` started, for the boot-time figures in the logs.
+pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 fn main() -> std::process::ExitCode {
+    STARTED.get_or_init(std::time::Instant::now);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)

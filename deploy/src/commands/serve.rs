@@ -24,6 +24,13 @@ pub struct Args {
 
 /// Boots the manifest's functions and serves until SIGINT/SIGTERM.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    tracing::debug!(
+        since_start_us = crate::STARTED
+            .get()
+            .map(|t| t.elapsed().as_micros() as u64)
+            .unwrap_or(0),
+        "serve: start"
+    );
     let manifest = super::load_manifest(&args.manifest)?;
     let step = Arc::new(Step::start(format!(
         "booting {} functions from {}",
@@ -78,6 +85,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Kind::Event => eprintln!("    POST    {base}/2015-03-31/functions/{}/invocations", f.name),
         }
     }
+    let since_start = crate::STARTED
+        .get()
+        .map(|t| t.elapsed().as_micros() as u64)
+        .unwrap_or(0);
+    tracing::debug!(
+        since_start_us = since_start,
+        boot_us = host.boot_time.as_micros() as u64,
+        "serve: listening"
+    );
     eprintln!("listening on {base} (Ctrl-C to stop)");
 
     shutdown_signal().await;

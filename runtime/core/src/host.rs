@@ -112,9 +112,11 @@ impl Host {
         eopts.pool_instances = eopts.pool_instances.max(needed.min(10_000) as u32);
         eopts.max_memory = specs.iter().map(|f| f.limits.memory).max().unwrap_or(eopts.max_memory);
         let engine = NimbusEngine::new(&eopts)?;
+        tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "boot: engine ready");
 
         let mut linker = Linker::<HostState>::new(engine.engine());
         caps::link_all(&mut linker).map_err(|e| BootError::Engine(format!("linking host capabilities: {e:#}")))?;
+        tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "boot: linker ready");
 
         let mut functions = Vec::with_capacity(specs.len());
         let mut router = Router::default();
@@ -150,6 +152,7 @@ impl Host {
                 Kind::Http => Pre::Http(ProxyPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?),
                 Kind::Event => Pre::Event(EventFunctionPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?),
             };
+            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
             let shared = caps::Shared::configure(spec).await?;
             let index = functions.len();
             for r in &spec.routes {
