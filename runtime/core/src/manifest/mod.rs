@@ -306,7 +306,7 @@ impl Manifest {
             ));
         }
 
-        let defaults = apply_limits(Limits::default(), &raw.defaults_as_overrides(), "defaults")
+        let defaults = apply_limits(Limits::default(), &raw.defaults, "defaults")
             .map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?;
 
         let mut functions = Vec::with_capacity(raw.function.len());
@@ -322,7 +322,7 @@ impl Manifest {
                 ));
             }
             let prefix = format!("function.{fname}");
-            let overrides = Overrides {
+            let overrides = RawLimits {
                 memory: f.memory.clone(),
                 timeout: f.timeout.clone(),
                 concurrency: f.concurrency.clone(),
@@ -415,31 +415,10 @@ impl Manifest {
     }
 }
 
-struct Overrides {
-    memory: Option<Spanned<ByteSize>>,
-    timeout: Option<Spanned<Dur>>,
-    concurrency: Option<Spanned<u32>>,
-    max_request_body: Option<Spanned<ByteSize>>,
-    max_response_body: Option<Spanned<ByteSize>>,
-}
-
-impl RawManifest {
-    fn defaults_as_overrides(&self) -> Overrides {
-        let d = &self.defaults;
-        Overrides {
-            memory: d.memory.clone(),
-            timeout: d.timeout.clone(),
-            concurrency: d.concurrency.clone(),
-            max_request_body: d.max_request_body.clone(),
-            max_response_body: d.max_response_body.clone(),
-        }
-    }
-}
-
 type LimitError = (std::ops::Range<usize>, String, String);
 
 /// Applies overrides to `base`, checking each against its allowed range.
-fn apply_limits(mut base: Limits, o: &Overrides, prefix: &str) -> Result<Limits, LimitError> {
+fn apply_limits(mut base: Limits, o: &RawLimits, prefix: &str) -> Result<Limits, LimitError> {
     fn check<T: Copy + PartialOrd>(v: &Spanned<T>, lo: T, hi: T, key: String, what: &str) -> Result<T, LimitError> {
         let x = *v.get_ref();
         if x < lo || x > hi {
@@ -470,25 +449,21 @@ fn apply_limits(mut base: Limits, o: &Overrides, prefix: &str) -> Result<Limits,
     if let Some(c) = &o.concurrency {
         base.concurrency = check(c, 1, 10_000, format!("{prefix}.concurrency"), "concurrency (1..=10000)")?;
     }
-    if let Some(b) = &o.max_request_body {
-        base.max_request_body = check(
+    let body = |b: &Spanned<ByteSize>, name: &str| {
+        check(
             b,
             ByteSize(0),
             ByteSize(1 << 30),
-            format!("{prefix}.max_request_body"),
-            "max_request_body (..=1GiB)",
-        )?
-        .0;
+            format!("{prefix}.{name}"),
+            &format!("{name} (..=1GiB)"),
+        )
+        .map(|s| s.0)
+    };
+    if let Some(b) = &o.max_request_body {
+        base.max_request_body = body(b, "max_request_body")?;
     }
     if let Some(b) = &o.max_response_body {
-        base.max_response_body = check(
-            b,
-            ByteSize(0),
-            ByteSize(1 << 30),
-            format!("{prefix}.max_response_body"),
-            "max_response_body (..=1GiB)",
-        )?
-        .0;
+        base.max_response_body = body(b, "max_response_body")?;
     }
     Ok(base)
 }
