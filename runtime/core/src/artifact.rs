@@ -120,24 +120,18 @@ pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), ArtifactError> {
     Ok((header, &bytes[14 + len..]))
 }
 
-/// Checks and loads artifact bytes into a component for `engine`.
-pub fn load_precompiled(engine: &Engine, bytes: &[u8]) -> Result<Component, ArtifactError> {
+/// An artifact read, decompressed and checksummed, not yet tied to an engine.
+///
+/// Unpacking needs no engine, so boot does it on another thread while the
+/// engine is being built.
+pub struct Unpacked {
+    header: Header,
+    code: Vec<u8>,
+}
+
+/// Decompresses and verifies artifact bytes.
+pub fn unpack(bytes: &[u8]) -> Result<Unpacked, ArtifactError> {
     let (header, body) = read_header(bytes)?;
-    let ours = Header {
-        wasmtime: WASMTIME_VERSION.into(),
-        target: host_target(),
-        engine: engine_fingerprint(engine),
-        ..header.clone()
-    };
-    if header != ours {
-        return Err(ArtifactError::Incompatible {
-            theirs: format!(
-                "wasmtime {} on {} (engine {})",
-                header.wasmtime, header.target, header.engine
-            ),
-            ours: format!("wasmtime {} on {} (engine {})", ours.wasmtime, ours.target, ours.engine),
-        });
-    }
     let len = usize::try_from(header.code_len).map_err(|_| ArtifactError::Corrupt("code too large".into()))?;
     if len > 4 << 30 {
         return Err(ArtifactError::Corrupt(format!("implausible code size {len}")));
@@ -146,10 +140,43 @@ pub fn load_precompiled(engine: &Engine, bytes: &[u8]) -> Result<Component, Arti
     if code.len() != len || crc32fast::hash(&code) != header.code_crc32 {
         return Err(ArtifactError::Corrupt("checksum mismatch".into()));
     }
+    Ok(Unpacked { header, code })
+}
+
+/// Reads and unpacks an artifact file; refuses one older than its `.wasm`.
+pub fn unpack_file(artifact: &Path, wasm: &Path) -> Result<Unpacked, String> {
+    check_fresh(artifact, wasm)?;
+    let bytes = std::fs::read(artifact).map_err(|e| format!("cannot read {}: {e}", artifact.display()))?;
+    unpack(&bytes).map_err(|e| e.to_string())
+}
+
+/// Checks an unpacked artifact against `engine` and turns it into a component.
+pub fn deserialize(engine: &Engine, unpacked: &Unpacked) -> Result<Component, ArtifactError> {
+    let header = &unpacked.header;
+    let ours = Header {
+        wasmtime: WASMTIME_VERSION.into(),
+        target: host_target(),
+        engine: engine_fingerprint(engine),
+        ..header.clone()
+    };
+    if *header != ours {
+        return Err(ArtifactError::Incompatible {
+            theirs: format!(
+                "wasmtime {} on {} (engine {})",
+                header.wasmtime, header.target, header.engine
+            ),
+            ours: format!("wasmtime {} on {} (engine {})", ours.wasmtime, ours.target, ours.engine),
+        });
+    }
     // SAFETY: the bytes are wasmtime's own serialization of a component (the
     // header matched this engine and the CRC-32 verified them),
     // and wasmtime re-checks version and settings while deserializing.
-    unsafe { Component::deserialize(engine, &code) }.map_err(|e| ArtifactError::Rejected(format!("{e:#}")))
+    unsafe { Component::deserialize(engine, &unpacked.code) }.map_err(|e| ArtifactError::Rejected(format!("{e:#}")))
+}
+
+/// Checks and loads artifact bytes into a component for `engine`.
+pub fn load_precompiled(engine: &Engine, bytes: &[u8]) -> Result<Component, ArtifactError> {
+    deserialize(engine, &unpack(bytes)?)
 }
 
 /// How a function's code was obtained at boot.
@@ -175,17 +202,16 @@ fn check_fresh(artifact: &Path, wasm: &Path) -> Result<(), String> {
 }
 
 /// Loads a function's component: the artifact if usable, else the `.wasm`.
+/// `precompiled` is the artifact's path and the result of [`unpack_file`] on it.
 pub fn load(
     engine: &Engine,
     function: &str,
     wasm: &Path,
-    precompiled: Option<&Path>,
+    precompiled: Option<(&Path, Result<Unpacked, String>)>,
 ) -> Result<(Component, LoadedFrom), BootError> {
     let mut from = LoadedFrom::Compiled;
-    if let Some(path) = precompiled {
-        let attempt = check_fresh(path, wasm)
-            .and_then(|()| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display())))
-            .and_then(|bytes| load_precompiled(engine, &bytes).map_err(|e| e.to_string()));
+    if let Some((path, unpacked)) = precompiled {
+        let attempt = unpacked.and_then(|u| deserialize(engine, &u).map_err(|e| e.to_string()));
         match attempt {
             Ok(c) => return Ok((c, LoadedFrom::Precompiled)),
             Err(reason) => {

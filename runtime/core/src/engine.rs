@@ -28,6 +28,9 @@ pub struct EngineOptions {
     pub keep_resident: u64,
     /// Use the pooling allocator (`NIMBUS_POOLING=0` turns it off, e.g. for valgrind).
     pub pooling: bool,
+    /// Initialise linear memories by mapping a copy-on-write image (`NIMBUS_MEMORY_COW=1`)
+    /// instead of copying data segments.
+    pub memory_cow: bool,
 }
 
 impl Default for EngineOptions {
@@ -42,6 +45,7 @@ impl Default for EngineOptions {
             // core: the main per-request cost of `wasmtime serve`.
             keep_resident: 4 << 20,
             pooling: true,
+            memory_cow: false,
         }
     }
 }
@@ -70,6 +74,9 @@ impl EngineOptions {
         }
         if let Some(p) = var::<u8>("NIMBUS_POOLING")? {
             self.pooling = p != 0;
+        }
+        if let Some(c) = var::<u8>("NIMBUS_MEMORY_COW")? {
+            self.memory_cow = c != 0;
         }
         Ok(self)
     }
@@ -102,6 +109,7 @@ impl NimbusEngine {
     /// Builds the engine and starts the ticker.
     pub fn new(opts: &EngineOptions) -> Result<NimbusEngine, BootError> {
         let mut config = code_config();
+        config.memory_init_cow(opts.memory_cow);
         if opts.pooling {
             let mut pool = PoolingAllocationConfig::new();
             let n = opts.pool_instances;

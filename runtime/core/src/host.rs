@@ -107,6 +107,15 @@ impl Host {
             });
         }
 
+        // Artifacts are read and decompressed on other threads while the engine is built.
+        let mut unpacking: Vec<_> = specs
+            .iter()
+            .map(|s| {
+                let (art, wasm) = (s.precompiled.clone()?, s.component.clone());
+                Some(tokio::task::spawn_blocking(move || artifact::unpack_file(&art, &wasm)))
+            })
+            .collect();
+
         let mut eopts = opts.engine.clone();
         let needed: u64 = specs.iter().map(|f| u64::from(f.limits.concurrency)).sum();
         eopts.pool_instances = eopts.pool_instances.max(needed.min(10_000) as u32);
@@ -126,12 +135,13 @@ impl Host {
                 progress(&spec.name, i, total);
             }
             let t = Instant::now();
-            let (component, loaded_from) = artifact::load(
-                engine.engine(),
-                &spec.name,
-                &spec.component,
-                spec.precompiled.as_deref(),
-            )?;
+            let unpacked = match unpacking[i].take() {
+                Some(task) => Some(task.await.unwrap_or_else(|e| Err(format!("unpacking failed: {e}")))),
+                None => None,
+            };
+            let precompiled = spec.precompiled.as_deref().zip(unpacked);
+            let (component, loaded_from) = artifact::load(engine.engine(), &spec.name, &spec.component, precompiled)?;
+            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: component loaded");
             let comp_err = |message: String| BootError::Component {
                 function: spec.name.clone(),
                 message,

@@ -1,0 +1,96 @@
+//! Per-invocation cost of the host itself, without HTTP or sockets: how long
+//! `Host::invoke` takes for a trivial event function (fresh instance, config,
+//! invocation context, logs) and for the plain HTTP hello, one at a time and
+//! with 2 concurrent callers. Run with
+//! `cargo run --release -p nimbus-tests --example invoke_cost`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use nimbus_core::{Event, EventSource, Outcome, Payload, TraceContext};
+use std::sync::Arc;
+use std::time::Instant;
+
+const N: usize = 20_000;
+
+async fn event_once(host: &nimbus_core::Host) {
+    let f = host.function("check").unwrap();
+    let inv = host.new_invocation(f, None, TraceContext::new_root());
+    let ev = Event {
+        source: EventSource::Direct,
+        payload: br#"{"n": 2}"#.to_vec(),
+    };
+    match host.invoke(f, inv, Payload::Event(ev)).await {
+        Ok(Outcome::Event(out)) => assert_eq!(out, br#"{"doubled":4}"#),
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn http_once(host: &nimbus_core::Host) {
+    let f = host.function("hello").unwrap();
+    let inv = host.new_invocation(f, None, TraceContext::new_root());
+    let body = Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync();
+    let req = http::Request::get("http://localhost/")
+        .header("host", "localhost")
+        .body(body)
+        .unwrap();
+    match host.invoke(f, inv, Payload::Http(req)).await {
+        Ok(Outcome::Http(resp)) => {
+            let b = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&b[..], b"Hello, world!\n");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let (host, _logs) = nimbus_tests::boot(
+        r#"
+manifest_version = 1
+[function.check]
+component = "{EVENT_CHECK}"
+[function.hello]
+component = "{PROXY_HELLO}"
+routes = ["GET /"]
+"#,
+    )
+    .await;
+    for (name, http) in [("event (event_check)", false), ("http (proxy_hello)", true)] {
+        for _ in 0..1000 {
+            if http {
+                http_once(&host).await
+            } else {
+                event_once(&host).await
+            }
+        }
+        let t = Instant::now();
+        for _ in 0..N {
+            if http {
+                http_once(&host).await
+            } else {
+                event_once(&host).await
+            }
+        }
+        let serial = t.elapsed().as_secs_f64() * 1e6 / N as f64;
+        let t = Instant::now();
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let host: Arc<nimbus_core::Host> = host.clone();
+                tokio::spawn(async move {
+                    for _ in 0..N / 2 {
+                        if http {
+                            http_once(&host).await
+                        } else {
+                            event_once(&host).await
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let rate = N as f64 / t.elapsed().as_secs_f64();
+        println!("{name:22} {serial:6.1} µs per invocation (serial)   {rate:8.0} invocations/s (2 callers)");
+    }
+}
