@@ -8,6 +8,7 @@ mod events;
 mod failures;
 mod http;
 mod outbound;
+mod wit;
 
 use nimbus_core::Host;
 use nimbus_tests::Logs;
