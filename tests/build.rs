@@ -20,6 +20,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("CONTEXT", "context"),
     ("OUTBOUND", "outbound"),
     ("EVENT_CHECK", "event_check"),
+    ("NO_RESPONSE", "no_response"),
 ];
 
 fn main() {

@@ -127,3 +127,17 @@ concurrency = 1
     assert_eq!(r.json()["error"], "Nimbus.Overloaded");
     assert_eq!(first.await.unwrap(), 504);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_without_a_response_gets_502_and_error_codes_500() {
+    let (gw, _) = shared_gateway().await;
+    let r = get(gw.addr(), "/silent").await;
+    assert_eq!(r.status, 502);
+    assert_eq!(r.json()["error"], "Nimbus.NoResponse");
+    let r = get(gw.addr(), "/silent?mode=error").await;
+    assert_eq!(r.status, 500);
+    let v = r.json();
+    assert_eq!(v["error"], "Function.Failed");
+    assert!(v["message"].as_str().unwrap().contains("guest gave up"), "{v}");
+    assert_eq!(get(gw.addr(), "/hello").await.status, 200);
+}

@@ -71,6 +71,10 @@ region = {{ env = "NIMBUS_TEST_SURELY_UNSET", default = "eu-west-1" }}
 optional = {{ env = "NIMBUS_TEST_SURELY_UNSET", required = false }}
 token = {{ file = "{token_file}" }}
 
+[function.no-response]
+component = "{{NO_RESPONSE}}"
+routes = ["GET /silent"]
+
 [function.context]
 component = "{{CONTEXT}}"
 routes = ["GET /context"]
