@@ -34,7 +34,7 @@ pub mod invocation;
 pub mod logs;
 pub mod manifest;
 pub mod router;
-mod state;
+pub mod state;
 
 pub use error::{BootError, InvokeError};
 pub use exports::Kind;
@@ -42,6 +42,7 @@ pub use host::{BootOptions, Function, Host};
 pub use invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
 pub use manifest::Manifest;
 pub use router::RouteMatch;
+pub use state::HostState;
 
 /// The HTTP body type Nimbus hands to and receives from guests.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, HttpError>;

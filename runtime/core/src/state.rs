@@ -21,7 +21,7 @@ pub struct HostState {
 
 impl HostState {
     /// The per-invocation setup: every capability's `prepare`, nothing else.
-    pub(crate) fn prepare(shared: &caps::Shared, inv: &Arc<Invocation>, memory: u64, sink: &LogSink) -> HostState {
+    pub fn prepare(shared: &caps::Shared, inv: &Arc<Invocation>, memory: u64, sink: &LogSink) -> HostState {
         // No env, no args, no preopens, no sockets: a guest sees only what
         // its capabilities grant. stdout/stderr become JSON log lines.
         let mut wasi = WasiCtx::builder();
