@@ -17,7 +17,8 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 /// How the engine is built. `Default` is what `nimbus serve` and `bootstrap` use.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Component instances the pool can hold at once (sum of function concurrency).
+    /// Minimum component instances the pool holds; boot raises it to the sum of
+    /// the functions' `concurrency`. Each slot costs address space and boot time.
     pub pool_instances: u32,
     /// Largest linear memory any function may grow to, in bytes.
     pub max_memory: u64,
@@ -36,7 +37,7 @@ pub struct EngineOptions {
 impl Default for EngineOptions {
     fn default() -> Self {
         EngineOptions {
-            pool_instances: 256,
+            pool_instances: 16,
             max_memory: 128 << 20,
             epoch_tick: Duration::from_millis(1),
             // A Rust hello touches ~1-2 MiB of its memory per request. Keeping
