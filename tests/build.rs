@@ -21,6 +21,8 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("OUTBOUND", "outbound"),
     ("EVENT_CHECK", "event_check"),
     ("NO_RESPONSE", "no_response"),
+    ("HTTP_ECHO", "http_echo"),
+    ("SQS_BATCH", "sqs_batch"),
 ];
 
 fn main() {

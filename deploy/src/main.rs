@@ -25,6 +25,8 @@ enum Command {
     Invoke(commands::invoke::Args),
     /// Precompile components to lz4-compressed artifacts for fast cold starts.
     Compile(commands::compile::Args),
+    /// Build deployment zips: `--target lambda` for AWS Lambda's custom runtime.
+    Package(commands::package::Args),
 }
 
 /// When `main` started, for the boot-time figures in the logs.
@@ -49,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => runtime().and_then(|rt| rt.block_on(commands::serve::run(a))),
         Command::Invoke(a) => runtime().and_then(|rt| rt.block_on(commands::invoke::run(a))),
         Command::Compile(a) => commands::compile::run(a),
+        Command::Package(a) => commands::package::run(a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -40,6 +40,14 @@ pub fn remaining() -> Duration {
     Duration::from_millis(wit::remaining_ms())
 }
 
+/// The AWS X-Ray trace header of this invocation (`Root=…;Parent=…;Sampled=…`),
+/// when the platform sent one (Lambda does). AWS SDKs read the same value
+/// from the `_X_AMZN_TRACE_ID` environment variable, which the host sets
+/// for this invocation only; [`current`]`().traceparent` is the same trace in W3C form.
+pub fn xray_trace_id() -> Option<String> {
+    std::env::var("_X_AMZN_TRACE_ID").ok()
+}
+
 /// The request id alone (cheaper than [`current`]).
 pub fn request_id() -> String {
     wit::request_id()

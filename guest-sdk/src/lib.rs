@@ -8,7 +8,9 @@
 //! - [`http`]: an HTTP handler, exported with [`http_function!`];
 //! - [`event`]: an event handler (direct invocations, queues, schedules), exported with [`event_function!`];
 //! - [`config`]: the configuration keys declared in `nimbus.toml`;
-//! - [`invocation`]: request id, deadline, remaining time, trace context.
+//! - [`invocation`]: request id, deadline, remaining time, trace context;
+//! - [`sqs`]: SQS batches with partial failures (`batchItemFailures`);
+//! - [`aws_events`]: the typed AWS event shapes (`aws_lambda_events`), for [`event::Event::json`].
 //!
 //! ```no_run
 //! use nimbus_sdk::http::{Request, Response};
@@ -29,6 +31,11 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod invocation;
+pub mod sqs;
+
+/// Typed AWS event payloads (SQS, SNS, S3, EventBridge, DynamoDB, Kinesis),
+/// re-exported from `aws_lambda_events`: `event.json::<aws_events::s3::S3Event>()`.
+pub use aws_lambda_events::event as aws_events;
 
 /// Raw bindings generated from the `nimbus:function` WIT package.
 #[doc(hidden)]

@@ -118,3 +118,4 @@ pub async fn request(
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, None, &[]).await
 }
+pub mod lambda_emulator;

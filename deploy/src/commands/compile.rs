@@ -3,8 +3,8 @@
 use super::human_size;
 use crate::progress::Step;
 use anyhow::{Context as _, bail};
-use nimbus_core::artifact;
-use nimbus_core::engine::{EngineOptions, NimbusEngine};
+use nimbus_core::artifact::{self, Target};
+use nimbus_core::engine::{self, Engine};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -22,18 +22,23 @@ pub struct Args {
     /// Output path with --wasm (default: beside it, `.cwasm.lz4`).
     #[arg(long, short, requires = "wasm")]
     output: Option<PathBuf>,
+    /// Cross-compile for another machine: `x86_64` or `arm64` (baseline CPU
+    /// features of that architecture). Default: this machine, with its CPU features.
+    #[arg(long, value_parser = parse_arch)]
+    arch: Option<Target>,
+}
+
+/// Parses `--arch`.
+pub fn parse_arch(s: &str) -> Result<Target, String> {
+    Target::parse(s).ok_or_else(|| format!("unknown architecture {s:?}: use x86_64 or arm64"))
 }
 
 /// Compiles each function's component to its `precompiled` path (or `<component>.cwasm.lz4`).
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let engine = NimbusEngine::new(&EngineOptions {
-        pool_instances: 1,
-        pooling: true,
-        ..EngineOptions::default()
-    })?;
+    let compiler = Compiler::new(args.arch)?;
     if let Some(wasm) = &args.wasm {
         let out = args.output.clone().unwrap_or_else(|| default_output(wasm));
-        return compile_one(engine.engine(), "component", wasm, &out);
+        return compiler.compile(Some("component"), wasm, &out).map(drop);
     }
     let manifest = super::load_manifest(&args.manifest)?;
     for name in &args.functions {
@@ -46,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             continue;
         }
         let out = f.precompiled.clone().unwrap_or_else(|| default_output(&f.component));
-        compile_one(engine.engine(), &f.name, &f.component, &out)?;
+        compiler.compile(Some(&f.name), &f.component, &out)?;
         if f.precompiled.is_none() {
             eprintln!(
                 "  note: add `precompiled = \"{}\"` to [function.{}] so the host uses it",
@@ -62,20 +67,45 @@ fn default_output(wasm: &Path) -> PathBuf {
     wasm.with_extension("cwasm.lz4")
 }
 
-fn compile_one(engine: &nimbus_core::engine::Engine, name: &str, wasm: &Path, out: &Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(wasm).with_context(|| format!("{name}: cannot read {}", wasm.display()))?;
-    let step = Step::start(format!("compiling {name} ({})", human_size(bytes.len() as u64)));
-    let t = Instant::now();
-    let art = artifact::precompile(engine, &bytes).with_context(|| format!("{name}: {}", wasm.display()))?;
-    let tmp = out.with_extension("tmp");
-    std::fs::write(&tmp, &art).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
-    step.finish(format!(
-        "compiled {name}: {} -> {} ({}) in {} ms",
-        human_size(bytes.len() as u64),
-        out.display(),
-        human_size(art.len() as u64),
-        t.elapsed().as_millis()
-    ));
-    Ok(())
+/// A compiling engine for one target.
+pub struct Compiler {
+    engine: Engine,
+    /// `arch-os` written into artifact headers.
+    arch_os: String,
+}
+
+impl Compiler {
+    /// An engine for `target` (`None`: this machine).
+    pub fn new(target: Option<Target>) -> anyhow::Result<Compiler> {
+        Ok(Compiler {
+            engine: engine::compiler(target)?,
+            arch_os: target.map_or_else(artifact::host_target, |t| t.arch_os().to_owned()),
+        })
+    }
+
+    /// Compiles `wasm` to an artifact at `out`; returns its size. Progress
+    /// lines name `label` when given.
+    pub fn compile(&self, label: Option<&str>, wasm: &Path, out: &Path) -> anyhow::Result<u64> {
+        let name = label.unwrap_or("component");
+        let bytes = std::fs::read(wasm).with_context(|| format!("{name}: cannot read {}", wasm.display()))?;
+        let step = Step::start(format!(
+            "compiling {name} ({}) for {}",
+            human_size(bytes.len() as u64),
+            self.arch_os
+        ));
+        let t = Instant::now();
+        let art = artifact::precompile_for(&self.engine, &self.arch_os, &bytes)
+            .with_context(|| format!("{name}: {}", wasm.display()))?;
+        let tmp = out.with_extension("tmp");
+        std::fs::write(&tmp, &art).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+        step.finish(format!(
+            "compiled {name}: {} -> {} ({}) in {} ms",
+            human_size(bytes.len() as u64),
+            out.display(),
+            human_size(art.len() as u64),
+            t.elapsed().as_millis()
+        ));
+        Ok(art.len() as u64)
+    }
 }

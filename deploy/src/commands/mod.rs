@@ -4,6 +4,7 @@ pub mod build;
 pub mod compile;
 pub mod invoke;
 pub mod new;
+pub mod package;
 pub mod serve;
 
 use anyhow::Context as _;

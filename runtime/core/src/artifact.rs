@@ -4,16 +4,18 @@
 //!
 //! Artifact layout: `MAGIC`, a little-endian `u16` format version, a `u32`
 //! header length, a JSON [`Header`], then one lz4 block of wasmtime's
-//! serialized component. The header pins the wasmtime version, target and
-//! engine-settings fingerprint, and carries the code's length and CRC-32; a
+//! serialized component. The header pins the wasmtime version, the target
+//! and the Nimbus code settings, and carries the code's length and CRC-32; a
 //! mismatch, a bad checksum or a truncated file makes the host fall back to
-//! compiling the `.wasm` with a warning — never a crash. (An lz4 *block*
-//! rather than a frame: the frame decoder took 4 ms for a 350 KB artifact,
-//! the block decoder 0.3 ms.)
+//! compiling the `.wasm` with a warning — never a crash. CPU features are
+//! left to wasmtime's own check at load: an artifact compiled for an
+//! architecture's baseline (`nimbus package`) loads on every machine of that
+//! architecture, one compiled with this host's features (`nimbus compile`)
+//! only where those features exist. (An lz4 *block* rather than a frame: the
+//! frame decoder took 4 ms for a 350 KB artifact, the block decoder 0.3 ms.)
 
 use crate::error::BootError;
 use serde::{Deserialize, Serialize};
-use std::hash::{Hash, Hasher};
 use std::path::Path;
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -21,7 +23,7 @@ use wasmtime::component::Component;
 /// The first bytes of every Nimbus artifact.
 pub const MAGIC: &[u8; 8] = b"NIMBUS\0A";
 /// The layout version written by this build.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// The wasmtime version this build links.
 pub const WASMTIME_VERSION: &str = "48.0.8";
 
@@ -32,7 +34,7 @@ pub struct Header {
     pub wasmtime: String,
     /// `arch-os` it runs on.
     pub target: String,
-    /// Fingerprint of the engine settings that affect compiled code.
+    /// The Nimbus code settings it was compiled with ([`crate::engine::CODE_SETTINGS`]).
     pub engine: String,
     /// Size of the `.wasm` it was compiled from.
     pub source_len: u64,
@@ -72,22 +74,76 @@ pub fn host_target() -> String {
     format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS)
 }
 
-/// A stable fingerprint of the engine's code-affecting settings.
-pub fn engine_fingerprint(engine: &Engine) -> String {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut h);
-    format!("{:016x}", h.finish())
+/// A machine artifacts can be compiled for (Linux: Lambda and every FaaS
+/// platform Nimbus targets run it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// x86_64 Linux.
+    X86_64,
+    /// 64-bit ARM Linux (Graviton).
+    Aarch64,
 }
 
-/// Compiles a `.wasm` component into artifact bytes.
+impl Target {
+    /// Parses `x86_64`/`amd64` or `arm64`/`aarch64`.
+    pub fn parse(arch: &str) -> Option<Target> {
+        match arch.trim().to_ascii_lowercase().as_str() {
+            "x86_64" | "x86-64" | "amd64" => Some(Target::X86_64),
+            "arm64" | "aarch64" => Some(Target::Aarch64),
+            _ => None,
+        }
+    }
+
+    /// The Rust / LLVM target triple (glibc Linux).
+    pub fn triple(self) -> &'static str {
+        match self {
+            Target::X86_64 => "x86_64-unknown-linux-gnu",
+            Target::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// Lambda's name for the architecture.
+    pub fn lambda_name(self) -> &'static str {
+        match self {
+            Target::X86_64 => "x86_64",
+            Target::Aarch64 => "arm64",
+        }
+    }
+
+    /// The `arch-os` recorded in artifact headers (what [`host_target`] says on that machine).
+    pub fn arch_os(self) -> &'static str {
+        match self {
+            Target::X86_64 => "x86_64-linux",
+            Target::Aarch64 => "aarch64-linux",
+        }
+    }
+
+    /// The machine this process runs on, if it is one of the targets.
+    pub fn host() -> Option<Target> {
+        match (std::env::consts::ARCH, std::env::consts::OS) {
+            ("x86_64", "linux") => Some(Target::X86_64),
+            ("aarch64", "linux") => Some(Target::Aarch64),
+            _ => None,
+        }
+    }
+}
+
+/// Compiles a `.wasm` component into artifact bytes for this host.
 pub fn precompile(engine: &Engine, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError> {
+    precompile_for(engine, &host_target(), wasm)
+}
+
+/// Compiles a `.wasm` component into artifact bytes with an engine built
+/// for `target` (`arch-os`, see [`Target::arch_os`]); the engine need not
+/// be for this host.
+pub fn precompile_for(engine: &Engine, target: &str, wasm: &[u8]) -> Result<Vec<u8>, ArtifactError> {
     let code = engine
         .precompile_component(wasm)
         .map_err(|e| ArtifactError::Compile(format!("{e:#}")))?;
     let header = Header {
         wasmtime: WASMTIME_VERSION.into(),
-        target: host_target(),
-        engine: engine_fingerprint(engine),
+        target: target.into(),
+        engine: crate::engine::CODE_SETTINGS.into(),
         source_len: wasm.len() as u64,
         code_len: code.len() as u64,
         code_crc32: crc32fast::hash(&code),
@@ -156,21 +212,24 @@ pub fn deserialize(engine: &Engine, unpacked: &Unpacked) -> Result<Component, Ar
     let ours = Header {
         wasmtime: WASMTIME_VERSION.into(),
         target: host_target(),
-        engine: engine_fingerprint(engine),
+        engine: crate::engine::CODE_SETTINGS.into(),
         ..header.clone()
     };
     if *header != ours {
         return Err(ArtifactError::Incompatible {
             theirs: format!(
-                "wasmtime {} on {} (engine {})",
+                "wasmtime {} on {} (settings {})",
                 header.wasmtime, header.target, header.engine
             ),
-            ours: format!("wasmtime {} on {} (engine {})", ours.wasmtime, ours.target, ours.engine),
+            ours: format!(
+                "wasmtime {} on {} (settings {})",
+                ours.wasmtime, ours.target, ours.engine
+            ),
         });
     }
     // SAFETY: the bytes are wasmtime's own serialization of a component (the
-    // header matched this engine and the CRC-32 verified them),
-    // and wasmtime re-checks version and settings while deserializing.
+    // header matched this host and the CRC-32 verified them), and wasmtime
+    // re-checks version, settings and CPU features while deserializing.
     unsafe { Component::deserialize(engine, &unpacked.code) }.map_err(|e| ArtifactError::Rejected(format!("{e:#}")))
 }
 

@@ -83,8 +83,12 @@ impl EngineOptions {
     }
 }
 
-/// The settings that decide compiled code. `nimbus compile` and the host must
-/// agree on them, so both call this.
+/// Names the settings [`code_config`] applies. Artifacts record it and the
+/// host compares it; change it whenever `code_config` changes.
+pub const CODE_SETTINGS: &str = "component,epoch,stack=1MiB,opt=speed";
+
+/// The settings that decide compiled code, for this host. `nimbus compile`
+/// and the host must agree on them, so both call this.
 pub fn code_config() -> Config {
     let mut c = Config::new();
     // Deadlines: generated code checks an epoch counter at loop headers and
@@ -98,6 +102,56 @@ pub fn code_config() -> Config {
     c
 }
 
+/// The whole engine configuration: code settings, memory initialisation
+/// and the instance pool.
+fn full_config(opts: &EngineOptions) -> Config {
+    let mut config = code_config();
+    config.memory_init_cow(opts.memory_cow);
+    if opts.pooling {
+        let mut pool = PoolingAllocationConfig::new();
+        let n = opts.pool_instances;
+        // A Rust component is a handful of core instances (the program,
+        // the WASI adapter, shims), each with up to a few tables and one
+        // or two memories: size the totals from the instance count.
+        pool.total_component_instances(n);
+        pool.total_core_instances(n.saturating_mul(8));
+        pool.total_memories(n.saturating_mul(2));
+        pool.total_tables(n.saturating_mul(4));
+        pool.total_stacks(n);
+        pool.max_core_instances_per_component(32);
+        pool.max_memories_per_component(4);
+        pool.max_tables_per_component(16);
+        pool.max_memory_size(usize::try_from(opts.max_memory).unwrap_or(usize::MAX));
+        pool.linear_memory_keep_resident(usize::try_from(opts.keep_resident).unwrap_or(usize::MAX));
+        pool.table_keep_resident(64 << 10);
+        // Reset only the pages a request dirtied (Linux 6.7+), so keeping
+        // memory resident costs no more than the memory actually touched.
+        pool.pagemap_scan(wasmtime::Enabled::Auto);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// An engine that only compiles: `nimbus compile` and `nimbus package`.
+///
+/// Its settings are the host's, so the artifacts it makes load without a
+/// fallback. With `target`, it cross-compiles for that architecture's
+/// baseline CPU (any Lambda machine of that architecture runs the code;
+/// `nimbus package --arch arm64` works on x86_64); without, it compiles for
+/// this machine's CPU features.
+pub fn compiler(target: Option<crate::artifact::Target>) -> Result<Engine, BootError> {
+    let mut config = full_config(&EngineOptions {
+        pool_instances: 1,
+        ..EngineOptions::default()
+    });
+    if let Some(t) = target {
+        config
+            .target(t.triple())
+            .map_err(|e| BootError::Engine(format!("target {}: {e:#}", t.triple())))?;
+    }
+    Engine::new(&config).map_err(|e| BootError::Engine(format!("{e:#}")))
+}
+
 /// A running engine and its epoch ticker; the ticker stops when this drops.
 pub struct NimbusEngine {
     engine: Engine,
@@ -109,30 +163,7 @@ pub struct NimbusEngine {
 impl NimbusEngine {
     /// Builds the engine and starts the ticker.
     pub fn new(opts: &EngineOptions) -> Result<NimbusEngine, BootError> {
-        let mut config = code_config();
-        config.memory_init_cow(opts.memory_cow);
-        if opts.pooling {
-            let mut pool = PoolingAllocationConfig::new();
-            let n = opts.pool_instances;
-            // A Rust component is a handful of core instances (the program,
-            // the WASI adapter, shims), each with up to a few tables and one
-            // or two memories: size the totals from the instance count.
-            pool.total_component_instances(n);
-            pool.total_core_instances(n.saturating_mul(8));
-            pool.total_memories(n.saturating_mul(2));
-            pool.total_tables(n.saturating_mul(4));
-            pool.total_stacks(n);
-            pool.max_core_instances_per_component(32);
-            pool.max_memories_per_component(4);
-            pool.max_tables_per_component(16);
-            pool.max_memory_size(usize::try_from(opts.max_memory).unwrap_or(usize::MAX));
-            pool.linear_memory_keep_resident(usize::try_from(opts.keep_resident).unwrap_or(usize::MAX));
-            pool.table_keep_resident(64 << 10);
-            // Reset only the pages a request dirtied (Linux 6.7+), so keeping
-            // memory resident costs no more than the memory actually touched.
-            pool.pagemap_scan(wasmtime::Enabled::Auto);
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        }
+        let config = full_config(opts);
         let engine = Engine::new(&config).map_err(|e| BootError::Engine(e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {

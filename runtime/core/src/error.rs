@@ -122,6 +122,21 @@ pub enum InvokeError {
     Internal(String),
 }
 
+impl BootError {
+    /// Lambda-style `errorType` for `/init/error` and boot logs.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            BootError::Manifest(_) => "Nimbus.Init.Manifest",
+            BootError::Setting { .. } => "Nimbus.Init.Setting",
+            BootError::Engine(_) => "Nimbus.Init.Engine",
+            BootError::Artifact { .. } => "Nimbus.Init.Artifact",
+            BootError::Component { .. } => "Nimbus.Init.Component",
+            BootError::Config { .. } => "Nimbus.Init.Config",
+            BootError::Route { .. } => "Nimbus.Init.Route",
+        }
+    }
+}
+
 impl InvokeError {
     /// Lambda-style `errorType`, also logged with every failed invocation.
     pub fn error_type(&self) -> &'static str {

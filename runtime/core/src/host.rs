@@ -50,6 +50,10 @@ pub struct BootOptions {
     pub queue_timeout: Option<Duration>,
     /// Called before each function is loaded, with its name, index and the total.
     pub progress: Option<BootProgress>,
+    /// At most this many concurrent invocations per function, whatever the
+    /// manifest says: Lambda delivers one at a time, so `bootstrap` sets 1
+    /// and the instance pool reserves no slot it will never use.
+    pub concurrency_cap: Option<u32>,
 }
 
 /// A booted function.
@@ -117,8 +121,12 @@ impl Host {
             .collect();
 
         let mut eopts = opts.engine.clone();
-        let needed: u64 = specs.iter().map(|f| u64::from(f.limits.concurrency)).sum();
-        eopts.pool_instances = eopts.pool_instances.max(needed.min(10_000) as u32);
+        let cap = opts.concurrency_cap.unwrap_or(u32::MAX).max(1);
+        let needed: u64 = specs.iter().map(|f| u64::from(f.limits.concurrency.min(cap))).sum();
+        eopts.pool_instances = match opts.concurrency_cap {
+            Some(_) => needed.clamp(1, 10_000) as u32,
+            None => eopts.pool_instances.max(needed.min(10_000) as u32),
+        };
         eopts.max_memory = specs.iter().map(|f| f.limits.memory).max().unwrap_or(eopts.max_memory);
         let engine = NimbusEngine::new(&eopts)?;
         tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "boot: engine ready");
@@ -180,15 +188,17 @@ impl Host {
                     "routes are for HTTP functions; this is an event function".into(),
                 ));
             }
+            let mut limits = spec.limits;
+            limits.concurrency = limits.concurrency.min(cap);
             functions.push(Function {
                 name: Arc::from(spec.name.as_str()),
                 kind,
-                limits: spec.limits,
+                limits,
                 loaded_from,
                 load_time: t.elapsed(),
                 pre,
                 shared,
-                permits: Arc::new(Semaphore::new(spec.limits.concurrency as usize)),
+                permits: Arc::new(Semaphore::new(limits.concurrency as usize)),
             });
         }
 
@@ -304,9 +314,14 @@ impl Host {
             .boxed_unsync()
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
+        // Adapters that know the client's scheme (Lambda: `https://host/…`) put it in the URI.
+        let scheme = match req.uri().scheme() {
+            Some(s) if *s == http::uri::Scheme::HTTPS => Scheme::Https,
+            _ => Scheme::Http,
+        };
         let (req, out) = {
             let mut http = store.data_mut().http();
-            let req = http.new_incoming_request(Scheme::Http, req).map_err(internal)?;
+            let req = http.new_incoming_request(scheme, req).map_err(internal)?;
             let out = http.new_response_outparam(tx).map_err(internal)?;
             (req, out)
         };

@@ -25,15 +25,36 @@ pub struct Invocation {
 impl Invocation {
     /// An invocation of `function` that must finish within `timeout` from now.
     pub fn new(function: Arc<str>, timeout: Duration, request_id: Option<String>, trace: TraceContext) -> Invocation {
-        let now_unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let now_unix_ms = unix_ms_now();
         Invocation {
             request_id: request_id.map(Arc::from).unwrap_or_else(|| Arc::from(new_request_id())),
             function,
             deadline: Instant::now() + timeout,
             deadline_unix_ms: now_unix_ms + timeout.as_millis() as u64,
+            trace,
+        }
+    }
+
+    /// An invocation whose deadline the platform set (Lambda's
+    /// `Lambda-Runtime-Deadline-Ms`): the guest is stopped `margin` before
+    /// it, so the host can always report an outcome before the platform
+    /// kills the environment, and never later than `timeout` from now.
+    pub fn with_platform_deadline(
+        function: Arc<str>,
+        timeout: Duration,
+        platform_deadline_unix_ms: u64,
+        margin: Duration,
+        request_id: Option<String>,
+        trace: TraceContext,
+    ) -> Invocation {
+        let now_unix_ms = unix_ms_now();
+        let left = Duration::from_millis(platform_deadline_unix_ms.saturating_sub(now_unix_ms)).saturating_sub(margin);
+        let budget = left.min(timeout);
+        Invocation {
+            request_id: request_id.map(Arc::from).unwrap_or_else(|| Arc::from(new_request_id())),
+            function,
+            deadline: Instant::now() + budget,
+            deadline_unix_ms: now_unix_ms + budget.as_millis() as u64,
             trace,
         }
     }
@@ -44,6 +65,14 @@ impl Invocation {
     }
 }
 
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_ms_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// A W3C trace context (`traceparent` and optional `tracestate`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
@@ -51,6 +80,9 @@ pub struct TraceContext {
     pub traceparent: String,
     /// Vendor state, passed through untouched.
     pub tracestate: Option<String>,
+    /// The AWS X-Ray header this context came from (`Root=…;Parent=…;Sampled=…`),
+    /// kept verbatim: the guest sees it as `_X_AMZN_TRACE_ID`, as on Lambda.
+    pub xray: Option<String>,
 }
 
 impl TraceContext {
@@ -61,6 +93,7 @@ impl TraceContext {
             Some(tp) if is_valid_traceparent(tp) => TraceContext {
                 traceparent: tp.to_ascii_lowercase(),
                 tracestate: tracestate.map(str::to_owned),
+                xray: None,
             },
             _ => TraceContext::new_root(),
         }
@@ -75,6 +108,7 @@ impl TraceContext {
         TraceContext {
             traceparent: s,
             tracestate: None,
+            xray: None,
         }
     }
 
@@ -85,7 +119,7 @@ impl TraceContext {
 }
 
 /// `00-{32 hex}-{16 hex}-{2 hex}`, ids not all zero, version not `ff`.
-fn is_valid_traceparent(tp: &str) -> bool {
+pub(crate) fn is_valid_traceparent(tp: &str) -> bool {
     let b = tp.as_bytes();
     if b.len() < 55 || (b.len() > 55 && b[55] != b'-') {
         return false;

@@ -22,7 +22,7 @@ pub struct HostState {
 impl HostState {
     /// The per-invocation setup: every capability's `prepare`, nothing else.
     pub fn prepare(shared: &caps::Shared, inv: &Arc<Invocation>, memory: u64, sink: &LogSink) -> HostState {
-        // No env, no args, no preopens, no sockets: a guest sees only what
+        // No host env, no args, no preopens, no sockets: a guest sees only what
         // its capabilities grant. stdout/stderr become JSON log lines.
         let mut wasi = WasiCtx::builder();
         wasi.stdout(GuestLog::new(inv.clone(), sink.clone(), Stream::Stdout))
@@ -30,6 +30,10 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
+        if let Some(xray) = &inv.trace.xray {
+            // Lambda semantics, per invocation: AWS SDKs in the guest read it from here.
+            wasi.env(caps::trace::XRAY_ENV, xray);
+        }
         caps::invocation::InvocationCap::prepare(&(), inv);
         HostState {
             table: ResourceTable::new(),

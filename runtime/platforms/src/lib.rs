@@ -1,8 +1,13 @@
 //! Platform adapters: each turns a platform's protocol into Nimbus
 //! invocations and back, and owns no policy of its own.
 //!
+//! - [`lambda`]: AWS Lambda's Runtime API, driven by [`bootstrap`], the
+//!   custom runtime's executable;
 //! - [`local`]: `nimbus serve`, an API-gateway-like HTTP server with routes
 //!   from the manifest and the Lambda Invoke API for event functions.
 #![deny(missing_docs)]
 
+pub mod bootstrap;
+pub mod error_reply;
+pub mod lambda;
 pub mod local;

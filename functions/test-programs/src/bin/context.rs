@@ -13,6 +13,8 @@ fn handle(_req: Request) -> Response {
         "remaining_ms": nimbus_sdk::invocation::remaining().as_millis() as u64,
         "traceparent": ctx.traceparent,
         "tracestate": ctx.tracestate,
+        "xray": nimbus_sdk::invocation::xray_trace_id(),
+        "env_count": std::env::vars().count(),
     }))
 }
 

@@ -8,7 +8,6 @@ use crate::invocation::Invocation;
 use crate::manifest::FunctionSpec;
 use crate::state::HostState;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime::component::{HasSelf, Linker};
 
 /// The `invocation` capability. Its state is the [`Invocation`] itself.
@@ -47,11 +46,9 @@ impl wit::Host for HostState {
 
     fn remaining_ms(&mut self) -> u64 {
         // The guest's view uses wall-clock time so it agrees with deadline-ms.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        self.inv.deadline_unix_ms.saturating_sub(now)
+        self.inv
+            .deadline_unix_ms
+            .saturating_sub(crate::invocation::unix_ms_now())
     }
 
     fn trace(&mut self) -> types::TraceContext {

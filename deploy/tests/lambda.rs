@@ -1,0 +1,812 @@
+//! AWS Lambda end to end: `nimbus package --target lambda` builds real zips,
+//! the tests unpack them and run the packaged `bootstrap` as a child process
+//! against the Lambda Runtime API emulator in `nimbus-tests`.
+
+use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SPIN, SQS_BATCH, TRAP};
+use nimbus_tests::lambda_emulator::{InvokeOptions, LambdaEmulator, Outcome};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Every function the tests deploy, packaged once for the whole binary.
+struct Packaged {
+    _dir: tempfile::TempDir,
+    dist: PathBuf,
+    /// Function zips unpacked, by function name.
+    tasks: PathBuf,
+}
+
+const MANIFEST: &str = r#"
+manifest_version = 1
+defaults = { timeout = "30s" }
+
+[function.http-echo]
+component = "{HTTP_ECHO}"
+routes = ["ANY /{*rest}"]
+
+[function.echo]
+component = "{ECHO}"
+
+[function.event-check]
+component = "{EVENT_CHECK}"
+
+[function.context]
+component = "{CONTEXT}"
+
+[function.trap]
+component = "{TRAP}"
+
+[function.spin]
+component = "{SPIN}"
+
+[function.sqs-batch]
+component = "{SQS_BATCH}"
+
+[function.needs-config]
+component = "{ECHO}"
+[function.needs-config.config]
+api_key = { env = "NIMBUS_TEST_API_KEY" }
+token = { file = "token.txt" }
+"#;
+
+fn packaged() -> &'static Packaged {
+    static P: OnceLock<Packaged> = OnceLock::new();
+    P.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let text = MANIFEST
+            .replace("{HTTP_ECHO}", HTTP_ECHO)
+            .replace("{ECHO}", ECHO)
+            .replace("{EVENT_CHECK}", EVENT_CHECK)
+            .replace("{CONTEXT}", CONTEXT)
+            .replace("{TRAP}", TRAP)
+            .replace("{SPIN}", SPIN)
+            .replace("{SQS_BATCH}", SQS_BATCH);
+        std::fs::write(dir.path().join("nimbus.toml"), text).unwrap();
+        std::fs::write(dir.path().join("token.txt"), "file-token\n").unwrap();
+        let dist = dir.path().join("dist");
+        let out = nimbus()
+            .args(["package", "--target", "lambda", "--arch", "x86_64", "--manifest"])
+            .arg(dir.path().join("nimbus.toml"))
+            .arg("--out")
+            .arg(&dist)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nimbus package failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tasks = dir.path().join("tasks");
+        for f in [
+            "http-echo",
+            "echo",
+            "event-check",
+            "context",
+            "trap",
+            "spin",
+            "sqs-batch",
+            "needs-config",
+        ] {
+            unzip(&dist.join(format!("lambda-x86_64/{f}.zip")), &tasks.join(f));
+        }
+        Packaged {
+            _dir: dir,
+            dist: dist.join("lambda-x86_64"),
+            tasks,
+        }
+    })
+}
+
+fn nimbus() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nimbus"));
+    c.env("NIMBUS_LOG", "warn");
+    c
+}
+
+/// Unpacks a zip keeping Unix modes (the bootstrap must stay executable).
+fn unzip(zip: &Path, into: &Path) {
+    let file = std::fs::File::open(zip).unwrap_or_else(|e| panic!("{}: {e}", zip.display()));
+    let mut archive = zip::ZipArchive::new(file).unwrap();
+    archive.extract(into).unwrap();
+}
+
+fn zip_entries(zip: &Path) -> Vec<(String, Option<u32>)> {
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(zip).unwrap()).unwrap();
+    (0..archive.len())
+        .map(|i| {
+            let f = archive.by_index(i).unwrap();
+            (f.name().unwrap().to_string(), f.unix_mode().map(|m| m & 0o777))
+        })
+        .collect()
+}
+
+/// A packaged bootstrap running against its own emulator; killed on drop.
+struct Runtime {
+    emu: LambdaEmulator,
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    started: Instant,
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Runtime {
+    /// Starts `<task>/bootstrap` for the unpacked function `name`.
+    async fn start(name: &str, env: &[(&str, &str)]) -> Runtime {
+        let task = packaged().tasks.join(name);
+        Runtime::start_in(&task.join("bootstrap"), &task, env).await
+    }
+
+    async fn start_in(bootstrap: &Path, task_root: &Path, env: &[(&str, &str)]) -> Runtime {
+        let emu = LambdaEmulator::start().await;
+        let mut cmd = Command::new(bootstrap);
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("AWS_LAMBDA_RUNTIME_API", emu.runtime_api())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "nimbus-test")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("LAMBDA_TASK_ROOT", task_root)
+            .env("NIMBUS_LOG", "warn")
+            .env("AWS_SECRET_ACCESS_KEY", "host-secret-must-not-leak")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let started = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", bootstrap.display()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let lines = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        Runtime {
+            emu,
+            child,
+            stdout,
+            started,
+        }
+    }
+
+    async fn invoke(&self, event: Value) -> Outcome {
+        self.emu.invoke(event.to_string()).await
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits for the process to exit; its status code.
+    async fn exit_code(&mut self, wait: Duration) -> Option<i32> {
+        let until = Instant::now() + wait;
+        while Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+}
+
+/// The echoed request inside an HTTP response shape.
+fn echoed(resp: &Value) -> Value {
+    serde_json::from_str(resp["body"].as_str().expect("body is text")).expect("echo body is JSON")
+}
+
+fn header_values(echo: &Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0].as_str() == Some(name))
+        .map(|h| h[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn api_gateway_rest_v1_maps_field_by_field() {
+    let rt = Runtime::start("http-echo", &[]).await;
+    let event = json!({
+        "resource": "/{proxy+}",
+        "path": "/items/a b",
+        "httpMethod": "POST",
+        "headers": {"Host": "abc123.execute-api.us-east-1.amazonaws.com", "Content-Type": "application/octet-stream",
+                    "X-Forwarded-Proto": "https", "X-Single": "one"},
+        "multiValueHeaders": {"Host": ["abc123.execute-api.us-east-1.amazonaws.com"], "X-Multi": ["1", "2"],
+                              "Content-Type": ["application/octet-stream"], "X-Forwarded-Proto": ["https"]},
+        "queryStringParameters": {"q": "z", "cookies": "2"},
+        "multiValueQueryStringParameters": {"q": ["x y", "z"], "cookies": ["2"]},
+        "pathParameters": {"proxy": "items/a b"},
+        "stageVariables": null,
+        "requestContext": {"stage": "prod", "path": "/prod/items/a b", "httpMethod": "POST",
+                           "domainName": "abc123.execute-api.us-east-1.amazonaws.com", "requestId": "r1",
+                           "identity": {}, "accountId": "123456789012", "resourceId": "x", "apiId": "abc123"},
+        "body": "AAEC/w==",
+        "isBase64Encoded": true
+    });
+    let resp = rt.invoke(event).await.json();
+    assert_eq!(resp["statusCode"], 200);
+    assert_eq!(resp["isBase64Encoded"], false);
+    assert_eq!(
+        resp["multiValueHeaders"]["set-cookie"],
+        json!(["c0=v0; Path=/", "c1=v1; Path=/"])
+    );
+    assert_eq!(resp["multiValueHeaders"]["content-type"], json!(["application/json"]));
+    assert!(resp["headers"].as_object().is_none_or(|h| h.is_empty()), "{resp}");
+    let e = echoed(&resp);
+    assert_eq!(e["method"], "POST");
+    assert_eq!(e["scheme"], "https");
+    assert_eq!(e["authority"], "abc123.execute-api.us-east-1.amazonaws.com");
+    assert_eq!(e["path"], "/items/a%20b", "no stage, spaces encoded");
+    assert_eq!(e["query"], "cookies=2&q=x%20y&q=z", "multi-value query wins");
+    assert_eq!(header_values(&e, "x-multi"), ["1", "2"]);
+    assert_eq!(header_values(&e, "x-single"), ["one"]);
+    assert_eq!(e["body_hex"], "000102ff");
+    assert_eq!(header_values(&e, "content-length"), ["4"]);
+}
+
+#[tokio::test]
+async fn http_api_v2_strips_the_stage_and_carries_cookies() {
+    let rt = Runtime::start("http-echo", &[]).await;
+    let event = json!({
+        "version": "2.0",
+        "routeKey": "ANY /{proxy+}",
+        "rawPath": "/prod/items",
+        "rawQueryString": "a=1&a=2&status=201&cookies=2",
+        "cookies": ["s=1", "t=2"],
+        "headers": {"host": "api.example.com", "content-type": "text/plain", "x-multi": "1,2"},
+        "requestContext": {"http": {"method": "PUT", "path": "/prod/items", "protocol": "HTTP/1.1",
+                                    "sourceIp": "1.2.3.4", "userAgent": "test"},
+                           "stage": "prod", "domainName": "api.example.com", "requestId": "r2",
+                           "apiId": "api", "accountId": "123456789012", "routeKey": "ANY /{proxy+}",
+                           "time": "24/Nov/2026:10:00:00 +0000", "timeEpoch": 1},
+        "body": "hello",
+        "isBase64Encoded": false
+    });
+    let resp = rt.invoke(event).await.json();
+    assert_eq!(resp["statusCode"], 201);
+    assert_eq!(resp["cookies"], json!(["c0=v0; Path=/", "c1=v1; Path=/"]));
+    assert!(
+        resp["headers"].get("set-cookie").is_none(),
+        "cookies move out of headers: {resp}"
+    );
+    assert_eq!(resp["headers"]["content-type"], "application/json");
+    assert!(
+        resp.get("multiValueHeaders")
+            .is_none_or(|m| m.as_object().is_none_or(|o| o.is_empty()))
+    );
+    let e = echoed(&resp);
+    assert_eq!(e["method"], "PUT");
+    assert_eq!(e["path"], "/items");
+    assert_eq!(e["query"], "a=1&a=2&status=201&cookies=2");
+    assert_eq!(header_values(&e, "cookie"), ["s=1; t=2"]);
+    assert_eq!(e["authority"], "api.example.com");
+    assert_eq!(e["body_hex"], "68656c6c6f");
+}
+
+#[tokio::test]
+async fn function_urls_and_binary_bodies() {
+    let rt = Runtime::start("http-echo", &[]).await;
+    let event = json!({
+        "version": "2.0",
+        "rawPath": "/download",
+        "rawQueryString": "binary=1",
+        "headers": {"host": "abcdefg.lambda-url.us-east-1.on.aws"},
+        "requestContext": {"http": {"method": "GET", "path": "/download"},
+                           "domainName": "abcdefg.lambda-url.us-east-1.on.aws", "timeEpoch": 1},
+        "isBase64Encoded": false
+    });
+    let resp = rt.invoke(event).await.json();
+    assert_eq!(resp["statusCode"], 200);
+    assert_eq!(resp["isBase64Encoded"], true);
+    assert_eq!(resp["headers"]["content-type"], "application/octet-stream");
+    use base64::Engine as _;
+    let body = base64::engine::general_purpose::STANDARD
+        .decode(resp["body"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(body, (0u8..=255).collect::<Vec<_>>());
+    assert!(
+        resp["cookies"].as_array().is_some(),
+        "Function URL responses carry `cookies`: {resp}"
+    );
+}
+
+#[tokio::test]
+async fn alb_answers_in_the_target_groups_header_mode() {
+    let rt = Runtime::start("http-echo", &[]).await;
+    let base = json!({
+        "requestContext": {"elb": {"targetGroupArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/t/1"}},
+        "httpMethod": "GET",
+        "path": "/lb",
+        "body": "",
+        "isBase64Encoded": false
+    });
+    let mut multi = base.clone();
+    multi["multiValueHeaders"] = json!({"host": ["lb.example.com"], "x-multi": ["1", "2"]});
+    multi["multiValueQueryStringParameters"] = json!({"q": ["a%20b", "c"], "cookies": ["2"]});
+    let resp = rt.invoke(multi).await.json();
+    assert_eq!(resp["statusCode"], 200);
+    assert_eq!(resp["statusDescription"], "200 OK");
+    assert_eq!(
+        resp["multiValueHeaders"]["set-cookie"],
+        json!(["c0=v0; Path=/", "c1=v1; Path=/"])
+    );
+    let e = echoed(&resp);
+    assert_eq!(
+        e["query"], "cookies=2&q=a%20b&q=c",
+        "ALB query values stay as the client encoded them"
+    );
+    assert_eq!(header_values(&e, "x-multi"), ["1", "2"]);
+
+    let mut single = base;
+    single["headers"] = json!({"host": "lb.example.com"});
+    single["queryStringParameters"] = json!({"status": "404"});
+    let resp = rt.invoke(single).await.json();
+    assert_eq!(resp["statusCode"], 404);
+    assert_eq!(resp["statusDescription"], "404 Not Found");
+    assert_eq!(resp["headers"]["content-type"], "application/json");
+    assert!(
+        resp.get("multiValueHeaders")
+            .is_none_or(|m| m.as_object().is_none_or(|o| o.is_empty()))
+    );
+}
+
+#[tokio::test]
+async fn trace_id_and_deadline_reach_the_guest() {
+    let rt = Runtime::start("context", &[]).await;
+    let event = json!({"version": "2.0", "rawPath": "/", "headers": {"host": "h"},
+                       "requestContext": {"http": {"method": "GET"}, "stage": "$default"}, "isBase64Encoded": false});
+    let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1;Lineage=a87bd80c:1";
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let opts = InvokeOptions {
+        timeout: Duration::from_secs(5),
+        trace_id: Some(xray.into()),
+        ..InvokeOptions::default()
+    };
+    let resp = rt.emu.invoke_with(event.to_string(), opts).await.json();
+    let ctx = echoed(&resp);
+    assert_eq!(ctx["xray"], xray, "the guest's _X_AMZN_TRACE_ID");
+    assert_eq!(
+        ctx["traceparent"],
+        "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
+    );
+    assert_eq!(ctx["env_count"], 1, "only the trace id; no host environment");
+    assert!(ctx["request_id"].as_str().unwrap().starts_with("8476a536-"));
+    let lambda_deadline = before + 5000;
+    let guest_deadline = ctx["deadline_ms"].as_i64().unwrap();
+    // The guest is stopped 100 ms (the default margin) before Lambda's deadline.
+    let early = lambda_deadline - guest_deadline;
+    assert!((60..=400).contains(&early), "guest deadline {early} ms before Lambda's");
+
+    // Without a trace header the guest still gets a valid W3C context and no X-Ray variable.
+    let opts = InvokeOptions {
+        trace_id: None,
+        ..InvokeOptions::default()
+    };
+    let ctx = echoed(&rt.emu.invoke_with(event.to_string(), opts).await.json());
+    assert!(ctx["xray"].is_null());
+    assert_eq!(ctx["env_count"], 0);
+    assert_eq!(ctx["traceparent"].as_str().unwrap().len(), 55);
+    // Guest log lines carry the invocation's request id and trace id.
+    let logs = rt.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("context line one") && l.contains("5759e988bd862e3fe1be46a994272793")),
+        "{logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn event_failures_go_to_the_error_endpoint_and_the_runtime_keeps_serving() {
+    let rt = Runtime::start("event-check", &[]).await;
+    let ok = || async { rt.invoke(json!({"n": 21})).await.json() };
+    assert_eq!(ok().await, json!({"doubled": 42}));
+
+    let cases: Vec<(Vec<u8>, &str, &str)> = vec![
+        (b"{not json".to_vec(), "Function.BadEvent", "not valid JSON"),
+        (br#"{"fail": "boom"}"#.to_vec(), "Function.Failed", "boom"),
+        (br#"{"other": 1}"#.to_vec(), "Function.BadEvent", "expected"),
+        (br#"{"panic": true}"#.to_vec(), "Nimbus.Trap", "trap"),
+        (
+            format!(r#"{{"pad": "{}"}}"#, "x".repeat(6 * 1024 * 1024 + 10)).into_bytes(),
+            "Nimbus.PayloadTooLarge",
+            "max_request_body",
+        ),
+    ];
+    for (event, error_type, needle) in cases {
+        let outcome = rt.emu.invoke(event).await;
+        let (ty, msg) = outcome.error();
+        assert_eq!(ty, error_type, "{msg}");
+        assert!(msg.contains(needle), "{ty}: {msg}");
+        // `lambda_runtime` marks every reported error `unhandled` in the header.
+        assert!(matches!(
+            &outcome,
+            Outcome::Error {
+                header_type: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(ok().await, json!({"doubled": 42}), "after {error_type}");
+    }
+
+    // An endless loop is stopped before Lambda's deadline and reported as such.
+    let t = Instant::now();
+    let opts = InvokeOptions {
+        timeout: Duration::from_millis(1500),
+        ..InvokeOptions::default()
+    };
+    let outcome = rt.emu.invoke_with(r#"{"spin": true}"#, opts).await;
+    let took = t.elapsed();
+    assert_eq!(outcome.error().0, "Nimbus.Deadline");
+    assert!(
+        took < Duration::from_millis(1500),
+        "answered after Lambda's deadline: {took:?}"
+    );
+    assert_eq!(ok().await, json!({"doubled": 42}));
+
+    let logs = rt.logs();
+    assert!(
+        logs.iter().any(|l| l.contains("\"error_type\":\"Nimbus.Deadline\"")),
+        "failures are logged: {logs:?}"
+    );
+}
+
+#[tokio::test]
+async fn http_failures_answer_in_the_sources_shape() {
+    let apigw = json!({"version": "2.0", "rawPath": "/x", "headers": {"host": "h"},
+                       "requestContext": {"http": {"method": "GET"}}, "isBase64Encoded": false});
+    let trap = Runtime::start("trap", &[]).await;
+    for _ in 0..2 {
+        let resp = trap.invoke(apigw.clone()).await.json();
+        assert_eq!(resp["statusCode"], 500);
+        let body: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["error"], "Nimbus.Trap");
+        assert!(body["message"].as_str().unwrap().contains("unreachable"), "{body}");
+    }
+    // The guest's panic message is in its log, with the request id.
+    let logs = trap.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("deliberate panic") && l.contains("8476a536-")),
+        "{logs:?}"
+    );
+
+    let spin = Runtime::start("spin", &[]).await;
+    let t = Instant::now();
+    let opts = InvokeOptions {
+        timeout: Duration::from_millis(1200),
+        ..InvokeOptions::default()
+    };
+    let resp = spin.emu.invoke_with(apigw.to_string(), opts).await.json();
+    assert!(t.elapsed() < Duration::from_millis(1200), "{:?}", t.elapsed());
+    assert_eq!(resp["statusCode"], 504);
+    assert!(resp["body"].as_str().unwrap().contains("Nimbus.Deadline"));
+
+    // A non-HTTP event for an HTTP function is a bad event, not a crash.
+    let echo = Runtime::start("http-echo", &[]).await;
+    let (ty, msg) = echo
+        .invoke(json!({"Records": [{"eventSource": "aws:sqs"}]}))
+        .await
+        .error();
+    assert_eq!(ty, "Function.BadEvent");
+    assert!(msg.contains("HTTP function") && msg.contains("SQS"), "{msg}");
+    // A malformed HTTP event (bad base64) is answered 400 in the source's shape.
+    let resp = echo
+        .invoke(
+            json!({"httpMethod": "POST", "path": "/", "headers": {"Host": "h"}, "body": "***",
+                        "isBase64Encoded": true, "requestContext": {"httpMethod": "POST"}}),
+        )
+        .await
+        .json();
+    assert_eq!(resp["statusCode"], 400);
+    assert!(resp["body"].as_str().unwrap().contains("base64"));
+}
+
+#[tokio::test]
+async fn sqs_partial_batch_failures_through_the_sdk() {
+    let rt = Runtime::start("sqs-batch", &[]).await;
+    let record = |id: &str, body: &str| {
+        json!({"messageId": id, "receiptHandle": "rh", "body": body, "attributes": {}, "messageAttributes": {},
+               "md5OfBody": "x", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q",
+               "awsRegion": "us-east-1"})
+    };
+    let event = json!({"Records": [record("m1", "ok"), record("m2", "please fail"), record("m3", "fine")]});
+    let resp = rt.invoke(event).await.json();
+    assert_eq!(resp, json!({"batchItemFailures": [{"itemIdentifier": "m2"}]}));
+    let all_ok = json!({"Records": [record("m4", "ok")]});
+    assert_eq!(rt.invoke(all_ok).await.json(), json!({"batchItemFailures": []}));
+}
+
+#[tokio::test]
+async fn init_errors_name_their_cause() {
+    // A required config value that is missing at boot.
+    let mut rt = Runtime::start("needs-config", &[]).await;
+    let Some(err) = rt.emu.init_error(Duration::from_secs(20)).await else {
+        panic!("no /init/error; logs: {:?}", rt.logs())
+    };
+    let (ty, msg) = err.error();
+    assert_eq!(ty, "Nimbus.Init.Config");
+    assert!(msg.contains("api_key") && msg.contains("NIMBUS_TEST_API_KEY"), "{msg}");
+    assert_ne!(rt.exit_code(Duration::from_secs(10)).await, Some(0));
+
+    // With it set, the same package boots, and the file-sourced key came along in the zip.
+    let rt = Runtime::start("needs-config", &[("NIMBUS_TEST_API_KEY", "k")]).await;
+    let out = rt.invoke(json!({"hi": 1})).await.json();
+    assert_eq!(out["echo"], json!({"hi": 1}));
+    assert_eq!(out["source"], "direct");
+
+    // A manifest with an unknown key, and a corrupt component with a corrupt artifact.
+    let base = &packaged().tasks.join("echo");
+    let broken = tempfile::tempdir().unwrap();
+    for f in ["nimbus.toml", "echo.wasm", "echo.cwasm.lz4"] {
+        std::fs::copy(base.join(f), broken.path().join(f)).unwrap();
+    }
+    let manifest = std::fs::read_to_string(broken.path().join("nimbus.toml")).unwrap();
+    std::fs::write(
+        broken.path().join("nimbus.toml"),
+        manifest.replace("[function.echo]", "[function.echo]\nmemroy = \"64MiB\""),
+    )
+    .unwrap();
+    let boot = base.join("bootstrap");
+    let mut rt = Runtime::start_in(&boot, broken.path(), &[]).await;
+    let (ty, msg) = rt
+        .emu
+        .init_error(Duration::from_secs(20))
+        .await
+        .expect("init error")
+        .error();
+    assert_eq!(ty, "Nimbus.Init.Manifest");
+    assert!(msg.contains("memroy") && msg.contains("nimbus.toml:"), "{msg}");
+    assert_ne!(rt.exit_code(Duration::from_secs(10)).await, Some(0));
+
+    std::fs::write(broken.path().join("nimbus.toml"), &manifest).unwrap();
+    std::fs::write(broken.path().join("echo.wasm"), b"not wasm").unwrap();
+    std::fs::write(broken.path().join("echo.cwasm.lz4"), b"not an artifact").unwrap();
+    let rt = Runtime::start_in(&boot, broken.path(), &[]).await;
+    let (ty, msg) = rt
+        .emu
+        .init_error(Duration::from_secs(20))
+        .await
+        .expect("init error")
+        .error();
+    assert_eq!(ty, "Nimbus.Init.Artifact");
+    assert!(
+        msg.contains("echo.wasm") && msg.contains("not a valid WebAssembly component"),
+        "{msg}"
+    );
+
+    // No manifest at all.
+    let empty = tempfile::tempdir().unwrap();
+    let rt = Runtime::start_in(&boot, empty.path(), &[]).await;
+    let (ty, msg) = rt
+        .emu
+        .init_error(Duration::from_secs(20))
+        .await
+        .expect("init error")
+        .error();
+    assert_eq!(ty, "Nimbus.Init.NoManifest");
+    assert!(msg.contains("nimbus.toml"), "{msg}");
+}
+
+#[tokio::test]
+async fn a_stale_or_foreign_artifact_falls_back_to_the_wasm() {
+    let base = &packaged().tasks.join("echo");
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["nimbus.toml", "echo.wasm"] {
+        std::fs::copy(base.join(f), dir.path().join(f)).unwrap();
+    }
+    std::fs::write(dir.path().join("echo.cwasm.lz4"), b"NIMBUS\0A garbage").unwrap();
+    let rt = Runtime::start_in(&base.join("bootstrap"), dir.path(), &[]).await;
+    let out = rt.invoke(json!({"still": "works"})).await.json();
+    assert_eq!(out["echo"], json!({"still": "works"}));
+}
+
+#[test]
+fn packages_are_self_contained_or_split_into_layer_and_code() {
+    let dist = &packaged().dist;
+    let full = zip_entries(&dist.join("echo.zip"));
+    let names: Vec<&str> = full.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["bootstrap", "echo.cwasm.lz4", "echo.wasm", "nimbus.toml"]);
+    assert_eq!(full[0].1, Some(0o755), "bootstrap is executable");
+    let thin: Vec<String> = zip_entries(&dist.join("echo-code.zip"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(thin, ["echo.cwasm.lz4", "echo.wasm", "nimbus.toml"]);
+    let layer = zip_entries(&dist.join("nimbus-runtime.zip"));
+    assert_eq!(layer, [("bootstrap".to_owned(), Some(0o755))]);
+    let config: Vec<String> = zip_entries(&dist.join("needs-config.zip"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert!(config.contains(&"config/token".to_owned()), "{config:?}");
+
+    // The packaged manifest holds just that function, pointing at the package's files.
+    let manifest = std::fs::read_to_string(packaged().tasks.join("echo/nimbus.toml")).unwrap();
+    assert!(manifest.contains("component = \"echo.wasm\""), "{manifest}");
+    assert!(manifest.contains("precompiled = \"echo.cwasm.lz4\""), "{manifest}");
+    assert!(!manifest.contains("http-echo"), "{manifest}");
+}
+
+#[tokio::test]
+async fn layer_bootstrap_serves_a_thin_function_package() {
+    let dist = &packaged().dist;
+    let dir = tempfile::tempdir().unwrap();
+    unzip(&dist.join("nimbus-runtime.zip"), &dir.path().join("opt"));
+    unzip(&dist.join("echo-code.zip"), &dir.path().join("task"));
+    let rt = Runtime::start_in(&dir.path().join("opt/bootstrap"), &dir.path().join("task"), &[]).await;
+    let out = rt.invoke(json!({"layer": true})).await.json();
+    assert_eq!(out["echo"], json!({"layer": true}));
+    assert!(rt.emu.first_next().unwrap() > rt.started);
+}
+
+#[test]
+fn arm64_packages_carry_a_cross_compiled_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("nimbus.toml"),
+        format!("manifest_version = 1\n[function.echo]\ncomponent = \"{ECHO}\"\n"),
+    )
+    .unwrap();
+    // `nimbus package` checks the bootstrap's ELF machine; building a real
+    // arm64 bootstrap is `scripts/build-bootstrap arm64`, too slow for a test.
+    let mut elf = vec![0u8; 64];
+    elf[..4].copy_from_slice(b"\x7fELF");
+    elf[18] = 183; // EM_AARCH64
+    let fake = dir.path().join("bootstrap-arm64");
+    std::fs::write(&fake, &elf).unwrap();
+    let out = nimbus()
+        .current_dir(dir.path())
+        .args(["package", "--arch", "arm64", "--bootstrap"])
+        .arg(&fake)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let task = dir.path().join("task");
+    unzip(&dir.path().join("dist/lambda-arm64/echo.zip"), &task);
+    let art = std::fs::read(task.join("echo.cwasm.lz4")).unwrap();
+    let (header, _) = nimbus_core::artifact::read_header(&art).unwrap();
+    assert_eq!(header.target, "aarch64-linux");
+    assert!(nimbus_core::artifact::unpack(&art).is_ok(), "intact");
+
+    // The x86_64 bootstrap in place of the fake one is refused with the fix named.
+    let out = nimbus()
+        .current_dir(dir.path())
+        .args([
+            "package",
+            "--arch",
+            "arm64",
+            "--bootstrap",
+            env!("CARGO_BIN_EXE_bootstrap"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not built for arm64") && err.contains("scripts/build-bootstrap"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bootstrap_outside_lambda_says_so() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not running on AWS Lambda") && err.contains("nimbus serve"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Every real sample event in `tests/fixtures/events` reaches the right
+/// handler: HTTP shapes become requests with the event's method and path,
+/// the rest reach `events.handle` with the right source kind.
+#[tokio::test]
+async fn real_sample_events_map() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/events");
+    let http = Runtime::start("http-echo", &[]).await;
+    let events = Runtime::start("echo", &[]).await;
+    let mut seen = 0;
+    for path in fixture_files(&fixtures) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let event: Value = serde_json::from_str(&text).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_lowercase();
+        let kind = expected_kind(&name, &event);
+        let what = format!("{} ({kind})", path.display());
+        match kind {
+            "http" => {
+                let resp = http.invoke(event.clone()).await.json();
+                assert_eq!(resp["statusCode"], 200, "{what}: {resp}");
+                let e = echoed(&resp);
+                let method = event["httpMethod"]
+                    .as_str()
+                    .or(event["requestContext"]["http"]["method"].as_str())
+                    .unwrap();
+                assert_eq!(e["method"], method, "{what}");
+                assert!(e["path"].as_str().unwrap().starts_with('/'), "{what}");
+            }
+            "websocket" => {
+                let (ty, msg) = http.invoke(event).await.error();
+                assert_eq!(ty, "Function.BadEvent", "{what}");
+                assert!(msg.contains("WebSocket"), "{what}: {msg}");
+            }
+            source => {
+                let out = events.invoke(event.clone()).await.json();
+                assert_eq!(out["source"], source, "{what}");
+                assert_eq!(out["echo"], event, "{what}: the payload arrives unchanged");
+            }
+        }
+        seen += 1;
+    }
+    assert!(seen >= 20, "only {seen} fixtures found under {}", fixtures.display());
+}
+
+fn fixture_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            out.extend(fixture_files(&p));
+        } else if p.extension().is_some_and(|e| e == "json") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// What a fixture should map to, from its file name (the names come from
+/// `aws_lambda_events` and `sam local generate-event`).
+fn expected_kind(name: &str, event: &Value) -> &'static str {
+    if name.contains("websocket") {
+        "websocket"
+    } else if name.contains("apigw")
+        || name.contains("apigateway")
+        || name.contains("alb")
+        || name.contains("functionurl")
+        || name.contains("function-url")
+        || name.contains("aws-proxy")
+    {
+        "http"
+    } else if name.contains("sqs") {
+        "sqs"
+    } else if name.contains("sns") {
+        "sns"
+    } else if name.contains("s3") {
+        "s3"
+    } else if name.contains("dynamodb") {
+        "dynamodb"
+    } else if name.contains("kinesis") {
+        "kinesis"
+    } else if name.contains("scheduled") || event["detail-type"] == "Scheduled Event" {
+        "schedule"
+    } else if name.contains("eventbridge") || name.contains("cloudwatch") {
+        "eventbridge"
+    } else {
+        "direct"
+    }
+}

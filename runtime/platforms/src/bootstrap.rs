@@ -1,0 +1,195 @@
+//! `bootstrap`: the executable Lambda starts for a custom runtime
+//! (`provided.al2023`).
+//!
+//! It finds the manifest in the function package (`$LAMBDA_TASK_ROOT`) or a
+//! runtime layer (`/opt`), boots one engine for one function, and serves
+//! invocations through [`crate::lambda`] until the environment is shut down.
+//! Anything that stops boot — a bad manifest, a bad artifact, a missing
+//! required config value — is reported to `/init/error` with a message that
+//! names the cause, and the process exits non-zero.
+//!
+//! Settings (environment variables; a bad value is an init error):
+//! - `NIMBUS_MANIFEST`: the manifest (default: `$LAMBDA_TASK_ROOT/nimbus.toml`, then `/opt/nimbus.toml`);
+//! - `NIMBUS_FUNCTION`: which function to serve when the manifest has several;
+//! - `NIMBUS_DEADLINE_MARGIN_MS`: how long before Lambda's deadline the guest is stopped (default 100);
+//! - `NIMBUS_LOG`: host log filter (default `info`); the engine's `NIMBUS_*` settings.
+
+use crate::lambda::{self, LambdaOptions};
+use nimbus_core::engine::EngineOptions;
+use nimbus_core::{BootError, BootOptions, Host, Manifest};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Why `bootstrap` could not start serving.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// No manifest where one was looked for.
+    #[error("no manifest found (looked for {0}); package the function with `nimbus package --target lambda`")]
+    NoManifest(String),
+    /// The manifest names several functions and `NIMBUS_FUNCTION` does not pick one.
+    #[error("{0}")]
+    WhichFunction(String),
+    /// A `NIMBUS_*` setting of the bootstrap itself is bad.
+    #[error("bad value {value:?} for {name}: {expected}")]
+    Setting {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// The host could not boot.
+    #[error(transparent)]
+    Boot(#[from] BootError),
+}
+
+impl InitError {
+    /// The `errorType` reported to `/init/error`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            InitError::NoManifest(_) => "Nimbus.Init.NoManifest",
+            InitError::WhichFunction(_) => "Nimbus.Init.Function",
+            InitError::Setting { .. } => "Nimbus.Init.Setting",
+            InitError::Boot(e) => e.error_type(),
+        }
+    }
+}
+
+/// The manifest to load: `NIMBUS_MANIFEST`, else the first of the package's
+/// and the layer's `nimbus.toml` that exists.
+pub fn find_manifest() -> Result<PathBuf, InitError> {
+    if let Some(p) = std::env::var_os("NIMBUS_MANIFEST") {
+        return Ok(PathBuf::from(p));
+    }
+    let task_root = std::env::var_os("LAMBDA_TASK_ROOT").map_or_else(|| PathBuf::from("/var/task"), PathBuf::from);
+    let candidates = [task_root.join("nimbus.toml"), PathBuf::from("/opt/nimbus.toml")];
+    candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
+        InitError::NoManifest(
+            candidates
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" and "),
+        )
+    })
+}
+
+/// Which of the manifest's functions this environment serves.
+pub fn pick_function(manifest: &Manifest) -> Result<String, InitError> {
+    let names: Vec<&str> = manifest.functions.iter().map(|f| f.name.as_str()).collect();
+    match std::env::var("NIMBUS_FUNCTION") {
+        Ok(name) if names.contains(&name.as_str()) => Ok(name),
+        Ok(name) => Err(InitError::WhichFunction(format!(
+            "NIMBUS_FUNCTION={name:?} is not in {} (it has: {})",
+            manifest.path.display(),
+            names.join(", ")
+        ))),
+        Err(_) => match names.as_slice() {
+            [one] => Ok((*one).to_owned()),
+            [] => Err(InitError::WhichFunction(format!(
+                "{} declares no function",
+                manifest.path.display()
+            ))),
+            many => Err(InitError::WhichFunction(format!(
+                "{} declares {} functions ({}); set NIMBUS_FUNCTION to the one this Lambda serves",
+                manifest.path.display(),
+                many.len(),
+                many.join(", ")
+            ))),
+        },
+    }
+}
+
+fn margin_from_env() -> Result<Duration, InitError> {
+    match std::env::var("NIMBUS_DEADLINE_MARGIN_MS") {
+        Err(_) => Ok(LambdaOptions::default().deadline_margin),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| InitError::Setting {
+                name: "NIMBUS_DEADLINE_MARGIN_MS",
+                value: v,
+                expected: "milliseconds, e.g. 100",
+            }),
+    }
+}
+
+/// Boots the host for the packaged function.
+async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions), InitError> {
+    let deadline_margin = margin_from_env()?;
+    let manifest = Manifest::load(find_manifest()?).map_err(BootError::from)?;
+    let function = pick_function(&manifest)?;
+    let opts = BootOptions {
+        engine: EngineOptions::default().with_env_overrides()?,
+        only: Some(vec![function]),
+        concurrency_cap: Some(1),
+        ..BootOptions::default()
+    };
+    let host = Host::boot(manifest, opts).await?;
+    let f = &host.functions()[0];
+    tracing::info!(
+        function = %f.name,
+        kind = f.kind.as_str(),
+        loaded_from = ?f.loaded_from,
+        load_ms = f.load_time.as_secs_f64() * 1e3,
+        init_ms = started.elapsed().as_secs_f64() * 1e3,
+        "init done"
+    );
+    Ok((
+        host,
+        LambdaOptions {
+            deadline_margin,
+            ..LambdaOptions::default()
+        },
+    ))
+}
+
+/// The whole program: boot, report init errors, serve.
+pub fn main() -> ExitCode {
+    let started = Instant::now();
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_current_span(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("NIMBUS_LOG")
+                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+        )
+        .init();
+    if let Err(e) = lambda::check_env() {
+        eprintln!("bootstrap: {e}");
+        return ExitCode::FAILURE;
+    }
+    // One invocation at a time: a single-threaded runtime has no cross-thread
+    // hand-offs on the request path (the epoch ticker has its own thread).
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bootstrap: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let (host, opts) = match init(started).await {
+            Ok(booted) => booted,
+            Err(e) => {
+                tracing::error!(error_type = e.error_type(), "init failed: {e}");
+                if let Err(report) = lambda::report_init_error(e.error_type(), &e.to_string()).await {
+                    tracing::error!("could not report the init error: {report}");
+                }
+                return ExitCode::FAILURE;
+            }
+        };
+        match lambda::run(host, 0, opts).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("the Runtime API loop stopped: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
