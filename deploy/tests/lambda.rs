@@ -128,6 +128,7 @@ struct Runtime {
     emu: LambdaEmulator,
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
     started: Instant,
 }
 
@@ -158,7 +159,7 @@ impl Runtime {
             .env("NIMBUS_LOG", "warn")
             .env("AWS_SECRET_ACCESS_KEY", "host-secret-must-not-leak")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -166,18 +167,13 @@ impl Runtime {
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bootstrap.display()));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let out = child.stdout.take().unwrap();
-        let lines = stdout.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
+        let stdout = collect_lines(child.stdout.take().unwrap());
+        let stderr = collect_lines(child.stderr.take().unwrap());
         Runtime {
             emu,
             child,
             stdout,
+            stderr,
             started,
         }
     }
@@ -186,8 +182,14 @@ impl Runtime {
         self.emu.invoke(event.to_string()).await
     }
 
+    /// Guest and invocation log lines (stdout).
     fn logs(&self) -> Vec<String> {
         self.stdout.lock().unwrap().clone()
+    }
+
+    /// The host's own log lines (stderr).
+    fn host_logs(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Waits for the process to exit; its status code.
@@ -201,6 +203,18 @@ impl Runtime {
         }
         None
     }
+}
+
+/// Reads a child's output into lines on a thread of its own.
+fn collect_lines(out: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
 }
 
 /// The echoed request inside an HTTP response shape.
@@ -617,6 +631,11 @@ async fn a_stale_or_foreign_artifact_falls_back_to_the_wasm() {
     let rt = Runtime::start_in(&base.join("bootstrap"), dir.path(), &[]).await;
     let out = rt.invoke(json!({"still": "works"})).await.json();
     assert_eq!(out["echo"], json!({"still": "works"}));
+    let host = rt.host_logs();
+    assert!(
+        host.iter().any(|l| l.contains("precompiled artifact not usable")),
+        "the fallback is logged: {host:?}"
+    );
 }
 
 #[test]
@@ -652,10 +671,22 @@ async fn layer_bootstrap_serves_a_thin_function_package() {
     let dir = tempfile::tempdir().unwrap();
     unzip(&dist.join("nimbus-runtime.zip"), &dir.path().join("opt"));
     unzip(&dist.join("echo-code.zip"), &dir.path().join("task"));
-    let rt = Runtime::start_in(&dir.path().join("opt/bootstrap"), &dir.path().join("task"), &[]).await;
+    let rt = Runtime::start_in(
+        &dir.path().join("opt/bootstrap"),
+        &dir.path().join("task"),
+        &[("NIMBUS_LOG", "info")],
+    )
+    .await;
     let out = rt.invoke(json!({"layer": true})).await.json();
     assert_eq!(out["echo"], json!({"layer": true}));
     assert!(rt.emu.first_next().unwrap() > rt.started);
+    // The packaged artifact was used as is (unzipping leaves file times arbitrary).
+    let host = rt.host_logs();
+    assert!(
+        host.iter()
+            .any(|l| l.contains("init done") && l.contains("\"loaded_from\":\"Precompiled\"")),
+        "{host:?}"
+    );
 }
 
 #[test]

@@ -38,6 +38,9 @@ pub struct Header {
     pub engine: String,
     /// Size of the `.wasm` it was compiled from.
     pub source_len: u64,
+    /// CRC-32 of that `.wasm`: tells a stale artifact from a fresh one when
+    /// file times cannot (an unzipped package has arbitrary ones).
+    pub source_crc32: u32,
     /// Size of the uncompressed code.
     pub code_len: u64,
     /// CRC-32 of the uncompressed code: catches corruption (not tampering).
@@ -145,6 +148,7 @@ pub fn precompile_for(engine: &Engine, target: &str, wasm: &[u8]) -> Result<Vec<
         target: target.into(),
         engine: crate::engine::CODE_SETTINGS.into(),
         source_len: wasm.len() as u64,
+        source_crc32: crc32fast::hash(wasm),
         code_len: code.len() as u64,
         code_crc32: crc32fast::hash(&code),
     };
@@ -199,11 +203,12 @@ pub fn unpack(bytes: &[u8]) -> Result<Unpacked, ArtifactError> {
     Ok(Unpacked { header, code })
 }
 
-/// Reads and unpacks an artifact file; refuses one older than its `.wasm`.
+/// Reads and unpacks an artifact file; refuses one whose `.wasm` changed since.
 pub fn unpack_file(artifact: &Path, wasm: &Path) -> Result<Unpacked, String> {
-    check_fresh(artifact, wasm)?;
     let bytes = std::fs::read(artifact).map_err(|e| format!("cannot read {}: {e}", artifact.display()))?;
-    unpack(&bytes).map_err(|e| e.to_string())
+    let unpacked = unpack(&bytes).map_err(|e| e.to_string())?;
+    check_fresh(artifact, wasm, &unpacked.header)?;
+    Ok(unpacked)
 }
 
 /// Checks an unpacked artifact against `engine` and turns it into a component.
@@ -249,15 +254,30 @@ pub enum LoadedFrom {
     FellBack(String),
 }
 
-/// An artifact older than its `.wasm` is stale (the `.wasm` was rebuilt).
-/// Without a `.wasm` beside it (a deployment package) the artifact is all there is.
-fn check_fresh(artifact: &Path, wasm: &Path) -> Result<(), String> {
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified());
-    match (modified(artifact), modified(wasm)) {
-        (Err(e), _) => Err(format!("cannot read {}: {e}", artifact.display())),
-        (Ok(a), Ok(w)) if w > a => Err(format!("{} is newer than the artifact", wasm.display())),
-        _ => Ok(()),
+/// Whether the `.wasm` beside an artifact is still the one it was compiled
+/// from. Cheap checks first: a different size is stale; a `.wasm` no newer
+/// than the artifact is fresh. Only a same-size, newer `.wasm` (a rebuild, or
+/// files unpacked in arbitrary order) is read and checksummed. Without a
+/// `.wasm` beside it the artifact is all there is.
+fn check_fresh(artifact: &Path, wasm: &Path, header: &Header) -> Result<(), String> {
+    let Ok(meta) = std::fs::metadata(wasm) else {
+        return Ok(());
+    };
+    let stale = || format!("{} changed since the artifact was compiled", wasm.display());
+    if meta.len() != header.source_len {
+        return Err(stale());
     }
+    let newer = match (meta.modified(), std::fs::metadata(artifact).and_then(|m| m.modified())) {
+        (Ok(w), Ok(a)) => w > a,
+        _ => true,
+    };
+    if newer {
+        let bytes = std::fs::read(wasm).map_err(|e| format!("cannot read {}: {e}", wasm.display()))?;
+        if crc32fast::hash(&bytes) != header.source_crc32 {
+            return Err(stale());
+        }
+    }
+    Ok(())
 }
 
 /// Loads a function's component: the artifact if usable, else the `.wasm`.

@@ -236,6 +236,44 @@ mod tests {
     }
 
     #[test]
+    fn platform_deadline_keeps_a_margin_and_never_exceeds_the_timeout() {
+        let f: Arc<str> = Arc::from("f");
+        let lambda_deadline = unix_ms_now() + 3_000;
+        let margin = Duration::from_millis(100);
+        let inv = Invocation::with_platform_deadline(
+            f.clone(),
+            Duration::from_secs(30),
+            lambda_deadline,
+            margin,
+            None,
+            TraceContext::new_root(),
+        );
+        let early = lambda_deadline - inv.deadline_unix_ms;
+        assert!((100..=150).contains(&early), "{early}");
+        assert!(inv.remaining() <= Duration::from_millis(2_900));
+        // The manifest's timeout still applies when it is shorter.
+        let inv = Invocation::with_platform_deadline(
+            f.clone(),
+            Duration::from_millis(500),
+            lambda_deadline,
+            margin,
+            None,
+            TraceContext::new_root(),
+        );
+        assert!(inv.remaining() <= Duration::from_millis(500));
+        // A deadline already inside the margin leaves nothing: the guest is stopped at once.
+        let inv = Invocation::with_platform_deadline(
+            f,
+            Duration::from_secs(30),
+            unix_ms_now() + 50,
+            margin,
+            None,
+            TraceContext::new_root(),
+        );
+        assert_eq!(inv.remaining(), Duration::ZERO);
+    }
+
+    #[test]
     fn request_ids_look_like_uuid_v4() {
         let id = new_request_id();
         assert_eq!(id.len(), 36);
