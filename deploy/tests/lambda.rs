@@ -793,7 +793,7 @@ async fn real_sample_events_map() {
         }
         seen += 1;
     }
-    assert!(seen >= 20, "only {seen} fixtures found under {}", fixtures.display());
+    assert!(seen >= 30, "only {seen} fixtures found under {}", fixtures.display());
 }
 
 fn fixture_files(dir: &Path) -> Vec<PathBuf> {
