@@ -70,6 +70,8 @@ fn packaged() -> &'static Packaged {
         let out = nimbus()
             .args(["package", "--target", "lambda", "--arch", "x86_64", "--manifest"])
             .arg(dir.path().join("nimbus.toml"))
+            // This build's bootstrap, not one a developer built earlier with scripts/build-bootstrap.
+            .args(["--bootstrap", env!("CARGO_BIN_EXE_bootstrap")])
             .arg("--out")
             .arg(&dist)
             .output()

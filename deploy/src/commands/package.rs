@@ -42,9 +42,9 @@ pub struct Args {
     /// Output directory; zips go to `<out>/lambda-<arch>/`.
     #[arg(long, short, default_value = "dist")]
     out: PathBuf,
-    /// The `bootstrap` executable to package (default: the one installed
-    /// beside `nimbus` for this machine's architecture, else this checkout's
-    /// `target/<triple>/release/bootstrap`).
+    /// The `bootstrap` executable to package (default: this checkout's
+    /// `target/<triple>/release/bootstrap` from `scripts/build-bootstrap`,
+    /// else, for this machine's architecture, the one beside `nimbus`).
     #[arg(long)]
     bootstrap: Option<PathBuf>,
 }
@@ -210,7 +210,14 @@ fn find_bootstrap(arch: Target, explicit: Option<&Path>) -> anyhow::Result<PathB
         }
         return Ok(p.to_path_buf());
     }
-    let mut tried = Vec::new();
+    // The purpose-built one first (stripped, from `scripts/build-bootstrap`),
+    // then the one installed beside `nimbus`.
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
+    let built = checkout.join("target").join(arch.triple()).join("release/bootstrap");
+    if built.is_file() {
+        return Ok(built);
+    }
+    let mut tried = vec![built];
     if Target::host() == Some(arch)
         && let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()
@@ -221,12 +228,6 @@ fn find_bootstrap(arch: Target, explicit: Option<&Path>) -> anyhow::Result<PathB
         }
         tried.push(beside);
     }
-    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap_or(Path::new("."));
-    let built = checkout.join("target").join(arch.triple()).join("release/bootstrap");
-    if built.is_file() {
-        return Ok(built);
-    }
-    tried.push(built);
     bail!(
         "no bootstrap for {} (looked at {}). Build it with `scripts/build-bootstrap {}` in the Nimbus checkout, \
          or pass --bootstrap PATH",
