@@ -194,6 +194,14 @@ impl Runtime {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// The `(errorType, errorMessage)` reported to `/init/error`.
+    async fn init_failure(&self) -> (String, String) {
+        match self.emu.init_error(Duration::from_secs(20)).await {
+            Some(e) => e.error(),
+            None => panic!("no /init/error; host logs: {:?}", self.host_logs()),
+        }
+    }
+
     /// Waits for the process to exit; its status code.
     async fn exit_code(&mut self, wait: Duration) -> Option<i32> {
         let until = Instant::now() + wait;
@@ -555,10 +563,7 @@ async fn sqs_partial_batch_failures_through_the_sdk() {
 async fn init_errors_name_their_cause() {
     // A required config value that is missing at boot.
     let mut rt = Runtime::start("needs-config", &[]).await;
-    let Some(err) = rt.emu.init_error(Duration::from_secs(20)).await else {
-        panic!("no /init/error; logs: {:?}", rt.logs())
-    };
-    let (ty, msg) = err.error();
+    let (ty, msg) = rt.init_failure().await;
     assert_eq!(ty, "Nimbus.Init.Config");
     assert!(msg.contains("api_key") && msg.contains("NIMBUS_TEST_API_KEY"), "{msg}");
     assert_ne!(rt.exit_code(Duration::from_secs(10)).await, Some(0));
@@ -583,12 +588,7 @@ async fn init_errors_name_their_cause() {
     .unwrap();
     let boot = base.join("bootstrap");
     let mut rt = Runtime::start_in(&boot, broken.path(), &[]).await;
-    let (ty, msg) = rt
-        .emu
-        .init_error(Duration::from_secs(20))
-        .await
-        .expect("init error")
-        .error();
+    let (ty, msg) = rt.init_failure().await;
     assert_eq!(ty, "Nimbus.Init.Manifest");
     assert!(msg.contains("memroy") && msg.contains("nimbus.toml:"), "{msg}");
     assert_ne!(rt.exit_code(Duration::from_secs(10)).await, Some(0));
@@ -597,12 +597,7 @@ async fn init_errors_name_their_cause() {
     std::fs::write(broken.path().join("echo.wasm"), b"not wasm").unwrap();
     std::fs::write(broken.path().join("echo.cwasm.lz4"), b"not an artifact").unwrap();
     let rt = Runtime::start_in(&boot, broken.path(), &[]).await;
-    let (ty, msg) = rt
-        .emu
-        .init_error(Duration::from_secs(20))
-        .await
-        .expect("init error")
-        .error();
+    let (ty, msg) = rt.init_failure().await;
     assert_eq!(ty, "Nimbus.Init.Artifact");
     assert!(
         msg.contains("echo.wasm") && msg.contains("not a valid WebAssembly component"),
@@ -612,12 +607,7 @@ async fn init_errors_name_their_cause() {
     // No manifest at all.
     let empty = tempfile::tempdir().unwrap();
     let rt = Runtime::start_in(&boot, empty.path(), &[]).await;
-    let (ty, msg) = rt
-        .emu
-        .init_error(Duration::from_secs(20))
-        .await
-        .expect("init error")
-        .error();
+    let (ty, msg) = rt.init_failure().await;
     assert_eq!(ty, "Nimbus.Init.NoManifest");
     assert!(msg.contains("nimbus.toml"), "{msg}");
 }

@@ -47,16 +47,9 @@ impl Invocation {
         request_id: Option<String>,
         trace: TraceContext,
     ) -> Invocation {
-        let now_unix_ms = unix_ms_now();
-        let left = Duration::from_millis(platform_deadline_unix_ms.saturating_sub(now_unix_ms)).saturating_sub(margin);
-        let budget = left.min(timeout);
-        Invocation {
-            request_id: request_id.map(Arc::from).unwrap_or_else(|| Arc::from(new_request_id())),
-            function,
-            deadline: Instant::now() + budget,
-            deadline_unix_ms: now_unix_ms + budget.as_millis() as u64,
-            trace,
-        }
+        let left =
+            Duration::from_millis(platform_deadline_unix_ms.saturating_sub(unix_ms_now())).saturating_sub(margin);
+        Invocation::new(function, left.min(timeout), request_id, trace)
     }
 
     /// Time left before the deadline (zero once passed).
