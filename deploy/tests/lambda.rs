@@ -418,7 +418,7 @@ async fn trace_id_and_deadline_reach_the_guest() {
     let guest_deadline = ctx["deadline_ms"].as_i64().unwrap();
     // The guest is stopped 100 ms (the default margin) before Lambda's deadline.
     let early = lambda_deadline - guest_deadline;
-    assert!((60..=400).contains(&early), "guest deadline {early} ms before Lambda's");
+    assert!((20..=400).contains(&early), "guest deadline {early} ms before Lambda's");
 
     // Without a trace header the guest still gets a valid W3C context and no X-Ray variable.
     let opts = InvokeOptions {
@@ -440,7 +440,8 @@ async fn trace_id_and_deadline_reach_the_guest() {
 
 #[tokio::test]
 async fn event_failures_go_to_the_error_endpoint_and_the_runtime_keeps_serving() {
-    let rt = Runtime::start("event-check", &[]).await;
+    // A wide margin, so a slow machine still answers before Lambda's deadline.
+    let rt = Runtime::start("event-check", &[("NIMBUS_DEADLINE_MARGIN_MS", "400")]).await;
     let ok = || async { rt.invoke(json!({"n": 21})).await.json() };
     assert_eq!(ok().await, json!({"doubled": 42}));
 
@@ -474,15 +475,19 @@ async fn event_failures_go_to_the_error_endpoint_and_the_runtime_keeps_serving()
     // An endless loop is stopped before Lambda's deadline and reported as such.
     let t = Instant::now();
     let opts = InvokeOptions {
-        timeout: Duration::from_millis(1500),
+        timeout: Duration::from_millis(2000),
         ..InvokeOptions::default()
     };
     let outcome = rt.emu.invoke_with(r#"{"spin": true}"#, opts).await;
     let took = t.elapsed();
     assert_eq!(outcome.error().0, "Nimbus.Deadline");
     assert!(
-        took < Duration::from_millis(1500),
+        took < Duration::from_millis(2000),
         "answered after Lambda's deadline: {took:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(1500),
+        "stopped {took:?} in: before the deadline less the margin"
     );
     assert_eq!(ok().await, json!({"doubled": 42}));
 
@@ -513,14 +518,14 @@ async fn http_failures_answer_in_the_sources_shape() {
         "{logs:?}"
     );
 
-    let spin = Runtime::start("spin", &[]).await;
+    let spin = Runtime::start("spin", &[("NIMBUS_DEADLINE_MARGIN_MS", "400")]).await;
     let t = Instant::now();
     let opts = InvokeOptions {
-        timeout: Duration::from_millis(1200),
+        timeout: Duration::from_millis(2000),
         ..InvokeOptions::default()
     };
     let resp = spin.emu.invoke_with(apigw.to_string(), opts).await.json();
-    assert!(t.elapsed() < Duration::from_millis(1200), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_millis(2000), "{:?}", t.elapsed());
     assert_eq!(resp["statusCode"], 504);
     assert!(resp["body"].as_str().unwrap().contains("Nimbus.Deadline"));
 
