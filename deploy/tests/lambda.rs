@@ -547,6 +547,19 @@ async fn http_failures_answer_in_the_sources_shape() {
         .json();
     assert_eq!(resp["statusCode"], 400);
     assert!(resp["body"].as_str().unwrap().contains("base64"));
+    // A body over the function's max_request_body (6 MiB by default) is a 413, and nothing breaks.
+    let big = "x".repeat(6 * 1024 * 1024 + 1);
+    let resp = echo
+        .invoke(
+            json!({"version": "2.0", "rawPath": "/", "headers": {"host": "h"}, "body": big,
+                        "requestContext": {"http": {"method": "POST"}}, "isBase64Encoded": false}),
+        )
+        .await
+        .json();
+    assert_eq!(resp["statusCode"], 413);
+    assert!(resp["body"].as_str().unwrap().contains("max_request_body"), "{resp}");
+    let resp = echo.invoke(apigw.clone()).await.json();
+    assert_eq!(resp["statusCode"], 200);
 }
 
 #[tokio::test]
