@@ -124,7 +124,10 @@ impl Host {
         let cap = opts.concurrency_cap.unwrap_or(u32::MAX).max(1);
         let needed: u64 = specs.iter().map(|f| u64::from(f.limits.concurrency.min(cap))).sum();
         eopts.pool_instances = match opts.concurrency_cap {
-            Some(_) => needed.clamp(1, 10_000) as u32,
+            // The pool's totals scale with its slots (two memories per slot, …);
+            // a floor of 4 keeps room for a component with several memories and
+            // tables even when one invocation at a time is all there is.
+            Some(_) => needed.clamp(4, 10_000) as u32,
             None => eopts.pool_instances.max(needed.min(10_000) as u32),
         };
         eopts.max_memory = specs.iter().map(|f| f.limits.memory).max().unwrap_or(eopts.max_memory);
