@@ -803,7 +803,7 @@ async fn real_sample_events_map() {
         }
         seen += 1;
     }
-    assert!(seen >= 30, "only {seen} fixtures found under {}", fixtures.display());
+    assert!(seen >= 40, "only {seen} fixtures found under {}", fixtures.display());
 }
 
 fn fixture_files(dir: &Path) -> Vec<PathBuf> {
