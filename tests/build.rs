@@ -23,6 +23,8 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("NO_RESPONSE", "no_response"),
     ("HTTP_ECHO", "http_echo"),
     ("SQS_BATCH", "sqs_batch"),
+    ("WARM_COUNTER", "warm_counter"),
+    ("WARM_EVENTS", "warm_events"),
 ];
 
 fn main() {

@@ -407,7 +407,8 @@ async fn trace_id_and_deadline_reach_the_guest() {
     };
     let resp = rt.emu.invoke_with(event.to_string(), opts).await.json();
     let ctx = echoed(&resp);
-    assert_eq!(ctx["xray"], xray, "the guest's _X_AMZN_TRACE_ID");
+    assert_eq!(ctx["xray"], xray, "the SDK's xray_trace_id()");
+    assert_eq!(ctx["xray_env"], xray, "the guest's _X_AMZN_TRACE_ID");
     assert_eq!(
         ctx["traceparent"],
         "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
@@ -427,6 +428,7 @@ async fn trace_id_and_deadline_reach_the_guest() {
     };
     let ctx = echoed(&rt.emu.invoke_with(event.to_string(), opts).await.json());
     assert!(ctx["xray"].is_null());
+    assert!(ctx["xray_env"].is_null());
     assert_eq!(ctx["env_count"], 0);
     assert_eq!(ctx["traceparent"].as_str().unwrap().len(), 55);
     // Guest log lines carry the invocation's request id and trace id.

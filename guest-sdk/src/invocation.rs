@@ -21,6 +21,8 @@ pub struct Context {
     pub traceparent: String,
     /// W3C `tracestate`, if the caller sent one.
     pub tracestate: Option<String>,
+    /// The AWS X-Ray trace header, when the platform sent one.
+    pub xray: Option<String>,
 }
 
 /// Reads the whole invocation context.
@@ -32,6 +34,7 @@ pub fn current() -> Context {
         deadline_ms: wit::deadline_ms(),
         traceparent: trace.traceparent,
         tracestate: trace.tracestate,
+        xray: trace.xray,
     }
 }
 
@@ -41,11 +44,13 @@ pub fn remaining() -> Duration {
 }
 
 /// The AWS X-Ray trace header of this invocation (`Root=…;Parent=…;Sampled=…`),
-/// when the platform sent one (Lambda does). AWS SDKs read the same value
-/// from the `_X_AMZN_TRACE_ID` environment variable, which the host sets
-/// for this invocation only; [`current`]`().traceparent` is the same trace in W3C form.
+/// when the platform sent one (Lambda does); [`current`]`().traceparent` is
+/// the same trace in W3C form. AWS SDKs read the same value from the
+/// `_X_AMZN_TRACE_ID` environment variable, which the host sets for fresh
+/// instances only: a warm (`reuse`) instance reads its environment once, so
+/// there the variable is absent and this function is the way to get it.
 pub fn xray_trace_id() -> Option<String> {
-    std::env::var("_X_AMZN_TRACE_ID").ok()
+    wit::trace().xray
 }
 
 /// The request id alone (cheaper than [`current`]).

@@ -100,7 +100,7 @@ async fn main() {
     for r in 1..=rounds {
         for c in &mut contenders {
             let (rate, init) = round(c, invocations).await;
-            eprintln!("round {r}: {:<28} {rate:>9.0} inv/s  init {init:>6.2} ms", c.name);
+            eprintln!("round {r}: {:<40} {rate:>9.0} inv/s  init {init:>6.2} ms", c.name);
             c.rates.push(rate);
             c.inits.push(init);
         }

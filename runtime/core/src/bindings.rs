@@ -24,5 +24,5 @@ mod generated {
     });
 }
 
-pub use generated::EventFunctionPre;
+pub use generated::{EventFunction, EventFunctionPre};
 pub use generated::nimbus::function::{invocation, types};

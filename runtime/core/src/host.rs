@@ -9,14 +9,14 @@
 
 use crate::Body;
 use crate::artifact::{self, LoadedFrom};
-use crate::bindings::{EventFunctionPre, types};
+use crate::bindings::{EventFunction, EventFunctionPre, types};
 use crate::caps::{self, limits::MemoryLimiter};
 use crate::engine::{EngineOptions, NimbusEngine};
 use crate::error::{BootError, InvokeError};
 use crate::exports::Kind;
 use crate::invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
 use crate::logs::LogSink;
-use crate::manifest::{FunctionSpec, Limits, Manifest};
+use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse};
 use crate::router::{RouteMatch, Router};
 use crate::state::HostState;
 use bytes::Bytes;
@@ -24,6 +24,7 @@ use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -31,7 +32,7 @@ use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 /// Boot progress callback: function name, its index, and the total.
@@ -64,6 +65,8 @@ pub struct Function {
     pub kind: Kind,
     /// Its limits.
     pub limits: Limits,
+    /// Fresh instances, or warm ones reused.
+    pub reuse: Reuse,
     /// How its code was loaded.
     pub loaded_from: LoadedFrom,
     /// Time spent loading and linking it at boot.
@@ -74,8 +77,69 @@ pub struct Function {
 }
 
 enum Pre {
-    Http(ProxyPre<HostState>),
-    Event(EventFunctionPre<HostState>),
+    Http(ProxyPre<HostState>, Idle<Proxy>),
+    Event(EventFunctionPre<HostState>, Idle<EventFunction>),
+}
+
+/// An instance with its store, ready for (another) invocation.
+struct Ready<I> {
+    store: Store<HostState>,
+    /// `None` until instantiated (a fresh store).
+    instance: Option<I>,
+    /// Invocations it has served.
+    uses: u32,
+}
+
+/// The warm instances of a `reuse` function that are not serving anyone.
+/// At most `concurrency` exist, so they always fit in the instance pool.
+type Idle<I> = Arc<Mutex<Vec<Ready<I>>>>;
+
+/// Instantiation from an `InstancePre`, for either kind of function.
+trait Instantiate: Clone + Send + 'static {
+    type Instance: Send + 'static;
+    fn instantiate(
+        &self,
+        store: &mut Store<HostState>,
+    ) -> impl Future<Output = wasmtime::Result<Self::Instance>> + Send;
+}
+
+impl Instantiate for ProxyPre<HostState> {
+    type Instance = Proxy;
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Proxy> {
+        self.instantiate_async(store).await
+    }
+}
+
+impl Instantiate for EventFunctionPre<HostState> {
+    type Instance = EventFunction;
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<EventFunction> {
+        self.instantiate_async(store).await
+    }
+}
+
+impl<I> Ready<I> {
+    /// The instance (instantiated now if the store is fresh) and its store.
+    async fn instance<P: Instantiate<Instance = I>>(
+        &mut self,
+        pre: &P,
+    ) -> wasmtime::Result<(&I, &mut Store<HostState>)> {
+        let instance = match self.instance.take() {
+            Some(i) => i,
+            None => pre.instantiate(&mut self.store).await?,
+        };
+        Ok((self.instance.insert(instance), &mut self.store))
+    }
+
+    /// After a successful invocation: back to the idle list while `reuse`
+    /// allows, else dropped (its pool slot is reset for the next instance).
+    fn release(mut self, reuse: Reuse, idle: &Idle<I>) {
+        self.uses += 1;
+        if reuse.keeps(self.uses)
+            && let Ok(mut idle) = idle.lock()
+        {
+            idle.push(self);
+        }
+    }
 }
 
 /// The booted runtime: engine, functions and routes.
@@ -170,8 +234,14 @@ impl Host {
                 ))
             })?;
             let pre = match kind {
-                Kind::Http => Pre::Http(ProxyPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?),
-                Kind::Event => Pre::Event(EventFunctionPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?),
+                Kind::Http => Pre::Http(
+                    ProxyPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?,
+                    Idle::default(),
+                ),
+                Kind::Event => Pre::Event(
+                    EventFunctionPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?,
+                    Idle::default(),
+                ),
             };
             tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
             let shared = caps::Shared::configure(spec).await?;
@@ -197,6 +267,7 @@ impl Host {
                 name: Arc::from(spec.name.as_str()),
                 kind,
                 limits,
+                reuse: spec.reuse,
                 loaded_from,
                 load_time: t.elapsed(),
                 pre,
@@ -235,11 +306,11 @@ impl Host {
         Invocation::new(f.name.clone(), f.limits.timeout, request_id, trace)
     }
 
-    /// Runs one invocation in a fresh instance.
+    /// Runs one invocation in a fresh instance (or a warm one, for `reuse` functions).
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
         match (&f.pre, payload) {
-            (Pre::Http(pre), Payload::Http(req)) => self.invoke_http(f, pre, inv, req).await,
-            (Pre::Event(pre), Payload::Event(ev)) => self.invoke_event(f, pre, inv, ev).await,
+            (Pre::Http(pre, idle), Payload::Http(req)) => self.invoke_http(f, pre, idle, inv, req).await,
+            (Pre::Event(pre, idle), Payload::Event(ev)) => self.invoke_event(f, pre, idle, inv, ev).await,
             _ => Err(InvokeError::WrongKind {
                 function: f.name.to_string(),
                 kind: f.kind.as_str(),
@@ -263,22 +334,42 @@ impl Host {
         }
     }
 
-    /// A store for one invocation, with its memory limit and deadline.
+    /// A warm idle instance pointed at `inv`, or else a fresh store for one.
+    fn ready<I>(&self, f: &Function, idle: &Idle<I>, inv: &Arc<Invocation>) -> Ready<I> {
+        let warm = match f.reuse {
+            Reuse::Fresh => None,
+            Reuse::Warm { .. } => idle.lock().ok().and_then(|mut idle| idle.pop()),
+        };
+        let tick = self.engine.tick();
+        match warm {
+            Some(mut ready) => {
+                ready.store.data_mut().begin(&f.shared, inv);
+                ready.store.set_epoch_deadline(ticks_left(inv.deadline, tick));
+                ready
+            }
+            None => Ready {
+                store: self.new_store(f, inv),
+                instance: None,
+                uses: 0,
+            },
+        }
+    }
+
+    /// A store for one invocation, with its memory limit and deadline. The
+    /// deadline is read from the store's current invocation, so a warm
+    /// store keeps the same callback.
     fn new_store(&self, f: &Function, inv: &Arc<Invocation>) -> Store<HostState> {
-        let state = HostState::prepare(&f.shared, inv, f.limits.memory, &self.log_sink);
+        let state = HostState::prepare(&f.shared, inv, f.limits.memory, &self.log_sink, f.reuse);
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);
-        let deadline = inv.deadline;
-        let tick_ms = self.engine.tick().as_millis().max(1) as u64;
-        let ticks_left = move || {
-            (deadline.saturating_duration_since(Instant::now()).as_millis() as u64 / tick_ms).clamp(1, YIELD_TICKS)
-        };
-        store.set_epoch_deadline(ticks_left());
-        store.epoch_deadline_callback(move |_| {
+        let tick = self.engine.tick();
+        store.set_epoch_deadline(ticks_left(inv.deadline, tick));
+        store.epoch_deadline_callback(move |cx| {
+            let deadline = cx.data().inv.deadline;
             if Instant::now() >= deadline {
                 Err(Trap::Interrupt.into())
             } else {
-                Ok(UpdateDeadline::Yield(ticks_left()))
+                Ok(UpdateDeadline::Yield(ticks_left(deadline, tick)))
             }
         });
         store
@@ -288,6 +379,7 @@ impl Host {
         &self,
         f: &Function,
         pre: &ProxyPre<HostState>,
+        idle: &Idle<Proxy>,
         inv: Invocation,
         req: http::Request<Body>,
     ) -> Result<Outcome, InvokeError> {
@@ -304,7 +396,7 @@ impl Host {
         }
         let permit = self.acquire(f, &inv).await?;
         let inv = Arc::new(inv);
-        let mut store = self.new_store(f, &inv);
+        let mut ready = self.ready(f, idle, &inv);
 
         let too_large = Arc::new(AtomicBool::new(false));
         let req = req.map(|b| {
@@ -323,7 +415,7 @@ impl Host {
             _ => Scheme::Http,
         };
         let (req, out) = {
-            let mut http = store.data_mut().http();
+            let mut http = ready.store.data_mut().http();
             let req = http.new_incoming_request(scheme, req).map_err(internal)?;
             let out = http.new_response_outparam(tx).map_err(internal)?;
             (req, out)
@@ -331,21 +423,20 @@ impl Host {
 
         // The guest keeps running after it hands over the response head (it
         // streams the body), so it runs in its own task holding the permit.
-        let pre = pre.clone();
-        let deadline = inv.deadline;
-        let timeout = f.limits.timeout;
+        let (pre, idle) = (pre.clone(), idle.clone());
+        let (deadline, timeout, reuse) = (inv.deadline, f.limits.timeout, f.reuse);
         let task = tokio::spawn(async move {
             let _permit = permit;
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, req, out)
-                    .await
+                let (proxy, store) = ready.instance(&pre).await?;
+                proxy.wasi_http_incoming_handler().call_handle(store, req, out).await
             };
             match tokio::time::timeout_at(deadline.into(), run).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(classify(e, &store.data().limits, timeout)),
+                Ok(Ok(())) => {
+                    ready.release(reuse, &idle);
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, timeout)),
                 Err(_) => Err(InvokeError::Deadline(timeout)),
             }
         });
@@ -395,6 +486,7 @@ impl Host {
         &self,
         f: &Function,
         pre: &EventFunctionPre<HostState>,
+        idle: &Idle<EventFunction>,
         inv: Invocation,
         event: Event,
     ) -> Result<Outcome, InvokeError> {
@@ -409,21 +501,28 @@ impl Host {
         }
         let _permit = self.acquire(f, &inv).await?;
         let inv = Arc::new(inv);
-        let mut store = self.new_store(f, &inv);
+        let mut ready = self.ready(f, idle, &inv);
         let event = types::Event {
             source: event.source.into(),
             payload: event.payload,
         };
         let run = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.nimbus_function_events().call_handle(&mut store, &event).await
+            let (instance, store) = ready.instance(pre).await?;
+            instance.nimbus_function_events().call_handle(store, &event).await
         };
         let result = tokio::time::timeout_at(inv.deadline.into(), run).await;
         let output = match result {
-            Ok(Ok(Ok(bytes))) => bytes,
-            Ok(Ok(Err(types::Error::InvalidEvent(m)))) => return Err(InvokeError::BadEvent(m)),
-            Ok(Ok(Err(types::Error::Failed(m)))) => return Err(InvokeError::Guest(m)),
-            Ok(Err(e)) => return Err(classify(e, &store.data().limits, f.limits.timeout)),
+            Ok(Ok(result)) => {
+                // The guest returned normally (even with an error value): the
+                // instance is sound and may serve again.
+                ready.release(f.reuse, idle);
+                match result {
+                    Ok(bytes) => bytes,
+                    Err(types::Error::InvalidEvent(m)) => return Err(InvokeError::BadEvent(m)),
+                    Err(types::Error::Failed(m)) => return Err(InvokeError::Guest(m)),
+                }
+            }
+            Ok(Err(e)) => return Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
             Err(_) => return Err(InvokeError::Deadline(f.limits.timeout)),
         };
         let out_limit = f.limits.max_response_body;
@@ -437,6 +536,13 @@ impl Host {
         }
         Ok(Outcome::Event(output))
     }
+}
+
+/// Epoch ticks until the next deadline check: the time left, at most
+/// `YIELD_TICKS` so a busy guest yields to the executor now and then.
+fn ticks_left(deadline: Instant, tick: Duration) -> u64 {
+    let tick_ms = tick.as_millis().max(1) as u64;
+    (deadline.saturating_duration_since(Instant::now()).as_millis() as u64 / tick_ms).clamp(1, YIELD_TICKS)
 }
 
 fn internal(e: impl std::fmt::Display) -> InvokeError {

@@ -86,17 +86,46 @@ pub enum Stream {
     Stderr,
 }
 
-/// The guest's stdout or stderr for one invocation.
+/// The invocation a store serves right now. A warm instance (`reuse`) keeps
+/// its stdout stream across invocations, so the stream asks here for the ids
+/// to tag each line with instead of remembering the first invocation's.
+#[derive(Clone)]
+pub struct CurrentInvocation(Arc<Mutex<Arc<Invocation>>>);
+
+impl CurrentInvocation {
+    /// Starts with `inv`.
+    pub fn new(inv: Arc<Invocation>) -> Self {
+        CurrentInvocation(Arc::new(Mutex::new(inv)))
+    }
+
+    /// The invocation being served.
+    pub fn get(&self) -> Arc<Invocation> {
+        match self.0.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Switches to the next invocation.
+    pub fn set(&self, inv: Arc<Invocation>) {
+        match self.0.lock() {
+            Ok(mut g) => *g = inv,
+            Err(poisoned) => *poisoned.into_inner() = inv,
+        }
+    }
+}
+
+/// The guest's stdout or stderr.
 #[derive(Clone)]
 pub struct GuestLog {
-    inv: Arc<Invocation>,
+    inv: CurrentInvocation,
     sink: LogSink,
     stream: Stream,
 }
 
 impl GuestLog {
-    /// A stream that tags every line with `inv`'s ids.
-    pub fn new(inv: Arc<Invocation>, sink: LogSink, stream: Stream) -> Self {
+    /// A stream that tags every line with the current invocation's ids.
+    pub fn new(inv: CurrentInvocation, sink: LogSink, stream: Stream) -> Self {
         GuestLog { inv, sink, stream }
     }
 
@@ -152,7 +181,8 @@ impl LineWriter {
             Stream::Stdout => ("INFO", "stdout"),
             Stream::Stderr => ("WARN", "stderr"),
         };
-        let line = format_record(level, text, Some(&self.log.inv), &[("stream", stream.into())]);
+        let inv = self.log.inv.get();
+        let line = format_record(level, text, Some(&inv), &[("stream", stream.into())]);
         self.log.sink.write_line(&line);
         self.buf.clear();
     }
@@ -216,7 +246,7 @@ mod tests {
             TraceContext::new_root(),
         ));
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let log = GuestLog::new(inv, LogSink::Capture(lines.clone()), Stream::Stderr);
+        let log = GuestLog::new(CurrentInvocation::new(inv), LogSink::Capture(lines.clone()), Stream::Stderr);
         {
             let mut w = log.writer();
             w.push(b"one\ntw");

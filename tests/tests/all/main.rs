@@ -8,6 +8,7 @@ mod events;
 mod failures;
 mod http;
 mod outbound;
+mod reuse;
 mod wit;
 
 use nimbus_core::Host;
@@ -84,6 +85,31 @@ component = "{{ECHO}}"
 
 [function.event-check]
 component = "{{EVENT_CHECK}}"
+
+# One at a time: the instance returns to the idle list only once the guest
+# has finished, which may be just after the caller has its response.
+[function.warm]
+component = "{{WARM_COUNTER}}"
+reuse = true
+timeout = "1s"
+concurrency = 1
+
+[function.warm-pool]
+component = "{{WARM_COUNTER}}"
+reuse = true
+concurrency = 3
+
+[function.warm-twice]
+component = "{{WARM_COUNTER}}"
+reuse = 2
+concurrency = 1
+
+[function.warm-fresh]
+component = "{{WARM_COUNTER}}"
+
+[function.warm-events]
+component = "{{WARM_EVENTS}}"
+reuse = true
 "#
     )
 }

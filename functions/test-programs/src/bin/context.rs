@@ -14,6 +14,7 @@ fn handle(_req: Request) -> Response {
         "traceparent": ctx.traceparent,
         "tracestate": ctx.tracestate,
         "xray": nimbus_sdk::invocation::xray_trace_id(),
+        "xray_env": std::env::var("_X_AMZN_TRACE_ID").ok(),
         "env_count": std::env::vars().count(),
     }))
 }

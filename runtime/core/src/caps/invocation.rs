@@ -55,6 +55,7 @@ impl wit::Host for HostState {
         types::TraceContext {
             traceparent: self.inv.trace.traceparent.clone(),
             tracestate: self.inv.trace.tracestate.clone(),
+            xray: self.inv.trace.xray.clone(),
         }
     }
 }

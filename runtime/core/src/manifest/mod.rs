@@ -48,6 +48,67 @@ pub struct FunctionSpec {
     pub config: BTreeMap<String, ConfigKeySpec>,
     /// Origins the guest may call over `wasi:http` (none by default).
     pub allowed_outbound_hosts: Vec<OutboundRule>,
+    /// Fresh instance per invocation (the default), or warm instances reused.
+    pub reuse: Reuse,
+}
+
+/// Whether an instance serves one invocation or several (`reuse` in the manifest).
+///
+/// Fresh instances are the safe default: nothing leaks from one request to
+/// the next. Reuse is for handlers whose start-up work (parsing a model,
+/// building a cache) dominates, the way a Lambda execution environment keeps
+/// globals between warm invocations: `reuse = true` keeps an instance for as
+/// long as it succeeds, `reuse = 1000` replaces it after 1000 invocations.
+/// An instance that traps, times out or fails is always discarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Reuse {
+    /// A new instance for every invocation (`reuse = false`, the default).
+    #[default]
+    Fresh,
+    /// Keep instances warm; replace each after `max_uses` invocations, if set.
+    Warm {
+        /// Invocations one instance serves at most (`None`: no limit).
+        max_uses: Option<u32>,
+    },
+}
+
+impl Reuse {
+    /// Whether an instance that has served `uses` invocations may serve another.
+    pub fn keeps(self, uses: u32) -> bool {
+        match self {
+            Reuse::Fresh => false,
+            Reuse::Warm { max_uses } => max_uses.is_none_or(|m| uses < m),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Reuse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Reuse;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false, or the number of invocations an instance may serve (at least 1)")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Reuse, E> {
+                Ok(if v { Reuse::Warm { max_uses: None } } else { Reuse::Fresh })
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Reuse, E> {
+                match u32::try_from(v) {
+                    Ok(0) | Err(_) => Err(E::custom(format!(
+                        "reuse = {v} is out of range: use false, true, or 1..={}",
+                        u32::MAX
+                    ))),
+                    Ok(1) => Ok(Reuse::Fresh),
+                    Ok(n) => Ok(Reuse::Warm { max_uses: Some(n) }),
+                }
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Reuse, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// One allowed outbound origin: `https://api.example.com`, `http://127.0.0.1:8080`,
@@ -246,6 +307,8 @@ struct RawFunction {
     config: BTreeMap<String, Spanned<RawConfigKey>>,
     #[serde(default)]
     allowed_outbound_hosts: Vec<Spanned<String>>,
+    #[serde(default)]
+    reuse: Reuse,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +461,7 @@ impl Manifest {
                 limits,
                 config,
                 allowed_outbound_hosts,
+                reuse: f.reuse,
             });
         }
 

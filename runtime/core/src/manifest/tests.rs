@@ -89,6 +89,18 @@ fn bad_manifests_name_file_line_and_key() {
             "out of range",
         ),
         (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nreuse = 0\n",
+            Some(4),
+            Some("function.a.reuse"),
+            "reuse = 0 is out of range",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nreuse = \"yes\"\n",
+            Some(4),
+            Some("function.a.reuse"),
+            "true, false, or the number of invocations",
+        ),
+        (
             "manifest_version = 2\n",
             Some(1),
             Some("manifest_version"),
@@ -175,4 +187,23 @@ fn outbound_rules_match_scheme_host_and_port() {
     assert!(any_port.matches("http", "127.0.0.1", 8123));
     assert!(OutboundRule::parse("https://").is_err());
     assert!(OutboundRule::parse("https://a.com/path").is_err());
+}
+
+#[test]
+fn reuse_is_off_by_default_and_takes_a_flag_or_a_count() {
+    let reuse = |line: &str| {
+        parse(&format!("manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n{line}\n"))
+            .unwrap()
+            .functions[0]
+            .reuse
+    };
+    assert_eq!(reuse(""), Reuse::Fresh);
+    assert_eq!(reuse("reuse = false"), Reuse::Fresh);
+    assert_eq!(reuse("reuse = 1"), Reuse::Fresh);
+    assert_eq!(reuse("reuse = true"), Reuse::Warm { max_uses: None });
+    assert_eq!(reuse("reuse = 500"), Reuse::Warm { max_uses: Some(500) });
+    assert!(Reuse::Warm { max_uses: Some(2) }.keeps(1));
+    assert!(!Reuse::Warm { max_uses: Some(2) }.keeps(2));
+    assert!(Reuse::Warm { max_uses: None }.keeps(u32::MAX - 1));
+    assert!(!Reuse::Fresh.keeps(0));
 }
