@@ -2,7 +2,7 @@
 //! the tests unpack them and run the packaged `bootstrap` as a child process
 //! against the Lambda Runtime API emulator in `nimbus-tests`.
 
-use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SPIN, SQS_BATCH, TRAP};
+use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SPIN, SQS_BATCH, TRAP, WARM_COUNTER};
 use nimbus_tests::lambda_emulator::{InvokeOptions, LambdaEmulator, Outcome};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -45,6 +45,10 @@ component = "{SPIN}"
 [function.sqs-batch]
 component = "{SQS_BATCH}"
 
+[function.warm]
+component = "{WARM_COUNTER}"
+reuse = true
+
 [function.needs-config]
 component = "{ECHO}"
 [function.needs-config.config]
@@ -63,7 +67,8 @@ fn packaged() -> &'static Packaged {
             .replace("{CONTEXT}", CONTEXT)
             .replace("{TRAP}", TRAP)
             .replace("{SPIN}", SPIN)
-            .replace("{SQS_BATCH}", SQS_BATCH);
+            .replace("{SQS_BATCH}", SQS_BATCH)
+            .replace("{WARM_COUNTER}", WARM_COUNTER);
         std::fs::write(dir.path().join("nimbus.toml"), text).unwrap();
         std::fs::write(dir.path().join("token.txt"), "file-token\n").unwrap();
         let dist = dir.path().join("dist");
@@ -90,6 +95,7 @@ fn packaged() -> &'static Packaged {
             "trap",
             "spin",
             "sqs-batch",
+            "warm",
             "needs-config",
         ] {
             unzip(&dist.join(format!("lambda-x86_64/{f}.zip")), &tasks.join(f));
@@ -852,4 +858,34 @@ fn expected_kind(name: &str, event: &Value) -> &'static str {
     } else {
         "direct"
     }
+}
+
+#[tokio::test]
+async fn a_warm_function_keeps_its_instance_between_invocations_until_it_traps() {
+    let rt = Runtime::start("warm", &[]).await;
+    let get = |path: &str| {
+        json!({"version": "2.0", "rawPath": path, "headers": {"host": "h"},
+               "requestContext": {"http": {"method": "GET"}, "stage": "$default"}, "isBase64Encoded": false})
+    };
+    let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let opts = InvokeOptions {
+            trace_id: Some(xray.into()),
+            ..InvokeOptions::default()
+        };
+        let ctx = echoed(&rt.emu.invoke_with(get("/").to_string(), opts).await.json());
+        assert_eq!(ctx["xray"], xray, "xray_trace_id() in a warm instance");
+        assert!(
+            ctx["xray_env"].is_null(),
+            "no stale _X_AMZN_TRACE_ID in a warm instance"
+        );
+        seen.push(ctx["calls"].as_u64().unwrap());
+    }
+    assert_eq!(seen, [1, 2, 3]);
+    // A trap is a 500 in the source's shape, and the next invocation gets a new instance.
+    let resp = rt.invoke(get("/panic")).await.json();
+    assert_eq!(resp["statusCode"], 500);
+    assert_eq!(echoed(&rt.invoke(get("/")).await.json())["calls"], 1);
+    assert_eq!(echoed(&rt.invoke(get("/")).await.json())["calls"], 2);
 }

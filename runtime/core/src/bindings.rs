@@ -24,5 +24,5 @@ mod generated {
     });
 }
 
-pub use generated::{EventFunction, EventFunctionPre};
 pub use generated::nimbus::function::{invocation, types};
+pub use generated::{EventFunction, EventFunctionPre};

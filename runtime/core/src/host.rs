@@ -32,8 +32,8 @@ use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
 /// Boot progress callback: function name, its index, and the total.
 pub type BootProgress = Arc<dyn Fn(&str, usize, usize) + Send + Sync>;

@@ -246,7 +246,11 @@ mod tests {
             TraceContext::new_root(),
         ));
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let log = GuestLog::new(CurrentInvocation::new(inv), LogSink::Capture(lines.clone()), Stream::Stderr);
+        let log = GuestLog::new(
+            CurrentInvocation::new(inv),
+            LogSink::Capture(lines.clone()),
+            Stream::Stderr,
+        );
         {
             let mut w = log.writer();
             w.push(b"one\ntw");

@@ -24,7 +24,13 @@ pub struct HostState {
 
 impl HostState {
     /// The per-invocation setup: every capability's `prepare`, nothing else.
-    pub fn prepare(shared: &caps::Shared, inv: &Arc<Invocation>, memory: u64, sink: &LogSink, reuse: Reuse) -> HostState {
+    pub fn prepare(
+        shared: &caps::Shared,
+        inv: &Arc<Invocation>,
+        memory: u64,
+        sink: &LogSink,
+        reuse: Reuse,
+    ) -> HostState {
         // No host env, no args, no preopens, no sockets: a guest sees only what
         // its capabilities grant. stdout/stderr become JSON log lines.
         let current = CurrentInvocation::new(inv.clone());

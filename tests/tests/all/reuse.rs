@@ -2,8 +2,8 @@
 //! each invocation's own ids, and are never reused after a failure.
 
 use crate::shared;
-use nimbus_core::{Event, EventSource, InvokeError, Outcome, Payload, TraceContext};
 use http_body_util::{BodyExt, Empty};
+use nimbus_core::{Event, EventSource, InvokeError, Outcome, Payload, TraceContext};
 use serde_json::Value;
 
 /// One HTTP invocation of `function` in-process; the JSON answer or the error.
@@ -26,7 +26,9 @@ async fn call(function: &str, path: &str, request_id: &str, trace: TraceContext)
 }
 
 async fn calls(function: &str, path: &str) -> Result<u64, InvokeError> {
-    Ok(call(function, path, "r", TraceContext::new_root()).await?["calls"].as_u64().unwrap())
+    Ok(call(function, path, "r", TraceContext::new_root()).await?["calls"]
+        .as_u64()
+        .unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,11 +47,16 @@ async fn a_warm_instance_keeps_its_globals_until_it_fails() {
     // Every invocation sees its own request id and trace, and log lines
     // carry them, though the instance (and its stdout stream) is the same.
     let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    let v = call("warm", "/", "req-warm-a", TraceContext::from_xray(xray)).await.unwrap();
+    let v = call("warm", "/", "req-warm-a", TraceContext::from_xray(xray))
+        .await
+        .unwrap();
     assert_eq!(v["calls"], 2);
     assert_eq!(v["request_id"], "req-warm-a");
     assert_eq!(v["xray"], xray, "the SDK reads the X-Ray header from the invocation");
-    assert!(v["xray_env"].is_null(), "a warm instance gets no stale _X_AMZN_TRACE_ID");
+    assert!(
+        v["xray_env"].is_null(),
+        "a warm instance gets no stale _X_AMZN_TRACE_ID"
+    );
     let v = call("warm", "/", "req-warm-b", TraceContext::new_root()).await.unwrap();
     assert_eq!(v["calls"], 3);
     assert_eq!(v["request_id"], "req-warm-b");
@@ -77,7 +84,9 @@ async fn a_counted_reuse_replaces_the_instance_and_fresh_never_reuses() {
     }
     // Fresh instances still get the Lambda environment variable.
     let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
-    let v = call("warm-fresh", "/", "r", TraceContext::from_xray(xray)).await.unwrap();
+    let v = call("warm-fresh", "/", "r", TraceContext::from_xray(xray))
+        .await
+        .unwrap();
     assert_eq!(v["xray_env"], xray);
 }
 
@@ -90,7 +99,10 @@ async fn concurrent_invocations_share_at_most_concurrency_warm_instances() {
     }
     // Each instance counts from 1: the number of 1s is the number of instances.
     let instances = answers.iter().filter(|c| **c == 1).count();
-    assert!((1..=3).contains(&instances), "{instances} instances for concurrency 3: {answers:?}");
+    assert!(
+        (1..=3).contains(&instances),
+        "{instances} instances for concurrency 3: {answers:?}"
+    );
     assert_eq!(answers.len(), 60);
 }
 

@@ -91,7 +91,11 @@ impl<'de> Deserialize<'de> for Reuse {
                 f.write_str("true, false, or the number of invocations an instance may serve (at least 1)")
             }
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Reuse, E> {
-                Ok(if v { Reuse::Warm { max_uses: None } } else { Reuse::Fresh })
+                Ok(if v {
+                    Reuse::Warm { max_uses: None }
+                } else {
+                    Reuse::Fresh
+                })
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Reuse, E> {
                 match u32::try_from(v) {

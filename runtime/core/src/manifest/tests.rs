@@ -192,9 +192,11 @@ fn outbound_rules_match_scheme_host_and_port() {
 #[test]
 fn reuse_is_off_by_default_and_takes_a_flag_or_a_count() {
     let reuse = |line: &str| {
-        parse(&format!("manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n{line}\n"))
-            .unwrap()
-            .functions[0]
+        parse(&format!(
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n{line}\n"
+        ))
+        .unwrap()
+        .functions[0]
             .reuse
     };
     assert_eq!(reuse(""), Reuse::Fresh);
