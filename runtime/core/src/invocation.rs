@@ -79,17 +79,15 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// Uses the caller's `traceparent` if it is valid W3C, else starts a new
-    /// sampled trace: bad input never fails an invocation.
+    /// Uses the caller's `traceparent` if it is valid W3C (and its
+    /// `tracestate` if that is valid too), else starts a new sampled trace:
+    /// bad input never fails an invocation.
     pub fn from_w3c(traceparent: Option<&str>, tracestate: Option<&str>) -> TraceContext {
-        match traceparent {
-            Some(tp) if is_valid_traceparent(tp) => TraceContext {
-                traceparent: tp.to_ascii_lowercase(),
-                tracestate: tracestate.map(str::to_owned),
-                xray: None,
-            },
-            _ => TraceContext::new_root(),
-        }
+        TraceContext::from_headers(|name| match name {
+            crate::caps::trace_headers::TRACEPARENT => traceparent,
+            crate::caps::trace_headers::TRACESTATE => tracestate,
+            _ => None,
+        })
     }
 
     /// A new sampled root trace with random ids.
@@ -111,25 +109,9 @@ impl TraceContext {
     }
 }
 
-/// `00-{32 hex}-{16 hex}-{2 hex}`, ids not all zero, version not `ff`.
+/// Whether `tp` is a `traceparent` a W3C receiver accepts.
 pub(crate) fn is_valid_traceparent(tp: &str) -> bool {
-    let b = tp.as_bytes();
-    if b.len() < 55 || (b.len() > 55 && b[55] != b'-') {
-        return false;
-    }
-    let hex = |r: std::ops::Range<usize>| b[r].iter().all(|c| c.is_ascii_hexdigit());
-    let zero = |r: std::ops::Range<usize>| b[r].iter().all(|c| *c == b'0');
-    b[2] == b'-'
-        && b[35] == b'-'
-        && b[52] == b'-'
-        && hex(0..2)
-        && hex(3..35)
-        && hex(36..52)
-        && hex(53..55)
-        && !tp[0..2].eq_ignore_ascii_case("ff")
-        && (b.len() == 55 || &tp[0..2] != "00")
-        && !zero(3..35)
-        && !zero(36..52)
+    crate::caps::trace_headers::parse_traceparent(tp).is_some()
 }
 
 /// A fresh request id, formatted like a UUID v4 (as Lambda's are).

@@ -15,6 +15,7 @@ pub mod invocation;
 pub mod limits;
 pub mod outbound;
 pub mod trace;
+pub mod trace_headers;
 
 use crate::error::BootError;
 use crate::invocation::Invocation;

@@ -128,7 +128,8 @@ async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> R
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let trace = TraceContext::from_w3c(header(&req, "traceparent"), header(&req, "tracestate"));
+    // W3C, X-Ray or Function Compute: whichever the caller sent, bridged to W3C.
+    let trace = TraceContext::from_headers(|name| header(&req, name));
 
     let (function, result) = if let Some(rest) = path.strip_prefix(INVOKE_PREFIX) {
         invoke_api(host, req, rest, trace).await
