@@ -9,6 +9,7 @@
 //! - [`event`]: an event handler (direct invocations, queues, schedules), exported with [`event_function!`];
 //! - [`config`]: the configuration keys declared in `nimbus.toml`;
 //! - [`invocation`]: request id, deadline, remaining time, trace context;
+//! - [`log`]: structured log records with levels (`wasi:logging`);
 //! - [`sqs`]: SQS batches with partial failures (`batchItemFailures`);
 //! - [`aws_events`]: the typed AWS event shapes (`aws_lambda_events`), for [`event::Event::json`].
 //!
@@ -31,6 +32,7 @@ pub mod config;
 pub mod event;
 pub mod http;
 pub mod invocation;
+pub mod log;
 pub mod sqs;
 
 /// Typed AWS event payloads (SQS, SNS, S3, EventBridge, DynamoDB, Kinesis),

@@ -25,4 +25,5 @@ mod generated {
 }
 
 pub use generated::nimbus::function::{invocation, types};
+pub use generated::wasi::logging::logging;
 pub use generated::{EventFunction, EventFunctionPre};

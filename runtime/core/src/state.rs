@@ -18,6 +18,8 @@ pub struct HostState {
     pub(crate) inv: Arc<Invocation>,
     /// The same invocation, as the log streams see it (swapped by [`HostState::begin`]).
     current: CurrentInvocation,
+    /// Where `wasi:logging` records go (stdout/stderr have their own copy).
+    pub(crate) sink: LogSink,
     pub(crate) config: <caps::config::Config as Capability>::State,
     pub(crate) outbound: <caps::outbound::Outbound as Capability>::State,
 }
@@ -48,6 +50,7 @@ impl HostState {
             wasi.env(caps::trace::XRAY_ENV, xray);
         }
         caps::invocation::InvocationCap::prepare(&(), inv);
+        caps::logging::Logging::prepare(&(), inv);
         HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -55,6 +58,7 @@ impl HostState {
             limits: caps::limits::MemoryLimiter::new(memory),
             inv: inv.clone(),
             current,
+            sink: sink.clone(),
             config: caps::config::Config::prepare(&shared.config, inv),
             outbound: caps::outbound::Outbound::prepare(&shared.outbound, inv),
         }

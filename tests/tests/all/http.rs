@@ -96,6 +96,23 @@ async fn invocation_context_reaches_the_guest() {
     assert!(lines.iter().any(|l| l.contains("context line two")
         && l.contains("\"level\":\"WARN\"")
         && l.contains("4bf92f3577b34da6a3ce929d0e0e4736")));
+    // wasi:logging records (the SDK's `log`) carry their level, context and ids.
+    let record = |needle: &str| -> serde_json::Value {
+        let line = lines
+            .iter()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no record {needle:?} in {lines:?}"));
+        serde_json::from_str(line).unwrap()
+    };
+    let error = record("context sdk record");
+    assert_eq!(error["level"], "ERROR");
+    assert_eq!(error["stream"], "sdk");
+    assert_eq!(error["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(error["function"], "context");
+    assert_eq!(error["request_id"], v["request_id"]);
+    let debug = record("context sdk debug");
+    assert_eq!(debug["level"], "DEBUG");
+    assert_eq!(debug["context"], "billing");
 
     // A malformed traceparent starts a new trace instead of failing.
     let r = request(gw.addr(), "GET", "/context", None, &[("traceparent", "00-zz-bad")]).await;
@@ -103,6 +120,28 @@ async fn invocation_context_reaches_the_guest() {
     let tp2 = r.json()["traceparent"].as_str().unwrap().to_string();
     assert_eq!(tp2.len(), 55);
     assert_ne!(tp2, "00-zz-bad");
+
+    // X-Ray (from an ALB or API Gateway in front) and Function Compute's
+    // span context are bridged to W3C when there is no traceparent.
+    let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+    let r = request(gw.addr(), "GET", "/context", None, &[("x-amzn-trace-id", xray)]).await;
+    assert_eq!(
+        r.json()["traceparent"],
+        "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
+    );
+    let fc = "1f2e3d4c5b6a7988:a1b2c3d4e5f60718:0:1";
+    let r = request(
+        gw.addr(),
+        "GET",
+        "/context",
+        None,
+        &[("x-fc-tracing-opentracing-span-context", fc)],
+    )
+    .await;
+    assert_eq!(
+        r.json()["traceparent"],
+        "00-00000000000000001f2e3d4c5b6a7988-a1b2c3d4e5f60718-01"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

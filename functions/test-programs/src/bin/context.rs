@@ -6,6 +6,8 @@ fn handle(_req: Request) -> Response {
     let ctx = nimbus_sdk::invocation::current();
     println!("context line one");
     eprintln!("context line two");
+    nimbus_sdk::log::error("context sdk record");
+    nimbus_sdk::log::log(nimbus_sdk::log::Level::Debug, "billing", "context sdk debug");
     json(&serde_json::json!({
         "request_id": ctx.request_id,
         "function": ctx.function_name,

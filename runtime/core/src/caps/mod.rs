@@ -13,6 +13,7 @@
 pub mod config;
 pub mod invocation;
 pub mod limits;
+pub mod logging;
 pub mod outbound;
 pub mod trace;
 pub mod trace_headers;
@@ -44,12 +45,13 @@ pub trait Capability {
 }
 
 /// Links WASI (cli, clocks, random, io, filesystem, sockets — all empty or
-/// denied by default), `wasi:http`, and every Nimbus capability.
+/// denied by default), `wasi:http`, `wasi:logging`, and every Nimbus capability.
 pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     config::Config::link(linker)?;
     invocation::InvocationCap::link(linker)?;
+    logging::Logging::link(linker)?;
     Ok(())
 }
 

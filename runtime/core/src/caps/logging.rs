@@ -1,0 +1,82 @@
+//! `logging`: the standard `wasi:logging` interface. Each call becomes one
+//! JSON log record — level, message, function, request id, trace id and
+//! the guest's context string — on the same sink as guest stdout/stderr,
+//! so a guest logs with levels without formatting JSON itself.
+
+use super::Capability;
+use crate::bindings::logging as wit;
+use crate::error::BootError;
+use crate::invocation::Invocation;
+use crate::logs::{MAX_LINE, format_record};
+use crate::manifest::FunctionSpec;
+use crate::state::HostState;
+use std::sync::Arc;
+use wasmtime::component::{HasSelf, Linker};
+
+/// The `logging` capability. Its state is the store's log sink and invocation.
+pub struct Logging;
+
+impl Capability for Logging {
+    const NAME: &'static str = "logging";
+    type Shared = ();
+    type State = ();
+
+    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    }
+
+    async fn configure(_spec: &FunctionSpec) -> Result<(), BootError> {
+        Ok(())
+    }
+
+    fn prepare(_shared: &(), _inv: &Arc<Invocation>) {}
+}
+
+/// The record's `level` field: the names CloudWatch and SLS filter on.
+fn level_name(level: wit::Level) -> &'static str {
+    match level {
+        wit::Level::Trace => "TRACE",
+        wit::Level::Debug => "DEBUG",
+        wit::Level::Info => "INFO",
+        wit::Level::Warn => "WARN",
+        wit::Level::Error => "ERROR",
+        wit::Level::Critical => "CRITICAL",
+    }
+}
+
+impl wit::Host for HostState {
+    fn log(&mut self, level: wit::Level, context: String, message: String) {
+        // One runaway message cannot hold unbounded host memory in a record.
+        let message = truncate(&message, MAX_LINE);
+        let mut extra = vec![("stream", "sdk".into())];
+        if !context.is_empty() {
+            extra.push(("context", truncate(&context, 256).into()));
+        }
+        let line = format_record(level_name(level), message, Some(&self.inv), &extra);
+        self.sink.write_line(&line);
+    }
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("héllo", 3), "hé");
+        assert_eq!(truncate("hi", 10), "hi");
+    }
+}
