@@ -862,7 +862,7 @@ fn expected_kind(name: &str, event: &Value) -> &'static str {
 
 #[tokio::test]
 async fn a_warm_function_keeps_its_instance_between_invocations_until_it_traps() {
-    let rt = Runtime::start("warm", &[]).await;
+    let rt = Runtime::start("warm", &[("NIMBUS_METRICS", "emf")]).await;
     let get = |path: &str| {
         json!({"version": "2.0", "rawPath": path, "headers": {"host": "h"},
                "requestContext": {"http": {"method": "GET"}, "stage": "$default"}, "isBase64Encoded": false})
@@ -888,4 +888,28 @@ async fn a_warm_function_keeps_its_instance_between_invocations_until_it_traps()
     assert_eq!(resp["statusCode"], 500);
     assert_eq!(echoed(&rt.invoke(get("/")).await.json())["calls"], 1);
     assert_eq!(echoed(&rt.invoke(get("/")).await.json())["calls"], 2);
+
+    // NIMBUS_METRICS=emf: one CloudWatch EMF line per invocation on stdout,
+    // the first one a cold start, the trap counted as an error.
+    let until = Instant::now() + Duration::from_secs(10);
+    let emf = loop {
+        let emf: Vec<Value> = rt
+            .logs()
+            .iter()
+            .filter(|l| l.contains("\"_aws\""))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if emf.len() >= 6 || Instant::now() > until {
+            break emf;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(emf.len(), 6, "{emf:?}");
+    assert_eq!(emf[0]["ColdStart"], true);
+    assert!(emf[0]["InitDuration"].as_f64().is_some());
+    assert_eq!(emf[3]["error_type"], "Nimbus.Trap");
+    assert!(
+        emf.iter()
+            .all(|r| r["function"] == "warm" && r["request_id"].as_str().is_some_and(|id| !id.is_empty()))
+    );
 }

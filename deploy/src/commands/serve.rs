@@ -39,6 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )));
     let opts = BootOptions {
         progress: Some(boot_progress(step.clone())),
+        metrics: nimbus_core::metrics::MetricsFormat::from_env()?,
         ..BootOptions::default()
     };
     let host = Host::boot(manifest.clone(), opts).await?;

@@ -17,6 +17,7 @@ use crate::exports::Kind;
 use crate::invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
 use crate::logs::LogSink;
 use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse};
+use crate::metrics::{InvocationReport, MetricsFormat};
 use crate::router::{RouteMatch, Router};
 use crate::state::HostState;
 use bytes::Bytes;
@@ -55,6 +56,8 @@ pub struct BootOptions {
     /// manifest says: Lambda delivers one at a time, so `bootstrap` sets 1
     /// and the instance pool reserves no slot it will never use.
     pub concurrency_cap: Option<u32>,
+    /// Per-invocation metrics (duration, cold-start init, peak memory).
+    pub metrics: MetricsFormat,
 }
 
 /// A booted function.
@@ -149,6 +152,9 @@ pub struct Host {
     router: Router,
     log_sink: LogSink,
     queue_timeout: Duration,
+    metrics: MetricsFormat,
+    /// Until the first invocation: it is the cold start.
+    cold: AtomicBool,
     /// Time from `boot` start to ready.
     pub boot_time: Duration,
 }
@@ -281,6 +287,8 @@ impl Host {
             functions,
             router,
             log_sink: opts.log_sink,
+            metrics: opts.metrics,
+            cold: AtomicBool::new(true),
             queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
             boot_time: started.elapsed(),
         }))
@@ -308,9 +316,14 @@ impl Host {
 
     /// Runs one invocation in a fresh instance (or a warm one, for `reuse` functions).
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
+        let meter = Meter {
+            started: Instant::now(),
+            cold_start_init: self.cold.swap(false, Ordering::Relaxed).then_some(self.boot_time),
+            publish: (self.metrics != MetricsFormat::Off).then(|| (self.metrics.clone(), self.log_sink.clone())),
+        };
         match (&f.pre, payload) {
-            (Pre::Http(pre, idle), Payload::Http(req)) => self.invoke_http(f, pre, idle, inv, req).await,
-            (Pre::Event(pre, idle), Payload::Event(ev)) => self.invoke_event(f, pre, idle, inv, ev).await,
+            (Pre::Http(pre, idle), Payload::Http(req)) => self.invoke_http(f, pre, idle, inv, req, meter).await,
+            (Pre::Event(pre, idle), Payload::Event(ev)) => self.invoke_event(f, pre, idle, inv, ev, meter).await,
             _ => Err(InvokeError::WrongKind {
                 function: f.name.to_string(),
                 kind: f.kind.as_str(),
@@ -382,6 +395,7 @@ impl Host {
         idle: &Idle<Proxy>,
         inv: Invocation,
         req: http::Request<Body>,
+        meter: Meter,
     ) -> Result<Outcome, InvokeError> {
         let limit = f.limits.max_request_body;
         if let Some(len) = content_length(req.headers())
@@ -425,20 +439,23 @@ impl Host {
         // streams the body), so it runs in its own task holding the permit.
         let (pre, idle) = (pre.clone(), idle.clone());
         let (deadline, timeout, reuse) = (inv.deadline, f.limits.timeout, f.reuse);
+        let task_inv = inv.clone();
         let task = tokio::spawn(async move {
             let _permit = permit;
             let run = async {
                 let (proxy, store) = ready.instance(&pre).await?;
                 proxy.wasi_http_incoming_handler().call_handle(store, req, out).await
             };
-            match tokio::time::timeout_at(deadline.into(), run).await {
-                Ok(Ok(())) => {
-                    ready.release(reuse, &idle);
-                    Ok(())
-                }
+            let result = match tokio::time::timeout_at(deadline.into(), run).await {
+                Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, timeout)),
                 Err(_) => Err(InvokeError::Deadline(timeout)),
+            };
+            meter.finish(&task_inv, ready.store.data().limits.peak(), result.as_ref().err());
+            if result.is_ok() {
+                ready.release(reuse, &idle);
             }
+            result
         });
 
         let answer = rx.await;
@@ -489,6 +506,7 @@ impl Host {
         idle: &Idle<EventFunction>,
         inv: Invocation,
         event: Event,
+        meter: Meter,
     ) -> Result<Outcome, InvokeError> {
         let limit = f.limits.max_request_body;
         if event.payload.len() as u64 > limit {
@@ -511,20 +529,22 @@ impl Host {
             instance.nimbus_function_events().call_handle(store, &event).await
         };
         let result = tokio::time::timeout_at(inv.deadline.into(), run).await;
+        let peak = ready.store.data().limits.peak();
         let output = match result {
+            // The guest returned normally (even with an error value): the
+            // instance is sound and may serve again.
             Ok(Ok(result)) => {
-                // The guest returned normally (even with an error value): the
-                // instance is sound and may serve again.
                 ready.release(f.reuse, idle);
-                match result {
-                    Ok(bytes) => bytes,
-                    Err(types::Error::InvalidEvent(m)) => return Err(InvokeError::BadEvent(m)),
-                    Err(types::Error::Failed(m)) => return Err(InvokeError::Guest(m)),
-                }
+                result.map_err(|e| match e {
+                    types::Error::InvalidEvent(m) => InvokeError::BadEvent(m),
+                    types::Error::Failed(m) => InvokeError::Guest(m),
+                })
             }
-            Ok(Err(e)) => return Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
-            Err(_) => return Err(InvokeError::Deadline(f.limits.timeout)),
+            Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
+            Err(_) => Err(InvokeError::Deadline(f.limits.timeout)),
         };
+        meter.finish(&inv, peak, output.as_ref().err());
+        let output = output?;
         let out_limit = f.limits.max_response_body;
         if output.len() as u64 > out_limit {
             return Err(InvokeError::TooLarge {
@@ -535,6 +555,31 @@ impl Host {
             });
         }
         Ok(Outcome::Event(output))
+    }
+}
+
+/// Measures one invocation for [`MetricsFormat`]; publishes when the guest returns.
+struct Meter {
+    started: Instant,
+    cold_start_init: Option<Duration>,
+    /// `None` when metrics are off: nothing is cloned or formatted.
+    publish: Option<(MetricsFormat, LogSink)>,
+}
+
+impl Meter {
+    fn finish(self, inv: &Invocation, peak_memory: u64, error: Option<&InvokeError>) {
+        if let Some((format, sink)) = &self.publish {
+            format.publish(
+                sink,
+                &InvocationReport {
+                    inv,
+                    duration: self.started.elapsed(),
+                    peak_memory,
+                    cold_start_init: self.cold_start_init,
+                    error_type: error.map(InvokeError::error_type),
+                },
+            );
+        }
     }
 }
 

@@ -33,6 +33,7 @@ pub mod host;
 pub mod invocation;
 pub mod logs;
 pub mod manifest;
+pub mod metrics;
 pub mod router;
 pub mod state;
 

@@ -12,6 +12,8 @@
 //! - `NIMBUS_MANIFEST`: the manifest (default: `$LAMBDA_TASK_ROOT/nimbus.toml`, then `/opt/nimbus.toml`);
 //! - `NIMBUS_FUNCTION`: which function to serve when the manifest has several;
 //! - `NIMBUS_DEADLINE_MARGIN_MS`: how long before Lambda's deadline the guest is stopped (default 100);
+//! - `NIMBUS_METRICS=emf`: one CloudWatch Embedded Metric Format line per invocation
+//!   (`NIMBUS_METRICS_NAMESPACE`, default `Nimbus`);
 //! - `NIMBUS_LOG`: host log filter (default `info`); the engine's `NIMBUS_*` settings.
 
 use crate::lambda::{self, LambdaOptions};
@@ -126,6 +128,7 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
         engine: EngineOptions::default().with_env_overrides()?,
         only: Some(vec![function]),
         concurrency_cap: Some(1),
+        metrics: nimbus_core::metrics::MetricsFormat::from_env()?,
         ..BootOptions::default()
     };
     let host = Host::boot(manifest, opts).await?;

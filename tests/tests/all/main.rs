@@ -7,6 +7,7 @@ mod config;
 mod events;
 mod failures;
 mod http;
+mod metrics;
 mod outbound;
 mod reuse;
 mod wit;

@@ -9,6 +9,8 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 /// The store's resource limiter.
 pub struct MemoryLimiter {
     memory: usize,
+    /// The largest linear memory granted so far (instantiation counts too).
+    peak: usize,
     /// Set when a `memory.grow` was refused.
     pub hit: bool,
 }
@@ -18,8 +20,14 @@ impl MemoryLimiter {
     pub fn new(bytes: u64) -> Self {
         MemoryLimiter {
             memory: usize::try_from(bytes).unwrap_or(usize::MAX),
+            peak: 0,
             hit: false,
         }
+    }
+
+    /// The instance's peak linear memory in bytes (for metrics).
+    pub fn peak(&self) -> u64 {
+        self.peak as u64
     }
 
     /// The limit in MiB (for error messages).
@@ -34,6 +42,7 @@ impl ResourceLimiter for MemoryLimiter {
             self.hit = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 

@@ -1,0 +1,152 @@
+//! Per-invocation metrics: duration, init duration on a cold start, and the
+//! guest's peak linear memory.
+//!
+//! With `NIMBUS_METRICS=emf` each finished invocation writes one line in
+//! CloudWatch's Embedded Metric Format to the log sink (stdout): on Lambda,
+//! CloudWatch Logs turns those lines into metrics with no API call and no
+//! added latency. Off by default; off costs one branch per invocation.
+
+use crate::error::BootError;
+use crate::invocation::Invocation;
+use crate::logs::LogSink;
+use serde_json::json;
+use std::time::Duration;
+
+/// How invocation metrics are published.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum MetricsFormat {
+    /// Not at all (the default).
+    #[default]
+    Off,
+    /// CloudWatch Embedded Metric Format lines, under this namespace.
+    Emf {
+        /// The CloudWatch namespace (`NIMBUS_METRICS_NAMESPACE`, default `Nimbus`).
+        namespace: String,
+    },
+}
+
+impl MetricsFormat {
+    /// Reads `NIMBUS_METRICS` (`off` or `emf`) and `NIMBUS_METRICS_NAMESPACE`.
+    pub fn from_env() -> Result<MetricsFormat, BootError> {
+        match std::env::var("NIMBUS_METRICS").as_deref().map(str::trim) {
+            Err(_) | Ok("") | Ok("off") => Ok(MetricsFormat::Off),
+            Ok("emf") => Ok(MetricsFormat::Emf {
+                namespace: std::env::var("NIMBUS_METRICS_NAMESPACE").unwrap_or_else(|_| "Nimbus".into()),
+            }),
+            Ok(other) => Err(BootError::Setting {
+                name: "NIMBUS_METRICS (expected `off` or `emf`)".into(),
+                value: other.into(),
+            }),
+        }
+    }
+}
+
+/// What one finished invocation measured.
+pub struct InvocationReport<'a> {
+    /// The invocation.
+    pub inv: &'a Invocation,
+    /// Wall time from `Host::invoke` to the guest's return.
+    pub duration: Duration,
+    /// The guest's peak linear memory, in bytes.
+    pub peak_memory: u64,
+    /// The host's boot time, on the process's first invocation only.
+    pub cold_start_init: Option<Duration>,
+    /// `None` on success, else the error's `errorType`.
+    pub error_type: Option<&'static str>,
+}
+
+impl MetricsFormat {
+    /// Publishes one report.
+    pub fn publish(&self, sink: &LogSink, report: &InvocationReport<'_>) {
+        let MetricsFormat::Emf { namespace } = self else {
+            return;
+        };
+        sink.write_line(&emf_line(namespace, report, crate::invocation::unix_ms_now()));
+    }
+}
+
+/// One EMF record: the `_aws` metadata names the metrics and the
+/// `function` dimension; ids ride along as searchable properties.
+fn emf_line(namespace: &str, r: &InvocationReport<'_>, now_ms: u64) -> String {
+    let mut metrics = vec![
+        json!({"Name": "Duration", "Unit": "Milliseconds"}),
+        json!({"Name": "PeakMemory", "Unit": "Bytes"}),
+        json!({"Name": "Errors", "Unit": "Count"}),
+    ];
+    let mut record = json!({
+        "function": &*r.inv.function,
+        "request_id": &*r.inv.request_id,
+        "trace_id": r.inv.trace.trace_id(),
+        "Duration": r.duration.as_secs_f64() * 1e3,
+        "PeakMemory": r.peak_memory,
+        "Errors": u8::from(r.error_type.is_some()),
+        "ColdStart": r.cold_start_init.is_some(),
+    });
+    if let Some(init) = r.cold_start_init {
+        metrics.push(json!({"Name": "InitDuration", "Unit": "Milliseconds"}));
+        record["InitDuration"] = json!(init.as_secs_f64() * 1e3);
+    }
+    if let Some(e) = r.error_type {
+        record["error_type"] = json!(e);
+    }
+    record["_aws"] = json!({
+        "Timestamp": now_ms,
+        "CloudWatchMetrics": [{
+            "Namespace": namespace,
+            "Dimensions": [["function"]],
+            "Metrics": metrics,
+        }],
+    });
+    record.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invocation::TraceContext;
+
+    #[test]
+    fn emf_lines_name_every_metric_they_carry() {
+        let inv = Invocation::new(
+            "hello".into(),
+            Duration::from_secs(1),
+            Some("r-1".into()),
+            TraceContext::new_root(),
+        );
+        let report = InvocationReport {
+            inv: &inv,
+            duration: Duration::from_micros(1500),
+            peak_memory: 1 << 20,
+            cold_start_init: Some(Duration::from_millis(4)),
+            error_type: Some("Nimbus.Trap"),
+        };
+        let v: serde_json::Value = serde_json::from_str(&emf_line("Shop", &report, 42)).unwrap();
+        let meta = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(v["_aws"]["Timestamp"], 42);
+        assert_eq!(meta["Namespace"], "Shop");
+        assert_eq!(meta["Dimensions"], json!([["function"]]));
+        for m in meta["Metrics"].as_array().unwrap() {
+            let name = m["Name"].as_str().unwrap();
+            assert!(v[name].is_number(), "{name} is declared but missing");
+        }
+        assert_eq!(v["Duration"], 1.5);
+        assert_eq!(v["InitDuration"], 4.0);
+        assert_eq!(v["PeakMemory"], 1 << 20);
+        assert_eq!(v["Errors"], 1);
+        assert_eq!(v["function"], "hello");
+        assert_eq!(v["request_id"], "r-1");
+        // A warm, successful invocation has no InitDuration.
+        let warm = InvocationReport {
+            cold_start_init: None,
+            error_type: None,
+            ..report
+        };
+        let v: serde_json::Value = serde_json::from_str(&emf_line("Shop", &warm, 42)).unwrap();
+        assert!(v.get("InitDuration").is_none());
+        assert_eq!(v["Errors"], 0);
+        assert_eq!(
+            v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(),
+            3
+        );
+    }
+}
