@@ -392,7 +392,10 @@ fn serve_reads_ssm_from_the_endpoint_a_dotenv_file_names() {
     let who = guest_value(&url, "who");
     let only = guest_value(&url, "only");
     stop(child);
-    assert_eq!(db, "postgres://from-moto", "SecureString from moto, endpoint and credentials from .env");
+    assert_eq!(
+        db, "postgres://from-moto",
+        "SecureString from moto, endpoint and credentials from .env"
+    );
     assert_eq!(who, "from-env", "variables already set win over .env");
     assert_eq!(only, "file-only");
 }
@@ -433,7 +436,14 @@ fn serve_resolves_ssm_from_an_overrides_file_without_aws() {
     // A missing required parameter names the overrides file.
     std::fs::write(dir.path().join("ssm.json"), r#"{"/shop/db/primary": "db-1"}"#).unwrap();
     let out = run(nimbus_in(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--ssm-overrides", "ssm.json", "--manifest"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ssm-overrides",
+            "ssm.json",
+            "--manifest",
+        ])
         .arg(&m));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -139,7 +139,12 @@ impl Drop for Moto {
 }
 
 /// Writes (or overwrites) an SSM parameter.
-pub async fn put_parameter(ssm: &aws_sdk_ssm::Client, name: &str, value: &str, kind: aws_sdk_ssm::types::ParameterType) {
+pub async fn put_parameter(
+    ssm: &aws_sdk_ssm::Client,
+    name: &str,
+    value: &str,
+    kind: aws_sdk_ssm::types::ParameterType,
+) {
     ssm.put_parameter()
         .name(name)
         .value(value)

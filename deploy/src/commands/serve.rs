@@ -52,10 +52,11 @@ pub fn load_env_file(args: &Args) -> anyhow::Result<()> {
 /// Where SSM config keys come from: the overrides file if one is given, else
 /// AWS configured from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...).
 fn ssm_provider(args: &Args) -> anyhow::Result<Option<SsmProvider>> {
-    let file = args
-        .ssm_overrides
-        .clone()
-        .or_else(|| std::env::var_os("NIMBUS_SSM_OVERRIDES").filter(|v| !v.is_empty()).map(PathBuf::from));
+    let file = args.ssm_overrides.clone().or_else(|| {
+        std::env::var_os("NIMBUS_SSM_OVERRIDES")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    });
     Ok(match file {
         Some(f) => Some(SsmProvider::overrides_file(f)?),
         None => None,

@@ -65,7 +65,13 @@ async fn ssm_parameters_of_every_kind_reach_the_guest() {
     let ssm = moto.ssm().await;
     let p = prefix("kinds");
     put_parameter(&ssm, &format!("{p}/url"), "postgres://db", ParameterType::String).await;
-    put_parameter(&ssm, &format!("{p}/hosts"), "a.example,b.example", ParameterType::StringList).await;
+    put_parameter(
+        &ssm,
+        &format!("{p}/hosts"),
+        "a.example,b.example",
+        ParameterType::StringList,
+    )
+    .await;
     put_parameter(&ssm, &format!("{p}/token"), "s3cr3t", ParameterType::SecureString).await;
     put_parameter(&ssm, &format!("{p}/db/host"), "db.internal", ParameterType::String).await;
     put_parameter(&ssm, &format!("{p}/db/replica/port"), "5433", ParameterType::String).await;
@@ -157,13 +163,21 @@ async fn ssm_refresh_shows_overwrites_and_keeps_values_that_disappear() {
     put_parameter(&ssm, &format!("{p}/flag"), "v2", ParameterType::String).await;
     put_parameter(&ssm, &format!("{p}/db/port"), "5432", ParameterType::String).await;
     let seen = wait_for(gw.addr(), "flag", "v2", Duration::from_secs(15)).await;
-    assert_eq!(seen.as_deref(), Some("v2"), "an overwrite shows up after the refresh interval");
+    assert_eq!(
+        seen.as_deref(),
+        Some("v2"),
+        "an overwrite shows up after the refresh interval"
+    );
     let seen = wait_for(gw.addr(), "db.port", "5432", Duration::from_secs(15)).await;
     assert_eq!(seen.as_deref(), Some("5432"), "a new parameter under the path shows up");
 
     // Deleted parameters keep their last good values through several refreshes.
     ssm.delete_parameter().name(format!("{p}/flag")).send().await.unwrap();
-    ssm.delete_parameter().name(format!("{p}/db/host")).send().await.unwrap();
+    ssm.delete_parameter()
+        .name(format!("{p}/db/host"))
+        .send()
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let seen = guest_config(gw.addr()).await;
     assert_eq!(seen.get("flag").map(String::as_str), Some("v2"));
@@ -186,7 +200,10 @@ async fn ssm_refresh_keeps_last_good_values_when_ssm_is_down() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(2) {
-        assert_eq!(guest_config(gw.addr()).await.get("flag").map(String::as_str), Some("good"));
+        assert_eq!(
+            guest_config(gw.addr()).await.get("flag").map(String::as_str),
+            Some("good")
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

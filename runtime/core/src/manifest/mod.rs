@@ -457,7 +457,7 @@ impl Manifest {
                     }
                     _ => {
                         return Err(at(
-                            "give exactly one source: `value`, `env`, `file`, `ssm` or `ssm_path`".into()
+                            "give exactly one source: `value`, `env`, `file`, `ssm` or `ssm_path`".into(),
                         ));
                     }
                 };

@@ -175,7 +175,7 @@ fn bad_manifests_name_file_line_and_key() {
         (
             "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"/p\", decrypt = true }\n",
             Some(5),
-            Some("function.a.config.k"),
+            Some("function.a.config.k.decrypt"),
             "unknown field `decrypt`",
         ),
         (

@@ -324,7 +324,11 @@ mod tests {
     }
 
     fn dir() -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("nimbus-cache-test-{}-{}", std::process::id(), fastrand::u64(..)));
+        let d = std::env::temp_dir().join(format!(
+            "nimbus-cache-test-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
         std::fs::create_dir_all(&d).unwrap();
         d
     }
@@ -349,16 +353,32 @@ mod tests {
         };
         assert_eq!(
             r.view(),
-            want(&[("db.host", "h1"), ("db.replica.port", "5432"), ("def", "d"), ("fixed", "1"), ("url", "u1")])
+            want(&[
+                ("db.host", "h1"),
+                ("db.replica.port", "5432"),
+                ("def", "d"),
+                ("fixed", "1"),
+                ("url", "u1")
+            ])
         );
 
         // New values, one path parameter and the url parameter gone, the optional one appears.
-        overrides(&d, "\"/app/url\" = \"x\"\n\"/app/opt\" = \"o\"\n\"/app/db/host\" = \"h2\"\n");
+        overrides(
+            &d,
+            "\"/app/url\" = \"x\"\n\"/app/opt\" = \"o\"\n\"/app/db/host\" = \"h2\"\n",
+        );
         let f = r.fetch().await;
         r.apply_refresh(&f);
         assert_eq!(
             r.view(),
-            want(&[("db.host", "h2"), ("db.replica.port", "5432"), ("def", "d"), ("fixed", "1"), ("opt", "o"), ("url", "x")])
+            want(&[
+                ("db.host", "h2"),
+                ("db.replica.port", "5432"),
+                ("def", "d"),
+                ("fixed", "1"),
+                ("opt", "o"),
+                ("url", "x")
+            ])
         );
         overrides(&d, "\"/app/db/host\" = \"h3\"\n");
         let f = r.fetch().await;
@@ -382,11 +402,17 @@ mod tests {
         let mut r = resolver(overrides(&d, "\"/app/db/host\" = \"h\"\n"));
         let f = r.fetch().await;
         let e = r.apply_boot(&f).unwrap_err().to_string();
-        assert!(e.contains("`f`") && e.contains("`url`") && e.contains("/app/url"), "{e}");
+        assert!(
+            e.contains("`f`") && e.contains("`url`") && e.contains("/app/url"),
+            "{e}"
+        );
         let mut r = resolver(overrides(&d, "\"/app/url\" = \"u\"\n"));
         let f = r.fetch().await;
         let e = r.apply_boot(&f).unwrap_err().to_string();
-        assert!(e.contains("`db`") && e.contains("no SSM parameters under /app/db/"), "{e}");
+        assert!(
+            e.contains("`db`") && e.contains("no SSM parameters under /app/db/"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&d).ok();
     }
 

@@ -92,7 +92,9 @@ mod tests {
     fn non_string_values_are_refused_naming_the_file() {
         let e = parse("\"/a\" = 3\n", Path::new("o.toml")).unwrap_err().to_string();
         assert!(e.contains("o.toml"), "{e}");
-        let e = parse(r#"{"/a": {"b": 1}}"#, Path::new("o.json")).unwrap_err().to_string();
+        let e = parse(r#"{"/a": {"b": 1}}"#, Path::new("o.json"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("o.json"), "{e}");
     }
 }

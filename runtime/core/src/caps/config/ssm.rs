@@ -80,11 +80,7 @@ impl SsmProvider {
     pub(super) async fn fetch(&self, names: &[String], paths: &[String]) -> Fetched {
         match tokio::time::timeout(FETCH_TIMEOUT, self.fetch_unbounded(names, paths)).await {
             Ok(f) => f,
-            Err(_) => Fetched::all_failed(
-                names,
-                paths,
-                format!("timed out after {}s", FETCH_TIMEOUT.as_secs()),
-            ),
+            Err(_) => Fetched::all_failed(names, paths, format!("timed out after {}s", FETCH_TIMEOUT.as_secs())),
         }
     }
 
@@ -282,4 +278,3 @@ pub(super) fn path_key(key: &str, path: &str, name: &str) -> Option<String> {
     let rest = name.strip_prefix(path)?.trim_matches('/');
     (!rest.is_empty()).then(|| format!("{key}.{}", rest.replace('/', ".")))
 }
-
