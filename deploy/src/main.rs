@@ -48,7 +48,10 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::New(a) => commands::new::run(a),
         Command::Build(a) => commands::build::run(a),
-        Command::Serve(a) => runtime().and_then(|rt| rt.block_on(commands::serve::run(a))),
+        // The environment file is loaded while this is the only thread.
+        Command::Serve(a) => commands::serve::load_env_file(&a)
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(commands::serve::run(a))),
         Command::Invoke(a) => runtime().and_then(|rt| rt.block_on(commands::invoke::run(a))),
         Command::Compile(a) => commands::compile::run(a),
         Command::Package(a) => commands::package::run(a),

@@ -167,7 +167,12 @@ fn host_environment_is_invisible_to_guests() {
 
 /// Starts `nimbus serve` on a free port and returns the child and its base URL.
 fn start_serve(manifest: &Path) -> (std::process::Child, String) {
-    let mut child = nimbus()
+    start_serve_with(manifest, &mut nimbus())
+}
+
+/// [`start_serve`] with a prepared command (directory, environment, more flags).
+fn start_serve_with(manifest: &Path, cmd: &mut Command) -> (std::process::Child, String) {
+    let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
         .arg(manifest)
         .stdout(Stdio::piped())
@@ -321,4 +326,129 @@ fn new_scaffolds_a_function_that_builds_and_runs() {
     let out = run(nimbus().args(["new", "Bad_Name", "--dir"]).arg(dir.path()));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("kebab-case"));
+}
+
+/// Stops a `nimbus serve` child started by [`start_serve`].
+fn stop(mut child: std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A `nimbus` command run in `dir` with no AWS settings of its own (the test's `.env` provides them).
+fn nimbus_in(dir: &Path) -> Command {
+    let mut c = nimbus();
+    c.current_dir(dir);
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_SSM",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "NIMBUS_SSM_OVERRIDES",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn guest_value(url: &str, key: &str) -> serde_json::Value {
+    let (status, body) = http_get(&format!("{url}/c?key={key}"));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<serde_json::Value>(&body).unwrap()["value"].clone()
+}
+
+#[test]
+fn serve_reads_ssm_from_the_endpoint_a_dotenv_file_names() {
+    let moto = nimbus_tests::moto::shared();
+    let name = format!("/nimbus-cli-test/{}/db-url", std::process::id());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let ssm = moto.ssm().await;
+        let kind = aws_sdk_ssm::types::ParameterType::SecureString;
+        nimbus_tests::moto::put_parameter(&ssm, &name, "postgres://from-moto", kind).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!(
+            "manifest_version = 1\n[function.cfg]\ncomponent = \"{CONFIG_GET}\"\nroutes = [\"GET /c\"]\n\
+             [function.cfg.config]\ndb = {{ ssm = \"{name}\" }}\n\
+             who = {{ env = \"NIMBUS_TEST_DOTENV\" }}\nonly = {{ env = \"NIMBUS_TEST_DOTENV_ONLY\" }}\n"
+        ),
+    );
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "AWS_ENDPOINT_URL={}\nAWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nAWS_REGION=us-east-1\n\
+             NIMBUS_TEST_DOTENV=from-file\nNIMBUS_TEST_DOTENV_ONLY=file-only\n",
+            moto.endpoint()
+        ),
+    )
+    .unwrap();
+    let (child, url) = start_serve_with(&m, nimbus_in(dir.path()).env("NIMBUS_TEST_DOTENV", "from-env"));
+    let db = guest_value(&url, "db");
+    let who = guest_value(&url, "who");
+    let only = guest_value(&url, "only");
+    stop(child);
+    assert_eq!(
+        db, "postgres://from-moto",
+        "SecureString from moto, endpoint and credentials from .env"
+    );
+    assert_eq!(who, "from-env", "variables already set win over .env");
+    assert_eq!(only, "file-only");
+}
+
+#[test]
+fn serve_resolves_ssm_from_an_overrides_file_without_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!(
+            "manifest_version = 1\n[function.cfg]\ncomponent = \"{CONFIG_GET}\"\nroutes = [\"GET /c\"]\n\
+             [function.cfg.config]\ndb = {{ ssm = \"/shop/db-url\" }}\nhost = {{ ssm_path = \"/shop/db\" }}\n"
+        ),
+    );
+    std::fs::write(
+        dir.path().join("ssm.json"),
+        r#"{"/shop/db-url": "postgres://override", "/shop/db/primary": "db-1"}"#,
+    )
+    .unwrap();
+    // An endpoint nothing listens on: any AWS call would fail boot.
+    let env_file = dir.path().join("local.env");
+    std::fs::write(
+        &env_file,
+        "NIMBUS_SSM_OVERRIDES=ssm.json\nAWS_ENDPOINT_URL=http://127.0.0.1:9\nAWS_ACCESS_KEY_ID=x\nAWS_SECRET_ACCESS_KEY=x\n",
+    )
+    .unwrap();
+    let (child, url) = start_serve_with(&m, nimbus_in(dir.path()).arg("--env-file").arg(&env_file));
+    let via_env = (guest_value(&url, "db"), guest_value(&url, "host.primary"));
+    stop(child);
+    assert_eq!(via_env.0, "postgres://override");
+    assert_eq!(via_env.1, "db-1");
+
+    let (child, url) = start_serve_with(&m, nimbus_in(dir.path()).args(["--ssm-overrides", "ssm.json"]));
+    let via_flag = guest_value(&url, "db");
+    stop(child);
+    assert_eq!(via_flag, "postgres://override");
+
+    // A missing required parameter names the overrides file.
+    std::fs::write(dir.path().join("ssm.json"), r#"{"/shop/db/primary": "db-1"}"#).unwrap();
+    let out = run(nimbus_in(dir.path())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ssm-overrides",
+            "ssm.json",
+            "--manifest",
+        ])
+        .arg(&m));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("/shop/db-url") && stderr.contains("ssm.json") && stderr.contains("`db`"),
+        "{stderr}"
+    );
 }

@@ -33,14 +33,17 @@ pub async fn boot(text: &str) -> (Arc<Host>, Logs) {
 
 /// Boots with options (the log sink is replaced by a capture).
 pub async fn boot_with(text: &str, opts: BootOptions) -> (Arc<Host>, Logs) {
+    boot_manifest(manifest(text), opts).await
+}
+
+/// Boots a parsed manifest (e.g. one given an SSM provider) with its guest logs captured.
+pub async fn boot_manifest(m: Manifest, opts: BootOptions) -> (Arc<Host>, Logs) {
     let logs = Arc::new(Mutex::new(Vec::new()));
     let opts = BootOptions {
         log_sink: LogSink::Capture(logs.clone()),
         ..opts
     };
-    let host = Host::boot(manifest(text), opts)
-        .await
-        .unwrap_or_else(|e| panic!("boot: {e}"));
+    let host = Host::boot(m, opts).await.unwrap_or_else(|e| panic!("boot: {e}"));
     (host, logs)
 }
 
@@ -119,3 +122,4 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, None, &[]).await
 }
 pub mod lambda_emulator;
+pub mod moto;

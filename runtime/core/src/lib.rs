@@ -24,6 +24,7 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod aws;
 mod bindings;
 pub mod caps;
 pub mod engine;

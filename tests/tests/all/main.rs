@@ -4,6 +4,7 @@
 mod artifact;
 mod concurrency;
 mod config;
+mod config_ssm;
 mod events;
 mod failures;
 mod http;

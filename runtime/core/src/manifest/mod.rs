@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
+pub use crate::caps::config::SsmProvider;
+
 /// The only manifest format version this build understands.
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -50,7 +52,21 @@ pub struct FunctionSpec {
     pub allowed_outbound_hosts: Vec<OutboundRule>,
     /// Fresh instance per invocation (the default), or warm instances reused.
     pub reuse: Reuse,
+    /// How often `ssm` / `ssm_path` values are fetched again (`config_refresh`,
+    /// default 5 minutes); `None` (`"0s"`) fetches them once at boot.
+    pub config_refresh: Option<Duration>,
+    /// Where `ssm` / `ssm_path` keys are read from. Not written in the TOML: AWS
+    /// by default, replaced with [`Manifest::set_ssm_provider`] (e.g. by a local
+    /// overrides file) before boot. Every function of a manifest shares one.
+    pub ssm: SsmProvider,
 }
+
+/// `config_refresh` when the manifest does not set it.
+pub const DEFAULT_CONFIG_REFRESH: Duration = Duration::from_secs(5 * 60);
+
+/// The shortest non-zero `config_refresh`: SSM's default throughput is 40
+/// calls per second per account, shared by every function.
+pub const MIN_CONFIG_REFRESH: Duration = Duration::from_millis(100);
 
 /// Whether an instance serves one invocation or several (`reuse` in the manifest).
 ///
@@ -222,6 +238,12 @@ pub enum ConfigSource {
     Env(String),
     /// A file's contents (one trailing newline removed).
     File(PathBuf),
+    /// One SSM parameter (String, StringList as its comma-separated text, or
+    /// SecureString decrypted), by name, ARN or `name:version` / `name:label`.
+    Ssm(String),
+    /// Every SSM parameter under a path, recursively: key `db` with path
+    /// `/shop/db/` gives the guest `db.host` for `/shop/db/host`. Always ends in `/`.
+    SsmPath(String),
 }
 
 /// A declared config key.
@@ -313,6 +335,7 @@ struct RawFunction {
     allowed_outbound_hosts: Vec<Spanned<String>>,
     #[serde(default)]
     reuse: Reuse,
+    config_refresh: Option<Spanned<Dur>>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +345,7 @@ struct RawConfigKey {
     env: Option<String>,
     file: Option<String>,
     ssm: Option<String>,
+    ssm_path: Option<String>,
     default: Option<String>,
     required: Option<bool>,
     secret: Option<bool>,
@@ -376,6 +400,7 @@ impl Manifest {
         let defaults = apply_limits(Limits::default(), &raw.defaults, "defaults")
             .map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?;
 
+        let ssm = SsmProvider::default();
         let mut functions = Vec::with_capacity(raw.function.len());
         for (fname, f) in raw.function {
             let fspan = f.span();
@@ -417,27 +442,24 @@ impl Manifest {
                 if kname.is_empty() || !kname.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
                     return Err(at("config keys may use letters, digits, '_', '-' and '.' only".into()));
                 }
-                let sources = [
-                    spec.value.is_some(),
-                    spec.env.is_some(),
-                    spec.file.is_some(),
-                    spec.ssm.is_some(),
-                ];
-                if sources.iter().filter(|s| **s).count() != 1 {
-                    return Err(at("give exactly one source: `value`, `env` or `file`".into()));
-                }
-                let source = if let Some(v) = spec.value {
-                    ConfigSource::Value(v)
-                } else if let Some(v) = spec.env {
-                    ConfigSource::Env(v)
-                } else if let Some(v) = spec.file {
-                    ConfigSource::File(dir.join(v))
-                } else {
-                    return Err(at(
-                        "SSM parameter sources (`ssm = ...`) are not supported by this version of Nimbus yet; \
-                         use `value`, `env` or `file`"
-                            .into(),
-                    ));
+                let source = match (spec.value, spec.env, spec.file, spec.ssm, spec.ssm_path) {
+                    (Some(v), None, None, None, None) => ConfigSource::Value(v),
+                    (None, Some(v), None, None, None) => ConfigSource::Env(v),
+                    (None, None, Some(v), None, None) => ConfigSource::File(dir.join(v)),
+                    (None, None, None, Some(v), None) => ConfigSource::Ssm(check_ssm_name(&v).map_err(at)?),
+                    (None, None, None, None, Some(v)) => {
+                        if spec.default.is_some() {
+                            return Err(at("an `ssm_path` key has no single value to default: use \
+                                 `required = false` to allow an empty path"
+                                .into()));
+                        }
+                        ConfigSource::SsmPath(check_ssm_path(&v).map_err(at)?)
+                    }
+                    _ => {
+                        return Err(at(
+                            "give exactly one source: `value`, `env`, `file`, `ssm` or `ssm_path`".into(),
+                        ));
+                    }
                 };
                 config.insert(
                     kname,
@@ -457,6 +479,22 @@ impl Manifest {
                 allowed_outbound_hosts.push(rule);
             }
 
+            let config_refresh = match &f.config_refresh {
+                None => Some(DEFAULT_CONFIG_REFRESH),
+                Some(d) if d.get_ref().0.is_zero() => None,
+                Some(d) if d.get_ref().0 < MIN_CONFIG_REFRESH => {
+                    return Err(err(
+                        Some(d.span()),
+                        Some(format!("{prefix}.config_refresh")),
+                        format!(
+                            "config_refresh is too short: use \"0s\" (never refresh) or at least {}ms",
+                            MIN_CONFIG_REFRESH.as_millis()
+                        ),
+                    ));
+                }
+                Some(d) => Some(d.get_ref().0),
+            };
+
             functions.push(FunctionSpec {
                 name: fname,
                 component: dir.join(&f.component),
@@ -466,6 +504,8 @@ impl Manifest {
                 config,
                 allowed_outbound_hosts,
                 reuse: f.reuse,
+                config_refresh,
+                ssm: ssm.clone(),
             });
         }
 
@@ -481,6 +521,52 @@ impl Manifest {
     pub fn function(&self, name: &str) -> Option<&FunctionSpec> {
         self.functions.iter().find(|f| f.name == name)
     }
+
+    /// Reads every function's `ssm` / `ssm_path` keys from `provider`
+    /// instead of AWS with its default settings (a local overrides file, a
+    /// test endpoint). Call before boot.
+    pub fn set_ssm_provider(&mut self, provider: SsmProvider) {
+        for f in &mut self.functions {
+            f.ssm = provider.clone();
+        }
+    }
+
+    /// Whether any function reads SSM: only then is an SSM client ever built.
+    pub fn uses_ssm(&self) -> bool {
+        self.functions.iter().any(|f| {
+            f.config
+                .values()
+                .any(|k| matches!(k.source, ConfigSource::Ssm(_) | ConfigSource::SsmPath(_)))
+        })
+    }
+}
+
+/// SSM parameter names: letters, digits, `_.-/` (AWS's alphabet), plus `:` for
+/// ARNs and `name:version` / `name:label` selectors.
+fn check_ssm_name(name: &str) -> Result<String, String> {
+    let ok = !name.is_empty()
+        && name.len() <= 2048
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/:".contains(c));
+    if !ok {
+        return Err(format!(
+            "invalid SSM parameter name {name:?}: use letters, digits and `_.-/` (e.g. \"/shop/db-url\")"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// An SSM path: starts with `/`, SSM's alphabet; returned with a trailing `/`.
+fn check_ssm_path(path: &str) -> Result<String, String> {
+    let ok = path.starts_with('/')
+        && path.len() <= 2048
+        && !path.contains("//")
+        && path.chars().all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
+    if !ok {
+        return Err(format!(
+            "invalid SSM path {path:?}: it starts with '/' and uses letters, digits and `_.-/` (e.g. \"/shop/db/\")"
+        ));
+    }
+    Ok(format!("{}/", path.trim_end_matches('/')))
 }
 
 type LimitError = (std::ops::Range<usize>, String, String);

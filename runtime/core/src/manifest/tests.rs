@@ -143,10 +143,52 @@ fn bad_manifests_name_file_line_and_key() {
             "exactly one source",
         ),
         (
-            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"/p\" }\n",
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"/p\", ssm_path = \"/q/\" }\n",
             Some(5),
             Some("function.a.config.k"),
-            "not supported",
+            "exactly one source",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"/has space\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "invalid SSM parameter name",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "invalid SSM parameter name",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm_path = \"shop/db\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "invalid SSM path",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm_path = \"/shop/db/\", default = \"x\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "no single value to default",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"/p\", decrypt = true }\n",
+            Some(5),
+            Some("function.a.config.k.decrypt"),
+            "unknown field `decrypt`",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nconfig_refresh = \"soon\"\n",
+            Some(4),
+            Some("function.a.config_refresh"),
+            "invalid duration",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nconfig_refresh = \"10ms\"\n",
+            Some(4),
+            Some("function.a.config_refresh"),
+            "too short",
         ),
         (
             "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\nallowed_outbound_hosts = [\"ftp://x\"]\n",
@@ -208,4 +250,47 @@ fn reuse_is_off_by_default_and_takes_a_flag_or_a_count() {
     assert!(!Reuse::Warm { max_uses: Some(2) }.keeps(2));
     assert!(Reuse::Warm { max_uses: None }.keeps(u32::MAX - 1));
     assert!(!Reuse::Fresh.keeps(0));
+}
+
+#[test]
+fn ssm_sources_and_config_refresh_parse() {
+    let m = parse(
+        r#"
+manifest_version = 1
+
+[function.a]
+component = "a.wasm"
+config_refresh = "300ms"
+
+[function.a.config]
+db_url = { ssm = "/shop/db-url", secret = true }
+hosts = { ssm = "/shop/hosts", default = "localhost", required = false }
+pinned = { ssm = "/shop/flag:3" }
+db = { ssm_path = "/shop/db" }
+extra = { ssm_path = "/shop/extra/", required = false }
+
+[function.b]
+component = "b.wasm"
+config_refresh = "0s"
+
+[function.c]
+component = "c.wasm"
+"#,
+    )
+    .unwrap();
+    let a = m.function("a").unwrap();
+    assert_eq!(a.config_refresh, Some(Duration::from_millis(300)));
+    assert_eq!(a.config["db_url"].source, ConfigSource::Ssm("/shop/db-url".into()));
+    assert!(a.config["db_url"].secret && a.config["db_url"].required);
+    assert_eq!(a.config["hosts"].default.as_deref(), Some("localhost"));
+    assert!(!a.config["hosts"].required);
+    assert_eq!(a.config["pinned"].source, ConfigSource::Ssm("/shop/flag:3".into()));
+    // Paths always end in '/', so `/shop/db` never matches `/shop/dbx/...`.
+    assert_eq!(a.config["db"].source, ConfigSource::SsmPath("/shop/db/".into()));
+    assert_eq!(a.config["extra"].source, ConfigSource::SsmPath("/shop/extra/".into()));
+    assert_eq!(m.function("b").unwrap().config_refresh, None, "0s: never refresh");
+    assert_eq!(m.function("c").unwrap().config_refresh, Some(DEFAULT_CONFIG_REFRESH));
+    assert!(m.uses_ssm());
+    let plain = parse("manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n").unwrap();
+    assert!(!plain.uses_ssm());
 }

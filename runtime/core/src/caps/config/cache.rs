@@ -1,0 +1,450 @@
+//! The config snapshot a function's invocations read, and the background task
+//! that refreshes its SSM values every `config_refresh`.
+//!
+//! Invocations only load the current `Arc` (no lock, no I/O). A refresh builds
+//! a whole new snapshot and swaps it in; one that fails keeps the last good
+//! values, as does a parameter that disappears.
+
+use super::ssm::{Fetched, Lookup, SsmProvider, path_key};
+use crate::error::BootError;
+use arc_swap::ArcSwap;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use wasmtime_wasi_config::WasiConfigVariables;
+
+/// A function's config: the current snapshot, and the refresh task if any
+/// (stopped when this is dropped, i.e. with its `Host`).
+pub struct ConfigShared {
+    snapshot: Arc<ArcSwap<WasiConfigVariables>>,
+    refresher: Option<tokio::task::AbortHandle>,
+}
+
+impl Drop for ConfigShared {
+    fn drop(&mut self) {
+        if let Some(task) = &self.refresher {
+            task.abort();
+        }
+    }
+}
+
+impl ConfigShared {
+    /// The values an invocation sees: a clone of the current snapshot.
+    pub fn current(&self) -> Arc<WasiConfigVariables> {
+        self.snapshot.load_full()
+    }
+
+    /// Fetches the SSM keys, builds the first snapshot and, if `refresh` is
+    /// set and there are SSM keys, starts the refresh task.
+    pub(super) async fn boot(
+        function: &str,
+        fixed: BTreeMap<String, String>,
+        remote: Vec<RemoteKey>,
+        provider: SsmProvider,
+        refresh: Option<Duration>,
+    ) -> Result<ConfigShared, BootError> {
+        let mut resolver = Resolver {
+            function: function.to_string(),
+            fixed,
+            keys: remote,
+            provider,
+        };
+        if !resolver.keys.is_empty() {
+            let fetched = resolver.fetch().await;
+            resolver.apply_boot(&fetched)?;
+        }
+        let snapshot = Arc::new(ArcSwap::from_pointee(resolver.snapshot()));
+        let refresher = match refresh {
+            Some(every) if !resolver.keys.is_empty() => spawn_refresh(resolver, Arc::downgrade(&snapshot), every),
+            _ => None,
+        };
+        Ok(ConfigShared { snapshot, refresher })
+    }
+}
+
+/// The refresh loop. It holds only a weak reference to the snapshot, so it
+/// also ends by itself once the function is gone; it never panics.
+fn spawn_refresh(
+    mut resolver: Resolver,
+    snapshot: Weak<ArcSwap<WasiConfigVariables>>,
+    every: Duration,
+) -> Option<tokio::task::AbortHandle> {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(function = %resolver.function, "no async runtime: SSM config values will not be refreshed");
+        return None;
+    };
+    let task = rt.spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if snapshot.strong_count() == 0 {
+                break;
+            }
+            let fetched = resolver.fetch().await;
+            resolver.apply_refresh(&fetched);
+            match snapshot.upgrade() {
+                Some(s) => s.store(Arc::new(resolver.snapshot())),
+                None => break,
+            }
+        }
+    });
+    Some(task.abort_handle())
+}
+
+/// One SSM-backed key of a function.
+#[derive(Debug, Clone)]
+pub(super) struct RemoteKey {
+    /// The key the guest reads (for a path: the prefix of its keys).
+    pub key: String,
+    /// A parameter name, or a path.
+    pub param: Param,
+    /// Used when the parameter does not exist (never for a path).
+    pub default: Option<String>,
+    /// Boot fails without a value.
+    pub required: bool,
+    /// What the guest currently sees from this key.
+    pub current: Current,
+}
+
+impl RemoteKey {
+    /// A key as the manifest declares it; nothing fetched yet.
+    pub(super) fn new(key: &str, param: Param, decl: &crate::manifest::ConfigKeySpec) -> RemoteKey {
+        RemoteKey {
+            key: key.to_string(),
+            param,
+            default: decl.default.clone(),
+            required: decl.required,
+            current: Current::Absent,
+        }
+    }
+}
+
+/// What an SSM key reads.
+#[derive(Debug, Clone)]
+pub(super) enum Param {
+    /// One parameter.
+    Name(String),
+    /// Every parameter under a path (ends with `/`).
+    Path(String),
+}
+
+/// An SSM key's current value(s).
+#[derive(Debug, Clone, Default)]
+pub(super) enum Current {
+    /// None: not required, and nothing fetched.
+    #[default]
+    Absent,
+    /// The manifest's default.
+    Default(String),
+    /// A parameter's value (or, for a path, the guest key to value of each parameter).
+    Fetched(BTreeMap<String, String>),
+}
+
+struct Resolver {
+    function: String,
+    /// Values from `value`, `env` and `file`, resolved at boot.
+    fixed: BTreeMap<String, String>,
+    keys: Vec<RemoteKey>,
+    provider: SsmProvider,
+}
+
+impl Resolver {
+    async fn fetch(&self) -> Fetched {
+        let mut names = Vec::new();
+        let mut paths = Vec::new();
+        for k in &self.keys {
+            let (list, p) = match &k.param {
+                Param::Name(n) => (&mut names, n),
+                Param::Path(p) => (&mut paths, p),
+            };
+            if !list.contains(p) {
+                list.push(p.clone());
+            }
+        }
+        self.provider.fetch(&names, &paths).await
+    }
+
+    fn apply_boot(&mut self, fetched: &Fetched) -> Result<(), BootError> {
+        let source = self.provider.describe();
+        for k in &mut self.keys {
+            let err = |message: String| BootError::Config {
+                function: self.function.clone(),
+                key: k.key.clone(),
+                message,
+            };
+            let unavailable = match (&k.param, fetched) {
+                (Param::Name(n), f) => match f.name(n) {
+                    Lookup::Found(v) => {
+                        k.current = Current::Fetched(BTreeMap::from([(k.key.clone(), v.to_string())]));
+                        continue;
+                    }
+                    Lookup::Missing => format!("SSM parameter {n} does not exist in {source}"),
+                    Lookup::Failed(e) => {
+                        let why = format!("cannot fetch SSM parameter {n} from {source}: {e}");
+                        tracing::warn!(function = %self.function, key = %k.key, parameter = %n, error = %e, "config: SSM fetch failed at boot");
+                        why
+                    }
+                },
+                (Param::Path(p), f) => match f.path(p) {
+                    Lookup::Found(list) if !list.is_empty() => {
+                        let map = list
+                            .iter()
+                            .filter_map(|(name, v)| Some((path_key(&k.key, p, name)?, v.clone())))
+                            .collect();
+                        k.current = Current::Fetched(map);
+                        continue;
+                    }
+                    Lookup::Found(_) | Lookup::Missing => format!("there are no SSM parameters under {p} in {source}"),
+                    Lookup::Failed(e) => format!("cannot fetch the SSM parameters under {p} from {source}: {e}"),
+                },
+            };
+            k.current = match (&k.default, k.required) {
+                (Some(d), _) => Current::Default(d.clone()),
+                (None, false) => Current::Absent,
+                (None, true) => {
+                    return Err(err(format!(
+                        "{unavailable} and the key has no default (set `required = false` to allow)"
+                    )));
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Takes what a refresh got; keeps the last good values of whatever it
+    /// could not get, and says so (parameter names only: values are never logged).
+    fn apply_refresh(&mut self, fetched: &Fetched) {
+        for f in &fetched.failed {
+            tracing::warn!(function = %self.function, parameters = ?f.parameters, error = %f.error,
+                "config refresh failed; keeping the last good values");
+        }
+        for k in &mut self.keys {
+            match &k.param {
+                Param::Name(n) => match fetched.name(n) {
+                    Lookup::Found(v) => {
+                        k.current = Current::Fetched(BTreeMap::from([(k.key.clone(), v.to_string())]));
+                    }
+                    Lookup::Missing => {
+                        if matches!(k.current, Current::Fetched(_)) {
+                            tracing::warn!(function = %self.function, key = %k.key, parameter = %n,
+                                "config refresh: SSM parameter no longer exists; keeping its last value");
+                        }
+                    }
+                    Lookup::Failed(_) => {}
+                },
+                Param::Path(p) => {
+                    if let Lookup::Found(list) = fetched.path(p) {
+                        let mut now: BTreeMap<String, String> = list
+                            .iter()
+                            .filter_map(|(name, v)| Some((path_key(&k.key, p, name)?, v.clone())))
+                            .collect();
+                        if let Current::Fetched(before) = &k.current {
+                            let gone: Vec<&String> = before.keys().filter(|key| !now.contains_key(*key)).collect();
+                            if !gone.is_empty() {
+                                tracing::warn!(function = %self.function, path = %p, keys = ?gone,
+                                    "config refresh: SSM parameters no longer exist under the path; keeping their last values");
+                            }
+                            for (key, v) in before {
+                                now.entry(key.clone()).or_insert_with(|| v.clone());
+                            }
+                        }
+                        if !now.is_empty() {
+                            k.current = Current::Fetched(now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The guest's view: fixed keys, then SSM keys. A key under a path never
+    /// replaces a key declared on its own.
+    fn snapshot(&self) -> WasiConfigVariables {
+        self.view().into_iter().collect()
+    }
+
+    fn view(&self) -> BTreeMap<String, String> {
+        let mut all = self.fixed.clone();
+        let declared: Vec<&str> = self.keys.iter().map(|k| k.key.as_str()).collect();
+        for k in &self.keys {
+            match &k.current {
+                Current::Absent => {}
+                Current::Default(v) => {
+                    all.insert(k.key.clone(), v.clone());
+                }
+                Current::Fetched(map) => {
+                    for (key, v) in map {
+                        let path_clash = matches!(k.param, Param::Path(_))
+                            && (self.fixed.contains_key(key) || declared.contains(&key.as_str()));
+                        if path_clash {
+                            tracing::warn!(function = %self.function, key = %key,
+                                "config: a parameter under an `ssm_path` maps to a declared key; the declared key wins");
+                            continue;
+                        }
+                        all.insert(key.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(key: &str, param: Param, default: Option<&str>, required: bool) -> RemoteKey {
+        RemoteKey {
+            key: key.into(),
+            param,
+            default: default.map(Into::into),
+            required,
+            current: Current::Absent,
+        }
+    }
+
+    fn overrides(dir: &std::path::Path, text: &str) -> SsmProvider {
+        let file = dir.join("ssm.toml");
+        std::fs::write(&file, text).unwrap();
+        SsmProvider::overrides_file(file).unwrap()
+    }
+
+    fn resolver(provider: SsmProvider) -> Resolver {
+        Resolver {
+            function: "f".into(),
+            fixed: BTreeMap::from([("fixed".into(), "1".into())]),
+            keys: vec![
+                key("url", Param::Name("/app/url".into()), None, true),
+                key("opt", Param::Name("/app/opt".into()), None, false),
+                key("def", Param::Name("/app/def".into()), Some("d"), true),
+                key("db", Param::Path("/app/db/".into()), None, true),
+            ],
+            provider,
+        }
+    }
+
+    fn dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "nimbus-cache-test-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn boot_then_refresh_keeps_last_good_values() {
+        let d = dir();
+        let p = overrides(
+            &d,
+            r#""/app/url" = "u1"
+"/app/db/host" = "h1"
+"/app/db/replica/port" = "5432"
+"/app/db" = "not under the path"
+"/app/dbx/host" = "not under the path either"
+"#,
+        );
+        let mut r = resolver(p.clone());
+        let f = r.fetch().await;
+        r.apply_boot(&f).unwrap();
+        let want = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(
+            r.view(),
+            want(&[
+                ("db.host", "h1"),
+                ("db.replica.port", "5432"),
+                ("def", "d"),
+                ("fixed", "1"),
+                ("url", "u1")
+            ])
+        );
+
+        // New values, one path parameter and the url parameter gone, the optional one appears.
+        overrides(
+            &d,
+            "\"/app/url\" = \"x\"\n\"/app/opt\" = \"o\"\n\"/app/db/host\" = \"h2\"\n",
+        );
+        let f = r.fetch().await;
+        r.apply_refresh(&f);
+        assert_eq!(
+            r.view(),
+            want(&[
+                ("db.host", "h2"),
+                ("db.replica.port", "5432"),
+                ("def", "d"),
+                ("fixed", "1"),
+                ("opt", "o"),
+                ("url", "x")
+            ])
+        );
+        overrides(&d, "\"/app/db/host\" = \"h3\"\n");
+        let f = r.fetch().await;
+        r.apply_refresh(&f);
+        assert_eq!(r.view()["url"], "x", "a parameter that disappears keeps its last value");
+        assert_eq!(r.view()["db.host"], "h3");
+
+        // A failing fetch (unreadable file) changes nothing.
+        std::fs::remove_file(d.join("ssm.toml")).unwrap();
+        let before = r.view();
+        let f = r.fetch().await;
+        assert_eq!(f.failed.len(), 1);
+        r.apply_refresh(&f);
+        assert_eq!(r.view(), before);
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[tokio::test]
+    async fn missing_required_parameter_fails_boot_naming_it() {
+        let d = dir();
+        let mut r = resolver(overrides(&d, "\"/app/db/host\" = \"h\"\n"));
+        let f = r.fetch().await;
+        let e = r.apply_boot(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("`f`") && e.contains("`url`") && e.contains("/app/url"),
+            "{e}"
+        );
+        let mut r = resolver(overrides(&d, "\"/app/url\" = \"u\"\n"));
+        let f = r.fetch().await;
+        let e = r.apply_boot(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("`db`") && e.contains("no SSM parameters under /app/db/"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[tokio::test]
+    async fn refresh_task_swaps_values_and_stops_with_its_owner() {
+        let d = dir();
+        let p = overrides(&d, "\"/app/url\" = \"1\"\n\"/app/db/host\" = \"h\"\n");
+        let Resolver { fixed, keys, .. } = resolver(p.clone());
+        let shared = ConfigShared::boot("f", fixed, keys, p.clone(), Some(Duration::from_millis(20)))
+            .await
+            .unwrap();
+        let first = shared.current();
+        let mut seen = false;
+        for _ in 0..250 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            if !Arc::ptr_eq(&first, &shared.current()) {
+                seen = true;
+                break;
+            }
+        }
+        assert!(seen, "the refresh task must swap in a new snapshot");
+        drop(shared);
+        let mut stopped = false;
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            // The test's own clone is the last holder once the task is gone.
+            if p.holders() == 1 {
+                stopped = true;
+                break;
+            }
+        }
+        assert!(stopped, "the refresh task must end when its ConfigShared is dropped");
+        std::fs::remove_dir_all(&d).ok();
+    }
+}
