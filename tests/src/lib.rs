@@ -119,3 +119,4 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, None, &[]).await
 }
 pub mod lambda_emulator;
+pub mod otlp_receiver;

@@ -19,6 +19,7 @@ use crate::logs::LogSink;
 use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse};
 use crate::router::{RouteMatch, Router};
 use crate::state::HostState;
+use crate::telemetry::{InvocationRecord, Telemetry, Trigger};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -55,6 +56,9 @@ pub struct BootOptions {
     /// manifest says: Lambda delivers one at a time, so `bootstrap` sets 1
     /// and the instance pool reserves no slot it will never use.
     pub concurrency_cap: Option<u32>,
+    /// Span export ([`Telemetry::from_env`]); `None`: trace headers are still
+    /// propagated, nothing is exported.
+    pub telemetry: Option<Telemetry>,
 }
 
 /// A booted function.
@@ -149,6 +153,7 @@ pub struct Host {
     router: Router,
     log_sink: LogSink,
     queue_timeout: Duration,
+    telemetry: Option<Telemetry>,
     /// Time from `boot` start to ready.
     pub boot_time: Duration,
 }
@@ -161,6 +166,7 @@ impl Host {
     /// Builds the engine, loads and links every function, and builds the route table.
     pub async fn boot(manifest: Manifest, opts: BootOptions) -> Result<Arc<Host>, BootError> {
         let started = Instant::now();
+        let started_at = SystemTime::now();
         let specs: Vec<&FunctionSpec> = manifest
             .functions
             .iter()
@@ -244,7 +250,8 @@ impl Host {
                 ),
             };
             tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
-            let shared = caps::Shared::configure(spec).await?;
+            let mut shared = caps::Shared::configure(spec).await?;
+            shared.outbound.telemetry = opts.telemetry.clone();
             let index = functions.len();
             for r in &spec.routes {
                 router
@@ -276,14 +283,23 @@ impl Host {
             });
         }
 
+        if let Some(t) = &opts.telemetry {
+            t.record_init(started_at, functions.len());
+        }
         Ok(Arc::new(Host {
             engine,
             functions,
             router,
             log_sink: opts.log_sink,
             queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
+            telemetry: opts.telemetry,
             boot_time: started.elapsed(),
         }))
+    }
+
+    /// The span exporter, if tracing export is on (adapters flush it).
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
     }
 
     /// All booted functions.
@@ -307,14 +323,45 @@ impl Host {
     }
 
     /// Runs one invocation in a fresh instance (or a warm one, for `reuse` functions).
+    ///
+    /// With telemetry on, the invocation's span is exported when it ends: at
+    /// the end of the response body for HTTP (so streaming is covered).
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
-        match (&f.pre, payload) {
+        let inv = Arc::new(inv);
+        let record = self.telemetry.as_ref().map(|t| {
+            let trigger = match &payload {
+                Payload::Http(_) => Trigger::Http,
+                Payload::Event(ev) => Trigger::of(ev.source),
+            };
+            let mut r = InvocationRecord::start(t, &inv, trigger);
+            if let Payload::Http(req) = &payload {
+                r.http_request(req);
+            }
+            r
+        });
+        let result = match (&f.pre, payload) {
             (Pre::Http(pre, idle), Payload::Http(req)) => self.invoke_http(f, pre, idle, inv, req).await,
             (Pre::Event(pre, idle), Payload::Event(ev)) => self.invoke_event(f, pre, idle, inv, ev).await,
             _ => Err(InvokeError::WrongKind {
                 function: f.name.to_string(),
                 kind: f.kind.as_str(),
             }),
+        };
+        let Some(mut record) = record else {
+            return result;
+        };
+        match result {
+            Ok(Outcome::Http(resp)) => {
+                record.http_status(resp.status().as_u16());
+                Ok(Outcome::Http(
+                    resp.map(|body| RecordedBody { body, record }.boxed_unsync()),
+                ))
+            }
+            Err(e) => {
+                record.failed(e.error_type());
+                Err(e)
+            }
+            ok => ok,
         }
     }
 
@@ -380,7 +427,7 @@ impl Host {
         f: &Function,
         pre: &ProxyPre<HostState>,
         idle: &Idle<Proxy>,
-        inv: Invocation,
+        inv: Arc<Invocation>,
         req: http::Request<Body>,
     ) -> Result<Outcome, InvokeError> {
         let limit = f.limits.max_request_body;
@@ -395,7 +442,6 @@ impl Host {
             });
         }
         let permit = self.acquire(f, &inv).await?;
-        let inv = Arc::new(inv);
         let mut ready = self.ready(f, idle, &inv);
 
         let too_large = Arc::new(AtomicBool::new(false));
@@ -487,7 +533,7 @@ impl Host {
         f: &Function,
         pre: &EventFunctionPre<HostState>,
         idle: &Idle<EventFunction>,
-        inv: Invocation,
+        inv: Arc<Invocation>,
         event: Event,
     ) -> Result<Outcome, InvokeError> {
         let limit = f.limits.max_request_body;
@@ -500,7 +546,6 @@ impl Host {
             });
         }
         let _permit = self.acquire(f, &inv).await?;
-        let inv = Arc::new(inv);
         let mut ready = self.ready(f, idle, &inv);
         let event = types::Event {
             source: event.source.into(),
@@ -590,6 +635,38 @@ impl From<EventSource> for types::EventSource {
             EventSource::Kinesis => types::EventSource::Kinesis,
             EventSource::Other => types::EventSource::Other,
         }
+    }
+}
+
+/// A response body that carries its invocation's span, exported when the
+/// body is done with (sent, collected or dropped).
+struct RecordedBody {
+    body: Body,
+    record: InvocationRecord,
+}
+
+impl http_body::Body for RecordedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Err(e))) = &polled {
+            this.record.failed(match e {
+                wasmtime_wasi_http::Error::HttpResponseBodySize(_) => "Nimbus.PayloadTooLarge",
+                _ => "Nimbus.Trap",
+            });
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -35,6 +35,7 @@ pub mod logs;
 pub mod manifest;
 pub mod router;
 pub mod state;
+pub mod telemetry;
 
 pub use error::{BootError, InvokeError};
 pub use exports::Kind;

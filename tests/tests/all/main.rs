@@ -9,6 +9,7 @@ mod failures;
 mod http;
 mod outbound;
 mod reuse;
+mod trace_export;
 mod wit;
 
 use nimbus_core::Host;

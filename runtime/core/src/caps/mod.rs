@@ -14,6 +14,7 @@ pub mod config;
 pub mod invocation;
 pub mod limits;
 pub mod outbound;
+pub mod propagate;
 pub mod trace;
 
 use crate::error::BootError;
