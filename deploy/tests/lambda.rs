@@ -415,10 +415,11 @@ async fn trace_id_and_deadline_reach_the_guest() {
     let ctx = echoed(&resp);
     assert_eq!(ctx["xray"], xray, "the SDK's xray_trace_id()");
     assert_eq!(ctx["xray_env"], xray, "the guest's _X_AMZN_TRACE_ID");
-    assert_eq!(
-        ctx["traceparent"],
-        "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
-    );
+    // The X-Ray trace, with the invocation's own span (child of Lambda's segment) as the parent.
+    let tp = ctx["traceparent"].as_str().unwrap();
+    assert!(tp.starts_with("00-5759e988bd862e3fe1be46a994272793-"), "{tp}");
+    assert!(tp.ends_with("-01"), "{tp}");
+    assert_ne!(&tp[36..52], "53995c3f42cd8ad8");
     assert_eq!(ctx["env_count"], 1, "only the trace id; no host environment");
     assert!(ctx["request_id"].as_str().unwrap().starts_with("8476a536-"));
     let lambda_deadline = before + 5000;
@@ -912,4 +913,77 @@ async fn a_warm_function_keeps_its_instance_between_invocations_until_it_traps()
         emf.iter()
             .all(|r| r["function"] == "warm" && r["request_id"].as_str().is_some_and(|id| !id.is_empty()))
     );
+}
+
+#[tokio::test]
+async fn spans_reach_the_collector_before_each_result_is_returned() {
+    let receiver = nimbus_tests::otlp_receiver::OtlpReceiver::start().await;
+    let endpoint = receiver.endpoint();
+    // Batches are only sent by the per-invocation flush here: the background
+    // schedule is a minute away. The flush bound is generous for a slow machine.
+    let rt = Runtime::start(
+        "warm",
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+            ("NIMBUS_OTEL_FLUSH_TIMEOUT_MS", "10000"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/25/[$LATEST]abc"),
+        ],
+    )
+    .await;
+    let get = json!({"version": "2.0", "rawPath": "/orders", "headers": {"host": "h"},
+                     "requestContext": {"http": {"method": "GET"}, "stage": "$default"}, "isBase64Encoded": false});
+    for (i, root) in ["5759e988bd862e3fe1be46a994272790", "5759e988bd862e3fe1be46a994272791"]
+        .into_iter()
+        .enumerate()
+    {
+        let opts = InvokeOptions {
+            trace_id: Some(format!(
+                "Root=1-{}-{};Parent=53995c3f42cd8ad8;Sampled=1",
+                &root[..8],
+                &root[8..]
+            )),
+            ..InvokeOptions::default()
+        };
+        let ctx = echoed(&rt.emu.invoke_with(get.to_string(), opts).await.json());
+        let rid = rt.emu.last_request_id().unwrap();
+        // Flushed before the result was posted: the span is there already
+        // (a short grace for the receiver's bookkeeping only).
+        let spans = receiver
+            .wait_for(Duration::from_secs(2), |s| s.iter().any(|s| s.trace_id == root))
+            .await;
+        let inv: Vec<_> = spans.iter().filter(|s| s.trace_id == root).collect();
+        assert_eq!(inv.len(), 1, "{spans:#?}");
+        let inv = inv[0];
+        assert_eq!(inv.attr("faas.invocation_id"), rid.as_str());
+        assert_eq!(inv.attr("faas.coldstart"), i == 0, "cold only on the first invocation");
+        assert_eq!(inv.attr("faas.trigger"), "http");
+        assert_eq!(inv.attr("http.response.status_code"), 200);
+        assert_eq!(inv.attr("url.path"), "/orders");
+        assert_eq!(inv.parent_span_id, "53995c3f42cd8ad8", "Lambda's segment is the parent");
+        // The guest (a warm instance from the second call on) sees the invocation span as its parent.
+        assert_eq!(
+            ctx["traceparent"],
+            format!("00-{root}-{}-01", inv.span_id),
+            "guest context on call {}",
+            i + 1
+        );
+        for (k, v) in [
+            ("service.name", json!("nimbus-test")),
+            ("cloud.provider", json!("aws")),
+            ("cloud.platform", json!("aws_lambda")),
+            ("cloud.region", json!("eu-west-1")),
+            ("faas.name", json!("nimbus-test")),
+            ("faas.version", json!("$LATEST")),
+            ("faas.instance", json!("2026/11/25/[$LATEST]abc")),
+            ("faas.max_memory", json!(128 * 1024 * 1024)),
+        ] {
+            assert_eq!(inv.resource.get(k), Some(&v), "resource {k}");
+        }
+    }
+    let spans = receiver.spans();
+    let init: Vec<_> = spans.iter().filter(|s| s.name == "nimbus.init").collect();
+    assert_eq!(init.len(), 1, "one init span: {spans:#?}");
+    assert_eq!(init[0].attr("faas.coldstart"), true);
 }

@@ -171,7 +171,7 @@ impl LambdaEmulator {
         let id = {
             let mut st = self.state.lock().unwrap();
             st.seq += 1;
-            format!("8476a536-e9f4-11e8-9739-{:012x}", st.seq)
+            request_id(st.seq)
         };
         let (done, answer) = oneshot::channel();
         let deadline_ms = unix_ms() + opts.timeout.as_millis() as u64;
@@ -203,10 +203,21 @@ impl LambdaEmulator {
         self.state.lock().unwrap().first_next
     }
 
+    /// The request id of the latest invocation queued (`None` before the first).
+    pub fn last_request_id(&self) -> Option<String> {
+        let seq = self.state.lock().unwrap().seq;
+        (seq > 0).then(|| request_id(seq))
+    }
+
     /// How many times the runtime asked for an event.
     pub fn next_calls(&self) -> u64 {
         self.state.lock().unwrap().next_calls
     }
+}
+
+/// The request id of the `seq`th invocation (UUID-shaped, as Lambda's).
+fn request_id(seq: u64) -> String {
+    format!("8476a536-e9f4-11e8-9739-{seq:012x}")
 }
 
 fn unix_ms() -> u64 {

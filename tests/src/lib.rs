@@ -123,3 +123,4 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
 }
 pub mod lambda_emulator;
 pub mod moto;
+pub mod otlp_receiver;

@@ -3,11 +3,13 @@
 use crate::progress::{Step, boot_progress};
 use nimbus_core::artifact::LoadedFrom;
 use nimbus_core::caps::config::SsmProvider;
+use nimbus_core::telemetry::Platform;
 use nimbus_core::{BootOptions, Host, Kind};
 use nimbus_platforms::local::{Gateway, GatewayOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// `nimbus serve` options.
 #[derive(clap::Args)]
@@ -84,9 +86,17 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         manifest.functions.len(),
         args.manifest.display()
     )));
+    let app = args
+        .manifest
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent()?.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "nimbus".into());
+    let telemetry = nimbus_platforms::bootstrap::telemetry_from_env(Platform::Local { app })?;
     let opts = BootOptions {
         progress: Some(boot_progress(step.clone())),
         metrics: nimbus_core::metrics::MetricsFormat::from_env()?,
+        telemetry: telemetry.clone(),
         ..BootOptions::default()
     };
     let host = Host::boot(manifest.clone(), opts).await?;
@@ -147,6 +157,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     shutdown_signal().await;
     eprintln!("shutting down: finishing in-flight requests");
     gateway.shutdown().await;
+    if let Some(t) = telemetry {
+        // Spans are exported in batches in the background; send the last ones.
+        t.shutdown(Duration::from_secs(5)).await;
+    }
     Ok(())
 }
 

@@ -20,6 +20,7 @@ use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse};
 use crate::metrics::{InvocationReport, MetricsFormat};
 use crate::router::{RouteMatch, Router};
 use crate::state::HostState;
+use crate::telemetry::{InvocationRecord, Telemetry, Trigger};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Semaphore;
 use wasmtime::component::Linker;
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -58,6 +59,9 @@ pub struct BootOptions {
     pub concurrency_cap: Option<u32>,
     /// Per-invocation metrics (duration, cold-start init, peak memory).
     pub metrics: MetricsFormat,
+    /// Span export ([`Telemetry::from_env`]); `None`: trace headers are still
+    /// propagated, nothing is exported.
+    pub telemetry: Option<Telemetry>,
 }
 
 /// A booted function.
@@ -155,6 +159,7 @@ pub struct Host {
     metrics: MetricsFormat,
     /// Until the first invocation: it is the cold start.
     cold: AtomicBool,
+    telemetry: Option<Telemetry>,
     /// Time from `boot` start to ready.
     pub boot_time: Duration,
 }
@@ -167,6 +172,7 @@ impl Host {
     /// Builds the engine, loads and links every function, and builds the route table.
     pub async fn boot(manifest: Manifest, opts: BootOptions) -> Result<Arc<Host>, BootError> {
         let started = Instant::now();
+        let started_at = SystemTime::now();
         let specs: Vec<&FunctionSpec> = manifest
             .functions
             .iter()
@@ -250,7 +256,8 @@ impl Host {
                 ),
             };
             tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
-            let shared = caps::Shared::configure(spec).await?;
+            let mut shared = caps::Shared::configure(spec).await?;
+            shared.outbound.telemetry = opts.telemetry.clone();
             let index = functions.len();
             for r in &spec.routes {
                 router
@@ -282,6 +289,9 @@ impl Host {
             });
         }
 
+        if let Some(t) = &opts.telemetry {
+            t.record_init(started_at, functions.len());
+        }
         Ok(Arc::new(Host {
             engine,
             functions,
@@ -290,8 +300,14 @@ impl Host {
             metrics: opts.metrics,
             cold: AtomicBool::new(true),
             queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
+            telemetry: opts.telemetry,
             boot_time: started.elapsed(),
         }))
+    }
+
+    /// The span exporter, if tracing export is on (adapters flush it).
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
     }
 
     /// All booted functions.
@@ -315,19 +331,50 @@ impl Host {
     }
 
     /// Runs one invocation in a fresh instance (or a warm one, for `reuse` functions).
+    ///
+    /// With telemetry on, the invocation's span is exported when it ends: at
+    /// the end of the response body for HTTP (so streaming is covered).
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
         let meter = Meter {
             started: Instant::now(),
             cold_start_init: self.cold.swap(false, Ordering::Relaxed).then_some(self.boot_time),
             publish: (self.metrics != MetricsFormat::Off).then(|| (self.metrics.clone(), self.log_sink.clone())),
         };
-        match (&f.pre, payload) {
+        let inv = Arc::new(inv);
+        let record = self.telemetry.as_ref().map(|t| {
+            let trigger = match &payload {
+                Payload::Http(_) => Trigger::Http,
+                Payload::Event(ev) => Trigger::of(ev.source),
+            };
+            let mut r = InvocationRecord::start(t, &inv, trigger);
+            if let Payload::Http(req) = &payload {
+                r.http_request(req);
+            }
+            r
+        });
+        let result = match (&f.pre, payload) {
             (Pre::Http(pre, idle), Payload::Http(req)) => self.invoke_http(f, pre, idle, inv, req, meter).await,
             (Pre::Event(pre, idle), Payload::Event(ev)) => self.invoke_event(f, pre, idle, inv, ev, meter).await,
             _ => Err(InvokeError::WrongKind {
                 function: f.name.to_string(),
                 kind: f.kind.as_str(),
             }),
+        };
+        let Some(mut record) = record else {
+            return result;
+        };
+        match result {
+            Ok(Outcome::Http(resp)) => {
+                record.http_status(resp.status().as_u16());
+                Ok(Outcome::Http(
+                    resp.map(|body| RecordedBody { body, record }.boxed_unsync()),
+                ))
+            }
+            Err(e) => {
+                record.failed(e.error_type());
+                Err(e)
+            }
+            ok => ok,
         }
     }
 
@@ -393,7 +440,7 @@ impl Host {
         f: &Function,
         pre: &ProxyPre<HostState>,
         idle: &Idle<Proxy>,
-        inv: Invocation,
+        inv: Arc<Invocation>,
         req: http::Request<Body>,
         meter: Meter,
     ) -> Result<Outcome, InvokeError> {
@@ -409,7 +456,6 @@ impl Host {
             });
         }
         let permit = self.acquire(f, &inv).await?;
-        let inv = Arc::new(inv);
         let mut ready = self.ready(f, idle, &inv);
 
         let too_large = Arc::new(AtomicBool::new(false));
@@ -504,7 +550,7 @@ impl Host {
         f: &Function,
         pre: &EventFunctionPre<HostState>,
         idle: &Idle<EventFunction>,
-        inv: Invocation,
+        inv: Arc<Invocation>,
         event: Event,
         meter: Meter,
     ) -> Result<Outcome, InvokeError> {
@@ -518,7 +564,6 @@ impl Host {
             });
         }
         let _permit = self.acquire(f, &inv).await?;
-        let inv = Arc::new(inv);
         let mut ready = self.ready(f, idle, &inv);
         let event = types::Event {
             source: event.source.into(),
@@ -635,6 +680,38 @@ impl From<EventSource> for types::EventSource {
             EventSource::Kinesis => types::EventSource::Kinesis,
             EventSource::Other => types::EventSource::Other,
         }
+    }
+}
+
+/// A response body that carries its invocation's span, exported when the
+/// body is done with (sent, collected or dropped).
+struct RecordedBody {
+    body: Body,
+    record: InvocationRecord,
+}
+
+impl http_body::Body for RecordedBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Err(e))) = &polled {
+            this.record.failed(match e {
+                wasmtime_wasi_http::Error::HttpResponseBodySize(_) => "Nimbus.PayloadTooLarge",
+                _ => "Nimbus.Trap",
+            });
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

@@ -3,6 +3,7 @@
 //! platform edge; capabilities read them, never a process-wide variable.
 
 use crate::Body;
+use crate::caps::propagate::SpanIds;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -18,20 +19,33 @@ pub struct Invocation {
     pub deadline: Instant,
     /// The same instant in milliseconds since the Unix epoch, as the guest sees it.
     pub deadline_unix_ms: u64,
-    /// The W3C trace context.
+    /// The W3C trace context, as the guest sees it: its `traceparent` names
+    /// the invocation's own span ([`Invocation::span`]) as the parent, so
+    /// whatever the guest does chains under the invocation.
     pub trace: TraceContext,
+    /// The invocation span's ids and its caller's span (the incoming parent).
+    pub span: SpanIds,
 }
 
 impl Invocation {
     /// An invocation of `function` that must finish within `timeout` from now.
-    pub fn new(function: Arc<str>, timeout: Duration, request_id: Option<String>, trace: TraceContext) -> Invocation {
+    /// The invocation gets a span of its own, child of `trace`'s parent id.
+    pub fn new(
+        function: Arc<str>,
+        timeout: Duration,
+        request_id: Option<String>,
+        mut trace: TraceContext,
+    ) -> Invocation {
         let now_unix_ms = unix_ms_now();
+        let span = SpanIds::child_of(&trace.traceparent);
+        trace.traceparent = span.traceparent_for(span.span_id);
         Invocation {
             request_id: request_id.map(Arc::from).unwrap_or_else(|| Arc::from(new_request_id())),
             function,
             deadline: Instant::now() + timeout,
             deadline_unix_ms: now_unix_ms + timeout.as_millis() as u64,
             trace,
+            span,
         }
     }
 

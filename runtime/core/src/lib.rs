@@ -37,6 +37,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod router;
 pub mod state;
+pub mod telemetry;
 
 pub use error::{BootError, InvokeError};
 pub use exports::Kind;

@@ -14,10 +14,13 @@
 //! - `NIMBUS_DEADLINE_MARGIN_MS`: how long before Lambda's deadline the guest is stopped (default 100);
 //! - `NIMBUS_METRICS=emf`: one CloudWatch Embedded Metric Format line per invocation
 //!   (`NIMBUS_METRICS_NAMESPACE`, default `Nimbus`);
-//! - `NIMBUS_LOG`: host log filter (default `info`); the engine's `NIMBUS_*` settings.
+//! - `NIMBUS_LOG`: host log filter (default `info`); the engine's `NIMBUS_*` settings;
+//! - `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: export spans
+//!   (OTLP/HTTP), flushed after each invocation within `NIMBUS_OTEL_FLUSH_TIMEOUT_MS`.
 
 use crate::lambda::{self, LambdaOptions};
 use nimbus_core::engine::EngineOptions;
+use nimbus_core::telemetry::{Platform, Telemetry, TelemetryError};
 use nimbus_core::{BootError, BootOptions, Host, Manifest};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,9 @@ pub enum InitError {
     /// The host could not boot.
     #[error(transparent)]
     Boot(#[from] BootError),
+    /// An OpenTelemetry setting is bad.
+    #[error(transparent)]
+    Telemetry(TelemetryError),
 }
 
 impl InitError {
@@ -55,6 +61,7 @@ impl InitError {
             InitError::WhichFunction(_) => "Nimbus.Init.Function",
             InitError::Setting { .. } => "Nimbus.Init.Setting",
             InitError::Boot(e) => e.error_type(),
+            InitError::Telemetry(_) => "Nimbus.Init.Setting",
         }
     }
 }
@@ -119,16 +126,34 @@ fn margin_from_env() -> Result<Duration, InitError> {
     }
 }
 
+/// Span export as `OTEL_*` configures it. A bad setting stops init; an
+/// exporter that cannot be built is logged and export stays off, since
+/// tracing must never take the function down.
+pub fn telemetry_from_env(platform: Platform) -> Result<Option<Telemetry>, InitError> {
+    match Telemetry::from_env(&platform) {
+        Ok(t) => Ok(t),
+        Err(e @ TelemetryError::Setting { .. }) => Err(InitError::Telemetry(e)),
+        Err(e) => {
+            tracing::warn!("span export is off: {e}");
+            Ok(None)
+        }
+    }
+}
+
 /// Boots the host for the packaged function.
 async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions), InitError> {
     let deadline_margin = margin_from_env()?;
     let manifest = Manifest::load(find_manifest()?).map_err(BootError::from)?;
     let function = pick_function(&manifest)?;
+    let telemetry = telemetry_from_env(Platform::Lambda {
+        function: function.clone(),
+    })?;
     let opts = BootOptions {
         engine: EngineOptions::default().with_env_overrides()?,
         only: Some(vec![function]),
         concurrency_cap: Some(1),
         metrics: nimbus_core::metrics::MetricsFormat::from_env()?,
+        telemetry,
         ..BootOptions::default()
     };
     let host = Host::boot(manifest, opts).await?;

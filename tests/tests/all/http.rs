@@ -80,7 +80,11 @@ async fn invocation_context_reaches_the_guest() {
     assert_eq!(r.status, 200);
     let v = r.json();
     assert_eq!(v["function"], "context");
-    assert_eq!(v["traceparent"], tp);
+    // Same trace and flags; the parent is the invocation's own span, child of the caller's.
+    let seen = v["traceparent"].as_str().unwrap();
+    assert_eq!(&seen[..36], &tp[..36]);
+    assert_eq!(&seen[52..], "-01");
+    assert_ne!(&seen[36..52], &tp[36..52]);
     assert_eq!(v["tracestate"], "congo=t61rcWkgMzE");
     assert_eq!(v["request_id"], r.headers["x-nimbus-request-id"].to_str().unwrap());
     let remaining = v["remaining_ms"].as_u64().unwrap();

@@ -11,6 +11,7 @@ mod http;
 mod metrics;
 mod outbound;
 mod reuse;
+mod trace_export;
 mod wit;
 
 use nimbus_core::Host;

@@ -21,6 +21,7 @@ fn handle(req: Request) -> Response {
     json(&serde_json::json!({
         "calls": calls,
         "request_id": nimbus_sdk::invocation::request_id(),
+        "traceparent": nimbus_sdk::invocation::current().traceparent,
         "xray": nimbus_sdk::invocation::xray_trace_id(),
         "xray_env": std::env::var("_X_AMZN_TRACE_ID").ok(),
     }))

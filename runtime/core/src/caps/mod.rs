@@ -15,6 +15,7 @@ pub mod invocation;
 pub mod limits;
 pub mod logging;
 pub mod outbound;
+pub mod propagate;
 pub mod trace;
 pub mod trace_headers;
 

@@ -4,12 +4,18 @@
 //! `allowed_outbound_hosts`. Everything else — including the cloud instance
 //! metadata endpoint — is refused with `HttpRequestDenied` before a
 //! connection is opened.
+//!
+//! An allowed request carries the invocation's trace: the host writes
+//! `traceparent`/`tracestate` (and `X-Amzn-Trace-Id` on AWS) naming a new
+//! client span ([`super::propagate`]), and exports that span when telemetry is on.
 
 use super::Capability;
+use super::propagate;
 use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::manifest::{FunctionSpec, OutboundRule};
 use crate::state::HostState;
+use crate::telemetry::{OutboundRecord, Telemetry};
 use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
@@ -17,9 +23,21 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpH
 /// The `outbound` capability.
 pub struct Outbound;
 
-/// The policy for one invocation (an `Arc` of the function's rules).
+/// The function's allow-list and the host's telemetry, built once at boot.
+#[derive(Clone)]
+pub struct OutboundShared {
+    /// Allowed origins.
+    pub rules: Arc<[OutboundRule]>,
+    /// Where client spans go (`None`: propagation only).
+    pub telemetry: Option<Telemetry>,
+}
+
+/// The policy for one invocation (an `Arc` of the function's rules) and the
+/// invocation whose trace outgoing requests carry.
 pub struct OutboundPolicy {
     rules: Arc<[OutboundRule]>,
+    inv: Arc<Invocation>,
+    telemetry: Option<Telemetry>,
 }
 
 /// Link-local metadata services are never reachable, whatever the allow-list says.
@@ -40,7 +58,7 @@ impl OutboundPolicy {
 
 impl Capability for Outbound {
     const NAME: &'static str = "outbound";
-    type Shared = Arc<[OutboundRule]>;
+    type Shared = OutboundShared;
     type State = OutboundPolicy;
 
     fn link(_linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -50,11 +68,18 @@ impl Capability for Outbound {
     }
 
     async fn configure(spec: &FunctionSpec) -> Result<Self::Shared, BootError> {
-        Ok(spec.allowed_outbound_hosts.clone().into())
+        Ok(OutboundShared {
+            rules: spec.allowed_outbound_hosts.clone().into(),
+            telemetry: None,
+        })
     }
 
-    fn prepare(shared: &Self::Shared, _inv: &Arc<Invocation>) -> OutboundPolicy {
-        OutboundPolicy { rules: shared.clone() }
+    fn prepare(shared: &Self::Shared, inv: &Arc<Invocation>) -> OutboundPolicy {
+        OutboundPolicy {
+            rules: shared.rules.clone(),
+            inv: inv.clone(),
+            telemetry: shared.telemetry.clone(),
+        }
     }
 }
 
@@ -66,7 +91,7 @@ type SendResult = wasmtime_wasi_http::Result<(
 impl WasiHttpHooks for OutboundPolicy {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> Box<dyn Future<Output = SendResult> + Send> {
@@ -74,9 +99,22 @@ impl WasiHttpHooks for OutboundPolicy {
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
         drop(fut);
+        let span_id = propagate::new_span_id();
+        propagate::inject(request.headers_mut(), &self.inv, span_id);
+        let record = self
+            .telemetry
+            .as_ref()
+            .map(|t| OutboundRecord::start(t, &self.inv, span_id, &request));
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let sent = wasmtime_wasi_http::default_send_request(request, options).await;
+            if let Some(record) = record {
+                record.end(match &sent {
+                    Ok((res, _)) => Ok(res.status().as_u16()),
+                    Err(e) => Err(format!("{e:?}")),
+                });
+            }
+            let (res, io) = sent?;
             Ok((
                 res.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,

@@ -11,7 +11,12 @@
 //!   their source's response shape ([`encode`]), failures included (500,
 //!   504, … as API Gateway would answer);
 //! - other events go to `events.handle`; a failure is reported to
-//!   `/invocation/{id}/error` with Nimbus's `errorType`.
+//!   `/invocation/{id}/error` with Nimbus's `errorType`;
+//! - with span export on, the invocation's spans are flushed before the
+//!   result goes back to `lambda_runtime`: once it is posted, Lambda may
+//!   freeze the environment before a background export runs. The flush is
+//!   bounded (`NIMBUS_OTEL_FLUSH_TIMEOUT_MS`, default 200 ms), so a slow or
+//!   unreachable collector delays a result by at most that, never fails it.
 //!
 //! Boot failures are reported to `/init/error` by [`report_init_error`].
 
@@ -101,7 +106,13 @@ pub async fn run(host: Arc<Host>, function: usize, opts: LambdaOptions) -> Resul
     let handler = Arc::new(Handler { host, function, opts });
     let service = service_fn(move |ev: LambdaEvent<RawEvent>| {
         let h = handler.clone();
-        async move { h.handle(ev).await }
+        async move {
+            let result = h.handle(ev).await;
+            if let Some(t) = h.host.telemetry() {
+                t.flush().await;
+            }
+            result
+        }
     });
     lambda_runtime::Runtime::new(service).run().await
 }

@@ -1,0 +1,182 @@
+//! `propagate`: span ids of an invocation and the trace headers the host
+//! puts on a guest's outgoing HTTP requests.
+//!
+//! Every invocation has a span of its own ([`SpanIds`]), child of the
+//! caller's span (the incoming `traceparent` parent id, or X-Ray `Parent`).
+//! The guest sees that span as the parent in `invocation.trace().traceparent`,
+//! and each outgoing request gets a client span of its own: the host writes
+//! `traceparent` (and `tracestate`, and on AWS `X-Amzn-Trace-Id`) naming it.
+//! The host's headers replace any the guest set, so the ids the callee sees
+//! always match the spans the host exports. Propagation never depends on
+//! exporting: it works with telemetry off.
+
+use crate::invocation::{Invocation, TraceContext};
+use http::{HeaderMap, HeaderValue};
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+/// The AWS X-Ray header on outgoing requests.
+pub const XRAY_HEADER: &str = "x-amzn-trace-id";
+
+/// One invocation's place in its trace: its own span and its caller's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanIds {
+    /// The W3C trace id (never zero).
+    pub trace_id: u128,
+    /// The invocation span's id (never zero).
+    pub span_id: u64,
+    /// The caller's span id: the incoming `traceparent` parent id.
+    pub parent_id: u64,
+    /// W3C trace flags (bit 0: sampled).
+    pub flags: u8,
+    /// When the invocation started (wall clock, for exported spans).
+    pub started: SystemTime,
+}
+
+impl SpanIds {
+    /// A new span, child of the span named by `traceparent` (a new root if it is malformed).
+    pub fn child_of(traceparent: &str) -> SpanIds {
+        let (trace_id, parent_id, flags) = parse_traceparent(traceparent).unwrap_or((fastrand::u128(1..), 0, 1));
+        SpanIds {
+            trace_id,
+            span_id: new_span_id(),
+            parent_id,
+            flags,
+            started: SystemTime::now(),
+        }
+    }
+
+    /// Whether the trace is sampled (exported spans follow the caller's decision).
+    pub fn sampled(&self) -> bool {
+        self.flags & 1 == 1
+    }
+
+    /// `traceparent` naming `span_id` as the parent, in this trace.
+    pub fn traceparent_for(&self, span_id: u64) -> String {
+        let mut s = String::with_capacity(55);
+        let _ = write!(s, "00-{:032x}-{span_id:016x}-{:02x}", self.trace_id, self.flags);
+        s
+    }
+
+    /// An X-Ray header naming `span_id` as the parent segment, in this trace.
+    pub fn xray_for(&self, span_id: u64) -> String {
+        let hex = format!("{:032x}", self.trace_id);
+        format!(
+            "Root=1-{}-{};Parent={span_id:016x};Sampled={}",
+            &hex[..8],
+            &hex[8..],
+            u8::from(self.sampled())
+        )
+    }
+}
+
+/// A fresh, non-zero span id.
+pub fn new_span_id() -> u64 {
+    fastrand::u64(1..)
+}
+
+/// `(trace id, parent id, flags)` of a well-formed `traceparent`.
+pub fn parse_traceparent(tp: &str) -> Option<(u128, u64, u8)> {
+    let mut parts = tp.split('-');
+    let (_version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if trace.len() != 32 || parent.len() != 16 || flags.len() != 2 {
+        return None;
+    }
+    let trace = u128::from_str_radix(trace, 16).ok().filter(|t| *t != 0)?;
+    let parent = u64::from_str_radix(parent, 16).ok().filter(|p| *p != 0)?;
+    Some((trace, parent, u8::from_str_radix(flags, 16).ok()?))
+}
+
+/// Writes the trace headers for an outgoing request made under `inv` by the
+/// client span `span_id`, replacing any the guest set. `X-Amzn-Trace-Id` is
+/// added only when the invocation came with an X-Ray header.
+pub fn inject(headers: &mut HeaderMap, inv: &Invocation, span_id: u64) {
+    let ids = &inv.span;
+    if let Ok(v) = HeaderValue::from_str(&ids.traceparent_for(span_id)) {
+        headers.insert("traceparent", v);
+    }
+    let trace: &TraceContext = &inv.trace;
+    match trace.tracestate.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+        Some(v) => {
+            headers.insert("tracestate", v);
+        }
+        None => {
+            headers.remove("tracestate");
+        }
+    }
+    if trace.xray.is_some()
+        && let Ok(v) = HeaderValue::from_str(&ids.xray_for(span_id))
+    {
+        headers.insert(XRAY_HEADER, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[test]
+    fn the_invocation_span_is_a_child_of_the_caller() {
+        let ids = SpanIds::child_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        assert_eq!(ids.trace_id, 0x4bf92f3577b34da6a3ce929d0e0e4736);
+        assert_eq!(ids.parent_id, 0x00f067aa0ba902b7);
+        assert_ne!(ids.span_id, ids.parent_id);
+        assert!(ids.sampled());
+        let tp = ids.traceparent_for(0xabc);
+        assert_eq!(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000abc-01");
+        assert!(!SpanIds::child_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").sampled());
+        let root = SpanIds::child_of("garbage");
+        assert_ne!(root.trace_id, 0);
+        assert_eq!(root.parent_id, 0);
+    }
+
+    #[test]
+    fn xray_header_round_trips_through_the_parser() {
+        let h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let ids = SpanIds::child_of(&TraceContext::from_xray(h).traceparent);
+        let out = ids.xray_for(0x1234);
+        assert_eq!(
+            out,
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000001234;Sampled=1"
+        );
+        let back = crate::caps::trace::parse_xray(&out).unwrap();
+        assert_eq!(back.root, "1-5759e988-bd862e3fe1be46a994272793");
+        assert_eq!(back.sampled, Some(true));
+    }
+
+    #[test]
+    fn injection_replaces_the_guests_headers() {
+        let h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
+        let inv = Arc::new(Invocation::new(
+            Arc::from("f"),
+            Duration::from_secs(1),
+            None,
+            TraceContext::from_xray(h),
+        ));
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", HeaderValue::from_static("00-guest-guest-01"));
+        headers.insert("tracestate", HeaderValue::from_static("guest=1"));
+        inject(&mut headers, &inv, 0x42);
+        assert_eq!(
+            headers["traceparent"],
+            "00-5759e988bd862e3fe1be46a994272793-0000000000000042-00"
+        );
+        assert!(headers.get("tracestate").is_none());
+        assert_eq!(
+            headers[XRAY_HEADER],
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000000042;Sampled=0"
+        );
+        // W3C only: no X-Ray header, tracestate passed through.
+        let trace = TraceContext::from_w3c(
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("congo=t61rcWkgMzE"),
+        );
+        let inv = Invocation::new(Arc::from("f"), Duration::from_secs(1), None, trace);
+        let mut headers = HeaderMap::new();
+        inject(&mut headers, &inv, 7);
+        assert_eq!(headers["tracestate"], "congo=t61rcWkgMzE");
+        assert!(headers.get(XRAY_HEADER).is_none());
+    }
+}

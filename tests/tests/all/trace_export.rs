@@ -1,0 +1,289 @@
+//! OpenTelemetry: exported spans (init, invocation, outbound client) chain
+//! under the caller's trace, and the host propagates the trace to outbound
+//! requests whether or not it exports.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use nimbus_core::telemetry::{Telemetry, TelemetryConfig};
+use nimbus_core::{BootOptions, Host, Outcome, Payload, TraceContext};
+use nimbus_tests::otlp_receiver::{OtlpReceiver, ReceivedSpan};
+use nimbus_tests::{boot_with, gateway, request};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const XRAY: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+const XRAY_TRACE: &str = "5759e988bd862e3fe1be46a994272793";
+const W3C: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const W3C_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+type Seen = Arc<Mutex<Vec<http::HeaderMap>>>;
+
+/// A loopback HTTP server answering 207 and keeping every request's headers.
+async fn upstream() -> (SocketAddr, Seen) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Seen::default();
+    let keep = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let keep = keep.clone();
+            let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                keep.lock().unwrap().push(req.headers().clone());
+                async {
+                    Ok::<_, std::convert::Infallible>(
+                        http::Response::builder().status(207).body(String::new()).unwrap(),
+                    )
+                }
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(s), svc),
+            );
+        }
+    });
+    (addr, seen)
+}
+
+fn telemetry(traces_endpoint: String, flush_timeout: Duration) -> Telemetry {
+    Telemetry::new(TelemetryConfig {
+        traces_endpoint,
+        resource: vec![opentelemetry::KeyValue::new("service.name", "trace-test")],
+        flush_timeout,
+    })
+    .unwrap()
+}
+
+async fn boot_outbound(up: SocketAddr, telemetry: Option<Telemetry>) -> (Arc<Host>, nimbus_tests::Logs) {
+    let manifest = format!(
+        r#"
+manifest_version = 1
+[function.fetch]
+component = "{{OUTBOUND}}"
+routes = ["GET /fetch"]
+allowed_outbound_hosts = ["http://127.0.0.1:{}"]
+"#,
+        up.port()
+    );
+    boot_with(
+        &manifest,
+        BootOptions {
+            telemetry,
+            ..BootOptions::default()
+        },
+    )
+    .await
+}
+
+/// Invokes `fetch` directly (as an adapter does) with `trace`; its request id and answer.
+async fn fetch(host: &Host, up: SocketAddr, trace: TraceContext) -> (String, serde_json::Value) {
+    let f = host.function("fetch").unwrap();
+    let inv = host.new_invocation(f, None, trace);
+    let rid = inv.request_id.to_string();
+    let body = Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync();
+    let req = http::Request::get(format!(
+        "http://localhost/fetch?url=http://127.0.0.1:{}/down",
+        up.port()
+    ))
+    .body(body)
+    .unwrap();
+    let Ok(Outcome::Http(resp)) = host.invoke(f, inv, Payload::Http(req)).await else {
+        panic!("fetch failed")
+    };
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (rid, serde_json::from_slice(&body).unwrap())
+}
+
+fn one<'a>(spans: &'a [ReceivedSpan], what: &str, pred: impl Fn(&ReceivedSpan) -> bool) -> &'a ReceivedSpan {
+    let found: Vec<_> = spans.iter().filter(|s| pred(s)).collect();
+    assert_eq!(found.len(), 1, "expected one {what}; spans: {spans:#?}");
+    found[0]
+}
+
+/// The invocation span and its outbound client span in `trace`, checked
+/// against the caller's parent and the headers the upstream received.
+fn check_chain<'a>(
+    spans: &'a [ReceivedSpan],
+    trace: &str,
+    caller: &str,
+    rid: &str,
+    headers: &http::HeaderMap,
+) -> (&'a ReceivedSpan, &'a ReceivedSpan) {
+    let inv = one(spans, "invocation span", |s| s.trace_id == trace && s.name == "fetch");
+    let out = one(spans, "client span", |s| s.trace_id == trace && s.kind == 3);
+    assert_eq!(
+        inv.parent_span_id, caller,
+        "the caller's span is the invocation's parent"
+    );
+    assert_eq!(inv.kind, 2, "SERVER");
+    assert_eq!(inv.attr("faas.invocation_id"), rid);
+    assert_eq!(inv.attr("faas.trigger"), "http");
+    assert_eq!(inv.attr("http.request.method"), "GET");
+    assert_eq!(inv.attr("url.path"), "/fetch");
+    assert_eq!(inv.attr("http.response.status_code"), 200);
+    assert_eq!(inv.resource["service.name"], "trace-test");
+    assert_eq!(
+        out.parent_span_id, inv.span_id,
+        "the client span is the invocation's child"
+    );
+    assert_eq!(out.name, "GET");
+    assert_eq!(out.attr("http.request.method"), "GET");
+    assert!(out.attr("url.full").as_str().unwrap().ends_with("/down"), "{out:?}");
+    assert_eq!(out.attr("server.address"), "127.0.0.1");
+    assert_eq!(out.attr("http.response.status_code"), 207);
+    assert!(out.start_end_ns.0 >= inv.start_end_ns.0 && out.start_end_ns.1 <= inv.start_end_ns.1);
+    assert_eq!(
+        headers["traceparent"],
+        format!("00-{trace}-{}-01", out.span_id),
+        "the upstream sees the client span as its parent"
+    );
+    (inv, out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_chain_from_the_caller_through_the_outbound_request() {
+    let receiver = OtlpReceiver::start().await;
+    let (up, seen) = upstream().await;
+    let tel = telemetry(receiver.traces_endpoint(), Duration::from_secs(5));
+    let (host, logs) = boot_outbound(up, Some(tel.clone())).await;
+
+    // Lambda's dialect: an X-Ray header, invoked directly.
+    let (rid, answer) = fetch(&host, up, TraceContext::from_xray(XRAY)).await;
+    assert_eq!(answer["status"], 207, "{answer}");
+    tel.flush().await;
+    let spans = receiver
+        .wait_for(Duration::from_secs(30), |s| {
+            s.iter().filter(|s| s.trace_id == XRAY_TRACE).count() >= 2
+        })
+        .await;
+    let headers = seen.lock().unwrap()[0].clone();
+    let (inv, out) = check_chain(&spans, XRAY_TRACE, "53995c3f42cd8ad8", &rid, &headers);
+    assert_eq!(inv.attr("faas.coldstart"), true, "the process's first invocation");
+    assert_eq!(
+        headers["x-amzn-trace-id"],
+        format!(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent={};Sampled=1",
+            out.span_id
+        )
+    );
+    let init = one(&spans, "init span", |s| s.name == "nimbus.init");
+    assert_eq!(init.parent_span_id, "", "init is a root");
+    assert_ne!(init.trace_id, XRAY_TRACE);
+    assert_eq!(init.attr("faas.coldstart"), true);
+
+    // W3C through the local gateway, with tracestate.
+    let gw = gateway(host.clone(), logs).await;
+    let path = format!("/fetch?url=http://127.0.0.1:{}/down", up.port());
+    let r = request(
+        gw.addr(),
+        "GET",
+        &path,
+        None,
+        &[("traceparent", W3C), ("tracestate", "congo=t61rcWkgMzE")],
+    )
+    .await;
+    assert_eq!(r.json()["status"], 207);
+    let rid = r.headers["x-nimbus-request-id"].to_str().unwrap().to_owned();
+    tel.flush().await;
+    let spans = receiver
+        .wait_for(Duration::from_secs(30), |s| {
+            s.iter().filter(|s| s.trace_id == W3C_TRACE).count() >= 2
+        })
+        .await;
+    let headers = seen.lock().unwrap()[1].clone();
+    let (inv, _) = check_chain(&spans, W3C_TRACE, "00f067aa0ba902b7", &rid, &headers);
+    assert_eq!(inv.attr("faas.coldstart"), false, "only the first invocation is cold");
+    assert_eq!(headers["tracestate"], "congo=t61rcWkgMzE");
+    assert!(
+        headers.get("x-amzn-trace-id").is_none(),
+        "no X-Ray header without an X-Ray caller"
+    );
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_error_spans_with_their_type() {
+    let receiver = OtlpReceiver::start().await;
+    let tel = telemetry(receiver.traces_endpoint(), Duration::from_secs(5));
+    let (host, _logs) = boot_with(
+        r#"
+manifest_version = 1
+[function.trap]
+component = "{TRAP}"
+routes = ["ANY /trap"]
+[function.echo]
+component = "{ECHO}"
+"#,
+        BootOptions {
+            telemetry: Some(tel.clone()),
+            ..BootOptions::default()
+        },
+    )
+    .await;
+    let f = host.function("trap").unwrap();
+    let inv = host.new_invocation(f, None, TraceContext::from_w3c(Some(W3C), None));
+    let body = Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync();
+    let req = http::Request::get("http://localhost/trap").body(body).unwrap();
+    assert!(host.invoke(f, inv, Payload::Http(req)).await.is_err());
+    let f = host.function("echo").unwrap();
+    let inv = host.new_invocation(f, None, TraceContext::from_xray(XRAY));
+    let ev = nimbus_core::Event {
+        source: nimbus_core::EventSource::Sqs,
+        payload: br#"{"Records":[]}"#.to_vec(),
+    };
+    assert!(host.invoke(f, inv, Payload::Event(ev)).await.is_ok());
+    tel.flush().await;
+    let spans = receiver
+        .wait_for(Duration::from_secs(30), |s| {
+            s.iter().filter(|s| s.name != "nimbus.init").count() >= 2
+        })
+        .await;
+    let trap = one(&spans, "trap span", |s| s.name == "trap");
+    assert_eq!(trap.status_code, 2, "error status");
+    assert_eq!(trap.attr("error.type"), "Nimbus.Trap");
+    let echo = one(&spans, "echo span", |s| s.name == "echo");
+    assert_eq!(echo.kind, 5, "CONSUMER for a queue message");
+    assert_eq!(echo.attr("faas.trigger"), "pubsub");
+    assert_eq!(echo.status_code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_collector_never_fails_or_stalls_an_invocation() {
+    // A port nobody listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (up, seen) = upstream().await;
+    let tel = telemetry(format!("http://{closed}/v1/traces"), Duration::from_millis(200));
+    let (host, _logs) = boot_outbound(up, Some(tel.clone())).await;
+    for i in 0..3 {
+        let t = Instant::now();
+        let (_, answer) = fetch(&host, up, TraceContext::from_xray(XRAY)).await;
+        tel.flush().await;
+        assert_eq!(answer["status"], 207, "{answer}");
+        // The flush is bounded at 200 ms; the rest is the invocation on a slow machine.
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "invocation {i} took {:?}",
+            t.elapsed()
+        );
+    }
+    // Propagation does not depend on the collector.
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_headers_are_injected_with_export_off() {
+    let (up, seen) = upstream().await;
+    let (host, _logs) = boot_outbound(up, None).await;
+    let ctx = TraceContext::from_w3c(Some(W3C), Some("congo=t61rcWkgMzE"));
+    let (_, answer) = fetch(&host, up, ctx).await;
+    assert_eq!(answer["status"], 207, "{answer}");
+    let headers = seen.lock().unwrap()[0].clone();
+    let tp = headers["traceparent"].to_str().unwrap().to_owned();
+    assert!(tp.starts_with(&format!("00-{W3C_TRACE}-")), "{tp}");
+    assert!(tp.ends_with("-01"));
+    assert_ne!(&tp[36..52], "00f067aa0ba902b7", "a new client span, not the caller's");
+    assert_eq!(headers["tracestate"], "congo=t61rcWkgMzE");
+}
