@@ -167,14 +167,15 @@ fn host_environment_is_invisible_to_guests() {
 
 /// Starts `nimbus serve` on a free port and returns the child and its base URL.
 fn start_serve(manifest: &Path) -> (std::process::Child, String) {
-    start_serve_with(manifest, &mut nimbus())
+    start_serve_with(manifest, &mut nimbus(), &[])
 }
 
-/// [`start_serve`] with a prepared command (directory, environment, more flags).
-fn start_serve_with(manifest: &Path, cmd: &mut Command) -> (std::process::Child, String) {
+/// [`start_serve`] with a prepared command (directory, environment) and more `serve` flags.
+fn start_serve_with(manifest: &Path, cmd: &mut Command, flags: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
     let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
         .arg(manifest)
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -203,8 +204,25 @@ fn http_get(url: &str) -> (u16, String) {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = out.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
-    (status, body)
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
+    (status, if chunked { dechunk(body) } else { body.to_string() })
+}
+
+/// The payload of a `Transfer-Encoding: chunked` body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
 }
 
 #[test]
@@ -387,7 +405,7 @@ fn serve_reads_ssm_from_the_endpoint_a_dotenv_file_names() {
         ),
     )
     .unwrap();
-    let (child, url) = start_serve_with(&m, nimbus_in(dir.path()).env("NIMBUS_TEST_DOTENV", "from-env"));
+    let (child, url) = start_serve_with(&m, nimbus_in(dir.path()).env("NIMBUS_TEST_DOTENV", "from-env"), &[]);
     let db = guest_value(&url, "db");
     let who = guest_value(&url, "who");
     let only = guest_value(&url, "only");
@@ -422,13 +440,21 @@ fn serve_resolves_ssm_from_an_overrides_file_without_aws() {
         "NIMBUS_SSM_OVERRIDES=ssm.json\nAWS_ENDPOINT_URL=http://127.0.0.1:9\nAWS_ACCESS_KEY_ID=x\nAWS_SECRET_ACCESS_KEY=x\n",
     )
     .unwrap();
-    let (child, url) = start_serve_with(&m, nimbus_in(dir.path()).arg("--env-file").arg(&env_file));
+    let (child, url) = start_serve_with(
+        &m,
+        &mut nimbus_in(dir.path()),
+        &["--env-file".as_ref(), env_file.as_os_str()],
+    );
     let via_env = (guest_value(&url, "db"), guest_value(&url, "host.primary"));
     stop(child);
     assert_eq!(via_env.0, "postgres://override");
     assert_eq!(via_env.1, "db-1");
 
-    let (child, url) = start_serve_with(&m, nimbus_in(dir.path()).args(["--ssm-overrides", "ssm.json"]));
+    let (child, url) = start_serve_with(
+        &m,
+        &mut nimbus_in(dir.path()),
+        &["--ssm-overrides".as_ref(), "ssm.json".as_ref()],
+    );
     let via_flag = guest_value(&url, "db");
     stop(child);
     assert_eq!(via_flag, "postgres://override");
