@@ -126,12 +126,15 @@ async fn invocation_context_reaches_the_guest() {
     assert_ne!(tp2, "00-zz-bad");
 
     // X-Ray (from an ALB or API Gateway in front) and Function Compute's
-    // span context are bridged to W3C when there is no traceparent.
+    // span context are bridged to W3C when there is no traceparent. The
+    // guest sees the caller's trace id and sampling; its parent id is the
+    // invocation's own span.
     let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
     let r = request(gw.addr(), "GET", "/context", None, &[("x-amzn-trace-id", xray)]).await;
-    assert_eq!(
-        r.json()["traceparent"],
-        "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01"
+    let tp = r.json()["traceparent"].as_str().unwrap().to_string();
+    assert!(
+        tp.starts_with("00-5759e988bd862e3fe1be46a994272793-") && tp.ends_with("-01"),
+        "{tp}"
     );
     let fc = "1f2e3d4c5b6a7988:a1b2c3d4e5f60718:0:1";
     let r = request(
@@ -142,9 +145,10 @@ async fn invocation_context_reaches_the_guest() {
         &[("x-fc-tracing-opentracing-span-context", fc)],
     )
     .await;
-    assert_eq!(
-        r.json()["traceparent"],
-        "00-00000000000000001f2e3d4c5b6a7988-a1b2c3d4e5f60718-01"
+    let tp = r.json()["traceparent"].as_str().unwrap().to_string();
+    assert!(
+        tp.starts_with("00-00000000000000001f2e3d4c5b6a7988-") && tp.ends_with("-01"),
+        "{tp}"
     );
 }
 
