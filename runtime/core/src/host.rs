@@ -156,7 +156,8 @@ pub struct Host {
     router: Router,
     log_sink: LogSink,
     queue_timeout: Duration,
-    metrics: MetricsFormat,
+    /// Shared with each invocation's [`Meter`] without copying the namespace.
+    metrics: Arc<MetricsFormat>,
     /// Until the first invocation: it is the cold start.
     cold: AtomicBool,
     telemetry: Option<Telemetry>,
@@ -297,7 +298,7 @@ impl Host {
             functions,
             router,
             log_sink: opts.log_sink,
-            metrics: opts.metrics,
+            metrics: Arc::new(opts.metrics),
             cold: AtomicBool::new(true),
             queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
             telemetry: opts.telemetry,
@@ -335,10 +336,12 @@ impl Host {
     /// With telemetry on, the invocation's span is exported when it ends: at
     /// the end of the response body for HTTP (so streaming is covered).
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
+        // One cold-start flag for the process, read by metrics and spans alike.
+        let cold = self.cold.swap(false, Ordering::Relaxed);
         let meter = Meter {
             started: Instant::now(),
-            cold_start_init: self.cold.swap(false, Ordering::Relaxed).then_some(self.boot_time),
-            publish: (self.metrics != MetricsFormat::Off).then(|| (self.metrics.clone(), self.log_sink.clone())),
+            cold_start_init: cold.then_some(self.boot_time),
+            publish: (*self.metrics != MetricsFormat::Off).then(|| (self.metrics.clone(), self.log_sink.clone())),
         };
         let inv = Arc::new(inv);
         let record = self.telemetry.as_ref().map(|t| {
@@ -346,7 +349,7 @@ impl Host {
                 Payload::Http(_) => Trigger::Http,
                 Payload::Event(ev) => Trigger::of(ev.source),
             };
-            let mut r = InvocationRecord::start(t, &inv, trigger);
+            let mut r = InvocationRecord::start(t, &inv, trigger, cold);
             if let Payload::Http(req) = &payload {
                 r.http_request(req);
             }
@@ -608,7 +611,7 @@ struct Meter {
     started: Instant,
     cold_start_init: Option<Duration>,
     /// `None` when metrics are off: nothing is cloned or formatted.
-    publish: Option<(MetricsFormat, LogSink)>,
+    publish: Option<(Arc<MetricsFormat>, LogSink)>,
 }
 
 impl Meter {

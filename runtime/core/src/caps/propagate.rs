@@ -75,16 +75,13 @@ pub fn new_span_id() -> u64 {
     fastrand::u64(1..)
 }
 
-/// `(trace id, parent id, flags)` of a well-formed `traceparent`.
+/// `(trace id, parent id, flags)` of a `traceparent` a W3C receiver accepts
+/// (the grammar lives in [`super::trace_headers::parse_traceparent`]).
 pub fn parse_traceparent(tp: &str) -> Option<(u128, u64, u8)> {
-    let mut parts = tp.split('-');
-    let (_version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if trace.len() != 32 || parent.len() != 16 || flags.len() != 2 {
-        return None;
-    }
-    let trace = u128::from_str_radix(trace, 16).ok().filter(|t| *t != 0)?;
-    let parent = u64::from_str_radix(parent, 16).ok().filter(|p| *p != 0)?;
-    Some((trace, parent, u8::from_str_radix(flags, 16).ok()?))
+    let tp = super::trace_headers::parse_traceparent(tp)?;
+    let trace = u128::from_str_radix(tp.trace_id, 16).ok()?;
+    let parent = u64::from_str_radix(tp.parent_id, 16).ok()?;
+    Some((trace, parent, tp.flags))
 }
 
 /// Writes the trace headers for an outgoing request made under `inv` by the

@@ -115,8 +115,6 @@ struct Inner {
     processor: BatchSpanProcessor,
     scope: InstrumentationScope,
     flush_timeout: Duration,
-    /// True until the first invocation span is recorded (`faas.coldstart`).
-    cold: AtomicBool,
     /// Set once a warning about the collector was logged.
     warned: Arc<AtomicBool>,
     /// A flush still waiting on the export thread (a second one would only queue).
@@ -160,7 +158,6 @@ impl Telemetry {
                 processor,
                 scope,
                 flush_timeout: config.flush_timeout,
-                cold: AtomicBool::new(true),
                 warned,
                 flushing: AtomicBool::new(false),
             }),
@@ -174,11 +171,6 @@ impl Telemetry {
         }
         span.instrumentation_scope = self.inner.scope.clone();
         self.inner.processor.on_end(span);
-    }
-
-    /// `true` for the first invocation of this process, `false` after.
-    fn take_coldstart(&self) -> bool {
-        self.inner.cold.swap(false, Ordering::Relaxed)
     }
 
     /// Records the host's boot as `nimbus.init`, a root span of its own trace.

@@ -126,11 +126,12 @@ pub struct InvocationRecord {
 }
 
 impl InvocationRecord {
-    /// Starts recording `inv` (its start time is the invocation's).
-    pub fn start(telemetry: &Telemetry, inv: &Arc<Invocation>, trigger: Trigger) -> InvocationRecord {
+    /// Starts recording `inv` (its start time is the invocation's);
+    /// `coldstart` is the host's: true for the process's first invocation.
+    pub fn start(telemetry: &Telemetry, inv: &Arc<Invocation>, trigger: Trigger, coldstart: bool) -> InvocationRecord {
         let attributes = vec![
             KeyValue::new(semconv::FAAS_INVOCATION_ID, inv.request_id.to_string()),
-            KeyValue::new(semconv::FAAS_COLDSTART, telemetry.take_coldstart()),
+            KeyValue::new(semconv::FAAS_COLDSTART, coldstart),
             KeyValue::new(semconv::FAAS_TRIGGER, trigger.as_str()),
             KeyValue::new(semconv::FAAS_NAME, inv.function.to_string()),
         ];
