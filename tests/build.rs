@@ -26,6 +26,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("WARM_COUNTER", "warm_counter"),
     ("WARM_EVENTS", "warm_events"),
     ("CONFIG_BENCH", "config_bench"),
+    ("TRACED", "traced"),
 ];
 
 fn main() {

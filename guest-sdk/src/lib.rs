@@ -10,6 +10,7 @@
 //! - [`config`]: the configuration keys declared in `nimbus.toml`;
 //! - [`invocation`]: request id, deadline, remaining time, trace context;
 //! - [`log`]: structured log records with levels (`wasi:logging`);
+//! - [`trace`]: spans of your own in the invocation's trace, with attributes;
 //! - [`sqs`]: SQS batches with partial failures (`batchItemFailures`);
 //! - [`aws_events`]: the typed AWS event shapes (`aws_lambda_events`), for [`event::Event::json`].
 //!
@@ -34,6 +35,7 @@ pub mod http;
 pub mod invocation;
 pub mod log;
 pub mod sqs;
+pub mod trace;
 
 /// Typed AWS event payloads (SQS, SNS, S3, EventBridge, DynamoDB, Kinesis),
 /// re-exported from `aws_lambda_events`: `event.json::<aws_events::s3::S3Event>()`.

@@ -11,7 +11,8 @@ fn hello(req: Request) -> Response {
         .to_owned();
     println!("saying hello to {name}");
     let mut resp = Response::new(format!("Hello, {name}!\n").into_bytes());
-    resp.headers_mut().insert(header::CONTENT_TYPE, "text/plain; charset=utf-8".parse().unwrap());
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, "text/plain; charset=utf-8".parse().unwrap());
     resp
 }
 

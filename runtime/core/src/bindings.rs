@@ -12,6 +12,8 @@ mod generated {
         world: "nimbus:function/event-function",
         exports: { default: async },
         require_store_data_send: true,
+        // A span handle the guest passes back may be stale: that is a trap, not a panic.
+        imports: { "nimbus:function/tracing": trappable },
         with: {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
@@ -20,10 +22,11 @@ mod generated {
             "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
             "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "nimbus:function/tracing.span": crate::caps::spans::GuestSpan,
         },
     });
 }
 
-pub use generated::nimbus::function::{invocation, types};
+pub use generated::nimbus::function::{invocation, tracing, types};
 pub use generated::wasi::logging::logging;
 pub use generated::{EventFunction, EventFunctionPre};

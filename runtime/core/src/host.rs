@@ -258,7 +258,7 @@ impl Host {
             };
             tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
             let mut shared = caps::Shared::configure(spec).await?;
-            shared.outbound.telemetry = opts.telemetry.clone();
+            shared.set_telemetry(opts.telemetry.clone());
             let index = functions.len();
             for r in &spec.routes {
                 router

@@ -22,6 +22,7 @@ pub struct HostState {
     pub(crate) sink: LogSink,
     pub(crate) config: <caps::config::Config as Capability>::State,
     pub(crate) outbound: <caps::outbound::Outbound as Capability>::State,
+    pub(crate) spans: <caps::spans::Spans as Capability>::State,
 }
 
 impl HostState {
@@ -61,6 +62,7 @@ impl HostState {
             sink: sink.clone(),
             config: caps::config::Config::prepare(&shared.config, inv),
             outbound: caps::outbound::Outbound::prepare(&shared.outbound, inv),
+            spans: caps::spans::Spans::prepare(&shared.spans, inv),
         }
     }
 
@@ -74,6 +76,7 @@ impl HostState {
         caps::invocation::InvocationCap::prepare(&(), inv);
         self.config = caps::config::Config::prepare(&shared.config, inv);
         self.outbound = caps::outbound::Outbound::prepare(&shared.outbound, inv);
+        self.spans = caps::spans::Spans::prepare(&shared.spans, inv);
     }
 }
 

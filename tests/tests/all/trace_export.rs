@@ -287,3 +287,111 @@ async fn trace_headers_are_injected_with_export_off() {
     assert_ne!(&tp[36..52], "00f067aa0ba902b7", "a new client span, not the caller's");
     assert_eq!(headers["tracestate"], "congo=t61rcWkgMzE");
 }
+
+async fn boot_traced(up: SocketAddr, telemetry: Option<Telemetry>) -> (Arc<Host>, nimbus_tests::Logs) {
+    let manifest = format!(
+        r#"
+manifest_version = 1
+[function.traced]
+component = "{{TRACED}}"
+routes = ["GET /traced"]
+allowed_outbound_hosts = ["http://127.0.0.1:{}"]
+"#,
+        up.port()
+    );
+    boot_with(
+        &manifest,
+        BootOptions {
+            telemetry,
+            ..BootOptions::default()
+        },
+    )
+    .await
+}
+
+/// The parent-id field of a `traceparent`.
+fn span_of(traceparent: &serde_json::Value) -> String {
+    traceparent.as_str().unwrap()[36..52].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_spans_nest_carry_attributes_and_parent_outbound_requests() {
+    let receiver = OtlpReceiver::start().await;
+    let (up, seen) = upstream().await;
+    let tel = telemetry(receiver.traces_endpoint(), Duration::from_secs(5));
+    let (host, logs) = boot_traced(up, Some(tel.clone())).await;
+    let gw = gateway(host.clone(), logs).await;
+    let path = format!("/traced?url=http://127.0.0.1:{}/down&extra=300", up.port());
+    let r = request(gw.addr(), "GET", &path, None, &[("traceparent", W3C)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer = r.json();
+    assert_eq!(answer["status"], 207, "{answer}");
+    tel.flush().await;
+    // invocation + order + price + validate + client + 253 extras (256 guest spans at most).
+    let spans = receiver
+        .wait_for(Duration::from_secs(30), |s| {
+            s.iter().filter(|s| s.trace_id == W3C_TRACE).count() >= 258
+        })
+        .await;
+    let spans: Vec<_> = spans.into_iter().filter(|s| s.trace_id == W3C_TRACE).collect();
+    let inv = one(&spans, "invocation span", |s| s.name == "traced");
+    let order = one(&spans, "order span", |s| s.name == "order");
+    let price = one(&spans, "price span", |s| s.name == "price");
+    let validate = one(&spans, "validate span", |s| s.name == "validate");
+    let client = one(&spans, "client span", |s| s.kind == 3);
+
+    assert_eq!(order.span_id, span_of(&answer["order"]), "traceparent names the span");
+    assert_eq!(price.span_id, span_of(&answer["price"]));
+    assert_eq!(
+        order.parent_span_id, inv.span_id,
+        "a top-level guest span is the invocation's child"
+    );
+    assert_eq!(
+        price.parent_span_id, order.span_id,
+        "spans nest as the guest's code does"
+    );
+    assert_eq!(validate.parent_span_id, order.span_id);
+    assert_eq!(
+        client.parent_span_id, price.span_id,
+        "a request is a child of the open span"
+    );
+    let headers = seen.lock().unwrap()[0].clone();
+    assert_eq!(headers["traceparent"], format!("00-{W3C_TRACE}-{}-01", client.span_id));
+
+    assert_eq!(order.kind, 1, "INTERNAL");
+    assert_eq!(order.attr("order.id"), "o-42");
+    assert_eq!(order.attr("order.items"), 4, "the last value wins");
+    assert_eq!(order.attr("order.express"), true);
+    assert_eq!(order.attr("order.weight"), 1.5);
+    assert_eq!(price.attr("upstream.ok"), true);
+    assert_eq!(order.status_code, 0);
+    assert_eq!(validate.status_code, 2, "set-error marks the span failed");
+    assert!(order.start_end_ns.0 >= inv.start_end_ns.0 && order.start_end_ns.1 <= inv.start_end_ns.1);
+    assert!(price.start_end_ns.0 >= order.start_end_ns.0 && price.start_end_ns.1 <= order.start_end_ns.1);
+
+    let extras = spans.iter().filter(|s| s.name == "extra").count();
+    assert_eq!(extras, 253, "at most 256 guest spans per invocation");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_spans_propagate_with_export_off() {
+    let (up, seen) = upstream().await;
+    let (host, logs) = boot_traced(up, None).await;
+    let gw = gateway(host.clone(), logs).await;
+    let path = format!("/traced?url=http://127.0.0.1:{}/down", up.port());
+    let r = request(gw.addr(), "GET", &path, None, &[("traceparent", W3C)]).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let answer = r.json();
+    let order = answer["order"].as_str().unwrap();
+    assert!(order.starts_with(&format!("00-{W3C_TRACE}-")), "{answer}");
+    assert_ne!(answer["order"], answer["price"]);
+    let headers = seen.lock().unwrap()[0].clone();
+    assert!(
+        headers["traceparent"]
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("00-{W3C_TRACE}-"))
+    );
+    gw.shutdown().await;
+}

@@ -18,7 +18,10 @@ fn handle(event: Event) -> Result<serde_json::Value, Error> {
     if let Some(msg) = v.get("fail").and_then(|m| m.as_str()) {
         return Err(Error::failed(msg));
     }
-    let n = v.get("n").and_then(|n| n.as_i64()).ok_or_else(|| Error::invalid("expected {\"n\": <integer>}"))?;
+    let n = v
+        .get("n")
+        .and_then(|n| n.as_i64())
+        .ok_or_else(|| Error::invalid("expected {\"n\": <integer>}"))?;
     Ok(serde_json::json!({ "doubled": n * 2 }))
 }
 

@@ -17,8 +17,10 @@ fn handle(req: Request) -> Response {
     };
     if param("binary").is_some() {
         let mut r = Response::new((0u8..=255).collect());
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
         return r;
     }
     let headers: Vec<(String, String)> = req

@@ -7,7 +7,9 @@ use wasip2::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingRespons
 struct Huge;
 
 fn param(query: &str, name: &str) -> Option<u64> {
-    query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
 }
 
 impl wasip2::exports::http::incoming_handler::Guest for Huge {

@@ -8,7 +8,10 @@ struct NoResponse;
 impl wasip2::exports::http::incoming_handler::Guest for NoResponse {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         if request.path_with_query().unwrap_or_default().contains("mode=error") {
-            ResponseOutparam::set(response_out, Err(ErrorCode::InternalError(Some("guest gave up".into()))));
+            ResponseOutparam::set(
+                response_out,
+                Err(ErrorCode::InternalError(Some("guest gave up".into()))),
+            );
         }
         // Otherwise drop the outparam: no response at all.
     }

@@ -8,7 +8,10 @@ use nimbus_sdk::http::{Request, Response, json};
 fn handle(_req: Request) -> Response {
     let env: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
     let args: Vec<String> = std::env::args().collect();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     json(&serde_json::json!({ "env": env, "args": args, "now": now }))
 }
 

@@ -16,6 +16,7 @@ pub mod limits;
 pub mod logging;
 pub mod outbound;
 pub mod propagate;
+pub mod spans;
 pub mod trace;
 pub mod trace_headers;
 
@@ -23,6 +24,7 @@ use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::manifest::FunctionSpec;
 use crate::state::HostState;
+use crate::telemetry::Telemetry;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 
@@ -53,6 +55,7 @@ pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     config::Config::link(linker)?;
     invocation::InvocationCap::link(linker)?;
     logging::Logging::link(linker)?;
+    spans::Spans::link(linker)?;
     Ok(())
 }
 
@@ -62,6 +65,8 @@ pub struct Shared {
     pub config: <config::Config as Capability>::Shared,
     /// `outbound`.
     pub outbound: <outbound::Outbound as Capability>::Shared,
+    /// `spans`.
+    pub spans: <spans::Spans as Capability>::Shared,
 }
 
 impl Shared {
@@ -70,6 +75,13 @@ impl Shared {
         Ok(Shared {
             config: config::Config::configure(spec).await?,
             outbound: outbound::Outbound::configure(spec).await?,
+            spans: spans::Spans::configure(spec).await?,
         })
+    }
+
+    /// Hands the host's span exporter to the capabilities that record spans.
+    pub fn set_telemetry(&mut self, telemetry: Option<Telemetry>) {
+        self.outbound.telemetry = telemetry.clone();
+        self.spans = telemetry;
     }
 }

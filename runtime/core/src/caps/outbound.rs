@@ -7,7 +7,8 @@
 //!
 //! An allowed request carries the invocation's trace: the host writes
 //! `traceparent`/`tracestate` (and `X-Amzn-Trace-Id` on AWS) naming a new
-//! client span ([`super::propagate`]), and exports that span when telemetry is on.
+//! client span ([`super::propagate`]), and exports that span when telemetry is
+//! on, as a child of the guest span open at the time ([`super::spans`]).
 
 use super::Capability;
 use super::propagate;
@@ -38,6 +39,9 @@ pub struct OutboundPolicy {
     rules: Arc<[OutboundRule]>,
     inv: Arc<Invocation>,
     telemetry: Option<Telemetry>,
+    /// The guest span requests are made under (0: the invocation span),
+    /// kept by [`super::spans`].
+    pub(crate) parent_span: u64,
 }
 
 /// Link-local metadata services are never reachable, whatever the allow-list says.
@@ -79,6 +83,7 @@ impl Capability for Outbound {
             rules: shared.rules.clone(),
             inv: inv.clone(),
             telemetry: shared.telemetry.clone(),
+            parent_span: 0,
         }
     }
 }
@@ -101,10 +106,14 @@ impl WasiHttpHooks for OutboundPolicy {
         drop(fut);
         let span_id = propagate::new_span_id();
         propagate::inject(request.headers_mut(), &self.inv, span_id);
+        let parent = match self.parent_span {
+            0 => self.inv.span.span_id,
+            guest => guest,
+        };
         let record = self
             .telemetry
             .as_ref()
-            .map(|t| OutboundRecord::start(t, &self.inv, span_id, &request));
+            .map(|t| OutboundRecord::start(t, &self.inv, (span_id, parent), &request));
         Box::new(async move {
             use http_body_util::BodyExt;
             let sent = wasmtime_wasi_http::default_send_request(request, options).await;

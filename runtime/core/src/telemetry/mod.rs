@@ -21,7 +21,7 @@ mod spans;
 mod warn_once;
 
 pub use resource::Platform;
-pub use spans::{InvocationRecord, OutboundRecord, Trigger};
+pub use spans::{GuestSpanRecord, InvocationRecord, OutboundRecord, Trigger};
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry_otlp::WithExportConfig;

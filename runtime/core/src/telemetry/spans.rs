@@ -198,19 +198,27 @@ impl Drop for InvocationRecord {
     }
 }
 
-/// A guest's outgoing request in flight: a CLIENT span, child of the invocation span.
+/// A guest's outgoing request in flight: a CLIENT span, child of the
+/// invocation span or of the guest span open when the request was sent.
 pub struct OutboundRecord {
     telemetry: Telemetry,
     inv: Arc<Invocation>,
     span_id: u64,
+    parent_id: u64,
     started: SystemTime,
     method: String,
     attributes: Vec<KeyValue>,
 }
 
 impl OutboundRecord {
-    /// Starts recording the request `span_id` names (its headers carry that id).
-    pub fn start<B>(telemetry: &Telemetry, inv: &Arc<Invocation>, span_id: u64, req: &http::Request<B>) -> Self {
+    /// Starts recording the request `span_id` names (its headers carry that
+    /// id), made under the span `parent_id`.
+    pub fn start<B>(
+        telemetry: &Telemetry,
+        inv: &Arc<Invocation>,
+        (span_id, parent_id): (u64, u64),
+        req: &http::Request<B>,
+    ) -> Self {
         let uri = req.uri();
         let mut attributes = vec![
             KeyValue::new(semconv::HTTP_REQUEST_METHOD, req.method().as_str().to_owned()),
@@ -231,6 +239,7 @@ impl OutboundRecord {
             telemetry: telemetry.clone(),
             inv: inv.clone(),
             span_id,
+            parent_id,
             started: SystemTime::now(),
             method: req.method().as_str().to_owned(),
             attributes,
@@ -259,7 +268,7 @@ impl OutboundRecord {
         let ids = &self.inv.span;
         let span = span_data(
             context(ids, self.span_id, self.inv.trace.tracestate.as_deref()),
-            ids.span_id,
+            self.parent_id,
             SpanKind::Client,
             std::mem::take(&mut self.method),
             self.started,
@@ -267,5 +276,44 @@ impl OutboundRecord {
             status,
         );
         self.telemetry.emit(span);
+    }
+}
+
+/// A span a guest recorded through `nimbus:function/tracing`, now ended.
+pub struct GuestSpanRecord {
+    /// Its id (the guest's `traceparent` for it names this id).
+    pub span_id: u64,
+    /// The innermost guest span open when it started, else the invocation span.
+    pub parent_id: u64,
+    /// The guest's name for it.
+    pub name: String,
+    /// When the guest created it.
+    pub started: SystemTime,
+    /// Its attributes, already bounded by the host.
+    pub attributes: Vec<KeyValue>,
+    /// Set when the guest marked it as failed.
+    pub error: Option<String>,
+}
+
+impl Telemetry {
+    /// Exports a guest span of `inv`'s trace (an INTERNAL span).
+    pub fn record_guest_span(&self, inv: &Invocation, span: GuestSpanRecord) {
+        let mut attributes = span.attributes;
+        let status = match span.error {
+            Some(e) => {
+                attributes.push(KeyValue::new(semconv::ERROR_TYPE, "guest"));
+                Status::error(e)
+            }
+            None => Status::Unset,
+        };
+        self.emit(span_data(
+            context(&inv.span, span.span_id, inv.trace.tracestate.as_deref()),
+            span.parent_id,
+            SpanKind::Internal,
+            span.name,
+            span.started,
+            attributes,
+            status,
+        ));
     }
 }
