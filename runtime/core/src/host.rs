@@ -174,6 +174,11 @@ impl Host {
     pub async fn boot(manifest: Manifest, opts: BootOptions) -> Result<Arc<Host>, BootError> {
         let started = Instant::now();
         let started_at = SystemTime::now();
+        let boot = caps::Boot {
+            telemetry: opts.telemetry.clone(),
+            // A new root trace (an empty parent is malformed), sampled.
+            init: caps::propagate::SpanIds::child_of(""),
+        };
         let specs: Vec<&FunctionSpec> = manifest
             .functions
             .iter()
@@ -257,8 +262,7 @@ impl Host {
                 ),
             };
             tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
-            let mut shared = caps::Shared::configure(spec).await?;
-            shared.set_telemetry(opts.telemetry.clone());
+            let shared = caps::Shared::configure(spec, &boot).await?;
             let index = functions.len();
             for r in &spec.routes {
                 router
@@ -291,7 +295,7 @@ impl Host {
         }
 
         if let Some(t) = &opts.telemetry {
-            t.record_init(started_at, functions.len());
+            t.record_init(&boot.init, started_at, functions.len());
         }
         Ok(Arc::new(Host {
             engine,

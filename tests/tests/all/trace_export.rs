@@ -395,3 +395,47 @@ async fn guest_spans_propagate_with_export_off() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_fetches_are_spans_under_init_then_roots_of_their_own() {
+    let receiver = OtlpReceiver::start().await;
+    let tel = telemetry(receiver.traces_endpoint(), Duration::from_secs(5));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ssm.toml");
+    std::fs::write(&file, "\"/shop/url\" = \"u\"\n\"/shop/db/host\" = \"h\"\n").unwrap();
+    let mut m = nimbus_tests::manifest(
+        "manifest_version = 1\n[function.cfg]\ncomponent = \"{CONFIG_GET}\"\nconfig_refresh = \"200ms\"\n\
+         [function.cfg.config]\nurl = { ssm = \"/shop/url\" }\ndb = { ssm_path = \"/shop/db\" }\n",
+    );
+    m.set_ssm_provider(nimbus_core::caps::config::SsmProvider::overrides_file(&file).unwrap());
+    let _host = nimbus_tests::boot_manifest(
+        m,
+        BootOptions {
+            telemetry: Some(tel.clone()),
+            ..BootOptions::default()
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tel.flush().await;
+    let spans = receiver
+        .wait_for(Duration::from_secs(30), |s| {
+            s.iter().filter(|s| s.name == "nimbus.config.fetch").count() >= 2
+        })
+        .await;
+    let init = one(&spans, "init span", |s| s.name == "nimbus.init");
+    let at_boot = one(&spans, "boot fetch", |s| {
+        s.name == "nimbus.config.fetch" && s.trace_id == init.trace_id
+    });
+    assert_eq!(at_boot.parent_span_id, init.span_id, "a boot fetch is part of the init");
+    assert_eq!(at_boot.attr("faas.name"), "cfg");
+    assert_eq!(at_boot.attr("nimbus.config.parameters"), 1);
+    assert_eq!(at_boot.attr("nimbus.config.paths"), 1);
+    assert_eq!(at_boot.status_code, 0);
+    assert!(at_boot.start_end_ns.0 >= init.start_end_ns.0 && at_boot.start_end_ns.1 <= init.start_end_ns.1);
+    let refresh = spans
+        .iter()
+        .find(|s| s.name == "nimbus.config.fetch" && s.trace_id != init.trace_id)
+        .expect("a refresh span");
+    assert_eq!(refresh.parent_span_id, "", "a refresh is a trace of its own");
+}

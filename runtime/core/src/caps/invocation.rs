@@ -1,7 +1,7 @@
 //! `invocation`: the `nimbus:function/invocation` interface — request id,
 //! function name, deadline and trace context of the running invocation.
 
-use super::Capability;
+use super::{Boot, Capability};
 use crate::bindings::{invocation as wit, types};
 use crate::error::BootError;
 use crate::invocation::Invocation;
@@ -22,7 +22,7 @@ impl Capability for InvocationCap {
         wit::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
     }
 
-    async fn configure(_spec: &FunctionSpec) -> Result<(), BootError> {
+    async fn configure(_spec: &FunctionSpec, _boot: &Boot) -> Result<(), BootError> {
         Ok(())
     }
 

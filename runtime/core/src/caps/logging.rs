@@ -3,7 +3,7 @@
 //! the guest's context string — on the same sink as guest stdout/stderr,
 //! so a guest logs with levels without formatting JSON itself.
 
-use super::Capability;
+use super::{Boot, Capability};
 use crate::bindings::logging as wit;
 use crate::error::BootError;
 use crate::invocation::Invocation;
@@ -25,7 +25,7 @@ impl Capability for Logging {
         wit::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
     }
 
-    async fn configure(_spec: &FunctionSpec) -> Result<(), BootError> {
+    async fn configure(_spec: &FunctionSpec, _boot: &Boot) -> Result<(), BootError> {
         Ok(())
     }
 

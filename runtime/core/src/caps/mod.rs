@@ -25,6 +25,7 @@ use crate::invocation::Invocation;
 use crate::manifest::FunctionSpec;
 use crate::state::HostState;
 use crate::telemetry::Telemetry;
+use propagate::SpanIds;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 
@@ -41,7 +42,7 @@ pub trait Capability {
     fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()>;
 
     /// Builds the function's shared state from its manifest entry.
-    fn configure(spec: &FunctionSpec) -> impl Future<Output = Result<Self::Shared, BootError>> + Send;
+    fn configure(spec: &FunctionSpec, boot: &Boot) -> impl Future<Output = Result<Self::Shared, BootError>> + Send;
 
     /// Makes the per-invocation state: clones only, no I/O, no parsing.
     fn prepare(shared: &Self::Shared, inv: &Arc<Invocation>) -> Self::State;
@@ -59,6 +60,15 @@ pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     Ok(())
 }
 
+/// What the host hands every capability's `configure`: what the boot shares.
+#[derive(Clone)]
+pub struct Boot {
+    /// The span exporter, when export is on.
+    pub telemetry: Option<Telemetry>,
+    /// The boot's own span (`nimbus.init`): work done at boot is its child.
+    pub init: SpanIds,
+}
+
 /// Every capability's shared state for one function.
 pub struct Shared {
     /// `config`.
@@ -71,17 +81,11 @@ pub struct Shared {
 
 impl Shared {
     /// Runs every capability's `configure` for one function.
-    pub async fn configure(spec: &FunctionSpec) -> Result<Shared, BootError> {
+    pub async fn configure(spec: &FunctionSpec, boot: &Boot) -> Result<Shared, BootError> {
         Ok(Shared {
-            config: config::Config::configure(spec).await?,
-            outbound: outbound::Outbound::configure(spec).await?,
-            spans: spans::Spans::configure(spec).await?,
+            config: config::Config::configure(spec, boot).await?,
+            outbound: outbound::Outbound::configure(spec, boot).await?,
+            spans: spans::Spans::configure(spec, boot).await?,
         })
-    }
-
-    /// Hands the host's span exporter to the capabilities that record spans.
-    pub fn set_telemetry(&mut self, telemetry: Option<Telemetry>) {
-        self.outbound.telemetry = telemetry.clone();
-        self.spans = telemetry;
     }
 }

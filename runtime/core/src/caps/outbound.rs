@@ -10,7 +10,7 @@
 //! client span ([`super::propagate`]), and exports that span when telemetry is
 //! on, as a child of the guest span open at the time ([`super::spans`]).
 
-use super::Capability;
+use super::{Boot, Capability};
 use super::propagate;
 use crate::error::BootError;
 use crate::invocation::Invocation;
@@ -71,10 +71,10 @@ impl Capability for Outbound {
         Ok(())
     }
 
-    async fn configure(spec: &FunctionSpec) -> Result<Self::Shared, BootError> {
+    async fn configure(spec: &FunctionSpec, boot: &Boot) -> Result<Self::Shared, BootError> {
         Ok(OutboundShared {
             rules: spec.allowed_outbound_hosts.clone().into(),
-            telemetry: None,
+            telemetry: boot.telemetry.clone(),
         })
     }
 

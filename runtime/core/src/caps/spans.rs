@@ -14,14 +14,14 @@
 //! attributes are dropped, with one warning per invocation, never the
 //! invocation itself.
 
-use super::Capability;
+use super::{Boot, Capability};
 use super::logging::truncate as cut;
 use crate::bindings::tracing as wit;
 use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::manifest::FunctionSpec;
 use crate::state::HostState;
-use crate::telemetry::{GuestSpanRecord, Telemetry};
+use crate::telemetry::{SpanRecord, Telemetry};
 use opentelemetry::KeyValue;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -57,13 +57,13 @@ pub struct GuestSpan {
     /// The invocation it belongs to (a warm instance may keep it past that).
     inv: Arc<Invocation>,
     /// `Some` while it will be exported: the name, start, attributes and error.
-    record: Option<Box<GuestSpanRecord>>,
+    record: Option<Box<SpanRecord>>,
     ended: bool,
 }
 
 impl Capability for Spans {
     const NAME: &'static str = "spans";
-    /// Where spans are exported (set by the host after boot, like outbound's).
+    /// Where spans are exported.
     type Shared = Option<Telemetry>;
     type State = SpanState;
 
@@ -71,8 +71,8 @@ impl Capability for Spans {
         wit::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
     }
 
-    async fn configure(_spec: &FunctionSpec) -> Result<Self::Shared, BootError> {
-        Ok(None)
+    async fn configure(_spec: &FunctionSpec, boot: &Boot) -> Result<Self::Shared, BootError> {
+        Ok(boot.telemetry.clone())
     }
 
     fn prepare(shared: &Self::Shared, inv: &Arc<Invocation>) -> SpanState {
@@ -112,7 +112,7 @@ impl HostState {
         }
         let (id, inv, record) = (s.id, s.inv.clone(), s.record.take());
         if let (Some(record), Some(t)) = (record, &self.spans.telemetry) {
-            t.record_guest_span(&inv, *record);
+            t.record_internal(&inv.span, inv.trace.tracestate.as_deref(), *record);
         }
         if let Some(at) = self.spans.open.iter().rposition(|&o| o == id) {
             self.spans.open.remove(at);
@@ -134,10 +134,10 @@ impl wit::HostSpan for HostState {
             self.warn_bound(&format!("more than {MAX_SPANS} spans in one invocation"));
         }
         let record = (within && self.spans.telemetry.is_some()).then(|| {
-            Box::new(GuestSpanRecord {
+            Box::new(SpanRecord {
                 span_id: id,
                 parent_id: parent,
-                name: cut(&name, MAX_TEXT).to_owned(),
+                name: cut(&name, MAX_TEXT).to_owned().into(),
                 started: SystemTime::now(),
                 attributes: Vec::new(),
                 error: None,
@@ -182,7 +182,7 @@ impl wit::HostSpan for HostState {
 
     fn set_error(&mut self, span: Resource<GuestSpan>, message: String) -> wasmtime::Result<()> {
         if let Some(record) = self.span(&span)?.record.as_mut() {
-            record.error = Some(cut(&message, MAX_TEXT).to_owned());
+            record.error = Some(("guest", cut(&message, MAX_TEXT).to_owned()));
         }
         Ok(())
     }

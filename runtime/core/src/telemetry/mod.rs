@@ -21,8 +21,9 @@ mod spans;
 mod warn_once;
 
 pub use resource::Platform;
-pub use spans::{GuestSpanRecord, InvocationRecord, OutboundRecord, Trigger};
+pub use spans::{InvocationRecord, OutboundRecord, SpanRecord, Trigger};
 
+use crate::caps::propagate::SpanIds;
 use opentelemetry::InstrumentationScope;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
@@ -173,9 +174,10 @@ impl Telemetry {
         self.inner.processor.on_end(span);
     }
 
-    /// Records the host's boot as `nimbus.init`, a root span of its own trace.
-    pub fn record_init(&self, started: SystemTime, functions: usize) {
-        self.emit(spans::init_span(started, functions));
+    /// Records the host's boot as `nimbus.init`, the root span of the boot's
+    /// trace `ids` (boot-time config fetches are its children).
+    pub fn record_init(&self, ids: &SpanIds, started: SystemTime, functions: usize) {
+        self.emit(spans::init_span(ids, started, functions));
     }
 
     /// Exports everything queued so far, waiting at most the flush timeout

@@ -96,12 +96,10 @@ fn span_data(
     }
 }
 
-/// `nimbus.init`: the boot, a root span in a trace of its own.
-pub(super) fn init_span(started: SystemTime, functions: usize) -> SpanData {
-    // A malformed parent starts a new sampled root trace.
-    let ids = SpanIds::child_of("");
+/// `nimbus.init`: the boot, a root span in a trace of its own (`ids`).
+pub(super) fn init_span(ids: &SpanIds, started: SystemTime, functions: usize) -> SpanData {
     span_data(
-        context(&ids, ids.span_id, None),
+        context(ids, ids.span_id, None),
         0,
         SpanKind::Internal,
         "nimbus.init",
@@ -279,35 +277,36 @@ impl OutboundRecord {
     }
 }
 
-/// A span a guest recorded through `nimbus:function/tracing`, now ended.
-pub struct GuestSpanRecord {
-    /// Its id (the guest's `traceparent` for it names this id).
+/// An INTERNAL span of the host's or a guest's, ended: a guest span
+/// (`nimbus:function/tracing`) or a config fetch.
+pub struct SpanRecord {
+    /// Its id (a guest's `traceparent` for it names this id).
     pub span_id: u64,
-    /// The innermost guest span open when it started, else the invocation span.
+    /// Its parent in the same trace (0: a root span).
     pub parent_id: u64,
-    /// The guest's name for it.
-    pub name: String,
-    /// When the guest created it.
+    /// Its name.
+    pub name: Cow<'static, str>,
+    /// When it started.
     pub started: SystemTime,
-    /// Its attributes, already bounded by the host.
+    /// Its attributes, already bounded by the caller.
     pub attributes: Vec<KeyValue>,
-    /// Set when the guest marked it as failed.
-    pub error: Option<String>,
+    /// Set when it failed: its `error.type` and a description.
+    pub error: Option<(&'static str, String)>,
 }
 
 impl Telemetry {
-    /// Exports a guest span of `inv`'s trace (an INTERNAL span).
-    pub fn record_guest_span(&self, inv: &Invocation, span: GuestSpanRecord) {
+    /// Exports `span`, ending now, in `trace` (with the caller's `tracestate`).
+    pub fn record_internal(&self, trace: &SpanIds, tracestate: Option<&str>, span: SpanRecord) {
         let mut attributes = span.attributes;
         let status = match span.error {
-            Some(e) => {
-                attributes.push(KeyValue::new(semconv::ERROR_TYPE, "guest"));
-                Status::error(e)
+            Some((kind, message)) => {
+                attributes.push(KeyValue::new(semconv::ERROR_TYPE, kind));
+                Status::error(message)
             }
             None => Status::Unset,
         };
         self.emit(span_data(
-            context(&inv.span, span.span_id, inv.trace.tracestate.as_deref()),
+            context(trace, span.span_id, tracestate),
             span.parent_id,
             SpanKind::Internal,
             span.name,

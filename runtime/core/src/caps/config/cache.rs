@@ -6,11 +6,16 @@
 //! values, as does a parameter that disappears.
 
 use super::ssm::{Fetched, Lookup, SsmProvider, path_key};
+use crate::caps::Boot;
+use crate::caps::propagate::{SpanIds, new_span_id};
 use crate::error::BootError;
+use crate::telemetry::{SpanRecord, Telemetry};
+use opentelemetry::KeyValue;
+use opentelemetry_semantic_conventions::attribute as semconv;
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use wasmtime_wasi_config::WasiConfigVariables;
 
 /// A function's config: the current snapshot, and the refresh task if any
@@ -42,15 +47,17 @@ impl ConfigShared {
         remote: Vec<RemoteKey>,
         provider: SsmProvider,
         refresh: Option<Duration>,
+        boot: &Boot,
     ) -> Result<ConfigShared, BootError> {
         let mut resolver = Resolver {
             function: function.to_string(),
             fixed,
             keys: remote,
             provider,
+            telemetry: boot.telemetry.clone(),
         };
         if !resolver.keys.is_empty() {
-            let fetched = resolver.fetch().await;
+            let fetched = resolver.fetch(&boot.init, boot.init.span_id).await;
             resolver.apply_boot(&fetched)?;
         }
         let snapshot = Arc::new(ArcSwap::from_pointee(resolver.snapshot()));
@@ -79,7 +86,9 @@ fn spawn_refresh(
             if snapshot.strong_count() == 0 {
                 break;
             }
-            let fetched = resolver.fetch().await;
+            // Each refresh is a trace of its own.
+            let trace = SpanIds::child_of("");
+            let fetched = resolver.fetch(&trace, 0).await;
             resolver.apply_refresh(&fetched);
             match snapshot.upgrade() {
                 Some(s) => s.store(Arc::new(resolver.snapshot())),
@@ -145,10 +154,14 @@ struct Resolver {
     fixed: BTreeMap<String, String>,
     keys: Vec<RemoteKey>,
     provider: SsmProvider,
+    /// Where `nimbus.config.fetch` spans go.
+    telemetry: Option<Telemetry>,
 }
 
 impl Resolver {
-    async fn fetch(&self) -> Fetched {
+    /// Fetches every SSM key, as a `nimbus.config.fetch` span in `trace` under `parent`.
+    async fn fetch(&self, trace: &SpanIds, parent: u64) -> Fetched {
+        let started = SystemTime::now();
         let mut names = Vec::new();
         let mut paths = Vec::new();
         for k in &self.keys {
@@ -160,7 +173,29 @@ impl Resolver {
                 list.push(p.clone());
             }
         }
-        self.provider.fetch(&names, &paths).await
+        let fetched = self.provider.fetch(&names, &paths).await;
+        if let Some(t) = &self.telemetry {
+            let attributes = vec![
+                KeyValue::new(semconv::FAAS_NAME, self.function.clone()),
+                KeyValue::new("nimbus.config.source", self.provider.describe()),
+                KeyValue::new("nimbus.config.parameters", names.len() as i64),
+                KeyValue::new("nimbus.config.paths", paths.len() as i64),
+                KeyValue::new("nimbus.config.missing", fetched.missing.len() as i64),
+            ];
+            let error = fetched.failed.first().map(|f| {
+                let what = f.parameters.join(", ");
+                ("config_fetch", format!("{what}: {}", f.error))
+            });
+            t.record_internal(trace, None, SpanRecord {
+                span_id: new_span_id(),
+                parent_id: parent,
+                name: "nimbus.config.fetch".into(),
+                started,
+                attributes,
+                error,
+            });
+        }
+        fetched
     }
 
     fn apply_boot(&mut self, fetched: &Fetched) -> Result<(), BootError> {
@@ -320,6 +355,14 @@ mod tests {
                 key("db", Param::Path("/app/db/".into()), None, true),
             ],
             provider,
+            telemetry: None,
+        }
+    }
+
+    fn no_boot() -> Boot {
+        Boot {
+            telemetry: None,
+            init: SpanIds::child_of(""),
         }
     }
 
@@ -346,7 +389,7 @@ mod tests {
 "#,
         );
         let mut r = resolver(p.clone());
-        let f = r.fetch().await;
+        let f = r.fetch(&SpanIds::child_of(""), 0).await;
         r.apply_boot(&f).unwrap();
         let want = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
@@ -367,7 +410,7 @@ mod tests {
             &d,
             "\"/app/url\" = \"x\"\n\"/app/opt\" = \"o\"\n\"/app/db/host\" = \"h2\"\n",
         );
-        let f = r.fetch().await;
+        let f = r.fetch(&SpanIds::child_of(""), 0).await;
         r.apply_refresh(&f);
         assert_eq!(
             r.view(),
@@ -381,7 +424,7 @@ mod tests {
             ])
         );
         overrides(&d, "\"/app/db/host\" = \"h3\"\n");
-        let f = r.fetch().await;
+        let f = r.fetch(&SpanIds::child_of(""), 0).await;
         r.apply_refresh(&f);
         assert_eq!(r.view()["url"], "x", "a parameter that disappears keeps its last value");
         assert_eq!(r.view()["db.host"], "h3");
@@ -389,7 +432,7 @@ mod tests {
         // A failing fetch (unreadable file) changes nothing.
         std::fs::remove_file(d.join("ssm.toml")).unwrap();
         let before = r.view();
-        let f = r.fetch().await;
+        let f = r.fetch(&SpanIds::child_of(""), 0).await;
         assert_eq!(f.failed.len(), 1);
         r.apply_refresh(&f);
         assert_eq!(r.view(), before);
@@ -400,14 +443,14 @@ mod tests {
     async fn missing_required_parameter_fails_boot_naming_it() {
         let d = dir();
         let mut r = resolver(overrides(&d, "\"/app/db/host\" = \"h\"\n"));
-        let f = r.fetch().await;
+        let f = r.fetch(&SpanIds::child_of(""), 0).await;
         let e = r.apply_boot(&f).unwrap_err().to_string();
         assert!(
             e.contains("`f`") && e.contains("`url`") && e.contains("/app/url"),
             "{e}"
         );
         let mut r = resolver(overrides(&d, "\"/app/url\" = \"u\"\n"));
-        let f = r.fetch().await;
+        let f = r.fetch(&SpanIds::child_of(""), 0).await;
         let e = r.apply_boot(&f).unwrap_err().to_string();
         assert!(
             e.contains("`db`") && e.contains("no SSM parameters under /app/db/"),
@@ -421,7 +464,7 @@ mod tests {
         let d = dir();
         let p = overrides(&d, "\"/app/url\" = \"1\"\n\"/app/db/host\" = \"h\"\n");
         let Resolver { fixed, keys, .. } = resolver(p.clone());
-        let shared = ConfigShared::boot("f", fixed, keys, p.clone(), Some(Duration::from_millis(20)))
+        let shared = ConfigShared::boot("f", fixed, keys, p.clone(), Some(Duration::from_millis(20)), &no_boot())
             .await
             .unwrap();
         let first = shared.current();

@@ -19,7 +19,7 @@ pub use cache::ConfigShared;
 pub use overrides::OverridesError;
 pub use ssm::SsmProvider;
 
-use super::Capability;
+use super::{Boot, Capability};
 use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::manifest::{ConfigSource, FunctionSpec};
@@ -42,7 +42,7 @@ impl Capability for Config {
         wasmtime_wasi_config::add_to_linker(linker, |s: &mut HostState| WasiConfig::from(&*s.config))
     }
 
-    async fn configure(spec: &FunctionSpec) -> Result<Self::Shared, BootError> {
+    async fn configure(spec: &FunctionSpec, boot: &Boot) -> Result<Self::Shared, BootError> {
         let mut fixed = BTreeMap::new();
         let mut remote = Vec::new();
         for (key, decl) in &spec.config {
@@ -93,7 +93,7 @@ impl Capability for Config {
                 None => {}
             }
         }
-        ConfigShared::boot(&spec.name, fixed, remote, spec.ssm.clone(), spec.config_refresh).await
+        ConfigShared::boot(&spec.name, fixed, remote, spec.ssm.clone(), spec.config_refresh, boot).await
     }
 
     fn prepare(shared: &Self::Shared, _inv: &Arc<Invocation>) -> Self::State {
