@@ -172,6 +172,20 @@ fn start_serve(manifest: &Path) -> (std::process::Child, String) {
 
 /// [`start_serve`] with a prepared command (directory, environment) and more `serve` flags.
 fn start_serve_with(manifest: &Path, cmd: &mut Command, flags: &[&std::ffi::OsStr]) -> (std::process::Child, String) {
+    let (child, url, _output) = start_serve_logged(manifest, cmd, flags);
+    (child, url)
+}
+
+/// Everything a child process wrote to stdout and stderr so far.
+type Collected = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// Starts `nimbus serve`, keeping all it writes (both streams are drained,
+/// so a chatty log level can never block it on a full pipe).
+fn start_serve_logged(
+    manifest: &Path,
+    cmd: &mut Command,
+    flags: &[&std::ffi::OsStr],
+) -> (std::process::Child, String, Collected) {
     let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
         .arg(manifest)
@@ -180,6 +194,17 @@ fn start_serve_with(manifest: &Path, cmd: &mut Command, flags: &[&std::ffi::OsSt
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let output = Collected::default();
+    let keep = output.clone();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let mut out = keep.lock().unwrap();
+            out.push_str(&line);
+            out.push('\n');
+        }
+    });
+    let keep = output.clone();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -187,12 +212,15 @@ fn start_serve_with(manifest: &Path, cmd: &mut Command, flags: &[&std::ffi::OsSt
             if let Some(url) = line.strip_prefix("listening on ") {
                 let _ = tx.send(url.split_whitespace().next().unwrap_or_default().to_string());
             }
+            let mut out = keep.lock().unwrap();
+            out.push_str(&line);
+            out.push('\n');
         }
     });
     let url = rx
         .recv_timeout(Duration::from_secs(120))
         .expect("nimbus serve did not start");
-    (child, url)
+    (child, url, output)
 }
 
 fn http_get(url: &str) -> (u16, String) {
@@ -477,4 +505,50 @@ fn serve_resolves_ssm_from_an_overrides_file_without_aws() {
         stderr.contains("/shop/db-url") && stderr.contains("ssm.json") && stderr.contains("`db`"),
         "{stderr}"
     );
+}
+
+#[test]
+fn secret_values_never_reach_the_logs_even_at_trace_level() {
+    let moto = nimbus_tests::moto::shared();
+    let name = format!("/nimbus-cli-test/{}/api-key", std::process::id());
+    const SECRET: &str = "sk-live-7f3c9a1e5b";
+    const FILE_SECRET: &str = "file-secret-0d4e8b";
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let ssm = moto.ssm().await;
+        let kind = aws_sdk_ssm::types::ParameterType::SecureString;
+        nimbus_tests::moto::put_parameter(&ssm, &name, SECRET, kind).await;
+    });
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), FILE_SECRET).unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!(
+            "manifest_version = 1\n[function.cfg]\ncomponent = \"{CONFIG_GET}\"\nroutes = [\"GET /c\"]\n\
+             config_refresh = \"200ms\"\n[function.cfg.config]\n\
+             key = {{ ssm = \"{name}\", secret = true }}\ntoken = {{ file = \"token\", secret = true }}\n"
+        ),
+    );
+    let (child, url, output) = start_serve_logged(
+        &m,
+        nimbus_in(dir.path())
+            .env("NIMBUS_LOG", "trace")
+            .env("AWS_ENDPOINT_URL", moto.endpoint())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1"),
+        &[],
+    );
+    // The guest reads both (and may do what it likes with them); boot,
+    // invocations and a few refreshes log at trace level meanwhile.
+    assert_eq!(guest_value(&url, "key"), SECRET);
+    assert_eq!(guest_value(&url, "token"), FILE_SECRET);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(guest_value(&url, "key"), SECRET);
+    stop(child);
+    let output = output.lock().unwrap().clone();
+    assert!(output.lines().count() > 20, "trace level logs a lot:\n{output}");
+    assert!(output.contains(&name), "parameter names may be logged:\n{output}");
+    for secret in [SECRET, FILE_SECRET] {
+        assert!(!output.contains(secret), "a secret value reached the logs");
+    }
 }

@@ -10,8 +10,8 @@
 //! client span ([`super::propagate`]), and exports that span when telemetry is
 //! on, as a child of the guest span open at the time ([`super::spans`]).
 
-use super::{Boot, Capability};
 use super::propagate;
+use super::{Boot, Capability};
 use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::manifest::{FunctionSpec, OutboundRule};

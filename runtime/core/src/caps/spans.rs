@@ -14,8 +14,8 @@
 //! attributes are dropped, with one warning per invocation, never the
 //! invocation itself.
 
-use super::{Boot, Capability};
 use super::logging::truncate as cut;
+use super::{Boot, Capability};
 use crate::bindings::tracing as wit;
 use crate::error::BootError;
 use crate::invocation::Invocation;

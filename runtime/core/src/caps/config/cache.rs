@@ -10,9 +10,9 @@ use crate::caps::Boot;
 use crate::caps::propagate::{SpanIds, new_span_id};
 use crate::error::BootError;
 use crate::telemetry::{SpanRecord, Telemetry};
+use arc_swap::ArcSwap;
 use opentelemetry::KeyValue;
 use opentelemetry_semantic_conventions::attribute as semconv;
-use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
@@ -186,14 +186,18 @@ impl Resolver {
                 let what = f.parameters.join(", ");
                 ("config_fetch", format!("{what}: {}", f.error))
             });
-            t.record_internal(trace, None, SpanRecord {
-                span_id: new_span_id(),
-                parent_id: parent,
-                name: "nimbus.config.fetch".into(),
-                started,
-                attributes,
-                error,
-            });
+            t.record_internal(
+                trace,
+                None,
+                SpanRecord {
+                    span_id: new_span_id(),
+                    parent_id: parent,
+                    name: "nimbus.config.fetch".into(),
+                    started,
+                    attributes,
+                    error,
+                },
+            );
         }
         fetched
     }
