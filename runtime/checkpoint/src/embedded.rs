@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
@@ -51,6 +52,8 @@ struct Inner {
     create_lock: Mutex<()>,
     /// Serialises queue claims, acks and visibility changes.
     queue_lock: Mutex<()>,
+    /// Enqueue counter, orders messages enqueued within the same millisecond.
+    enqueued: AtomicU64,
 }
 
 /// A queued message as stored on disk.
@@ -83,6 +86,7 @@ impl Embedded {
                 task_locks: Mutex::new(HashMap::new()),
                 create_lock: Mutex::new(()),
                 queue_lock: Mutex::new(()),
+                enqueued: AtomicU64::new(0),
             }),
         })
     }
@@ -168,8 +172,10 @@ impl Backend for Embedded {
         let message = message.clone();
         self.blocking("enqueue", move |inner| {
             let now = inner.clock.now_ms();
-            // Names sort by enqueue time, so receive is first-in first-out among visible messages.
-            let id = format!("{now:016x}-{}", fresh_id());
+            // Names sort by enqueue time, then by enqueue order within this process, so receive is first-in
+            // first-out among visible messages.
+            let n = inner.enqueued.fetch_add(1, Ordering::Relaxed);
+            let id = format!("{now:016x}-{n:016x}-{}", fresh_id());
             let entry = QueueEntry {
                 message,
                 visible_at_ms: now + delay_ms,
