@@ -496,3 +496,93 @@ async fn restart_on_the_system_clock_with_short_timeouts() {
     assert_eq!(first_resume, Some(4));
     assert_done(&durable, &task, 7, 8).await;
 }
+
+/// Set in the environment of the child process that [`sigkilled_host_resumes_from_its_last_commit`] kills.
+const SIGKILL_CHILD_DIR: &str = "NIMBUS_CHECKPOINT_SIGKILL_CHILD_DIR";
+
+fn short_real_settings() -> Settings {
+    Settings {
+        lease_ttl: Duration::from_millis(100),
+        visibility_timeout: Duration::from_millis(150),
+        ..settings()
+    }
+}
+
+/// The host half of the SIGKILL test: runs only inside the child process (a no-op in a normal test run). It
+/// commits 5 chunks of a task, tells the parent so through a marker file, and then hangs until killed.
+#[tokio::test]
+async fn sigkill_child_host() {
+    let Ok(dir) = std::env::var(SIGKILL_CHILD_DIR) else {
+        return;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let durable = Durable::embedded(dir.join("store"), short_real_settings()).unwrap();
+    durable.start("summer", job(12, 5), Some("sigkill")).await.unwrap();
+    let delivery = durable.receive().await.unwrap().unwrap();
+    let Begin::Run(mut run) = durable.begin(delivery).await.unwrap() else {
+        panic!("expected a run")
+    };
+    let mut st = GuestState::initial();
+    for _ in 0..5 {
+        st.step(5);
+        run.save(&st.encode()).await.unwrap();
+    }
+    std::fs::write(dir.join("marker.tmp"), run.task_id()).unwrap();
+    std::fs::rename(dir.join("marker.tmp"), dir.join("marker")).unwrap();
+    std::future::pending::<()>().await;
+}
+
+#[tokio::test]
+async fn sigkilled_host_resumes_from_its_last_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "protocol::sigkill_child_host", "--test-threads=1"])
+        .env(SIGKILL_CHILD_DIR, dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = dir.path().join("marker");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("child host exited early: {status}");
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child host never reached its 5th commit"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL on Unix: no destructors, no flush, no ack.
+    child.wait().unwrap();
+    let task = std::fs::read_to_string(&marker).unwrap();
+
+    let durable = Durable::embedded(dir.path().join("store"), short_real_settings()).unwrap();
+    let record = durable.status(&task).await.unwrap().unwrap();
+    assert_eq!((record.seq, record.status), (5, TaskStatus::Running));
+    assert!(
+        record.lease.is_some(),
+        "the killed run still holds its (expiring) lease"
+    );
+    let mut first_resume = None;
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "task did not finish after the restart"
+        );
+        let Some(delivery) = durable.receive().await.unwrap() else {
+            if durable.status(&task).await.unwrap().unwrap().status.is_terminal() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            continue;
+        };
+        if let Begin::Run(run) = durable.begin(delivery).await.unwrap() {
+            first_resume.get_or_insert_with(|| GuestState::decode(run.resumed().unwrap()).next);
+            guest(run, 3).await.unwrap();
+        }
+    }
+    assert_eq!(first_resume, Some(5), "resumed from the last commit before the kill");
+    let record = assert_done(&durable, &task, 12, 5).await;
+    assert_eq!(record.runs, 4, "1 killed run + 7 chunks at 3 per run");
+}
