@@ -225,10 +225,13 @@ impl Backend for Embedded {
 
 impl Inner {
     fn task_lock(&self, task_id: &str) -> Arc<Mutex<()>> {
-        lock_ignoring_poison(&self.task_locks)
-            .entry(task_id.to_owned())
-            .or_default()
-            .clone()
+        let mut locks = lock_ignoring_poison(&self.task_locks);
+        // Now and then drop the locks nobody holds (only the map has a reference), so a long-lived `serve` does
+        // not keep one per task forever. A lock in use has a clone outside the map and is kept.
+        if locks.len() >= 1024 {
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+        }
+        locks.entry(task_id.to_owned()).or_default().clone()
     }
 
     fn task_path(&self, op: &'static str, task_id: &str) -> Result<PathBuf, StoreError> {

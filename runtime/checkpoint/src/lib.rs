@@ -27,12 +27,16 @@
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod clock;
 pub mod driver;
 pub mod embedded;
 pub mod format;
 pub mod store;
 
+#[cfg(feature = "aws")]
+pub use aws::{Aws, AwsEndpoint, AwsResources};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use driver::{Begin, Delivery, Durable, DurableError, Recovery, RetryPolicy, Run, SaveError, Settings, Started};
 pub use embedded::Embedded;

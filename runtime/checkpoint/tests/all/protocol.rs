@@ -586,3 +586,27 @@ async fn sigkilled_host_resumes_from_its_last_commit() {
     let record = assert_done(&durable, &task, 12, 5).await;
     assert_eq!(record.runs, 4, "1 killed run + 7 chunks at 3 per run");
 }
+
+#[tokio::test]
+async fn renew_keeps_a_slow_run_alive_until_it_stops_renewing() {
+    let (_dir, clock, durable) = setup();
+    durable.start("slow", Vec::new(), None).await.unwrap();
+    let mut run = begin_run(&durable).await;
+    let first_expiry = run.lease_expires_at_ms();
+    clock.advance(9_000); // lease 10 s, visibility 15 s
+    run.renew().await.unwrap();
+    assert_eq!(run.lease_expires_at_ms(), first_expiry + 9_000);
+    clock.advance(9_000); // past the original visibility, within the renewed one
+    assert!(
+        durable.receive().await.unwrap().is_none(),
+        "renewed visibility hides the message"
+    );
+    run.save(b"still mine").await.unwrap();
+
+    clock.advance(30_000); // the run stalls without renewing
+    let next = begin_run(&durable).await;
+    assert_eq!(next.resumed(), Some(&b"still mine"[..]));
+    assert!(matches!(run.save(b"late").await, Err(SaveError::Fenced { .. })));
+    assert!(matches!(run.renew().await, Err(DurableError::Fenced { .. })));
+    next.done(Vec::new()).await.unwrap();
+}
