@@ -51,7 +51,7 @@ pub struct Settings {
     /// Must exceed the longest a run can go without saving, or a live run gets fenced.
     pub lease_ttl: Duration,
     /// Runs begun since the last yield before the task is marked `Failed`: counts failed runs and runs that
-    /// died without ending.
+    /// died without ending. 0 is treated as 1.
     pub max_attempts: u32,
     /// How long a received message stays hidden; when it passes, the message is delivered again. Should be at
     /// least `lease_ttl`, or a redelivery finds the lease still held and waits another round.
@@ -391,7 +391,7 @@ impl Durable {
         next.revision += 1;
         next.updated_ms = now;
         next.lease = None;
-        if record.attempts >= self.settings().max_attempts {
+        if record.attempts >= self.max_attempts() {
             // Every allowed run began and none ended: they crashed or were killed. Stop instead of looping.
             next.status = TaskStatus::Failed;
             next.error = Some(format!(
@@ -548,6 +548,11 @@ impl Durable {
 
     fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
+    }
+
+    /// `max_attempts`, where 0 means 1: a task always gets at least one run.
+    fn max_attempts(&self) -> u32 {
+        self.settings().max_attempts.max(1)
     }
 
     fn lease_ms(&self) -> u64 {
@@ -717,7 +722,7 @@ impl Run {
         let settings = self.durable.settings();
         let mut next = self.released();
         next.error = Some(error);
-        if self.record.attempts >= settings.max_attempts {
+        if self.record.attempts >= self.durable.max_attempts() {
             next.status = TaskStatus::Failed;
             tracing::warn!(task_id = %self.record.task_id, attempts = self.record.attempts, "task failed");
         } else {

@@ -79,6 +79,12 @@ impl Embedded {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(|e| io_err("open", &dir, e))?;
         }
+        // Staged files a killed process never renamed into place are garbage; one process owns the directory.
+        if let Ok(entries) = fs::read_dir(root.join("tmp")) {
+            for entry in entries.flatten() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 root,

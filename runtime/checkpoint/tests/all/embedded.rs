@@ -197,3 +197,12 @@ async fn corrupt_records_are_reported_not_guessed() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn open_discards_staged_files_left_by_a_killed_process() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(open(dir.path(), &ManualClock::new(0)));
+    std::fs::write(dir.path().join("tmp/half-written"), b"partial").unwrap();
+    let _store = open(dir.path(), &ManualClock::new(0));
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+}

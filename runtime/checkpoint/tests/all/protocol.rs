@@ -610,3 +610,48 @@ async fn renew_keeps_a_slow_run_alive_until_it_stops_renewing() {
     assert!(matches!(run.renew().await, Err(DurableError::Fenced { .. })));
     next.done(Vec::new()).await.unwrap();
 }
+
+#[tokio::test]
+async fn deliveries_from_platform_messages_parse_or_are_refused() {
+    let delivery = nimbus_checkpoint::Delivery::from_message(r#"{"task_id":"abc","epoch":4}"#, "rh-1").unwrap();
+    assert_eq!(
+        (delivery.task_id.as_str(), delivery.epoch, delivery.receipt.as_str()),
+        ("abc", 4, "rh-1")
+    );
+    let err = nimbus_checkpoint::Delivery::from_message("{}", "rh-2").unwrap_err();
+    assert!(err.to_string().starts_with("invalid continuation message"), "{err}");
+}
+
+#[tokio::test]
+async fn zero_max_attempts_still_allows_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START_MS);
+    let durable = durable_on(
+        embedded(dir.path(), &clock),
+        &clock,
+        Settings {
+            max_attempts: 0,
+            ..settings()
+        },
+    );
+    let started = durable.start("once", Vec::new(), None).await.unwrap();
+    let run = begin_run(&durable).await;
+    run.failed("only try".into()).await.unwrap();
+    let record = durable.status(&started.task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.runs, record.error.as_deref()),
+        (TaskStatus::Failed, 1, Some("only try"))
+    );
+}
+
+#[tokio::test]
+async fn invalid_starts_are_refused() {
+    let (_dir, _clock, durable) = setup();
+    assert!(matches!(
+        durable.start("", Vec::new(), None).await,
+        Err(DurableError::Invalid { what: "function", .. })
+    ));
+    let long = "k".repeat(513);
+    let err = durable.start("f", Vec::new(), Some(&long)).await.unwrap_err();
+    assert!(err.to_string().contains("must be 1..=512 bytes, got 513"), "{err}");
+}
