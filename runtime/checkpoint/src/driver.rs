@@ -365,7 +365,12 @@ impl Durable {
         }))
     }
 
-    /// Starts a run for a delivery: takes the lease and loads the last committed checkpoint.
+    /// Starts a run for a delivery: takes the lease (compare-and-swap on the record; an expired lease is taken
+    /// over and counts as a failed attempt) and loads the last committed checkpoint.
+    ///
+    /// Messages for finished, unknown or superseded tasks are acked here ([`Begin::Finished`]). A task whose
+    /// `max_attempts` runs all died is marked `Failed` here too. On an error the message stays claimed and is
+    /// delivered again after its visibility timeout; a lease taken before the error simply expires.
     pub async fn begin(&self, delivery: Delivery) -> Result<Begin, DurableError> {
         let task_id = delivery.task_id.as_str();
         let Some(record) = self.status(task_id).await? else {
@@ -563,7 +568,6 @@ impl Durable {
 /// One run of a task, holding a fresh lease. Dropping it without [`Run::yielded`], [`Run::done`] or
 /// [`Run::failed`] is what a crash looks like: the task resumes from the last commit after the lease expires
 /// and the message is redelivered.
-#[derive(Debug)]
 pub struct Run {
     durable: Durable,
     delivery: Delivery,
@@ -573,6 +577,19 @@ pub struct Run {
     resumed: Option<Vec<u8>>,
     resumed_seq: u64,
     recovery: Option<Recovery>,
+}
+
+/// Identifies the run without dumping its input and state, which may be megabytes.
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Run")
+            .field("task_id", &self.record.task_id)
+            .field("seq", &self.record.seq)
+            .field("resumed_seq", &self.resumed_seq)
+            .field("attempt", &self.record.attempts)
+            .field("recovery", &self.recovery)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Run {

@@ -655,3 +655,17 @@ async fn invalid_starts_are_refused() {
     let err = durable.start("f", Vec::new(), Some(&long)).await.unwrap_err();
     assert!(err.to_string().contains("must be 1..=512 bytes, got 513"), "{err}");
 }
+
+/// The host spawns runs on a multi-threaded runtime, so every protocol future must be `Send`.
+#[allow(dead_code)]
+fn protocol_futures_are_send(durable: Durable, mut run: Run, delivery: nimbus_checkpoint::Delivery) {
+    fn send<T: Send>(_: T) {}
+    send(durable.start("f", Vec::new(), None));
+    send(durable.status("t"));
+    send(durable.receive());
+    send(durable.begin(delivery));
+    send(run.save(b""));
+    send(run.set_progress(""));
+    send(run.renew());
+    send(run.yielded());
+}
