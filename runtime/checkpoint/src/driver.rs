@@ -650,32 +650,41 @@ impl Run {
             });
         }
         let task_id = self.record.task_id.clone();
-        let seq = self.record.seq + 1;
-        let key = checkpoint_key(&task_id, seq, &self.token);
-        let bytes = format::encode(&task_id, seq, state);
-        let backend = self.durable.backend();
-        self.durable
-            .retry("write checkpoint", || backend.put_object(&key, bytes.clone()))
-            .await?;
+        let mut resynced = false;
+        loop {
+            let seq = self.record.seq + 1;
+            let key = checkpoint_key(&task_id, seq, &self.token);
+            let bytes = format::encode(&task_id, seq, state);
+            let backend = self.durable.backend();
+            self.durable
+                .retry("write checkpoint", || backend.put_object(&key, bytes.clone()))
+                .await?;
 
-        let mut next = self.renewed();
-        next.seq = seq;
-        next.checkpoints.push(CheckpointRef { seq, key: key.clone() });
-        let excess = next.checkpoints.len().saturating_sub(KEEP_CHECKPOINTS);
-        let pruned: Vec<CheckpointRef> = next.checkpoints.drain(..excess).collect();
-        match self.commit(next, "commit checkpoint").await {
-            Ok(()) => {}
-            Err(DurableError::Fenced { .. }) => {
-                // Our object is uncommitted and named after our lease, so it replaced nothing; tidy it up.
-                self.delete_quietly(&key).await;
-                return Err(SaveError::Fenced { task_id, seq });
+            let mut next = self.renewed();
+            next.seq = seq;
+            next.checkpoints.push(CheckpointRef { seq, key: key.clone() });
+            let excess = next.checkpoints.len().saturating_sub(KEEP_CHECKPOINTS);
+            let pruned: Vec<CheckpointRef> = next.checkpoints.drain(..excess).collect();
+            let condition = self.condition();
+            match self.durable.commit(&next, &condition, "commit checkpoint").await {
+                Ok(()) => {
+                    *self.record = next;
+                    for old in pruned {
+                        self.delete_quietly(&old.key).await;
+                    }
+                    return Ok(());
+                }
+                // An earlier save of ours landed although it reported failure: the object just written under
+                // the same key is now the committed one (with this newer state). Commit on top of it.
+                Err(DurableError::Fenced { .. }) if !resynced && self.resync().await? => resynced = true,
+                Err(DurableError::Fenced { .. }) => {
+                    // Our object is uncommitted and named after our lease, so it replaced nothing; tidy it up.
+                    self.delete_quietly(&key).await;
+                    return Err(SaveError::Fenced { task_id, seq });
+                }
+                Err(e) => return Err(e.into()),
             }
-            Err(e) => return Err(e.into()),
         }
-        for old in pruned {
-            self.delete_quietly(&old.key).await;
-        }
-        Ok(())
     }
 
     /// Records guest-reported progress (text or JSON, at most [`MAX_PROGRESS`] bytes) and renews the lease.
@@ -686,9 +695,12 @@ impl Run {
                 limit: MAX_PROGRESS,
             });
         }
-        let mut next = self.renewed();
-        next.progress = Some(progress.to_owned());
-        self.commit(next, "commit progress").await.map_err(|e| match e {
+        let commit = self.commit("commit progress", |run| {
+            let mut next = run.renewed();
+            next.progress = Some(progress.to_owned());
+            next
+        });
+        commit.await.map_err(|e| match e {
             DurableError::Fenced { task_id, .. } => SaveError::Fenced {
                 task_id,
                 seq: self.record.seq,
@@ -699,8 +711,7 @@ impl Run {
 
     /// Extends the lease and the message's visibility, for a run that works long between saves.
     pub async fn renew(&mut self) -> Result<(), DurableError> {
-        let next = self.renewed();
-        self.commit(next, "renew lease").await?;
+        self.commit("renew lease", Run::renewed).await?;
         let visibility = self.durable.settings().visibility_timeout.as_millis() as u64;
         let receipt = &self.delivery.receipt;
         let backend = self.durable.backend();
@@ -716,41 +727,55 @@ impl Run {
         // Enqueue before committing: a crash in between leaves a spare message (dropped as superseded or
         // fenced by the lease), never a yielded task with no message.
         self.enqueue(epoch, Duration::ZERO).await?;
-        let mut next = self.released();
-        next.status = TaskStatus::Yielded;
-        next.attempts = 0;
-        next.error = None;
-        next.epoch = epoch;
-        self.finish(next, "commit yield").await
+        self.finish("commit yield", |run| {
+            let mut next = run.released();
+            next.status = TaskStatus::Yielded;
+            next.attempts = 0;
+            next.error = None;
+            next.epoch = epoch;
+            next
+        })
+        .await
     }
 
     /// Ends the task with its output.
     pub async fn done(self, output: Vec<u8>) -> Result<(), DurableError> {
-        let mut next = self.released();
-        next.status = TaskStatus::Done;
-        next.result = Some(output);
-        next.error = None;
-        self.finish(next, "commit result").await
+        self.finish("commit result", |run| {
+            let mut next = run.released();
+            next.status = TaskStatus::Done;
+            next.result = Some(output.clone());
+            next.error = None;
+            next
+        })
+        .await
     }
 
     /// Ends the run with an error. Below `max_attempts` the task is retried from the last commit after a
     /// backoff; at `max_attempts` it is marked `Failed` with this error.
     pub async fn failed(self, error: String) -> Result<(), DurableError> {
-        let settings = self.durable.settings();
-        let mut next = self.released();
-        next.error = Some(error);
-        if self.record.attempts >= self.durable.max_attempts() {
-            next.status = TaskStatus::Failed;
+        let (status, epoch) = if self.record.attempts >= self.durable.max_attempts() {
             tracing::warn!(task_id = %self.record.task_id, attempts = self.record.attempts, "task failed");
+            (TaskStatus::Failed, self.record.epoch)
         } else {
             let exp = self.record.attempts.saturating_sub(1).min(20);
-            let delay = settings.retry_delay.saturating_mul(1 << exp).min(MAX_DELAY);
+            let delay = self
+                .durable
+                .settings()
+                .retry_delay
+                .saturating_mul(1 << exp)
+                .min(MAX_DELAY);
             let epoch = self.record.epoch + 1;
             self.enqueue(epoch, delay).await?;
-            next.status = TaskStatus::Running;
+            (TaskStatus::Running, epoch)
+        };
+        self.finish("commit failure", |run| {
+            let mut next = run.released();
+            next.error = Some(error.clone());
+            next.status = status;
             next.epoch = epoch;
-        }
-        self.finish(next, "commit failure").await
+            next
+        })
+        .await
     }
 
     /// The record with the lease renewed, as the base of a lease-holder commit.
@@ -773,20 +798,51 @@ impl Run {
         next
     }
 
-    /// A commit conditional on this run's lease and last committed seq.
-    async fn commit(&mut self, next: TaskRecord, op: &'static str) -> Result<(), DurableError> {
-        let condition = Condition::Lease {
+    /// The condition of every commit by this run: its lease and the seq it last committed.
+    fn condition(&self) -> Condition {
+        Condition::Lease {
             seq: self.record.seq,
             token: self.token.clone(),
-        };
-        self.durable.commit(&next, &condition, op).await?;
-        *self.record = next;
-        Ok(())
+        }
+    }
+
+    /// A lease-holder commit of `build(self)`. If it is fenced but the stored record still carries our lease,
+    /// an earlier commit of ours landed although it reported failure; adopt it and build on top of it once.
+    async fn commit(&mut self, op: &'static str, build: impl Fn(&Run) -> TaskRecord) -> Result<(), DurableError> {
+        let mut resynced = false;
+        loop {
+            let next = build(self);
+            match self.durable.commit(&next, &self.condition(), op).await {
+                Ok(()) => {
+                    *self.record = next;
+                    return Ok(());
+                }
+                Err(DurableError::Fenced { .. }) if !resynced && self.resync().await? => resynced = true,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Re-reads the record after a fenced commit; true (and the record adopted) if we still hold the lease.
+    async fn resync(&mut self) -> Result<bool, DurableError> {
+        match self.durable.status(&self.record.task_id).await? {
+            Some(stored)
+                if !stored.status.is_terminal()
+                    && stored.lease.as_ref().is_some_and(|l| l.token == self.token)
+                    && stored.seq != self.record.seq =>
+            {
+                tracing::info!(task_id = %stored.task_id, ours = self.record.seq, stored = stored.seq,
+                    "an earlier commit of this run landed after reporting failure; continuing from it");
+                *self.record = stored;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Final commit, then ack. A fenced run does not ack: its receipt may belong to the newer run's delivery.
-    async fn finish(mut self, next: TaskRecord, op: &'static str) -> Result<(), DurableError> {
-        self.commit(next, op).await?;
+    async fn finish(mut self, op: &'static str, build: impl Fn(&Run) -> TaskRecord) -> Result<(), DurableError> {
+        self.commit(op, build).await?;
         self.durable.ack(&self.delivery).await
     }
 

@@ -669,3 +669,40 @@ fn protocol_futures_are_send(durable: Durable, mut run: Run, delivery: nimbus_ch
     send(run.renew());
     send(run.yielded());
 }
+
+#[tokio::test]
+async fn save_after_a_commit_that_landed_but_reported_failure_continues_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START_MS);
+    let faulty = Arc::new(Faulty::new(embedded(dir.path(), &clock), 0, FaultMode::After));
+    let durable = durable_on(faulty.clone(), &clock, settings());
+    let started = durable.start("summer", Vec::new(), None).await.unwrap();
+    let mut run = begin_run(&durable).await;
+    run.save(b"one").await.unwrap();
+
+    // Every commit response is lost although the first write lands: the save reports failure.
+    *faulty.only.lock().unwrap() = Some("update_task");
+    faulty.always.store(true, Ordering::SeqCst);
+    let err = run.save(b"two").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("commit checkpoint: gave up after 5 attempts"),
+        "{err}"
+    );
+    assert_eq!(
+        durable.status(&started.task_id).await.unwrap().unwrap().seq,
+        2,
+        "the write landed"
+    );
+    assert_eq!(run.seq(), 1, "the run could not know");
+
+    // The guest retries: not fenced (the run still holds the lease), and it continues after the landed commit.
+    faulty.always.store(false, Ordering::SeqCst);
+    clock.advance(1); // a later save differs from the landed one at least in its time stamps
+    run.save(b"three").await.unwrap();
+    assert_eq!(run.seq(), 3);
+    run.set_progress("p").await.unwrap();
+    run.yielded().await.unwrap();
+    let next = begin_run(&durable).await;
+    assert_eq!((next.seq(), next.resumed()), (3, Some(&b"three"[..])));
+}

@@ -204,6 +204,8 @@ pub struct Faulty {
     pub every: u64,
     pub mode: FaultMode,
     pub always: AtomicBool,
+    /// If set, only this backend operation is faulted.
+    pub only: std::sync::Mutex<Option<&'static str>>,
     pub ops: AtomicU64,
     pub injected: AtomicU64,
 }
@@ -215,6 +217,7 @@ impl Faulty {
             every,
             mode,
             always: AtomicBool::new(false),
+            only: Default::default(),
             ops: AtomicU64::new(0),
             injected: AtomicU64::new(0),
         }
@@ -227,7 +230,9 @@ impl Faulty {
     ) -> BoxFuture<'a, Result<T, StoreError>> {
         Box::pin(async move {
             let n = self.ops.fetch_add(1, Ordering::SeqCst) + 1;
-            let fault = self.always.load(Ordering::SeqCst) || (self.every != 0 && n.is_multiple_of(self.every));
+            let selected = self.only.lock().unwrap().is_none_or(|only| only == op);
+            let fault =
+                selected && (self.always.load(Ordering::SeqCst) || (self.every != 0 && n.is_multiple_of(self.every)));
             if !fault {
                 return fut.await;
             }
