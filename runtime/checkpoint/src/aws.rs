@@ -20,6 +20,9 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{Backend, BoxFuture, Condition, Continuation, Created, Received, StoreError, TaskRecord};
 
+/// Largest record JSON written to DynamoDB: its item limit is 400 KB, minus room for the other attributes.
+const MAX_RECORD: usize = 380 * 1024;
+
 /// SQS refuses delays and visibility timeouts above these.
 const MAX_DELAY_SECS: u64 = 900;
 const MAX_VISIBILITY_SECS: u64 = 43_200;
@@ -182,6 +185,20 @@ impl Aws {
             op,
             detail: e.to_string(),
         })?;
+        if json.len() > MAX_RECORD {
+            // DynamoDB would refuse it with an opaque validation error; say what is too big instead.
+            return Err(StoreError::Backend {
+                op,
+                detail: format!(
+                    "task record of {} bytes (input {}, result {}, progress {}) exceeds the {MAX_RECORD}-byte limit \
+                     of one DynamoDB item",
+                    json.len(),
+                    record.input.len(),
+                    record.result.as_ref().map_or(0, Vec::len),
+                    record.progress.as_ref().map_or(0, String::len),
+                ),
+            });
+        }
         let mut put = self
             .ddb
             .put_item()
@@ -323,8 +340,13 @@ impl Aws {
         let Some(msg) = out.messages.unwrap_or_default().into_iter().next() else {
             return Ok(None);
         };
-        let receipt = msg.receipt_handle.unwrap_or_default();
-        let body = msg.body.unwrap_or_default();
+        let Some(receipt) = msg.receipt_handle else {
+            return Err(StoreError::Backend {
+                op: "sqs ReceiveMessage",
+                detail: "message without a receipt handle".into(),
+            });
+        };
+        let body = msg.body.unwrap_or_default(); // an empty body is malformed and handled below
         match serde_json::from_str::<Continuation>(&body) {
             Ok(message) => Ok(Some(Received { message, receipt })),
             Err(e) => {

@@ -195,3 +195,16 @@ async fn aws_backend_maps_missing_objects_and_failed_conditions() {
     ));
     aws.update_task(&record, &Condition::Revision(0)).await.unwrap();
 }
+
+#[tokio::test]
+async fn aws_oversized_record_is_refused_with_a_clear_error() {
+    let clock = ManualClock::new(0);
+    let durable = durable(backend("big").await, &clock);
+    let err = durable.start("f", vec![7u8; 400 * 1024], None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("exceeds the 389120-byte limit of one DynamoDB item"),
+        "{text}"
+    );
+    assert!(text.contains("input 409600"), "{text}");
+}
