@@ -3,7 +3,9 @@
 //! A guest task works in steps and checkpoints its state; the host commits each checkpoint with fencing, so a
 //! stale run can never overwrite a newer one, and schedules continuations so a task can outlive any single
 //! invocation. A run that dies is resumed from its last commit. See [`driver`] for the protocol,
-//! [`store`] for the backend contract, [`embedded`] for the local backend and [`format`] for the bytes.
+//! [`store`] for the backend contract, [`embedded`] for the local backend and [`format`](mod@format) for the bytes.
+//! With the `aws` feature, `aws::Aws` is the production backend (S3 + DynamoDB + SQS); the host picks a backend at
+//! run time as an `Arc<dyn Backend>`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
