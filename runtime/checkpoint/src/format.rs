@@ -1,0 +1,363 @@
+//! The checkpoint wire format: a small header followed by an lz4 frame of the guest's state.
+//!
+//! ```text
+//! offset  size  field
+//! 0       7     magic "NMBCKPT"
+//! 7       2     format version (u16 LE), currently 1
+//! 9       2     task id length N (u16 LE)
+//! 11      N     task id (UTF-8)
+//! 11+N    8     sequence number (u64 LE)
+//! 19+N    8     uncompressed state length (u64 LE)
+//! 27+N    4     crc32 of the compressed payload (u32 LE)
+//! 31+N    ..    lz4 frame (`lz4_flex::frame`) of the state
+//! ```
+//!
+//! Every header field is checked on decode, so a checkpoint read back under the wrong key, a torn write or a
+//! flipped bit is reported precisely instead of being handed to the guest as its state. The task id and sequence
+//! number are in the header (not only in the object key) because an object store cannot tell us whether the
+//! bytes we got are the bytes that were committed for this key.
+
+use std::io::{Read, Write};
+
+/// The first bytes of every checkpoint, so that a foreign object is recognised immediately.
+pub const MAGIC: &[u8; 7] = b"NMBCKPT";
+
+/// The format version this crate writes; decode refuses any other so an old host never misreads a newer layout.
+pub const VERSION: u16 = 1;
+
+/// Default cap on the size of one checkpoint's state (8 MiB), the manifest's `task.max_checkpoint` default.
+pub const DEFAULT_MAX_CHECKPOINT: usize = 8 * 1024 * 1024;
+
+/// Fixed part of the header, excluding the variable-length task id.
+const FIXED_HEADER: usize = 7 + 2 + 2 + 8 + 8 + 4;
+
+/// Why a stored checkpoint could not be turned back into state. Each variant names exactly what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FormatError {
+    /// The object does not start with `NMBCKPT`: it is not a checkpoint at all.
+    #[error("not a checkpoint: bad magic {found:02x?}")]
+    BadMagic {
+        /// The bytes found where the magic should be.
+        found: Vec<u8>,
+    },
+    /// Written by a format version this host does not know.
+    #[error("unknown checkpoint format version {found} (this host reads version {VERSION})")]
+    UnknownVersion {
+        /// The version in the header.
+        found: u16,
+    },
+    /// The object ends before the header (or the payload it announces) is complete.
+    #[error("truncated checkpoint: {len} bytes, need at least {needed} to read the {what}")]
+    Truncated {
+        /// Which part could not be read.
+        what: &'static str,
+        /// Bytes present.
+        len: usize,
+        /// Bytes needed.
+        needed: usize,
+    },
+    /// The task id in the header is not valid UTF-8.
+    #[error("checkpoint task id is not UTF-8")]
+    BadTaskId,
+    /// The checkpoint belongs to another task (read under the wrong key, or the object was swapped).
+    #[error("checkpoint is for task {found:?}, expected task {expected:?}")]
+    WrongTask {
+        /// The task we asked for.
+        expected: String,
+        /// The task in the header.
+        found: String,
+    },
+    /// The checkpoint has another sequence number than the one committed.
+    #[error("checkpoint has sequence {found}, expected {expected}")]
+    WrongSeq {
+        /// The sequence number committed in the task table.
+        expected: u64,
+        /// The sequence number in the header.
+        found: u64,
+    },
+    /// The compressed payload does not match its checksum: a torn or corrupted write.
+    #[error("checkpoint payload checksum mismatch: header says {expected:08x}, payload has {found:08x}")]
+    ChecksumMismatch {
+        /// The crc32 recorded in the header.
+        expected: u32,
+        /// The crc32 of the payload as read.
+        found: u32,
+    },
+    /// The header announces more state than this host accepts, so it is not decompressed at all.
+    #[error("checkpoint announces {size} bytes of state, above the limit of {limit}")]
+    TooLarge {
+        /// Announced uncompressed size.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// The payload decompressed to another length than the header announces.
+    #[error("checkpoint state length mismatch: header says {expected} bytes, payload has {found}")]
+    LengthMismatch {
+        /// Length recorded in the header.
+        expected: u64,
+        /// Length after decompression (capped at `expected + 1`).
+        found: u64,
+    },
+    /// The payload is not a valid lz4 frame even though its checksum matched (a writer bug).
+    #[error("checkpoint payload is not a valid lz4 frame: {0}")]
+    Lz4(String),
+}
+
+/// Encodes `state` as checkpoint `seq` of `task_id`.
+///
+/// Encoding cannot fail for in-memory buffers; the size limit is the caller's policy (see
+/// [`crate::SaveError::TooLarge`]). A task id longer than 65535 bytes is a caller bug, and
+/// [`crate::driver`] only creates short ids.
+pub fn encode(task_id: &str, seq: u64, state: &[u8]) -> Vec<u8> {
+    let payload = compress(state);
+    let id = task_id.as_bytes();
+    // Task ids are generated by the driver (32 hex chars); truncating an absurdly long one keeps this total,
+    // and decode would then report WrongTask rather than misreading the layout.
+    let id = &id[..id.len().min(u16::MAX as usize)];
+    let mut out = Vec::with_capacity(FIXED_HEADER + id.len() + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.extend_from_slice(&(id.len() as u16).to_le_bytes());
+    out.extend_from_slice(id);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&(state.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+fn compress(state: &[u8]) -> Vec<u8> {
+    let mut enc = lz4_flex::frame::FrameEncoder::new(Vec::with_capacity(state.len() / 2 + 64));
+    // Writing into a Vec cannot fail; lz4_flex only reports errors from the underlying writer.
+    match enc
+        .write_all(state)
+        .map_err(|e| e.to_string())
+        .and_then(|()| enc.finish().map_err(|e| e.to_string()))
+    {
+        Ok(buf) => buf,
+        Err(e) => unreachable!("lz4 encoding into memory failed: {e}"),
+    }
+}
+
+/// Decodes checkpoint `expected_seq` of `expected_task`, refusing state larger than the default 8 MiB.
+pub fn decode(bytes: &[u8], expected_task: &str, expected_seq: u64) -> Result<Vec<u8>, FormatError> {
+    decode_with_limit(bytes, expected_task, expected_seq, DEFAULT_MAX_CHECKPOINT)
+}
+
+/// Decodes like [`decode`] with an explicit limit on the decompressed state, so a corrupted length can never make
+/// the host allocate more than it would have accepted on save.
+pub fn decode_with_limit(
+    bytes: &[u8],
+    expected_task: &str,
+    expected_seq: u64,
+    limit: usize,
+) -> Result<Vec<u8>, FormatError> {
+    let mut r = Reader { bytes, pos: 0 };
+    let magic = r.take(MAGIC.len(), "magic")?;
+    if magic != MAGIC {
+        return Err(FormatError::BadMagic { found: magic.to_vec() });
+    }
+    let version = u16::from_le_bytes(r.array("format version")?);
+    if version != VERSION {
+        return Err(FormatError::UnknownVersion { found: version });
+    }
+    let id_len = u16::from_le_bytes(r.array("task id length")?) as usize;
+    let id = std::str::from_utf8(r.take(id_len, "task id")?).map_err(|_| FormatError::BadTaskId)?;
+    let seq = u64::from_le_bytes(r.array("sequence number")?);
+    let len = u64::from_le_bytes(r.array("state length")?);
+    let crc = u32::from_le_bytes(r.array("checksum")?);
+    if id != expected_task {
+        return Err(FormatError::WrongTask {
+            expected: expected_task.to_owned(),
+            found: id.to_owned(),
+        });
+    }
+    if seq != expected_seq {
+        return Err(FormatError::WrongSeq {
+            expected: expected_seq,
+            found: seq,
+        });
+    }
+    if len > limit as u64 {
+        return Err(FormatError::TooLarge {
+            size: len,
+            limit: limit as u64,
+        });
+    }
+    let payload = r.rest();
+    let found = crc32fast::hash(payload);
+    if found != crc {
+        return Err(FormatError::ChecksumMismatch { expected: crc, found });
+    }
+    // Read at most one byte more than announced: enough to detect a longer payload without unbounded allocation.
+    let mut state = Vec::with_capacity(len as usize);
+    lz4_flex::frame::FrameDecoder::new(payload)
+        .take(len + 1)
+        .read_to_end(&mut state)
+        .map_err(|e| FormatError::Lz4(e.to_string()))?;
+    if state.len() as u64 != len {
+        return Err(FormatError::LengthMismatch {
+            expected: len,
+            found: state.len() as u64,
+        });
+    }
+    Ok(state)
+}
+
+/// A bounds-checked cursor, so every short read becomes [`FormatError::Truncated`] naming the field.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], FormatError> {
+        let needed = self.pos + n;
+        let out = self.bytes.get(self.pos..needed).ok_or(FormatError::Truncated {
+            what,
+            len: self.bytes.len(),
+            needed,
+        })?;
+        self.pos = needed;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], FormatError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.pos..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        (0..2000u32).flat_map(|i| (i % 251).to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn roundtrip_including_empty_state() {
+        for state in [Vec::new(), b"x".to_vec(), sample()] {
+            let bytes = encode("task-1", 7, &state);
+            assert_eq!(decode(&bytes, "task-1", 7), Ok(state));
+        }
+    }
+
+    #[test]
+    fn header_layout_is_stable() {
+        let bytes = encode("ab", 0x0102, b"hello");
+        assert_eq!(&bytes[..7], MAGIC);
+        assert_eq!(&bytes[7..9], &1u16.to_le_bytes());
+        assert_eq!(&bytes[9..11], &2u16.to_le_bytes());
+        assert_eq!(&bytes[11..13], b"ab");
+        assert_eq!(&bytes[13..21], &0x0102u64.to_le_bytes());
+        assert_eq!(&bytes[21..29], &5u64.to_le_bytes());
+        assert_eq!(&bytes[29..33], &crc32fast::hash(&bytes[33..]).to_le_bytes());
+    }
+
+    #[test]
+    fn names_each_header_fault() {
+        let good = encode("task", 3, b"state");
+        let mut bad = good.clone();
+        bad[0] = b'X';
+        assert!(matches!(decode(&bad, "task", 3), Err(FormatError::BadMagic { .. })));
+        let mut bad = good.clone();
+        bad[7] = 9;
+        assert_eq!(decode(&bad, "task", 3), Err(FormatError::UnknownVersion { found: 9 }));
+        assert_eq!(
+            decode(&good, "other", 3),
+            Err(FormatError::WrongTask {
+                expected: "other".into(),
+                found: "task".into()
+            })
+        );
+        assert_eq!(
+            decode(&good, "task", 4),
+            Err(FormatError::WrongSeq { expected: 4, found: 3 })
+        );
+        let mut bad = good.clone();
+        let len_at = 11 + 4 + 8;
+        bad[len_at] ^= 1; // announce 4 bytes instead of 5
+        assert_eq!(
+            decode(&bad, "task", 3),
+            Err(FormatError::LengthMismatch { expected: 4, found: 5 })
+        );
+        let mut bad = good.clone();
+        bad[len_at] = 6; // announce 6, payload has 5
+        assert_eq!(
+            decode(&bad, "task", 3),
+            Err(FormatError::LengthMismatch { expected: 6, found: 5 })
+        );
+        let mut bad = good.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x40;
+        assert!(matches!(
+            decode(&bad, "task", 3),
+            Err(FormatError::ChecksumMismatch { .. })
+        ));
+        let mut bad = good;
+        bad[9] = 0xff; // task id length beyond the object
+        assert!(matches!(
+            decode(&bad, "task", 3),
+            Err(FormatError::Truncated { what: "task id", .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_announced_size_above_limit_without_decompressing() {
+        let bytes = encode("t", 1, &[7u8; 100]);
+        assert_eq!(
+            decode_with_limit(&bytes, "t", 1, 99),
+            Err(FormatError::TooLarge { size: 100, limit: 99 })
+        );
+        assert_eq!(decode_with_limit(&bytes, "t", 1, 100), Ok(vec![7u8; 100]));
+    }
+
+    #[test]
+    fn every_single_byte_flip_is_detected() {
+        let state = sample();
+        let good = encode("task-42", 9, &state);
+        for i in 0..good.len() {
+            for mask in [0x01u8, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[i] ^= mask;
+                let res = decode(&bad, "task-42", 9);
+                assert!(
+                    res.is_err(),
+                    "flip {mask:#x} at offset {i} of {} went undetected",
+                    good.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_truncation_is_detected() {
+        let good = encode("task-42", 9, b"a small state, a few dozen bytes long");
+        for cut in 0..good.len() {
+            let res = decode(&good[..cut], "task-42", 9);
+            assert!(
+                res.is_err(),
+                "truncation to {cut} of {} bytes went undetected",
+                good.len()
+            );
+            if cut < FIXED_HEADER + 7 {
+                assert!(matches!(res, Err(FormatError::Truncated { .. })), "cut {cut}: {res:?}");
+            }
+        }
+        // Trailing garbage changes the checksum too.
+        let mut long = good.clone();
+        long.push(0);
+        assert!(matches!(
+            decode(&long, "task-42", 9),
+            Err(FormatError::ChecksumMismatch { .. })
+        ));
+    }
+}

@@ -1,0 +1,210 @@
+//! The AWS backend against a real `moto_server` on 127.0.0.1 (S3, DynamoDB, SQS), started by the test binary.
+//! Needs `moto_server` on PATH (scripts/setup installs it) and `--features aws`.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use nimbus_checkpoint::clock::Clock;
+use nimbus_checkpoint::{
+    Aws, AwsEndpoint, AwsResources, Backend, Begin, Condition, Durable, DurableError, ManualClock, SaveError,
+    StoreError, TaskStatus,
+};
+
+use crate::support::{assert_done, drive, job, settings};
+
+/// A `moto_server` under a shell watchdog that stops it when our end of its stdin closes (process exit).
+struct Moto {
+    _child: Child,
+    _stdin: Option<ChildStdin>,
+    addr: SocketAddr,
+}
+
+fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let script = r#"moto_server -H 127.0.0.1 -p "$0" >/dev/null 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
+read -r _ignored || true"#;
+        let mut child = Command::new("sh")
+            .args(["-c", script, &port.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server (is it installed? run scripts/setup)");
+        let stdin = child.stdin.take();
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "moto_server did not start on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Moto {
+            _child: child,
+            _stdin: stdin,
+            addr,
+        }
+    })
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        if let Some(mut stdin) = self._stdin.take() {
+            let _ = stdin.write_all(b"stop\n");
+        }
+    }
+}
+
+/// Fresh bucket, table and queue on moto for one test.
+async fn backend(name: &str) -> Aws {
+    let endpoint = AwsEndpoint {
+        endpoint_url: Some(format!("http://{}", moto().addr)),
+        region: Some("us-east-1".into()),
+        credentials: Some(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto")),
+    };
+    let sdk = nimbus_checkpoint::aws::sdk_config(&endpoint).await;
+    let unique = format!("{name}-{}", nimbus_checkpoint::SystemClock.now_ms());
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    s3.create_bucket().bucket(&unique).send().await.expect("create bucket");
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    ddb.create_table()
+        .table_name(&unique)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("task_id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap(),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("task_id")
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap(),
+        )
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .expect("create table");
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = sqs
+        .create_queue()
+        .queue_name(&unique)
+        .send()
+        .await
+        .expect("create queue");
+    let res = AwsResources {
+        bucket: unique.clone(),
+        table: unique,
+        queue_url: queue.queue_url.expect("queue url"),
+        receive_wait_secs: 0,
+        force_path_style: true,
+    };
+    Aws::new(&sdk, res)
+}
+
+fn durable(aws: Aws, clock: &ManualClock) -> Durable {
+    Durable::with_clock(Arc::new(aws), settings(), Arc::new(clock.clone()))
+}
+
+#[tokio::test]
+async fn aws_multi_run_task_with_idempotent_start_completes_exactly() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let durable = durable(backend("multi").await, &clock);
+    let first = durable.start("summer", job(11, 6), Some("aws-key")).await.unwrap();
+    let again = durable.start("summer", job(11, 6), Some("aws-key")).await.unwrap();
+    assert_eq!(
+        (first.created, again.created, &again.task_id),
+        (true, false, &first.task_id)
+    );
+    let seen = drive(&durable, &clock, &first.task_id, 3).await;
+    assert_eq!(seen.runs, 4, "{seen:?}");
+    assert_done(&durable, &first.task_id, 11, 6).await;
+}
+
+#[tokio::test]
+async fn aws_stale_run_is_fenced_by_dynamodb_conditions() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let durable = durable(backend("fence").await, &clock);
+    let started = durable.start("summer", job(3, 1), None).await.unwrap();
+    let delivery = durable.receive().await.unwrap().expect("first run");
+    let Begin::Run(mut stale) = durable.begin(delivery.clone()).await.unwrap() else {
+        panic!("expected a run")
+    };
+    assert!(
+        matches!(durable.begin(delivery.clone()).await.unwrap(), Begin::Busy),
+        "live lease"
+    );
+    clock.advance(durable.settings().lease_ttl.as_millis() as u64 + 1);
+    let Begin::Run(mut fresh) = durable.begin(delivery).await.unwrap() else {
+        panic!("expected a takeover")
+    };
+    assert!(matches!(stale.save(b"old").await, Err(SaveError::Fenced { .. })));
+    fresh.save(b"new").await.unwrap();
+    assert!(matches!(stale.save(b"old").await, Err(SaveError::Fenced { .. })));
+    assert!(matches!(
+        stale.done(b"wrong".to_vec()).await,
+        Err(DurableError::Fenced { .. })
+    ));
+    fresh.done(b"right".to_vec()).await.unwrap();
+    let record = durable.status(&started.task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.seq, record.result.as_deref()),
+        (TaskStatus::Done, 1, Some(&b"right"[..]))
+    );
+}
+
+#[tokio::test]
+async fn aws_backend_maps_missing_objects_and_failed_conditions() {
+    let aws = backend("map").await;
+    assert_eq!(aws.get_object("tasks/none/1/w").await.unwrap(), None);
+    aws.put_object("tasks/t/1/w", b"bytes".to_vec()).await.unwrap();
+    assert_eq!(
+        aws.get_object("tasks/t/1/w").await.unwrap().as_deref(),
+        Some(&b"bytes"[..])
+    );
+    assert_eq!(aws.get_task("missing").await.unwrap(), None);
+    let clock = ManualClock::new(0);
+    let durable = durable(aws.clone(), &clock);
+    let started = durable.start("f", Vec::new(), None).await.unwrap();
+    let record = aws.get_task(&started.task_id).await.unwrap().unwrap();
+    let wrong = Condition::Lease {
+        seq: 0,
+        token: "nobody".into(),
+    };
+    assert!(matches!(
+        aws.update_task(&record, &wrong).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(matches!(
+        aws.update_task(&record, &Condition::Revision(9)).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    aws.update_task(&record, &Condition::Revision(0)).await.unwrap();
+}
+
+#[tokio::test]
+async fn aws_oversized_record_is_refused_with_a_clear_error() {
+    let clock = ManualClock::new(0);
+    let durable = durable(backend("big").await, &clock);
+    let err = durable.start("f", vec![7u8; 400 * 1024], None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("exceeds the 389120-byte limit of one DynamoDB item"),
+        "{text}"
+    );
+    assert!(text.contains("input 409600"), "{text}");
+}
