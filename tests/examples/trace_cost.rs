@@ -1,7 +1,10 @@
 //! What span export costs per invocation: the plain HTTP hello through
-//! `Host::invoke`, with export off and with export on (batched to a local
-//! OTLP receiver, as `nimbus serve` does), measured in alternating rounds in
-//! one run. Run with `cargo run --release -p nimbus-tests --example trace_cost`.
+//! `Host::invoke`, with export off, with export on to a collector that
+//! decodes every span (the test OTLP receiver, on a thread of its own, like
+//! a sidecar sharing the machine), and with export on to a sink that reads
+//! and discards (the host's own cost: building, batching, encoding and
+//! sending spans). Measured in rotating rounds in one run.
+//! Run with `cargo run --release -p nimbus-tests --example trace_cost`.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -17,8 +20,10 @@ manifest_version = 1
 component = "{PROXY_HELLO}"
 routes = ["GET /"]
 "#;
-const ROUNDS: usize = 6;
-const PER_ROUND: usize = 5_000;
+/// Short alternating rounds, so a machine whose load drifts (other builds)
+/// weighs on both sides alike; the figure is the median of per-round ratios.
+const ROUNDS: usize = 40;
+const PER_ROUND: usize = 1_000;
 
 async fn hello(host: &Host) {
     let f = host.function("hello").unwrap();
@@ -44,17 +49,54 @@ async fn rate(host: &Host, n: usize) -> f64 {
     n as f64 / t.elapsed().as_secs_f64()
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let receiver = OtlpReceiver::start().await;
+/// Runs `serve` on a thread and runtime of its own, like a sidecar process.
+fn on_own_thread<T: Send + 'static, F: Future<Output = T> + 'static>(serve: impl FnOnce() -> F + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tx.send(serve().await).unwrap();
+            std::future::pending::<()>().await
+        })
+    });
+    rx.recv().unwrap()
+}
+
+/// An OTLP/HTTP endpoint that reads each export and answers 200 with an
+/// empty (valid) response, decoding nothing; returns its traces URL.
+async fn discarding_sink() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            let svc = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+                let _ = req.into_body().collect().await;
+                Ok::<_, std::convert::Infallible>(
+                    http::Response::builder()
+                        .header("content-type", "application/x-protobuf")
+                        .body(Full::new(Bytes::new()))
+                        .unwrap(),
+                )
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(s), svc),
+            );
+        }
+    });
+    format!("http://{addr}/v1/traces")
+}
+
+async fn exporting_host(traces_endpoint: String) -> (Arc<Host>, Telemetry) {
     let telemetry = Telemetry::new(TelemetryConfig {
-        traces_endpoint: receiver.traces_endpoint(),
+        traces_endpoint,
         resource: vec![opentelemetry::KeyValue::new("service.name", "trace-cost")],
         flush_timeout: Duration::from_secs(5),
     })
     .unwrap();
-    let (off, _) = nimbus_tests::boot(MANIFEST).await;
-    let (on, _): (Arc<Host>, _) = nimbus_tests::boot_with(
+    let (host, _) = nimbus_tests::boot_with(
         MANIFEST,
         BootOptions {
             telemetry: Some(telemetry.clone()),
@@ -62,27 +104,62 @@ async fn main() {
         },
     )
     .await;
-    rate(&off, 1_000).await;
-    rate(&on, 1_000).await;
-    let (mut sum_off, mut sum_on) = (0.0, 0.0);
-    for round in 0..ROUNDS {
-        let (a, b) = if round % 2 == 0 {
-            let a = rate(&off, PER_ROUND).await;
-            (a, rate(&on, PER_ROUND).await)
-        } else {
-            let b = rate(&on, PER_ROUND).await;
-            (rate(&off, PER_ROUND).await, b)
-        };
-        println!("round {round}: off {a:8.0}/s   on {b:8.0}/s");
-        sum_off += a;
-        sum_on += b;
+    (host, telemetry)
+}
+
+/// The median and quartiles of `ratios`.
+fn summary(mut ratios: Vec<f64>) -> String {
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    format!(
+        "median ratio to off {:.3} ({:+.1}%), quartiles {:.3}..{:.3}",
+        ratios[n / 2],
+        (ratios[n / 2] - 1.0) * 100.0,
+        ratios[n / 4],
+        ratios[3 * n / 4]
+    )
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let receiver = on_own_thread(OtlpReceiver::start);
+    let sink = on_own_thread(discarding_sink);
+    let (off, _) = nimbus_tests::boot(MANIFEST).await;
+    let (decoded, decoded_t) = exporting_host(receiver.traces_endpoint()).await;
+    let (discarded, discarded_t) = exporting_host(sink).await;
+    let hosts = [&off, &decoded, &discarded];
+    for h in hosts {
+        rate(h, 2_000).await;
     }
-    telemetry.flush().await;
-    let (off_rate, on_rate) = (sum_off / ROUNDS as f64, sum_on / ROUNDS as f64);
+    let mut sums = [0.0; 3];
+    let (mut to_collector, mut to_sink) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let mut r = [0.0; 3];
+        // Rotate who goes first, so drifting load weighs on each alike.
+        for k in 0..3 {
+            let i = (round + k) % 3;
+            r[i] = rate(hosts[i], PER_ROUND).await;
+        }
+        for i in 0..3 {
+            sums[i] += r[i];
+        }
+        to_collector.push(r[1] / r[0]);
+        to_sink.push(r[2] / r[0]);
+    }
+    decoded_t.flush().await;
+    discarded_t.flush().await;
+    let avg = |i: usize| sums[i] / ROUNDS as f64;
+    println!("hello (proxy_hello), serial, {ROUNDS} rotating rounds of {PER_ROUND} invocations each");
+    println!("  export off:                      {:8.0}/s", avg(0));
     println!(
-        "hello (proxy_hello), serial: export off {off_rate:.0}/s, export on {on_rate:.0}/s ({:+.1}%); \
-         spans received: {}",
-        (on_rate / off_rate - 1.0) * 100.0,
+        "  export on, decoding collector:   {:8.0}/s  {}; spans received: {}",
+        avg(1),
+        summary(to_collector),
         receiver.spans().len()
+    );
+    println!(
+        "  export on, discarding sink:      {:8.0}/s  {}",
+        avg(2),
+        summary(to_sink)
     );
 }

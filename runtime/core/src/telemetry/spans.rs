@@ -57,6 +57,29 @@ impl Trigger {
     }
 }
 
+/// An attribute value sharing `s` instead of copying it.
+fn shared(s: &Arc<str>) -> Value {
+    Value::String(s.clone().into())
+}
+
+/// `http.request.method`: the standard methods without an allocation.
+fn method(m: &http::Method) -> Value {
+    let known = [
+        http::Method::GET,
+        http::Method::POST,
+        http::Method::PUT,
+        http::Method::DELETE,
+        http::Method::PATCH,
+        http::Method::HEAD,
+        http::Method::OPTIONS,
+    ];
+    const NAMES: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+    match known.iter().position(|k| k == m) {
+        Some(i) => Value::from(NAMES[i]),
+        None => Value::from(m.as_str().to_owned()),
+    }
+}
+
 fn context(ids: &SpanIds, span_id: u64, tracestate: Option<&str>) -> SpanContext {
     let state = tracestate
         .and_then(|s| TraceState::from_str(s).ok())
@@ -127,12 +150,15 @@ impl InvocationRecord {
     /// Starts recording `inv` (its start time is the invocation's);
     /// `coldstart` is the host's: true for the process's first invocation.
     pub fn start(telemetry: &Telemetry, inv: &Arc<Invocation>, trigger: Trigger, coldstart: bool) -> InvocationRecord {
-        let attributes = vec![
-            KeyValue::new(semconv::FAAS_INVOCATION_ID, inv.request_id.to_string()),
+        // Sized for everything the span can get, and the ids shared, not
+        // copied: the span costs as few allocations as it can.
+        let mut attributes = Vec::with_capacity(10);
+        attributes.extend([
+            KeyValue::new(semconv::FAAS_INVOCATION_ID, shared(&inv.request_id)),
             KeyValue::new(semconv::FAAS_COLDSTART, coldstart),
             KeyValue::new(semconv::FAAS_TRIGGER, trigger.as_str()),
-            KeyValue::new(semconv::FAAS_NAME, inv.function.to_string()),
-        ];
+            KeyValue::new(semconv::FAAS_NAME, shared(&inv.function)),
+        ]);
         InvocationRecord {
             telemetry: telemetry.clone(),
             inv: inv.clone(),
@@ -145,10 +171,8 @@ impl InvocationRecord {
 
     /// Adds the HTTP request's method and path.
     pub fn http_request<B>(&mut self, req: &http::Request<B>) {
-        self.attributes.push(KeyValue::new(
-            semconv::HTTP_REQUEST_METHOD,
-            req.method().as_str().to_owned(),
-        ));
+        self.attributes
+            .push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method(req.method())));
         self.attributes
             .push(KeyValue::new(semconv::URL_PATH, req.uri().path().to_owned()));
     }
@@ -219,7 +243,7 @@ impl OutboundRecord {
     ) -> Self {
         let uri = req.uri();
         let mut attributes = vec![
-            KeyValue::new(semconv::HTTP_REQUEST_METHOD, req.method().as_str().to_owned()),
+            KeyValue::new(semconv::HTTP_REQUEST_METHOD, method(req.method())),
             KeyValue::new(semconv::URL_FULL, uri.to_string()),
         ];
         if let Some(host) = uri.host() {
