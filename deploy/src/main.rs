@@ -52,7 +52,9 @@ fn main() -> std::process::ExitCode {
         Command::Serve(a) => commands::serve::load_env_file(&a)
             .and_then(|()| runtime())
             .and_then(|rt| rt.block_on(commands::serve::run(a))),
-        Command::Invoke(a) => runtime().and_then(|rt| rt.block_on(commands::invoke::run(a))),
+        Command::Invoke(a) => commands::invoke::load_env_file(&a)
+            .and_then(|()| runtime())
+            .and_then(|rt| rt.block_on(commands::invoke::run(a))),
         Command::Compile(a) => commands::compile::run(a),
         Command::Package(a) => commands::package::run(a),
     };

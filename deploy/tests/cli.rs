@@ -552,3 +552,54 @@ fn secret_values_never_reach_the_logs_even_at_trace_level() {
         assert!(!output.contains(secret), "a secret value reached the logs");
     }
 }
+
+#[test]
+fn invoke_reads_dotenv_and_exports_its_spans_in_the_given_trace() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(nimbus_tests::otlp_receiver::OtlpReceiver::start());
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!(
+            "manifest_version = 1\n[function.cfg]\ncomponent = \"{CONFIG_GET}\"\nroutes = [\"GET /c\"]\n\
+             [function.cfg.config]\nwho = {{ env = \"NIMBUS_TEST_INVOKE_WHO\" }}\n\
+             db = {{ ssm = \"/app/db\" }}\n"
+        ),
+    );
+    std::fs::write(dir.path().join("ssm.toml"), "\"/app/db\" = \"local-db\"\n").unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        format!(
+            "NIMBUS_TEST_INVOKE_WHO=from-dotenv\nNIMBUS_SSM_OVERRIDES=ssm.toml\nOTEL_EXPORTER_OTLP_ENDPOINT={}\n",
+            receiver.endpoint()
+        ),
+    )
+    .unwrap();
+    let tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let invoke = |key: &str| {
+        let out = run(nimbus_in(dir.path())
+            .args(["invoke", "cfg", "--traceparent", tp, "--path"])
+            .arg(format!("/c?key={key}"))
+            .arg("--manifest")
+            .arg(&m));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["value"].clone()
+    };
+    assert_eq!(invoke("who"), "from-dotenv");
+    assert_eq!(invoke("db"), "local-db");
+    let spans = rt.block_on(receiver.wait_for(Duration::from_secs(30), |s| {
+        s.iter().filter(|s| s.name == "cfg").count() >= 2
+    }));
+    let invocations: Vec<_> = spans.iter().filter(|s| s.name == "cfg").collect();
+    for s in &invocations {
+        assert_eq!(s.trace_id, "0af7651916cd43dd8448eb211c80319c", "{s:?}");
+        assert_eq!(s.parent_span_id, "b7ad6b7169203331");
+    }
+    assert!(spans.iter().any(|s| s.name == "nimbus.init"));
+
+    let out = run(nimbus_in(dir.path())
+        .args(["invoke", "cfg", "--traceparent", "00-nope", "--manifest"])
+        .arg(&m));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a W3C traceparent"));
+}

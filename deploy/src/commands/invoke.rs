@@ -4,6 +4,7 @@ use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use nimbus_core::logs::LogSink;
+use nimbus_core::telemetry::Platform;
 use nimbus_core::{BootOptions, Event, EventSource, Host, Kind, Outcome, Payload, TraceContext};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -34,12 +35,24 @@ pub struct Args {
     /// HTTP functions: extra request header `name: value` (repeatable).
     #[arg(long = "header", short = 'H')]
     headers: Vec<String>,
+    /// Invoke as part of this W3C trace (`00-<trace id>-<parent id>-<flags>`)
+    /// instead of a new one.
+    #[arg(long, value_name = "TRACEPARENT")]
+    traceparent: Option<String>,
+    #[command(flatten)]
+    env: super::local_env::LocalEnv,
+}
+
+/// Loads the environment file (before the runtime starts: see [`super::local_env::LocalEnv::load_env_file`]).
+pub fn load_env_file(args: &Args) -> anyhow::Result<()> {
+    args.env.load_env_file()
 }
 
 /// Boots only the named function, invokes it once, prints the result on
 /// stdout (guest logs go to stderr) and fails with the error type otherwise.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = super::load_manifest(&args.manifest)?;
+    let mut manifest = super::load_manifest(&args.manifest)?;
+    args.env.apply_ssm_overrides(&mut manifest)?;
     let Some(spec) = manifest.function(&args.function) else {
         let names: Vec<&str> = manifest.functions.iter().map(|f| f.name.as_str()).collect();
         bail!(
@@ -51,14 +64,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let first_route = spec.routes.first().map(|r| r.path.clone());
     let body = read_payload(&args)?;
+    let app = super::app_name(&args.manifest);
+    let telemetry = nimbus_platforms::bootstrap::telemetry_from_env(Platform::Local { app })?;
     let opts = BootOptions {
         only: Some(vec![args.function.clone()]),
         log_sink: LogSink::Stderr,
+        metrics: nimbus_core::metrics::MetricsFormat::from_env()?,
+        telemetry: telemetry.clone(),
         ..BootOptions::default()
     };
     let host = Host::boot(manifest.clone(), opts).await?;
+    let result = invoke(&host, &args, first_route, body).await;
+    if let Some(t) = telemetry {
+        // The process ends here: export what the invocation recorded.
+        t.shutdown(std::time::Duration::from_secs(5)).await;
+    }
+    result
+}
+
+/// Builds the payload, invokes once and prints the outcome.
+async fn invoke(host: &Host, args: &Args, first_route: Option<String>, body: Option<Vec<u8>>) -> anyhow::Result<()> {
     let f = host.function(&args.function).context("function did not boot")?;
-    let inv = host.new_invocation(f, None, TraceContext::new_root());
+    let trace = match &args.traceparent {
+        Some(tp) => {
+            if nimbus_core::caps::propagate::parse_traceparent(tp).is_none() {
+                bail!("--traceparent {tp:?} is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)");
+            }
+            TraceContext::from_w3c(Some(tp), None)
+        }
+        None => TraceContext::new_root(),
+    };
+    let inv = host.new_invocation(f, None, trace);
     let request_id = inv.request_id.clone();
 
     let payload = match f.kind {

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod compile;
 pub mod invoke;
+pub mod local_env;
 pub mod new;
 pub mod package;
 pub mod serve;
@@ -22,6 +23,15 @@ pub fn load_manifest(path: &Path) -> anyhow::Result<Manifest> {
     Manifest::load(path)
         .map_err(anyhow::Error::from)
         .context("invalid manifest")
+}
+
+/// The app's name for telemetry (`service.name`): the manifest's directory.
+pub fn app_name(manifest: &Path) -> String {
+    manifest
+        .canonicalize()
+        .ok()
+        .and_then(|p| p.parent()?.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "nimbus".into())
 }
 
 /// `1.2 MiB`, `340 KiB`, `12 B`.

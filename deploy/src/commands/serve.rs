@@ -2,7 +2,6 @@
 
 use crate::progress::{Step, boot_progress};
 use nimbus_core::artifact::LoadedFrom;
-use nimbus_core::caps::config::SsmProvider;
 use nimbus_core::telemetry::Platform;
 use nimbus_core::{BootOptions, Host, Kind};
 use nimbus_platforms::local::{Gateway, GatewayOptions};
@@ -23,46 +22,13 @@ pub struct Args {
     /// Do not write a JSON access-log line per request.
     #[arg(long)]
     no_access_log: bool,
-    /// Environment file loaded before boot (default: `.env` in the current
-    /// directory, if there is one). Variables already set win.
-    #[arg(long, value_name = "PATH")]
-    env_file: Option<PathBuf>,
-    /// Resolve `ssm` / `ssm_path` config keys from this TOML or JSON map of
-    /// parameter name to value instead of SSM (no AWS client is built).
-    /// Also `NIMBUS_SSM_OVERRIDES`, which a `.env` file may set.
-    #[arg(long, value_name = "FILE")]
-    ssm_overrides: Option<PathBuf>,
+    #[command(flatten)]
+    env: super::local_env::LocalEnv,
 }
 
-/// Loads `--env-file`, else `./.env` if it exists, into the process
-/// environment without replacing variables that are already set. It must run
-/// before the async runtime starts: setting variables is only sound while no
-/// other thread reads the environment.
+/// Loads the environment file (before the runtime starts: see [`super::local_env::LocalEnv::load_env_file`]).
 pub fn load_env_file(args: &Args) -> anyhow::Result<()> {
-    let (path, must_exist) = match &args.env_file {
-        Some(p) => (p.clone(), true),
-        None => (PathBuf::from(".env"), false),
-    };
-    if !must_exist && !path.is_file() {
-        return Ok(());
-    }
-    dotenvy::from_path(&path).map_err(|e| anyhow::anyhow!("cannot load environment file {}: {e}", path.display()))?;
-    tracing::debug!(file = %path.display(), "serve: environment file loaded");
-    Ok(())
-}
-
-/// Where SSM config keys come from: the overrides file if one is given, else
-/// AWS configured from the environment (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...).
-fn ssm_provider(args: &Args) -> anyhow::Result<Option<SsmProvider>> {
-    let file = args.ssm_overrides.clone().or_else(|| {
-        std::env::var_os("NIMBUS_SSM_OVERRIDES")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-    });
-    Ok(match file {
-        Some(f) => Some(SsmProvider::overrides_file(f)?),
-        None => None,
-    })
+    args.env.load_env_file()
 }
 
 /// Boots the manifest's functions and serves until SIGINT/SIGTERM.
@@ -75,23 +41,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "serve: start"
     );
     let mut manifest = super::load_manifest(&args.manifest)?;
-    if let Some(provider) = ssm_provider(&args)? {
-        if manifest.uses_ssm() {
-            eprintln!("ssm config keys: read from {}", provider.describe());
-        }
-        manifest.set_ssm_provider(provider);
-    }
+    args.env.apply_ssm_overrides(&mut manifest)?;
     let step = Arc::new(Step::start(format!(
         "booting {} functions from {}",
         manifest.functions.len(),
         args.manifest.display()
     )));
-    let app = args
-        .manifest
-        .canonicalize()
-        .ok()
-        .and_then(|p| p.parent()?.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "nimbus".into());
+    let app = super::app_name(&args.manifest);
     let telemetry = nimbus_platforms::bootstrap::telemetry_from_env(Platform::Local { app })?;
     let opts = BootOptions {
         progress: Some(boot_progress(step.clone())),
