@@ -1,11 +1,7 @@
 //! The AWS backend against a real `moto_server` on 127.0.0.1 (S3, DynamoDB, SQS), started by the test binary.
-//! Needs `moto_server` on PATH (scripts/setup installs it) and `--features aws`.
+//! The server is the tests' shared one (`nimbus_tests::moto`; scripts/setup installs it); needs `--features aws`.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use nimbus_checkpoint::clock::Clock;
@@ -16,61 +12,10 @@ use nimbus_checkpoint::{
 
 use crate::support::{assert_done, drive, job, settings};
 
-/// A `moto_server` under a shell watchdog that stops it when our end of its stdin closes (process exit).
-struct Moto {
-    _child: Child,
-    _stdin: Option<ChildStdin>,
-    addr: SocketAddr,
-}
-
-fn moto() -> &'static Moto {
-    static MOTO: OnceLock<Moto> = OnceLock::new();
-    MOTO.get_or_init(|| {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let script = r#"moto_server -H 127.0.0.1 -p "$0" >/dev/null 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null' EXIT
-read -r _ignored || true"#;
-        let mut child = Command::new("sh")
-            .args(["-c", script, &port.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server (is it installed? run scripts/setup)");
-        let stdin = child.stdin.take();
-        let started = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "moto_server did not start on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Moto {
-            _child: child,
-            _stdin: stdin,
-            addr,
-        }
-    })
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        if let Some(mut stdin) = self._stdin.take() {
-            let _ = stdin.write_all(b"stop\n");
-        }
-    }
-}
-
 /// Fresh bucket, table and queue on moto for one test.
 async fn backend(name: &str) -> Aws {
     let endpoint = AwsEndpoint {
-        endpoint_url: Some(format!("http://{}", moto().addr)),
+        endpoint_url: Some(nimbus_tests::moto::shared().endpoint()),
         region: Some("us-east-1".into()),
         credentials: Some(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto")),
     };
