@@ -993,9 +993,9 @@ async fn otlp_metrics_reach_the_collector_before_each_result_is_returned() {
     use nimbus_tests::otlp_receiver::ReceivedPoint;
     // The last point of `metric` for function `warm` (cumulative: the total so far).
     fn last<'a>(points: &'a [ReceivedPoint], metric: &str, error: Option<&str>) -> Option<&'a ReceivedPoint> {
-        points
-            .iter()
-            .rfind(|p| p.metric == metric && p.attr("faas.name") == "warm" && error.is_none_or(|e| p.attr("error.type") == e))
+        points.iter().rfind(|p| {
+            p.metric == metric && p.attr("faas.name") == "warm" && error.is_none_or(|e| p.attr("error.type") == e)
+        })
     }
     let receiver = nimbus_tests::otlp_receiver::OtlpReceiver::start().await;
     let endpoint = receiver.endpoint();

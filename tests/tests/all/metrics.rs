@@ -108,7 +108,9 @@ async fn invoke_http(host: &Host, function: &str, path: &str) -> bool {
     let f = host.function(function).unwrap();
     let inv = host.new_invocation(f, None, TraceContext::new_root());
     let body = Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync();
-    let req = http::Request::get(format!("http://localhost{path}")).body(body).unwrap();
+    let req = http::Request::get(format!("http://localhost{path}"))
+        .body(body)
+        .unwrap();
     match host.invoke(f, inv, Payload::Http(req)).await {
         Ok(nimbus_core::Outcome::Http(resp)) => {
             let ok = resp.status().is_success();
@@ -198,18 +200,41 @@ timeout = "300ms"
     assert_eq!(total(&points, "faas.invocations", &direct), 2.0);
     assert_eq!(total(&points, "faas.invocations", &sqs), 1.0);
     assert_eq!(
-        total(&points, "faas.invocations", &[("faas.name", "hello"), ("faas.trigger", "http")]),
+        total(
+            &points,
+            "faas.invocations",
+            &[("faas.name", "hello"), ("faas.trigger", "http")]
+        ),
         1.0
     );
     assert_eq!(
-        total(&points, "faas.errors", &[("faas.name", "event-check"), ("error.type", "Function.Failed")]),
+        total(
+            &points,
+            "faas.errors",
+            &[("faas.name", "event-check"), ("error.type", "Function.Failed")]
+        ),
         1.0
     );
     assert_eq!(
-        total(&points, "faas.errors", &[("faas.name", "trap"), ("faas.trigger", "http"), ("error.type", "Nimbus.Trap")]),
+        total(
+            &points,
+            "faas.errors",
+            &[
+                ("faas.name", "trap"),
+                ("faas.trigger", "http"),
+                ("error.type", "Nimbus.Trap")
+            ]
+        ),
         1.0
     );
-    assert_eq!(total(&points, "faas.errors", &[("faas.name", "spin"), ("error.type", "Nimbus.Deadline")]), 1.0);
+    assert_eq!(
+        total(
+            &points,
+            "faas.errors",
+            &[("faas.name", "spin"), ("error.type", "Nimbus.Deadline")]
+        ),
+        1.0
+    );
     assert_eq!(total(&points, "faas.timeouts", &[("faas.name", "spin")]), 1.0);
     assert_eq!(total(&points, "faas.timeouts", &[]), 1.0);
     assert_eq!(total(&points, "faas.invocations", &[("faas.name", "trap")]), 0.0);

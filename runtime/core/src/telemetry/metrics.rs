@@ -36,8 +36,9 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_semantic_conventions::{attribute as semconv, metric as names};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// Bucket bounds of the duration histograms, in seconds: Nimbus invocations
 /// take from well under a millisecond to the 15-minute Lambda maximum.
@@ -92,7 +93,39 @@ struct Inner {
     instruments: Arc<Instruments>,
     guard: Guard,
     /// Invocations being measured (a flush waits for them).
-    in_flight: Arc<watch::Sender<usize>>,
+    in_flight: Arc<InFlight>,
+}
+
+/// A count of the invocations being measured, and a wake-up when it drops to zero.
+#[derive(Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    fn enter(&self) {
+        self.count.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn exit(&self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Returns once no invocation is being measured.
+    async fn idle(&self) {
+        loop {
+            let mut notified = std::pin::pin!(self.idle.notified());
+            // Registered before the check, so an exit right after it wakes us.
+            notified.as_mut().enable();
+            if self.count.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 /// The pre-built instruments.
@@ -175,7 +208,7 @@ impl OtlpMetrics {
                 provider,
                 instruments: Arc::new(instruments),
                 guard,
-                in_flight: Arc::new(watch::Sender::new(0)),
+                in_flight: Arc::default(),
             }),
         })
     }
@@ -194,14 +227,10 @@ impl OtlpMetrics {
     /// within the flush timeout (the export goes on in the background past
     /// it). Never fails: a collector that cannot be reached logs one warning.
     pub async fn flush(&self) {
-        let mut in_flight = self.inner.in_flight.subscribe();
-        let measured = async move {
-            let _ = in_flight.wait_for(|n| *n == 0).await;
-        };
         let inner = self.inner.clone();
         self.inner
             .guard
-            .flush(measured, move || inner.provider.force_flush())
+            .flush(self.inner.in_flight.idle(), move || inner.provider.force_flush())
             .await;
     }
 
@@ -218,7 +247,7 @@ impl OtlpMetrics {
 /// Records one function's invocations into the shared instruments.
 pub struct FunctionMetrics {
     instruments: Arc<Instruments>,
-    in_flight: Arc<watch::Sender<usize>>,
+    in_flight: Arc<InFlight>,
     /// `faas.name` and `faas.trigger`, by [`Trigger::index`].
     attributes: [[KeyValue; 2]; 5],
 }
@@ -226,7 +255,7 @@ pub struct FunctionMetrics {
 impl FunctionMetrics {
     /// Starts measuring an invocation started by `trigger`.
     pub fn start(self: &Arc<Self>, trigger: Trigger) -> Measuring {
-        self.in_flight.send_modify(|n| *n += 1);
+        self.in_flight.enter();
         Measuring {
             metrics: self.clone(),
             trigger,
@@ -243,7 +272,7 @@ pub struct Measuring {
 
 impl Drop for Measuring {
     fn drop(&mut self) {
-        self.metrics.in_flight.send_modify(|n| *n = n.saturating_sub(1));
+        self.metrics.in_flight.exit();
     }
 }
 
@@ -275,6 +304,28 @@ impl Measuring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_flush_waits_for_the_invocations_being_measured() {
+        let f = Arc::new(InFlight::default());
+        f.idle().await;
+        f.enter();
+        f.enter();
+        let wait = tokio::spawn({
+            let f = f.clone();
+            async move { f.idle().await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!wait.is_finished());
+        f.exit();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!wait.is_finished(), "one is still running");
+        f.exit();
+        tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .unwrap()
+            .unwrap();
+    }
 
     #[test]
     fn endpoints_and_bounds() {
