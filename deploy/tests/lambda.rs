@@ -987,3 +987,89 @@ async fn spans_reach_the_collector_before_each_result_is_returned() {
     assert_eq!(init.len(), 1, "one init span: {spans:#?}");
     assert_eq!(init[0].attr("faas.coldstart"), true);
 }
+
+#[tokio::test]
+async fn otlp_metrics_reach_the_collector_before_each_result_is_returned() {
+    use nimbus_tests::otlp_receiver::ReceivedPoint;
+    // The last point of `metric` for function `warm` (cumulative: the total so far).
+    fn last<'a>(points: &'a [ReceivedPoint], metric: &str, error: Option<&str>) -> Option<&'a ReceivedPoint> {
+        points.iter().rfind(|p| {
+            p.metric == metric && p.attr("faas.name") == "warm" && error.is_none_or(|e| p.attr("error.type") == e)
+        })
+    }
+    let receiver = nimbus_tests::otlp_receiver::OtlpReceiver::start().await;
+    let endpoint = receiver.endpoint();
+    // Only the per-invocation flush exports here: the periodic export is ten
+    // minutes away. The flush bound is generous for a slow machine.
+    let rt = Runtime::start(
+        "warm",
+        &[
+            ("NIMBUS_METRICS", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+            ("NIMBUS_OTEL_FLUSH_TIMEOUT_MS", "10000"),
+            ("AWS_REGION", "eu-west-1"),
+        ],
+    )
+    .await;
+    let get = |path: &str| {
+        json!({"version": "2.0", "rawPath": path, "headers": {"host": "h"},
+               "requestContext": {"http": {"method": "GET"}, "stage": "$default"}, "isBase64Encoded": false})
+    };
+    for n in 1..=2 {
+        assert_eq!(echoed(&rt.invoke(get("/")).await.json())["calls"], n);
+        // Flushed before the result was posted (an HTTP invocation is
+        // measured when its guest returns, after the response): the count
+        // is there already, a short grace for the receiver's bookkeeping only.
+        let until = Instant::now() + Duration::from_secs(2);
+        while last(&receiver.points(), "faas.invocations", None).is_none_or(|p| p.value < n as f64)
+            && Instant::now() < until
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let points = receiver.points();
+        let inv = last(&points, "faas.invocations", None).unwrap_or_else(|| panic!("{points:#?}"));
+        assert_eq!(inv.value, n as f64, "after invocation {n}");
+        assert_eq!(inv.attr("faas.trigger"), "http");
+        let duration = last(&points, "faas.invoke_duration", None).unwrap();
+        assert_eq!(duration.count, n as u64);
+        assert!(duration.value > 0.0);
+        assert!(last(&points, "faas.mem_usage", None).unwrap().min_max.0.unwrap() >= 65536.0);
+        for (k, v) in [
+            ("service.name", json!("nimbus-test")),
+            ("cloud.platform", json!("aws_lambda")),
+            ("cloud.region", json!("eu-west-1")),
+            ("faas.name", json!("nimbus-test")),
+        ] {
+            assert_eq!(inv.resource.get(k), Some(&v), "resource {k}");
+        }
+    }
+    assert_eq!(rt.invoke(get("/panic")).await.json()["statusCode"], 500);
+    let until = Instant::now() + Duration::from_secs(2);
+    while last(&receiver.points(), "faas.errors", Some("Nimbus.Trap")).is_none() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let points = receiver.points();
+    assert_eq!(
+        last(&points, "faas.errors", Some("Nimbus.Trap")).map(|p| p.value),
+        Some(1.0),
+        "{points:#?}"
+    );
+    let init = last(&points, "faas.init_duration", None).unwrap();
+    assert_eq!(init.count, 1, "one cold start");
+    // Spans went to the same collector, flushed alongside.
+    assert!(receiver.spans().iter().any(|s| s.name == "warm"));
+}
+
+#[tokio::test]
+async fn otlp_metrics_without_a_collector_are_an_init_error() {
+    let mut rt = Runtime::start("echo", &[("NIMBUS_METRICS", "otlp")]).await;
+    let (ty, msg) = rt.init_failure().await;
+    assert_eq!(ty, "Nimbus.Init.Setting");
+    assert!(
+        msg.contains("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") && msg.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        "{msg}"
+    );
+    assert_ne!(rt.exit_code(Duration::from_secs(10)).await, Some(0));
+}

@@ -1,14 +1,19 @@
-//! A real OTLP/HTTP receiver on loopback, for tests that check exported spans.
+//! A real OTLP/HTTP receiver on loopback, for tests that check exported
+//! spans and metrics.
 //!
-//! Accepts `POST /v1/traces` (decoded with `opentelemetry-proto`), and
-//! `/v1/metrics` and `/v1/logs` (kept raw), with `application/x-protobuf`
-//! bodies, gzip-compressed or not, and answers as a collector does (200 with
-//! an empty export response). Tests wait for spans with [`OtlpReceiver::wait_for`].
+//! Accepts `POST /v1/traces` and `/v1/metrics` (decoded with
+//! `opentelemetry-proto`), and `/v1/logs` (kept raw), with
+//! `application/x-protobuf` bodies, gzip-compressed or not, and answers as a
+//! collector does (200 with an empty export response). Tests wait for spans
+//! with [`OtlpReceiver::wait_for`] and read metric data points with
+//! [`OtlpReceiver::points`].
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use prost::Message;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -47,11 +52,46 @@ impl ReceivedSpan {
     }
 }
 
+/// One exported metric data point, flattened for assertions: a counter's
+/// (sum's) value or a histogram's count, sum, min and max.
+#[derive(Debug, Clone)]
+pub struct ReceivedPoint {
+    /// The metric's name (`faas.invocations`, …).
+    pub metric: String,
+    /// Its unit (`s`, `By`, `{invocation}`, …).
+    pub unit: String,
+    /// `sum` (counters), `histogram`, `gauge` or another data kind.
+    pub kind: &'static str,
+    /// OTLP aggregation temporality (1 delta, 2 cumulative; 0 for a gauge).
+    pub temporality: i32,
+    /// A sum's or gauge's value; a histogram's sum.
+    pub value: f64,
+    /// A histogram's count (0 for other kinds).
+    pub count: u64,
+    /// A histogram's min and max, if sent.
+    pub min_max: (Option<f64>, Option<f64>),
+    /// Point attributes as JSON values.
+    pub attributes: BTreeMap<String, Value>,
+    /// The resource attributes of the request it came in.
+    pub resource: BTreeMap<String, Value>,
+    /// The point's time, in nanoseconds since the Unix epoch.
+    pub time_ns: u64,
+}
+
+impl ReceivedPoint {
+    /// A point attribute (JSON `null` if absent).
+    pub fn attr(&self, key: &str) -> Value {
+        self.attributes.get(key).cloned().unwrap_or(Value::Null)
+    }
+}
+
 /// What the receiver has collected.
 #[derive(Default)]
 struct Received {
     spans: Vec<ReceivedSpan>,
-    /// Raw bodies by path (`/v1/metrics`, `/v1/logs`, and undecodable traces).
+    /// Metric data points, in arrival order.
+    points: Vec<ReceivedPoint>,
+    /// Raw bodies by path (`/v1/logs`, and undecodable traces and metrics).
     raw: Vec<(String, Bytes)>,
     requests: u64,
 }
@@ -104,12 +144,23 @@ impl OtlpReceiver {
         format!("http://{}/v1/traces", self.addr)
     }
 
+    /// The full metrics URL, as `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` takes it.
+    pub fn metrics_endpoint(&self) -> String {
+        format!("http://{}/v1/metrics", self.addr)
+    }
+
+    /// Every metric data point received so far, in arrival order (with
+    /// cumulative temporality, a series' last point holds its totals).
+    pub fn points(&self) -> Vec<ReceivedPoint> {
+        self.received.lock().map(|r| r.points.clone()).unwrap_or_default()
+    }
+
     /// Every span received so far.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
         self.received.lock().map(|r| r.spans.clone()).unwrap_or_default()
     }
 
-    /// Raw bodies received on `path` (metrics, logs).
+    /// Raw bodies received on `path` (logs; traces or metrics that did not decode).
     pub fn raw(&self, path: &str) -> Vec<Bytes> {
         self.received
             .lock()
@@ -178,6 +229,14 @@ async fn handle(state: &Mutex<Received>, req: http::Request<hyper::body::Incomin
         return reply(500, Vec::new());
     };
     received.requests += 1;
+    if path == "/v1/metrics" {
+        let Ok(export) = ExportMetricsServiceRequest::decode(&body[..]) else {
+            received.raw.push((path, body));
+            return reply(400, Vec::new());
+        };
+        received.points.extend(metric_points(export));
+        return reply(200, ExportMetricsServiceResponse::default().encode_to_vec());
+    }
     if path != "/v1/traces" {
         received.raw.push((path, body));
         return reply(200, Vec::new());
@@ -205,6 +264,78 @@ async fn handle(state: &Mutex<Received>, req: http::Request<hyper::body::Incomin
         }
     }
     reply(200, ExportTraceServiceResponse::default().encode_to_vec())
+}
+
+/// Flattens an export request into its data points.
+fn metric_points(export: ExportMetricsServiceRequest) -> Vec<ReceivedPoint> {
+    let mut out = Vec::new();
+    for rm in export.resource_metrics {
+        let resource = rm.resource.map(|r| attributes(&r.attributes)).unwrap_or_default();
+        for sm in rm.scope_metrics {
+            for m in sm.metrics {
+                let point = |kind, temporality, attrs: &[KeyValue], value, count, min_max, time_ns| ReceivedPoint {
+                    metric: m.name.clone(),
+                    unit: m.unit.clone(),
+                    kind,
+                    temporality,
+                    value,
+                    count,
+                    min_max,
+                    attributes: attributes(attrs),
+                    resource: resource.clone(),
+                    time_ns,
+                };
+                let number = |v: Option<number_data_point::Value>| match v {
+                    Some(number_data_point::Value::AsDouble(d)) => d,
+                    Some(number_data_point::Value::AsInt(i)) => i as f64,
+                    None => f64::NAN,
+                };
+                match &m.data {
+                    Some(metric::Data::Sum(sum)) => {
+                        for p in &sum.data_points {
+                            out.push(point(
+                                "sum",
+                                sum.aggregation_temporality,
+                                &p.attributes,
+                                number(p.value),
+                                0,
+                                (None, None),
+                                p.time_unix_nano,
+                            ));
+                        }
+                    }
+                    Some(metric::Data::Gauge(g)) => {
+                        for p in &g.data_points {
+                            out.push(point(
+                                "gauge",
+                                0,
+                                &p.attributes,
+                                number(p.value),
+                                0,
+                                (None, None),
+                                p.time_unix_nano,
+                            ));
+                        }
+                    }
+                    Some(metric::Data::Histogram(h)) => {
+                        for p in &h.data_points {
+                            out.push(point(
+                                "histogram",
+                                h.aggregation_temporality,
+                                &p.attributes,
+                                p.sum.unwrap_or(f64::NAN),
+                                p.count,
+                                (p.min, p.max),
+                                p.time_unix_nano,
+                            ));
+                        }
+                    }
+                    Some(_) | None => out.push(point("other", 0, &[], f64::NAN, 0, (None, None), 0)),
+                }
+            }
+        }
+    }
+    out
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -64,21 +64,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let first_route = spec.routes.first().map(|r| r.path.clone());
     let body = read_payload(&args)?;
-    let app = super::app_name(&args.manifest);
-    let telemetry = nimbus_platforms::bootstrap::telemetry_from_env(Platform::Local { app })?;
+    let platform = Platform::Local {
+        app: super::app_name(&args.manifest),
+    };
     let opts = BootOptions {
         only: Some(vec![args.function.clone()]),
         log_sink: LogSink::Stderr,
-        metrics: nimbus_core::metrics::MetricsFormat::from_env()?,
-        telemetry: telemetry.clone(),
+        metrics: nimbus_core::metrics::MetricsFormat::from_env(&platform)?,
+        telemetry: nimbus_platforms::bootstrap::telemetry_from_env(platform)?,
         ..BootOptions::default()
     };
     let host = Host::boot(manifest.clone(), opts).await?;
     let result = invoke(&host, &args, first_route, body).await;
-    if let Some(t) = telemetry {
-        // The process ends here: export what the invocation recorded.
-        t.shutdown(std::time::Duration::from_secs(5)).await;
-    }
+    // The process ends here: export what the invocation recorded.
+    host.shutdown_telemetry(std::time::Duration::from_secs(5)).await;
     result
 }
 

@@ -47,12 +47,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         manifest.functions.len(),
         args.manifest.display()
     )));
-    let app = super::app_name(&args.manifest);
-    let telemetry = nimbus_platforms::bootstrap::telemetry_from_env(Platform::Local { app })?;
+    let platform = Platform::Local {
+        app: super::app_name(&args.manifest),
+    };
+    let metrics = nimbus_core::metrics::MetricsFormat::from_env(&platform)?;
+    let telemetry = nimbus_platforms::bootstrap::telemetry_from_env(platform)?;
     let opts = BootOptions {
         progress: Some(boot_progress(step.clone())),
-        metrics: nimbus_core::metrics::MetricsFormat::from_env()?,
-        telemetry: telemetry.clone(),
+        metrics,
+        telemetry,
         ..BootOptions::default()
     };
     let host = Host::boot(manifest.clone(), opts).await?;
@@ -113,10 +116,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     shutdown_signal().await;
     eprintln!("shutting down: finishing in-flight requests");
     gateway.shutdown().await;
-    if let Some(t) = telemetry {
-        // Spans are exported in batches in the background; send the last ones.
-        t.shutdown(Duration::from_secs(5)).await;
-    }
+    // Spans and OTLP metrics are exported in the background; send the last ones.
+    host.shutdown_telemetry(Duration::from_secs(5)).await;
     Ok(())
 }
 

@@ -138,11 +138,14 @@ impl BootError {
 }
 
 impl InvokeError {
+    /// The `errorType` of [`InvokeError::Deadline`].
+    pub const DEADLINE: &'static str = "Nimbus.Deadline";
+
     /// Lambda-style `errorType`, also logged with every failed invocation.
     pub fn error_type(&self) -> &'static str {
         match self {
             InvokeError::Trap(_) => "Nimbus.Trap",
-            InvokeError::Deadline(_) => "Nimbus.Deadline",
+            InvokeError::Deadline(_) => InvokeError::DEADLINE,
             InvokeError::Memory { .. } => "Nimbus.OutOfMemory",
             InvokeError::Overloaded { .. } => "Nimbus.Overloaded",
             InvokeError::TooLarge { .. } => "Nimbus.PayloadTooLarge",

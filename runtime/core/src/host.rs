@@ -20,7 +20,7 @@ use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse};
 use crate::metrics::{InvocationReport, MetricsFormat};
 use crate::router::{RouteMatch, Router};
 use crate::state::HostState;
-use crate::telemetry::{InvocationRecord, Telemetry, Trigger};
+use crate::telemetry::{FunctionMetrics, InvocationRecord, Measuring, Telemetry, Trigger};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -81,6 +81,8 @@ pub struct Function {
     pre: Pre,
     shared: caps::Shared,
     permits: Arc<Semaphore>,
+    /// Its OTLP metric recorder (`NIMBUS_METRICS=otlp` only).
+    metrics: Option<Arc<FunctionMetrics>>,
 }
 
 enum Pre {
@@ -281,8 +283,13 @@ impl Host {
             }
             let mut limits = spec.limits;
             limits.concurrency = limits.concurrency.min(cap);
+            let name: Arc<str> = Arc::from(spec.name.as_str());
+            let metrics = match &opts.metrics {
+                MetricsFormat::Otlp(m) => Some(Arc::new(m.function(&name))),
+                _ => None,
+            };
             functions.push(Function {
-                name: Arc::from(spec.name.as_str()),
+                name,
                 kind,
                 limits,
                 reuse: spec.reuse,
@@ -291,6 +298,7 @@ impl Host {
                 pre,
                 shared,
                 permits: Arc::new(Semaphore::new(limits.concurrency as usize)),
+                metrics,
             });
         }
 
@@ -310,9 +318,43 @@ impl Host {
         }))
     }
 
-    /// The span exporter, if tracing export is on (adapters flush it).
+    /// The span exporter, if tracing export is on.
     pub fn telemetry(&self) -> Option<&Telemetry> {
         self.telemetry.as_ref()
+    }
+
+    /// Exports the spans and OTLP metrics recorded so far, both at once,
+    /// each waiting at most its flush timeout; what is not done by then goes
+    /// on in the background. Adapters whose environment may freeze between
+    /// invocations (Lambda) call it after each one. Never fails.
+    pub async fn flush_telemetry(&self) {
+        let spans = async {
+            if let Some(t) = &self.telemetry {
+                t.flush().await;
+            }
+        };
+        let metrics = async {
+            if let MetricsFormat::Otlp(m) = &*self.metrics {
+                m.flush().await;
+            }
+        };
+        tokio::join!(spans, metrics);
+    }
+
+    /// Exports the last spans and metrics and stops their exporters (at
+    /// shutdown), both at once, within `timeout`.
+    pub async fn shutdown_telemetry(&self, timeout: Duration) {
+        let spans = async {
+            if let Some(t) = &self.telemetry {
+                t.shutdown(timeout).await;
+            }
+        };
+        let metrics = async {
+            if let MetricsFormat::Otlp(m) = &*self.metrics {
+                m.shutdown(timeout).await;
+            }
+        };
+        tokio::join!(spans, metrics);
     }
 
     /// All booted functions.
@@ -342,17 +384,19 @@ impl Host {
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
         // One cold-start flag for the process, read by metrics and spans alike.
         let cold = self.cold.swap(false, Ordering::Relaxed);
+        let trigger = match &payload {
+            Payload::Http(_) => Trigger::Http,
+            Payload::Event(ev) => Trigger::of(ev.source),
+        };
         let meter = Meter {
             started: Instant::now(),
             cold_start_init: cold.then_some(self.boot_time),
-            publish: (*self.metrics != MetricsFormat::Off).then(|| (self.metrics.clone(), self.log_sink.clone())),
+            publish: matches!(*self.metrics, MetricsFormat::Emf { .. })
+                .then(|| (self.metrics.clone(), self.log_sink.clone())),
+            otlp: f.metrics.as_ref().map(|m| m.start(trigger)),
         };
         let inv = Arc::new(inv);
         let record = self.telemetry.as_ref().map(|t| {
-            let trigger = match &payload {
-                Payload::Http(_) => Trigger::Http,
-                Payload::Event(ev) => Trigger::of(ev.source),
-            };
             let mut r = InvocationRecord::start(t, &inv, trigger, cold);
             if let Payload::Http(req) = &payload {
                 r.http_request(req);
@@ -614,23 +658,29 @@ impl Host {
 struct Meter {
     started: Instant,
     cold_start_init: Option<Duration>,
-    /// `None` when metrics are off: nothing is cloned or formatted.
+    /// EMF only; `None` when metrics are off: nothing is cloned or formatted.
     publish: Option<(Arc<MetricsFormat>, LogSink)>,
+    /// OTLP only: the function's recorder, for this invocation.
+    otlp: Option<Measuring>,
 }
 
 impl Meter {
     fn finish(self, inv: &Invocation, peak_memory: u64, error: Option<&InvokeError>) {
+        if self.publish.is_none() && self.otlp.is_none() {
+            return;
+        }
+        let report = InvocationReport {
+            inv,
+            duration: self.started.elapsed(),
+            peak_memory,
+            cold_start_init: self.cold_start_init,
+            error_type: error.map(InvokeError::error_type),
+        };
         if let Some((format, sink)) = &self.publish {
-            format.publish(
-                sink,
-                &InvocationReport {
-                    inv,
-                    duration: self.started.elapsed(),
-                    peak_memory,
-                    cold_start_init: self.cold_start_init,
-                    error_type: error.map(InvokeError::error_type),
-                },
-            );
+            format.publish(sink, &report);
+        }
+        if let Some(m) = self.otlp {
+            m.record(&report);
         }
     }
 }

@@ -4,16 +4,20 @@
 //! With `NIMBUS_METRICS=emf` each finished invocation writes one line in
 //! CloudWatch's Embedded Metric Format to the log sink (stdout): on Lambda,
 //! CloudWatch Logs turns those lines into metrics with no API call and no
-//! added latency. Off by default; off costs one branch per invocation.
+//! added latency. With `NIMBUS_METRICS=otlp` they are recorded into the
+//! OpenTelemetry FaaS instruments and exported over OTLP
+//! ([`crate::telemetry::OtlpMetrics`]). Off by default; off costs one branch
+//! per invocation.
 
 use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::logs::LogSink;
+use crate::telemetry::{MetricsConfig, OtlpMetrics, Platform, TelemetryError};
 use serde_json::json;
 use std::time::Duration;
 
 /// How invocation metrics are published.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub enum MetricsFormat {
     /// Not at all (the default).
     #[default]
@@ -23,21 +27,55 @@ pub enum MetricsFormat {
         /// The CloudWatch namespace (`NIMBUS_METRICS_NAMESPACE`, default `Nimbus`).
         namespace: String,
     },
+    /// OpenTelemetry metrics over OTLP/HTTP; each function records through
+    /// its own [`crate::telemetry::FunctionMetrics`].
+    Otlp(OtlpMetrics),
 }
 
 impl MetricsFormat {
-    /// Reads `NIMBUS_METRICS` (`off` or `emf`) and `NIMBUS_METRICS_NAMESPACE`.
-    pub fn from_env() -> Result<MetricsFormat, BootError> {
-        match std::env::var("NIMBUS_METRICS").as_deref().map(str::trim) {
-            Err(_) | Ok("") | Ok("off") => Ok(MetricsFormat::Off),
-            Ok("emf") => Ok(MetricsFormat::Emf {
-                namespace: std::env::var("NIMBUS_METRICS_NAMESPACE").unwrap_or_else(|_| "Nimbus".into()),
+    /// Reads `NIMBUS_METRICS` (`off`, `emf` or `otlp`), `NIMBUS_METRICS_NAMESPACE`
+    /// for EMF, and for OTLP the `OTEL_*` variables, resource as for `platform`.
+    pub fn from_env(platform: &Platform) -> Result<MetricsFormat, BootError> {
+        MetricsFormat::from_vars(platform, &|k| std::env::var(k).ok())
+    }
+
+    fn from_vars(platform: &Platform, env: &dyn Fn(&str) -> Option<String>) -> Result<MetricsFormat, BootError> {
+        match env("NIMBUS_METRICS").as_deref().map(str::trim) {
+            None | Some("") | Some("off") => Ok(MetricsFormat::Off),
+            Some("emf") => Ok(MetricsFormat::Emf {
+                namespace: env("NIMBUS_METRICS_NAMESPACE").unwrap_or_else(|| "Nimbus".into()),
             }),
-            Ok(other) => Err(BootError::Setting {
-                name: "NIMBUS_METRICS (expected `off` or `emf`)".into(),
+            Some("otlp") => {
+                let config = MetricsConfig::from_vars(platform, env)
+                    .map_err(setting)?
+                    .ok_or_else(|| BootError::Setting {
+                        name: format!(
+                            "NIMBUS_METRICS (`otlp` needs a collector: set {})",
+                            MetricsConfig::endpoint_variables().join(" or ")
+                        ),
+                        value: "otlp".into(),
+                    })?;
+                OtlpMetrics::new(config).map(MetricsFormat::Otlp).map_err(setting)
+            }
+            Some(other) => Err(BootError::Setting {
+                name: "NIMBUS_METRICS (expected `off`, `emf` or `otlp`)".into(),
                 value: other.into(),
             }),
         }
+    }
+}
+
+/// A telemetry setting error as a boot error.
+fn setting(e: TelemetryError) -> BootError {
+    match e {
+        TelemetryError::Setting { name, value, expected } => BootError::Setting {
+            name: format!("{name} ({expected})"),
+            value,
+        },
+        TelemetryError::Exporter { endpoint, message } => BootError::Setting {
+            name: format!("the OTLP metrics endpoint ({message})"),
+            value: endpoint,
+        },
     }
 }
 
@@ -56,7 +94,8 @@ pub struct InvocationReport<'a> {
 }
 
 impl MetricsFormat {
-    /// Publishes one report.
+    /// Publishes one report as an EMF line (OTLP metrics are recorded
+    /// through the function's [`crate::telemetry::FunctionMetrics`] instead).
     pub fn publish(&self, sink: &LogSink, report: &InvocationReport<'_>) {
         let MetricsFormat::Emf { namespace } = self else {
             return;
@@ -104,6 +143,42 @@ fn emf_line(namespace: &str, r: &InvocationReport<'_>, now_ms: u64) -> String {
 mod tests {
     use super::*;
     use crate::invocation::TraceContext;
+
+    fn format(vars: &[(&str, &str)]) -> Result<MetricsFormat, BootError> {
+        let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        MetricsFormat::from_vars(&Platform::Local { app: "shop".into() }, &env)
+    }
+
+    #[test]
+    fn nimbus_metrics_selects_the_format() {
+        assert!(matches!(format(&[]), Ok(MetricsFormat::Off)));
+        assert!(matches!(format(&[("NIMBUS_METRICS", " off ")]), Ok(MetricsFormat::Off)));
+        let Ok(MetricsFormat::Emf { namespace }) = format(&[("NIMBUS_METRICS", "emf")]) else {
+            panic!("emf")
+        };
+        assert_eq!(namespace, "Nimbus");
+        let bad = format(&[("NIMBUS_METRICS", "prometheus")]).unwrap_err().to_string();
+        assert!(bad.contains("`off`, `emf` or `otlp`"), "{bad}");
+        // OTLP needs a collector, and says which variables name one.
+        let none = format(&[
+            ("NIMBUS_METRICS", "otlp"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/v1/traces"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            none.contains("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") && none.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+            "{none}"
+        );
+        let bad_timeout = format(&[
+            ("NIMBUS_METRICS", "otlp"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            ("NIMBUS_OTEL_FLUSH_TIMEOUT_MS", "soon"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(bad_timeout.contains("NIMBUS_OTEL_FLUSH_TIMEOUT_MS"), "{bad_timeout}");
+    }
 
     #[test]
     fn emf_lines_name_every_metric_they_carry() {

@@ -13,7 +13,9 @@
 //! - `NIMBUS_FUNCTION`: which function to serve when the manifest has several;
 //! - `NIMBUS_DEADLINE_MARGIN_MS`: how long before Lambda's deadline the guest is stopped (default 100);
 //! - `NIMBUS_METRICS=emf`: one CloudWatch Embedded Metric Format line per invocation
-//!   (`NIMBUS_METRICS_NAMESPACE`, default `Nimbus`);
+//!   (`NIMBUS_METRICS_NAMESPACE`, default `Nimbus`); `NIMBUS_METRICS=otlp`: the
+//!   OpenTelemetry FaaS metrics over OTLP/HTTP to `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
+//!   or `OTEL_EXPORTER_OTLP_ENDPOINT` (one of them is required), flushed with the spans;
 //! - `NIMBUS_LOG`: host log filter (default `info`); the engine's `NIMBUS_*` settings;
 //! - `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: export spans
 //!   (OTLP/HTTP), flushed after each invocation within `NIMBUS_OTEL_FLUSH_TIMEOUT_MS`.
@@ -145,14 +147,16 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
     let deadline_margin = margin_from_env()?;
     let manifest = Manifest::load(find_manifest()?).map_err(BootError::from)?;
     let function = pick_function(&manifest)?;
-    let telemetry = telemetry_from_env(Platform::Lambda {
+    let platform = Platform::Lambda {
         function: function.clone(),
-    })?;
+    };
+    let metrics = nimbus_core::metrics::MetricsFormat::from_env(&platform)?;
+    let telemetry = telemetry_from_env(platform)?;
     let opts = BootOptions {
         engine: EngineOptions::default().with_env_overrides()?,
         only: Some(vec![function]),
         concurrency_cap: Some(1),
-        metrics: nimbus_core::metrics::MetricsFormat::from_env()?,
+        metrics,
         telemetry,
         ..BootOptions::default()
     };

@@ -1,9 +1,16 @@
-//! `NIMBUS_METRICS=emf`: one CloudWatch Embedded Metric Format line per invocation.
+//! `NIMBUS_METRICS=emf`: one CloudWatch Embedded Metric Format line per
+//! invocation; `NIMBUS_METRICS=otlp`: the OpenTelemetry FaaS metrics,
+//! exported to a real OTLP receiver.
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
 use nimbus_core::metrics::MetricsFormat;
-use nimbus_core::{BootOptions, Event, EventSource, Payload, TraceContext};
+use nimbus_core::telemetry::{MetricsConfig, OtlpMetrics};
+use nimbus_core::{BootOptions, Event, EventSource, Host, Payload, TraceContext};
+use nimbus_tests::otlp_receiver::{OtlpReceiver, ReceivedPoint};
 use nimbus_tests::{boot_with, gateway, get};
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_invocation_writes_one_emf_record() {
@@ -72,4 +79,226 @@ routes = ["GET /hello"]
     assert_eq!(records[2]["Errors"], 1);
     assert_eq!(records[2]["error_type"], "Function.Failed");
     assert_eq!(records[3]["function"], "hello");
+}
+
+/// OTLP metrics as `NIMBUS_METRICS=otlp` configures them, built in-process
+/// (tests share one process environment).
+fn otlp(endpoint: String, flush_timeout: Duration) -> MetricsFormat {
+    MetricsFormat::Otlp(
+        OtlpMetrics::new(MetricsConfig {
+            endpoint,
+            resource: vec![opentelemetry::KeyValue::new("service.name", "metrics-test")],
+            flush_timeout,
+        })
+        .unwrap(),
+    )
+}
+
+async fn invoke_event(host: &Host, function: &str, source: EventSource, payload: &str) -> bool {
+    let f = host.function(function).unwrap();
+    let inv = host.new_invocation(f, None, TraceContext::new_root());
+    let event = Event {
+        source,
+        payload: payload.as_bytes().to_vec(),
+    };
+    host.invoke(f, inv, Payload::Event(event)).await.is_ok()
+}
+
+async fn invoke_http(host: &Host, function: &str, path: &str) -> bool {
+    let f = host.function(function).unwrap();
+    let inv = host.new_invocation(f, None, TraceContext::new_root());
+    let body = Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync();
+    let req = http::Request::get(format!("http://localhost{path}"))
+        .body(body)
+        .unwrap();
+    match host.invoke(f, inv, Payload::Http(req)).await {
+        Ok(nimbus_core::Outcome::Http(resp)) => {
+            let ok = resp.status().is_success();
+            let _ = resp.into_body().collect().await;
+            ok
+        }
+        _ => false,
+    }
+}
+
+/// The last point of each series of `metric` (cumulative: the totals)
+/// whose attributes include `attrs`.
+fn series<'a>(points: &'a [ReceivedPoint], metric: &str, attrs: &[(&str, &str)]) -> Vec<&'a ReceivedPoint> {
+    let mut last: Vec<&ReceivedPoint> = Vec::new();
+    for p in points
+        .iter()
+        .filter(|p| p.metric == metric && attrs.iter().all(|(k, v)| p.attr(k) == *v))
+    {
+        match last.iter_mut().find(|q| q.attributes == p.attributes) {
+            Some(q) => *q = p,
+            None => last.push(p),
+        }
+    }
+    last
+}
+
+/// The total of `metric` over the series matching `attrs`: counters' values, histograms' counts.
+fn total(points: &[ReceivedPoint], metric: &str, attrs: &[(&str, &str)]) -> f64 {
+    series(points, metric, attrs)
+        .iter()
+        .map(|p| if p.kind == "histogram" { p.count as f64 } else { p.value })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_metrics_follow_the_faas_conventions() {
+    let receiver = OtlpReceiver::start().await;
+    let opts = BootOptions {
+        metrics: otlp(receiver.metrics_endpoint(), Duration::from_secs(5)),
+        ..BootOptions::default()
+    };
+    let (host, logs) = boot_with(
+        r#"
+manifest_version = 1
+[function.event-check]
+component = "{EVENT_CHECK}"
+[function.hello]
+component = "{HELLO}"
+routes = ["GET /hello"]
+[function.trap]
+component = "{TRAP}"
+routes = ["ANY /trap"]
+[function.spin]
+component = "{SPIN}"
+routes = ["GET /spin"]
+timeout = "300ms"
+"#,
+        opts,
+    )
+    .await;
+    assert!(invoke_event(&host, "event-check", EventSource::Direct, r#"{"n": 1}"#).await);
+    assert!(invoke_event(&host, "event-check", EventSource::Direct, r#"{"n": 2}"#).await);
+    assert!(!invoke_event(&host, "event-check", EventSource::Direct, r#"{"fail": "no"}"#).await);
+    assert!(invoke_event(&host, "event-check", EventSource::Sqs, r#"{"n": 3}"#).await);
+    assert!(!invoke_http(&host, "trap", "/trap").await);
+    assert!(!invoke_http(&host, "spin", "/spin").await);
+    let gw = gateway(host.clone(), logs).await;
+    assert_eq!(get(gw.addr(), "/hello").await.status, 200);
+
+    // An HTTP invocation is measured when the guest returns, just after its
+    // response: flush until everything has arrived.
+    let until = Instant::now() + Duration::from_secs(30);
+    let points = loop {
+        host.flush_telemetry().await;
+        let points = receiver.points();
+        if total(&points, "faas.invocations", &[]) >= 4.0 && total(&points, "faas.errors", &[]) >= 3.0 {
+            break points;
+        }
+        assert!(Instant::now() < until, "metrics not received; got {points:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let ev = [("faas.name", "event-check")];
+    let direct = [("faas.name", "event-check"), ("faas.trigger", "other")];
+    let sqs = [("faas.name", "event-check"), ("faas.trigger", "pubsub")];
+    // faas.invocations counts successes; faas.errors failures, by error.type.
+    assert_eq!(total(&points, "faas.invocations", &direct), 2.0);
+    assert_eq!(total(&points, "faas.invocations", &sqs), 1.0);
+    assert_eq!(
+        total(
+            &points,
+            "faas.invocations",
+            &[("faas.name", "hello"), ("faas.trigger", "http")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        total(
+            &points,
+            "faas.errors",
+            &[("faas.name", "event-check"), ("error.type", "Function.Failed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        total(
+            &points,
+            "faas.errors",
+            &[
+                ("faas.name", "trap"),
+                ("faas.trigger", "http"),
+                ("error.type", "Nimbus.Trap")
+            ]
+        ),
+        1.0
+    );
+    assert_eq!(
+        total(
+            &points,
+            "faas.errors",
+            &[("faas.name", "spin"), ("error.type", "Nimbus.Deadline")]
+        ),
+        1.0
+    );
+    assert_eq!(total(&points, "faas.timeouts", &[("faas.name", "spin")]), 1.0);
+    assert_eq!(total(&points, "faas.timeouts", &[]), 1.0);
+    assert_eq!(total(&points, "faas.invocations", &[("faas.name", "trap")]), 0.0);
+
+    // Every invocation, failed or not, has a duration and a peak memory.
+    assert_eq!(total(&points, "faas.invoke_duration", &ev), 4.0);
+    assert_eq!(total(&points, "faas.invoke_duration", &[]), 7.0);
+    assert_eq!(total(&points, "faas.mem_usage", &[]), 7.0);
+    for p in series(&points, "faas.invoke_duration", &[]) {
+        assert_eq!((p.kind, p.unit.as_str(), p.temporality), ("histogram", "s", 2), "{p:?}");
+        assert!(p.value > 0.0, "{p:?}");
+        assert_eq!(p.resource["service.name"], "metrics-test");
+    }
+    let spin = &series(&points, "faas.invoke_duration", &[("faas.name", "spin")])[0];
+    assert!(spin.value >= 0.3, "stopped at its 300 ms deadline: {spin:?}");
+    for p in series(&points, "faas.mem_usage", &[]) {
+        assert_eq!((p.kind, p.unit.as_str()), ("histogram", "By"), "{p:?}");
+        // At least the guest's initial memory (wasm pages are 64 KiB).
+        assert!(p.min_max.0.unwrap() >= 65536.0, "{p:?}");
+    }
+    // The cold start: the process's first invocation only.
+    let init = series(&points, "faas.init_duration", &[]);
+    assert_eq!(init.len(), 1, "{init:?}");
+    assert_eq!((init[0].count, init[0].unit.as_str()), (1, "s"));
+    assert!(init[0].value > 0.0);
+    assert_eq!(init[0].attr("faas.name"), "event-check");
+    assert_eq!(total(&points, "faas.coldstarts", &[]), 1.0);
+    for p in series(&points, "faas.invocations", &[]) {
+        assert_eq!((p.kind, p.unit.as_str()), ("sum", "{invocation}"), "{p:?}");
+    }
+    gw.shutdown().await;
+    host.shutdown_telemetry(Duration::from_secs(5)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_metrics_collector_never_fails_or_stalls_an_invocation() {
+    // A port nobody listens on.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let opts = BootOptions {
+        metrics: otlp(format!("http://{closed}/v1/metrics"), Duration::from_millis(200)),
+        ..BootOptions::default()
+    };
+    let (host, _logs) = boot_with(
+        r#"
+manifest_version = 1
+[function.event-check]
+component = "{EVENT_CHECK}"
+"#,
+        opts,
+    )
+    .await;
+    for i in 0..3 {
+        let t = Instant::now();
+        assert!(invoke_event(&host, "event-check", EventSource::Direct, r#"{"n": 1}"#).await);
+        host.flush_telemetry().await;
+        // The flush is bounded at 200 ms; the rest is the invocation on a slow machine.
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "invocation {i} took {:?}",
+            t.elapsed()
+        );
+    }
 }

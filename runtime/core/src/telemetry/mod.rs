@@ -1,7 +1,8 @@
-//! OpenTelemetry span export: the init span, one span per invocation and one
-//! client span per guest outgoing request, sent over OTLP/HTTP (protobuf).
+//! OpenTelemetry export over OTLP/HTTP (protobuf): spans — the init span,
+//! one span per invocation and one client span per guest outgoing request —
+//! and, with `NIMBUS_METRICS=otlp`, the FaaS metrics ([`OtlpMetrics`]).
 //!
-//! Off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or
+//! Spans are off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set ([`Telemetry::from_env`]);
 //! then the per-invocation cost is one `Option` branch. Span ids are the
 //! host's own ([`crate::caps::propagate::SpanIds`]), made whether or not
@@ -12,14 +13,17 @@
 //! the collector. Only a trace whose flags say sampled is exported.
 //!
 //! Flushing: `nimbus serve` exports in the background and flushes on
-//! shutdown; on Lambda the adapter calls [`Telemetry::flush`] after each
-//! invocation, bounded by `NIMBUS_OTEL_FLUSH_TIMEOUT_MS` (default 200 ms).
-//! An unreachable collector logs one warning, never fails an invocation.
+//! shutdown; on Lambda the adapter calls [`crate::Host::flush_telemetry`]
+//! after each invocation, which flushes spans and metrics at once, each
+//! bounded by `NIMBUS_OTEL_FLUSH_TIMEOUT_MS` (default 200 ms). An
+//! unreachable collector logs one warning per signal, never fails an invocation.
 
+mod metrics;
 mod resource;
 mod spans;
 mod warn_once;
 
+pub use metrics::{FunctionMetrics, Measuring, MetricsConfig, OtlpMetrics};
 pub use resource::Platform;
 pub use spans::{InvocationRecord, OutboundRecord, SpanRecord, Trigger};
 
@@ -29,9 +33,8 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanData, SpanProcessor};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
-use warn_once::WarnOnce;
+use warn_once::Guard;
 
 /// The environment variable bounding the per-invocation flush on Lambda.
 pub const FLUSH_TIMEOUT_ENV: &str = "NIMBUS_OTEL_FLUSH_TIMEOUT_MS";
@@ -55,7 +58,7 @@ pub enum TelemetryError {
     /// The OTLP exporter could not be built.
     #[error("cannot build the OTLP exporter for {endpoint}: {message}")]
     Exporter {
-        /// The traces endpoint.
+        /// The signal's endpoint.
         endpoint: String,
         /// The exporter's error.
         message: String,
@@ -73,17 +76,52 @@ pub struct TelemetryConfig {
     pub flush_timeout: Duration,
 }
 
-impl TelemetryConfig {
-    /// The configuration `OTEL_*` variables describe for `platform`, or
-    /// `None` when no OTLP endpoint is set (telemetry off).
-    pub fn from_env(platform: &Platform) -> Result<Option<TelemetryConfig>, TelemetryError> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-        let traces_endpoint = match (
-            env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
-            env("OTEL_EXPORTER_OTLP_ENDPOINT"),
-        ) {
+/// The OTLP signals Nimbus exports, each to a URL of its own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Signal {
+    Traces,
+    Metrics,
+}
+
+/// The collector's base URL, to which a signal's path is appended.
+pub const ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+impl Signal {
+    /// The variable giving this signal's full URL, used as is.
+    pub(crate) fn endpoint_env(self) -> &'static str {
+        match self {
+            Signal::Traces => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            Signal::Metrics => "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "/v1/traces",
+            Signal::Metrics => "/v1/metrics",
+        }
+    }
+}
+
+/// Where and how one signal is exported, as the `OTEL_*` variables say.
+pub(crate) struct ExportEnv {
+    pub(crate) endpoint: String,
+    pub(crate) resource: Vec<opentelemetry::KeyValue>,
+    pub(crate) flush_timeout: Duration,
+}
+
+impl ExportEnv {
+    /// `None` when neither the signal's URL nor the base endpoint is set;
+    /// `env` reads a variable (empty counts as unset).
+    pub(crate) fn read(
+        signal: Signal,
+        platform: &Platform,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<ExportEnv>, TelemetryError> {
+        let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let endpoint = match (env(signal.endpoint_env()), env(ENDPOINT_ENV)) {
             (Some(full), _) => full,
-            (None, Some(base)) => format!("{}/v1/traces", base.trim_end_matches('/')),
+            (None, Some(base)) => format!("{}{}", base.trim_end_matches('/'), signal.path()),
             (None, None) => return Ok(None),
         };
         let flush_timeout = match env(FLUSH_TIMEOUT_ENV) {
@@ -98,10 +136,31 @@ impl TelemetryConfig {
                     expected: "milliseconds, e.g. 200",
                 })?,
         };
-        Ok(Some(TelemetryConfig {
-            traces_endpoint,
+        Ok(Some(ExportEnv {
+            endpoint,
             resource: platform.resource(&env),
             flush_timeout,
+        }))
+    }
+}
+
+/// An exporter build error, for `endpoint`.
+fn exporter_error(endpoint: &str) -> impl FnOnce(opentelemetry_otlp::ExporterBuildError) -> TelemetryError {
+    move |e| TelemetryError::Exporter {
+        endpoint: endpoint.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+impl TelemetryConfig {
+    /// The configuration `OTEL_*` variables describe for `platform`, or
+    /// `None` when no OTLP endpoint is set (telemetry off).
+    pub fn from_env(platform: &Platform) -> Result<Option<TelemetryConfig>, TelemetryError> {
+        let env = ExportEnv::read(Signal::Traces, platform, &|k| std::env::var(k).ok())?;
+        Ok(env.map(|e| TelemetryConfig {
+            traces_endpoint: e.endpoint,
+            resource: e.resource,
+            flush_timeout: e.flush_timeout,
         }))
     }
 }
@@ -115,17 +174,13 @@ pub struct Telemetry {
 struct Inner {
     processor: BatchSpanProcessor,
     scope: InstrumentationScope,
-    flush_timeout: Duration,
-    /// Set once a warning about the collector was logged.
-    warned: Arc<AtomicBool>,
-    /// A flush still waiting on the export thread (a second one would only queue).
-    flushing: AtomicBool,
+    guard: Guard,
 }
 
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry")
-            .field("flush_timeout", &self.inner.flush_timeout)
+            .field("flush_timeout", &self.inner.guard.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -143,24 +198,15 @@ impl Telemetry {
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(config.traces_endpoint.clone())
             .build()
-            .map_err(|e| TelemetryError::Exporter {
-                endpoint: config.traces_endpoint.clone(),
-                message: e.to_string(),
-            })?;
-        let warned = Arc::new(AtomicBool::new(false));
-        let exporter = WarnOnce::new(exporter, config.traces_endpoint.clone(), warned.clone());
-        let mut processor = BatchSpanProcessor::builder(exporter).build();
+            .map_err(exporter_error(&config.traces_endpoint))?;
+        let guard = Guard::new("spans", config.flush_timeout);
+        let mut processor = BatchSpanProcessor::builder(guard.wrap(exporter, config.traces_endpoint)).build();
         processor.set_resource(&Resource::builder_empty().with_attributes(config.resource).build());
-        let scope = InstrumentationScope::builder("nimbus")
-            .with_version(env!("CARGO_PKG_VERSION"))
-            .build();
         Ok(Telemetry {
             inner: Arc::new(Inner {
                 processor,
-                scope,
-                flush_timeout: config.flush_timeout,
-                warned,
-                flushing: AtomicBool::new(false),
+                scope: scope(),
+                guard,
             }),
         })
     }
@@ -184,39 +230,26 @@ impl Telemetry {
     /// (the export goes on in the background past it). Never fails: a
     /// collector that cannot be reached logs one warning.
     pub async fn flush(&self) {
-        if self.inner.flushing.swap(true, Ordering::AcqRel) {
-            return;
-        }
         let inner = self.inner.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            let r = inner.processor.force_flush();
-            inner.flushing.store(false, Ordering::Release);
-            r
-        });
-        let problem = match tokio::time::timeout(self.inner.flush_timeout, task).await {
-            Ok(Ok(Ok(()))) => return,
-            Ok(Ok(Err(e))) => format!("flush failed: {e}"),
-            Ok(Err(e)) => format!("flush task failed: {e}"),
-            Err(_) => format!("flush took longer than {} ms", self.inner.flush_timeout.as_millis()),
-        };
-        self.warn_once(&problem);
+        self.inner
+            .guard
+            .flush(std::future::ready(()), move || inner.processor.force_flush())
+            .await;
     }
 
     /// Flushes and stops the exporter (at shutdown), within `timeout`.
     pub async fn shutdown(&self, timeout: Duration) {
         let inner = self.inner.clone();
-        let task = tokio::task::spawn_blocking(move || inner.processor.shutdown_with_timeout(timeout));
-        match tokio::time::timeout(timeout + Duration::from_millis(100), task).await {
-            Ok(Ok(Ok(()))) => {}
-            Ok(Ok(Err(e))) => self.warn_once(&format!("shutdown: {e}")),
-            Ok(Err(e)) => self.warn_once(&format!("shutdown task failed: {e}")),
-            Err(_) => self.warn_once("shutdown timed out"),
-        }
+        self.inner
+            .guard
+            .shutdown(timeout, move || inner.processor.shutdown_with_timeout(timeout))
+            .await;
     }
+}
 
-    fn warn_once(&self, problem: &str) {
-        if !self.inner.warned.swap(true, Ordering::Relaxed) {
-            tracing::warn!("OpenTelemetry export: {problem} (further export problems are not logged)");
-        }
-    }
+/// The instrumentation scope of everything Nimbus exports.
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("nimbus")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
 }

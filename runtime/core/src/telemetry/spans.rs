@@ -38,7 +38,22 @@ impl Trigger {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// Every trigger, in [`Trigger::index`] order.
+    pub(super) const ALL: [Trigger; 5] = [
+        Trigger::Http,
+        Trigger::PubSub,
+        Trigger::Datasource,
+        Trigger::Timer,
+        Trigger::Other,
+    ];
+
+    /// Its position in [`Trigger::ALL`].
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The `faas.trigger` value.
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Trigger::Http => "http",
             Trigger::PubSub => "pubsub",

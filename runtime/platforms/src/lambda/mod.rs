@@ -12,10 +12,11 @@
 //!   504, … as API Gateway would answer);
 //! - other events go to `events.handle`; a failure is reported to
 //!   `/invocation/{id}/error` with Nimbus's `errorType`;
-//! - with span export on, the invocation's spans are flushed before the
-//!   result goes back to `lambda_runtime`: once it is posted, Lambda may
-//!   freeze the environment before a background export runs. The flush is
-//!   bounded (`NIMBUS_OTEL_FLUSH_TIMEOUT_MS`, default 200 ms), so a slow or
+//! - with span export or OTLP metrics on, the invocation's spans and metrics
+//!   are flushed (both at once) before the result goes back to
+//!   `lambda_runtime`: once it is posted, Lambda may freeze the environment
+//!   before a background export runs. The flush is bounded
+//!   (`NIMBUS_OTEL_FLUSH_TIMEOUT_MS`, default 200 ms), so a slow or
 //!   unreachable collector delays a result by at most that, never fails it.
 //!
 //! Boot failures are reported to `/init/error` by [`report_init_error`].
@@ -108,9 +109,7 @@ pub async fn run(host: Arc<Host>, function: usize, opts: LambdaOptions) -> Resul
         let h = handler.clone();
         async move {
             let result = h.handle(ev).await;
-            if let Some(t) = h.host.telemetry() {
-                t.flush().await;
-            }
+            h.host.flush_telemetry().await;
             result
         }
     });
