@@ -176,8 +176,31 @@ fn start_serve_with(manifest: &Path, cmd: &mut Command, flags: &[&std::ffi::OsSt
     (child, url)
 }
 
-/// Everything a child process wrote to stdout and stderr so far.
+/// Everything a child process wrote to one stream so far.
 type Collected = std::sync::Arc<std::sync::Mutex<String>>;
+
+/// What `nimbus serve` wrote, per stream.
+struct Logged {
+    stdout: Collected,
+    stderr: Collected,
+    /// The threads draining the two streams (they end with the process).
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Logged {
+    /// Waits until the exited process's streams are read to the end; its stdout.
+    fn finished_stdout(self) -> String {
+        for r in self.readers {
+            let _ = r.join();
+        }
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Both streams.
+    fn all(&self) -> String {
+        format!("{}{}", self.stdout.lock().unwrap(), self.stderr.lock().unwrap())
+    }
+}
 
 /// Starts `nimbus serve`, keeping all it writes (both streams are drained,
 /// so a chatty log level can never block it on a full pipe).
@@ -185,7 +208,7 @@ fn start_serve_logged(
     manifest: &Path,
     cmd: &mut Command,
     flags: &[&std::ffi::OsStr],
-) -> (std::process::Child, String, Collected) {
+) -> (std::process::Child, String, Logged) {
     let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
         .arg(manifest)
@@ -194,20 +217,24 @@ fn start_serve_logged(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let output = Collected::default();
-    let keep = output.clone();
+    let mut output = Logged {
+        stdout: Collected::default(),
+        stderr: Collected::default(),
+        readers: Vec::new(),
+    };
+    let keep = output.stdout.clone();
     let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
+    output.readers.push(std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let mut out = keep.lock().unwrap();
             out.push_str(&line);
             out.push('\n');
         }
-    });
-    let keep = output.clone();
+    }));
+    let keep = output.stderr.clone();
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    output.readers.push(std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(url) = line.strip_prefix("listening on ") {
                 let _ = tx.send(url.split_whitespace().next().unwrap_or_default().to_string());
@@ -216,7 +243,7 @@ fn start_serve_logged(
             out.push_str(&line);
             out.push('\n');
         }
-    });
+    }));
     let url = rx
         .recv_timeout(Duration::from_secs(120))
         .expect("nimbus serve did not start");
@@ -260,7 +287,7 @@ fn serve_answers_and_shuts_down_on_sigterm() {
         dir.path(),
         &format!("manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n"),
     );
-    let (mut child, url) = start_serve(&m);
+    let (mut child, url, output) = start_serve_logged(&m, &mut nimbus(), &[]);
     let (status, body) = http_get(&format!("{url}/hello?name=serve"));
     assert_eq!(status, 200);
     assert!(body.contains("Hello, serve!"), "{body}");
@@ -272,8 +299,7 @@ fn serve_answers_and_shuts_down_on_sigterm() {
     assert!(kill.success());
     let status = wait_with_timeout(&mut child, Duration::from_secs(20));
     assert!(status.success(), "serve exited with {status}");
-    let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+    let stdout = output.finished_stdout();
     // Access log and guest log, one JSON object per line.
     for line in stdout.lines() {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -545,7 +571,7 @@ fn secret_values_never_reach_the_logs_even_at_trace_level() {
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(guest_value(&url, "key"), SECRET);
     stop(child);
-    let output = output.lock().unwrap().clone();
+    let output = output.all();
     assert!(output.lines().count() > 20, "trace level logs a lot:\n{output}");
     assert!(output.contains(&name), "parameter names may be logged:\n{output}");
     for secret in [SECRET, FILE_SECRET] {
