@@ -25,7 +25,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("SQS_BATCH", "sqs_batch"),
     ("WARM_COUNTER", "warm_counter"),
     ("WARM_EVENTS", "warm_events"),
-    ("CONFIG_BENCH", "config_bench"),
+    ("CALL_BENCH", "call_bench"),
     ("TRACED", "traced"),
 ];
 

@@ -127,24 +127,28 @@ async fn main() {
     let (off, _) = nimbus_tests::boot(MANIFEST).await;
     let (decoded, decoded_t) = exporting_host(receiver.traces_endpoint()).await;
     let (discarded, discarded_t) = exporting_host(sink).await;
-    let hosts = [&off, &decoded, &discarded];
+    // A second host with export off: how far apart two identical hosts
+    // measure (the noise floor of the ratios above).
+    let (control, _) = nimbus_tests::boot(MANIFEST).await;
+    let hosts = [&off, &decoded, &discarded, &control];
     for h in hosts {
         rate(h, 2_000).await;
     }
-    let mut sums = [0.0; 3];
-    let (mut to_collector, mut to_sink) = (Vec::new(), Vec::new());
+    let mut sums = [0.0; 4];
+    let (mut to_collector, mut to_sink, mut to_control) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let mut r = [0.0; 3];
+        let mut r = [0.0; 4];
         // Rotate who goes first, so drifting load weighs on each alike.
-        for k in 0..3 {
-            let i = (round + k) % 3;
+        for k in 0..4 {
+            let i = (round + k) % 4;
             r[i] = rate(hosts[i], PER_ROUND).await;
         }
-        for i in 0..3 {
+        for i in 0..4 {
             sums[i] += r[i];
         }
         to_collector.push(r[1] / r[0]);
         to_sink.push(r[2] / r[0]);
+        to_control.push(r[3] / r[0]);
     }
     decoded_t.flush().await;
     discarded_t.flush().await;
@@ -161,5 +165,10 @@ async fn main() {
         "  export on, discarding sink:      {:8.0}/s  {}",
         avg(2),
         summary(to_sink)
+    );
+    println!(
+        "  export off, a second host:       {:8.0}/s  {}",
+        avg(3),
+        summary(to_control)
     );
 }

@@ -31,13 +31,19 @@ use crate::caps::propagate::SpanIds;
 use opentelemetry::InstrumentationScope;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SpanData, SpanProcessor};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SpanData, SpanProcessor};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use warn_once::Guard;
 
 /// The environment variable bounding the per-invocation flush on Lambda.
 pub const FLUSH_TIMEOUT_ENV: &str = "NIMBUS_OTEL_FLUSH_TIMEOUT_MS";
+
+/// Spans the export queue holds before it drops (`OTEL_BSP_MAX_QUEUE_SIZE`
+/// overrides it). The SDK's 2048 drops spans when a few invocations each
+/// record a couple of hundred guest spans faster than one export thread
+/// sends them; at a few hundred bytes a span, a full queue is a few MiB.
+pub const DEFAULT_MAX_QUEUE: usize = 16_384;
 
 /// Default bound of the per-invocation flush.
 pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_millis(200);
@@ -200,7 +206,13 @@ impl Telemetry {
             .build()
             .map_err(exporter_error(&config.traces_endpoint))?;
         let guard = Guard::new("spans", config.flush_timeout);
-        let mut processor = BatchSpanProcessor::builder(guard.wrap(exporter, config.traces_endpoint)).build();
+        let mut batch = BatchConfigBuilder::default();
+        if std::env::var_os("OTEL_BSP_MAX_QUEUE_SIZE").is_none() {
+            batch = batch.with_max_queue_size(DEFAULT_MAX_QUEUE);
+        }
+        let mut processor = BatchSpanProcessor::builder(guard.wrap(exporter, config.traces_endpoint))
+            .with_batch_config(batch.build())
+            .build();
         processor.set_resource(&Resource::builder_empty().with_attributes(config.resource).build());
         Ok(Telemetry {
             inner: Arc::new(Inner {
