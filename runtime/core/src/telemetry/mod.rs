@@ -19,6 +19,7 @@
 //! unreachable collector logs one warning per signal, never fails an invocation.
 
 mod metrics;
+mod priority;
 mod resource;
 mod spans;
 mod warn_once;

@@ -123,6 +123,7 @@ impl<E> WarnOnce<E> {
 
 impl<E: SpanExporter> SpanExporter for WarnOnce<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        super::priority::yield_to_invocations();
         let result = self.inner.export(batch).await;
         self.check(result)
     }
@@ -142,6 +143,7 @@ impl<E: SpanExporter> SpanExporter for WarnOnce<E> {
 
 impl<E: PushMetricExporter> PushMetricExporter for WarnOnce<E> {
     async fn export(&self, metrics: &ResourceMetrics) -> OTelSdkResult {
+        super::priority::yield_to_invocations();
         let result = self.inner.export(metrics).await;
         self.check(result)
     }
