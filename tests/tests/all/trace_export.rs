@@ -53,13 +53,20 @@ fn telemetry(traces_endpoint: String, flush_timeout: Duration) -> Telemetry {
     .unwrap()
 }
 
-async fn boot_outbound(up: SocketAddr, telemetry: Option<Telemetry>) -> (Arc<Host>, nimbus_tests::Logs) {
+/// Boots one HTTP function `name` (the test program `program`, at `GET /name`)
+/// that may call the loopback server at `up`.
+async fn boot_calling(
+    name: &str,
+    program: &str,
+    up: SocketAddr,
+    telemetry: Option<Telemetry>,
+) -> (Arc<Host>, nimbus_tests::Logs) {
     let manifest = format!(
         r#"
 manifest_version = 1
-[function.fetch]
-component = "{{OUTBOUND}}"
-routes = ["GET /fetch"]
+[function.{name}]
+component = "{{{program}}}"
+routes = ["GET /{name}"]
 allowed_outbound_hosts = ["http://127.0.0.1:{}"]
 "#,
         up.port()
@@ -72,6 +79,14 @@ allowed_outbound_hosts = ["http://127.0.0.1:{}"]
         },
     )
     .await
+}
+
+async fn boot_outbound(up: SocketAddr, telemetry: Option<Telemetry>) -> (Arc<Host>, nimbus_tests::Logs) {
+    boot_calling("fetch", "OUTBOUND", up, telemetry).await
+}
+
+async fn boot_traced(up: SocketAddr, telemetry: Option<Telemetry>) -> (Arc<Host>, nimbus_tests::Logs) {
+    boot_calling("traced", "TRACED", up, telemetry).await
 }
 
 /// Invokes `fetch` directly (as an adapter does) with `trace`; its request id and answer.
@@ -286,27 +301,6 @@ async fn trace_headers_are_injected_with_export_off() {
     assert!(tp.ends_with("-01"));
     assert_ne!(&tp[36..52], "00f067aa0ba902b7", "a new client span, not the caller's");
     assert_eq!(headers["tracestate"], "congo=t61rcWkgMzE");
-}
-
-async fn boot_traced(up: SocketAddr, telemetry: Option<Telemetry>) -> (Arc<Host>, nimbus_tests::Logs) {
-    let manifest = format!(
-        r#"
-manifest_version = 1
-[function.traced]
-component = "{{TRACED}}"
-routes = ["GET /traced"]
-allowed_outbound_hosts = ["http://127.0.0.1:{}"]
-"#,
-        up.port()
-    );
-    boot_with(
-        &manifest,
-        BootOptions {
-            telemetry,
-            ..BootOptions::default()
-        },
-    )
-    .await
 }
 
 /// The parent-id field of a `traceparent`.
