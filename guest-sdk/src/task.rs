@@ -156,7 +156,10 @@ fn convert(e: wit::CheckpointError, size: u64) -> SaveError {
 }
 
 #[doc(hidden)]
-pub fn __run<I, S, O, F>(input: Vec<u8>, handler: F) -> Result<crate::task_wit::exports::nimbus::function::task::TaskOutcome, wit_types::Error>
+pub fn __run<I, S, O, F>(
+    input: Vec<u8>,
+    handler: F,
+) -> Result<crate::task_wit::exports::nimbus::function::task::TaskOutcome, wit_types::Error>
 where
     I: DeserializeOwned,
     S: Serialize + DeserializeOwned,

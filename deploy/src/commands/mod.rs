@@ -6,6 +6,7 @@ pub mod invoke;
 pub mod new;
 pub mod package;
 pub mod serve;
+pub mod task;
 
 use anyhow::Context as _;
 use nimbus_core::Manifest;
