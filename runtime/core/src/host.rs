@@ -677,11 +677,9 @@ impl Host {
             .telemetry
             .as_ref()
             .map(|t| InvocationRecord::start(t, &inv, Trigger::PubSub, cold));
-        let _permit = match self.acquire(f, &inv).await {
-            Ok(p) => p,
-            // Like a crash: the message is delivered again once the lease and visibility pass.
-            Err(e) => return Err(TaskError::Invoke(e)),
-        };
+        // No free instance in time is like a crash: the message is delivered again once the lease and its
+        // visibility pass.
+        let _permit = self.acquire(f, &inv).await.map_err(TaskError::Invoke)?;
         let input = run.input().to_vec();
         let mut ready = self.ready(f, idle, &inv);
         ready.store.data_mut().checkpoint.run = Some(run);
