@@ -687,6 +687,7 @@ fn task_sigkill_at_random_points_loses_no_commit_and_results_are_exact() {
         all_done
     };
     let mut kills = 0;
+    let mut kills_mid_task = 0;
     let mut finished = false;
     while kills < KILLS || !finished {
         let (mut child, url, output) = start_serve_logged(&m, &mut nimbus(), &flags);
@@ -712,6 +713,9 @@ fn task_sigkill_at_random_points_loses_no_commit_and_results_are_exact() {
             child.kill().unwrap(); // SIGKILL
             let _ = child.wait();
             kills += 1;
+            if !finished {
+                kills_mid_task += 1;
+            }
         } else {
             let until = std::time::Instant::now() + Duration::from_secs(90);
             while !finished {
@@ -732,6 +736,12 @@ fn task_sigkill_at_random_points_loses_no_commit_and_results_are_exact() {
         }
     }
     assert!(kills >= 20);
+    eprintln!("kills: {kills}, of which while tasks were unfinished: {kills_mid_task}; seqs {max_seq:?}");
+    // The point is to kill work in progress: the tasks are sized to outlive (nearly) all kills.
+    assert!(
+        kills_mid_task >= 20,
+        "only {kills_mid_task} kills hit unfinished tasks: make them longer"
+    );
     // Whichever way the loop ended, the store (read by the CLI) holds the exact results.
     for (i, id) in ids.iter().enumerate() {
         let out = run(nimbus().args(["task", "status", id, "--state-dir"]).arg(&state));
@@ -745,4 +755,4 @@ fn task_sigkill_at_random_points_loses_no_commit_and_results_are_exact() {
 }
 
 /// MiB of the smallest task in the kill test: enough that the tasks outlive most kills.
-const TASK_MIB: u64 = 96;
+const TASK_MIB: u64 = 640;
