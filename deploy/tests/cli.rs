@@ -260,7 +260,7 @@ fn serve_answers_and_shuts_down_on_sigterm() {
         dir.path(),
         &format!("manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n"),
     );
-    let (mut child, url) = start_serve(&m);
+    let (mut child, url, output) = start_serve_logged(&m, &mut nimbus(), &[]);
     let (status, body) = http_get(&format!("{url}/hello?name=serve"));
     assert_eq!(status, 200);
     assert!(body.contains("Hello, serve!"), "{body}");
@@ -272,10 +272,11 @@ fn serve_answers_and_shuts_down_on_sigterm() {
     assert!(kill.success());
     let status = wait_with_timeout(&mut child, Duration::from_secs(20));
     assert!(status.success(), "serve exited with {status}");
-    let mut stdout = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-    // Access log and guest log, one JSON object per line.
-    for line in stdout.lines() {
+    // The reader threads see EOF once the process has exited; give them a moment to store the last lines.
+    std::thread::sleep(Duration::from_millis(200));
+    let stdout = output.lock().unwrap().clone();
+    // Access log and guest log, one JSON object per line (the rest is the CLI's human-readable stderr).
+    for line in stdout.lines().filter(|l| l.starts_with('{')) {
         serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
     }
     assert!(
