@@ -27,6 +27,8 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("WARM_EVENTS", "warm_events"),
     ("CALL_BENCH", "call_bench"),
     ("TRACED", "traced"),
+    ("TASK_STEPS", "task_steps"),
+    ("SHA_TASK", "sha_task"),
 ];
 
 fn main() {
@@ -37,6 +39,7 @@ fn main() {
         "functions/hello",
         "functions/echo",
         "functions/config-demo",
+        "functions/sha-task",
         "functions/test-programs",
         "guest-sdk/src",
         "guest-sdk/wit",

@@ -27,6 +27,9 @@ enum Command {
     Compile(commands::compile::Args),
     /// Build deployment zips: `--target lambda` for AWS Lambda's custom runtime.
     Package(commands::package::Args),
+    /// Start durable tasks and show their status (the embedded store of `nimbus serve`).
+    #[command(subcommand)]
+    Task(commands::task::Args),
 }
 
 /// When `main` started, for the boot-time figures in the logs.
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
             .and_then(|rt| rt.block_on(commands::invoke::run(a))),
         Command::Compile(a) => commands::compile::run(a),
         Command::Package(a) => commands::package::run(a),
+        Command::Task(a) => runtime().and_then(|rt| rt.block_on(commands::task::run(a))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

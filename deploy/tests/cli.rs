@@ -629,3 +629,206 @@ fn invoke_reads_dotenv_and_exports_its_spans_in_the_given_trace() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a W3C traceparent"));
 }
+/// A request with a body; returns the status and the (de-chunked) body.
+fn http_post(url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    use std::io::Write;
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    write!(s, "{head}\r\n{body}").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
+    (status, if chunked { dechunk(body) } else { body.to_string() })
+}
+
+/// A directory with the sha-task component precompiled (so each of many boots is fast) and a manifest whose
+/// short timeout forces many runs.
+fn sha_task_app(timeout: &str, yield_margin: &str, max_attempts: u32) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(nimbus_tests::components::SHA_TASK, dir.path().join("sha.wasm")).unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!(
+            "manifest_version = 1\n[function.sha-task]\ncomponent = \"sha.wasm\"\nprecompiled = \"sha.cwasm.lz4\"\n\
+             timeout = \"{timeout}\"\ntask = {{ yield_margin = \"{yield_margin}\", max_attempts = {max_attempts} }}\n"
+        ),
+    );
+    let out = run(nimbus().args(["compile", "--manifest"]).arg(&m));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (dir, m)
+}
+
+fn task_status(url: &str, function: &str, id: &str) -> serde_json::Value {
+    let (status, body) = http_get(&format!("{url}/tasks/{function}/{id}"));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn task_serve_runs_a_posted_task_to_the_exact_result_and_cli_reads_its_status() {
+    let (dir, m) = sha_task_app("500ms", "200ms", 3);
+    let state = dir.path().join("state");
+    let (child, url, output) = start_serve_logged(&m, &mut nimbus(), &["--state-dir".as_ref(), state.as_os_str()]);
+    let (status, body) = http_post(&format!("{url}/tasks/sha-task"), r#"{"mib": 64, "seed": 5}"#, &[]);
+    assert_eq!(status, 202, "{body}");
+    let started: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = started["task_id"].as_str().unwrap().to_owned();
+    assert_eq!(started["status_url"], format!("/tasks/sha-task/{id}"));
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    let done = loop {
+        let s = task_status(&url, "sha-task", &id);
+        if s["status"] == "done" || s["status"] == "failed" {
+            break s;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "not done: {s}\n{}",
+            output.all()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(done["status"], "done", "{done}");
+    assert_eq!(
+        done["result"]["sha256"],
+        nimbus_tests::native::sha_chain(64, 5),
+        "{done}"
+    );
+    assert_eq!(done["progress"], "64/64 MiB");
+    stop(child);
+
+    // `nimbus task status` reads the same store.
+    let out = run(nimbus().args(["task", "status", &id, "--state-dir"]).arg(&state));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["status"], "done");
+    assert_eq!(cli["result"], done["result"]);
+    let out = run(nimbus().args(["task", "status", "nope", "--state-dir"]).arg(&state));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no task"));
+}
+
+/// SIGKILL `nimbus serve` at random points while tasks run, restarting it on the same state directory
+/// each time: every task finishes with the exact result, and no committed checkpoint is lost (a task's `seq`
+/// never goes backwards across restarts).
+#[test]
+fn task_sigkill_at_random_points_loses_no_commit_and_results_are_exact() {
+    const KILLS: usize = 22;
+    // Every kill mid-run counts as an attempt; allow the maximum so only real failures fail a task.
+    let (dir, m) = sha_task_app("600ms", "250ms", 100);
+    let state = dir.path().join("state");
+    let flags = ["--state-dir".as_ref(), state.as_os_str()];
+    let inputs: [(u64, u64); 3] = [(TASK_MIB, 1), (TASK_MIB + 16, 2), (TASK_MIB + 32, 3)];
+    // A seed printed so a failure can be replayed; the kill points come from it.
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill-point seed: {seed}");
+    let mut rng = seed | 1;
+    let mut next = move |lo: u64, hi: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        lo + rng % (hi - lo)
+    };
+
+    let mut ids = Vec::new();
+    let mut max_seq = vec![0u64; inputs.len()];
+    let check = |url: &str, ids: &[String], max_seq: &mut [u64]| -> bool {
+        let mut all_done = true;
+        for (i, id) in ids.iter().enumerate() {
+            let s = task_status(url, "sha-task", id);
+            let seq = s["seq"].as_u64().unwrap();
+            assert!(
+                seq >= max_seq[i],
+                "task {id}: seq went back from {} to {seq}: {s}",
+                max_seq[i]
+            );
+            max_seq[i] = seq;
+            assert_ne!(s["status"], "failed", "{s}");
+            all_done &= s["status"] == "done";
+        }
+        all_done
+    };
+    let mut kills = 0;
+    let mut kills_mid_task = 0;
+    let mut finished = false;
+    while kills < KILLS || !finished {
+        let (mut child, url, output) = start_serve_logged(&m, &mut nimbus(), &flags);
+        if ids.is_empty() {
+            for (mib, seed) in inputs {
+                let body = format!(r#"{{"mib": {mib}, "seed": {seed}}}"#);
+                let key = format!("kill-test-{mib}-{seed}");
+                let (status, reply) = http_post(
+                    &format!("{url}/tasks/sha-task"),
+                    &body,
+                    &[("idempotency-key", key.as_str())],
+                );
+                assert_eq!(status, 202, "{reply}");
+                let v: serde_json::Value = serde_json::from_str(&reply).unwrap();
+                ids.push(v["task_id"].as_str().unwrap().to_owned());
+            }
+        }
+        finished = check(&url, &ids, &mut max_seq);
+        if kills < KILLS {
+            // Somewhere in a run, a commit, a yield or between runs.
+            std::thread::sleep(Duration::from_millis(next(50, 1200)));
+            finished = check(&url, &ids, &mut max_seq);
+            child.kill().unwrap(); // SIGKILL
+            let _ = child.wait();
+            kills += 1;
+            if !finished {
+                kills_mid_task += 1;
+            }
+        } else {
+            let until = std::time::Instant::now() + Duration::from_secs(90);
+            while !finished {
+                assert!(
+                    std::time::Instant::now() < until,
+                    "tasks did not finish:\n{}",
+                    output.all()
+                );
+                std::thread::sleep(Duration::from_millis(100));
+                finished = check(&url, &ids, &mut max_seq);
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let s = task_status(&url, "sha-task", id);
+                let (mib, seed) = inputs[i];
+                assert_eq!(s["result"]["sha256"], nimbus_tests::native::sha_chain(mib, seed), "{s}");
+            }
+            stop(child);
+        }
+    }
+    assert!(kills >= 20);
+    eprintln!("kills: {kills}, of which while tasks were unfinished: {kills_mid_task}; seqs {max_seq:?}");
+    // The point is to kill work in progress: the tasks are sized to outlive (nearly) all kills.
+    assert!(
+        kills_mid_task >= 20,
+        "only {kills_mid_task} kills hit unfinished tasks: make them longer"
+    );
+    // Whichever way the loop ended, the store (read by the CLI) holds the exact results.
+    for (i, id) in ids.iter().enumerate() {
+        let out = run(nimbus().args(["task", "status", id, "--state-dir"]).arg(&state));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let (mib, seed) = inputs[i];
+        assert_eq!(s["status"], "done", "{s}");
+        assert!(s["seq"].as_u64().unwrap() >= max_seq[i]);
+        assert_eq!(s["result"]["sha256"], nimbus_tests::native::sha_chain(mib, seed), "{s}");
+    }
+}
+
+/// MiB of the smallest task in the kill test: enough that the tasks outlive most kills.
+const TASK_MIB: u64 = 640;

@@ -11,6 +11,7 @@
 //! - [`invocation`]: request id, deadline, remaining time, trace context;
 //! - [`log`]: structured log records with levels (`wasi:logging`);
 //! - [`trace`]: spans of your own in the invocation's trace, with attributes;
+//! - [`task`]: long tasks with typed, durable state across invocations, exported with [`task_function!`];
 //! - [`sqs`]: SQS batches with partial failures (`batchItemFailures`);
 //! - [`aws_events`]: the typed AWS event shapes (`aws_lambda_events`), for [`event::Event::json`].
 //!
@@ -35,6 +36,7 @@ pub mod http;
 pub mod invocation;
 pub mod log;
 pub mod sqs;
+pub mod task;
 pub mod trace;
 
 /// Typed AWS event payloads (SQS, SNS, S3, EventBridge, DynamoDB, Kinesis),
@@ -51,6 +53,26 @@ pub mod wit {
         pub_export_macro: true,
         export_macro_name: "export_event_function",
         default_bindings_module: "::nimbus_sdk::wit",
+    });
+}
+
+/// Raw bindings of the `task-function` world: only its `task` export is new; every import is the one in
+/// [`wit`], so a task uses the same checkpoint, config and invocation bindings as everything else.
+#[doc(hidden)]
+pub mod task_wit {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "nimbus:function/task-function",
+        with: {
+            "nimbus:function/types@0.1.0": crate::wit::nimbus::function::types,
+            "nimbus:function/invocation@0.1.0": crate::wit::nimbus::function::invocation,
+            "nimbus:function/tracing@0.1.0": crate::wit::nimbus::function::tracing,
+            "nimbus:function/checkpoint@0.1.0": crate::wit::nimbus::function::checkpoint,
+        },
+        generate_all,
+        pub_export_macro: true,
+        export_macro_name: "export_task_function",
+        default_bindings_module: "::nimbus_sdk::task_wit",
     });
 }
 

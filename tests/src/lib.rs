@@ -123,4 +123,5 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
 }
 pub mod lambda_emulator;
 pub mod moto;
+pub mod native;
 pub mod otlp_receiver;

@@ -97,6 +97,12 @@ async fn invoke(host: &Host, args: &Args, first_route: Option<String>, body: Opt
     let request_id = inv.request_id.clone();
 
     let payload = match f.kind {
+        Kind::Task => bail!(
+            "`{}` is a task function: start it with `nimbus task start {}` (or POST /tasks/{} to `nimbus serve`)",
+            args.function,
+            args.function,
+            args.function
+        ),
         Kind::Event => {
             let Some(body) = body else {
                 bail!(

@@ -7,6 +7,7 @@ pub mod local_env;
 pub mod new;
 pub mod package;
 pub mod serve;
+pub mod task;
 
 use anyhow::Context as _;
 use nimbus_core::Manifest;

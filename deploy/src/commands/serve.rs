@@ -3,7 +3,7 @@
 use crate::progress::{Step, boot_progress};
 use nimbus_core::artifact::LoadedFrom;
 use nimbus_core::telemetry::Platform;
-use nimbus_core::{BootOptions, Host, Kind};
+use nimbus_core::{BootOptions, Host, Kind, Tasks};
 use nimbus_platforms::local::{Gateway, GatewayOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,6 +24,22 @@ pub struct Args {
     no_access_log: bool,
     #[command(flatten)]
     env: super::local_env::LocalEnv,
+    /// Where durable tasks keep their records, checkpoints and queue (default: `.nimbus/state` next to the
+    /// manifest). A restarted `nimbus serve` on the same directory resumes the tasks in it.
+    #[arg(long, value_name = "DIR", env = "NIMBUS_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+}
+
+/// The task store directory: `--state-dir`, else `.nimbus/state` beside the manifest.
+pub fn state_dir(manifest: &std::path::Path, flag: Option<&std::path::Path>) -> PathBuf {
+    match flag {
+        Some(dir) => dir.to_path_buf(),
+        None => manifest
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
+            .join(".nimbus/state"),
+    }
 }
 
 /// Loads the environment file (before the runtime starts: see [`super::local_env::LocalEnv::load_env_file`]).
@@ -65,8 +81,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         host.boot_time.as_millis()
     ));
 
+    // Durable tasks: only when some function is a task function, so other apps create no state directory.
+    let tasks = if host.functions().iter().any(|f| f.kind == Kind::Task) {
+        let dir = state_dir(&args.manifest, args.state_dir.as_deref());
+        let tasks = Tasks::embedded(host.clone(), &dir)
+            .map_err(|e| anyhow::anyhow!("cannot open the task store in {}: {e}", dir.display()))?;
+        eprintln!("task store: {}", dir.display());
+        Some(Arc::new(tasks))
+    } else {
+        None
+    };
+    let (stop_tasks, tasks_stopped) = tokio::sync::watch::channel(false);
+    let worker = tasks
+        .clone()
+        .map(|t| tokio::spawn(t.work(tasks_stopped, Duration::from_secs(10))));
     let gw_opts = GatewayOptions {
         access_log: !args.no_access_log,
+        tasks,
         ..GatewayOptions::default()
     };
     let gateway = Gateway::start(host.clone(), args.listen, gw_opts)
@@ -100,6 +131,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
             Kind::Event => eprintln!("    POST    {base}/2015-03-31/functions/{}/invocations", f.name),
+            Kind::Task => {
+                eprintln!("    POST    {base}/tasks/{}", f.name);
+                eprintln!("    GET     {base}/tasks/{}/{{task id}}", f.name);
+            }
         }
     }
     let since_start = crate::STARTED
@@ -116,6 +151,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     shutdown_signal().await;
     eprintln!("shutting down: finishing in-flight requests");
     gateway.shutdown().await;
+    let _ = stop_tasks.send(true);
+    if let Some(worker) = worker {
+        let _ = worker.await;
+    }
     // Spans and OTLP metrics are exported in the background; send the last ones.
     host.shutdown_telemetry(Duration::from_secs(5)).await;
     Ok(())

@@ -4,6 +4,11 @@
 //! and guest cannot drift apart. WASI interfaces are mapped onto the
 //! `wasmtime-wasi` / `wasmtime-wasi-http` implementations rather than
 //! regenerated.
+//!
+//! Two worlds, one source of truth: `event-function` generates every import
+//! (all worlds share `imports`) and the `events` export; `task-function`
+//! generates only the `task` export and maps each of its imports back onto
+//! the first, so a capability implements its interface once for every kind.
 
 #[allow(missing_docs, clippy::all)]
 mod generated {
@@ -12,8 +17,14 @@ mod generated {
         world: "nimbus:function/event-function",
         exports: { default: async },
         require_store_data_send: true,
-        // A span handle the guest passes back may be stale: that is a trap, not a panic.
-        imports: { "nimbus:function/tracing": trappable },
+        imports: {
+            // A span handle the guest passes back may be stale: that is a trap, not a panic.
+            "nimbus:function/tracing": trappable,
+            // Saving commits to the store (I/O): async. Trappable so a host fault is a trap, while the
+            // guest-visible failures (too large, fenced, store down) are `checkpoint-error` values.
+            "nimbus:function/checkpoint.save": async | trappable,
+            "nimbus:function/checkpoint.set-progress": async | trappable,
+        },
         with: {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
             "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
@@ -27,6 +38,33 @@ mod generated {
     });
 }
 
-pub use generated::nimbus::function::{invocation, tracing, types};
+#[allow(missing_docs, clippy::all)]
+mod task_generated {
+    wasmtime::component::bindgen!({
+        path: "../../guest-sdk/wit",
+        world: "nimbus:function/task-function",
+        exports: { default: async },
+        require_store_data_send: true,
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:random": wasmtime_wasi::p2::bindings::random,
+            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+            "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
+            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:config": super::generated::wasi::config,
+            "wasi:logging": super::generated::wasi::logging,
+            "nimbus:function/types": super::generated::nimbus::function::types,
+            "nimbus:function/invocation": super::generated::nimbus::function::invocation,
+            "nimbus:function/tracing": super::generated::nimbus::function::tracing,
+            "nimbus:function/checkpoint": super::generated::nimbus::function::checkpoint,
+        },
+    });
+}
+
+pub use generated::nimbus::function::{checkpoint, invocation, tracing, types};
 pub use generated::wasi::logging::logging;
 pub use generated::{EventFunction, EventFunctionPre};
+pub use task_generated::exports::nimbus::function::task::TaskOutcome;
+pub use task_generated::{TaskFunction, TaskFunctionPre};

@@ -10,10 +10,12 @@ pub enum Kind {
     Http,
     /// Exports `nimbus:function/events`.
     Event,
+    /// Exports `nimbus:function/task`: a durable long task.
+    Task,
 }
 
 impl Kind {
-    /// Reads the component's exports. A component exporting both is served as HTTP.
+    /// Reads the component's exports. A component exporting several is served as HTTP, else as an event function.
     pub fn detect(component: &Component, engine: &Engine) -> Option<Kind> {
         let ty = component.component_type();
         let mut kind = None;
@@ -24,15 +26,19 @@ impl Kind {
             if name.starts_with("nimbus:function/events@0.1") {
                 kind = Some(Kind::Event);
             }
+            if name.starts_with("nimbus:function/task@0.1") && kind.is_none() {
+                kind = Some(Kind::Task);
+            }
         }
         kind
     }
 
-    /// `"http"` or `"event"`.
+    /// `"http"`, `"event"` or `"task"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Http => "http",
             Kind::Event => "event",
+            Kind::Task => "task",
         }
     }
 }

@@ -9,14 +9,14 @@
 
 use crate::Body;
 use crate::artifact::{self, LoadedFrom};
-use crate::bindings::{EventFunction, EventFunctionPre, types};
+use crate::bindings::{EventFunction, EventFunctionPre, TaskFunction, TaskFunctionPre, TaskOutcome, types};
 use crate::caps::{self, limits::MemoryLimiter};
 use crate::engine::{EngineOptions, NimbusEngine};
 use crate::error::{BootError, InvokeError};
 use crate::exports::Kind;
 use crate::invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
 use crate::logs::LogSink;
-use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse};
+use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse, TaskSpec};
 use crate::metrics::{InvocationReport, MetricsFormat};
 use crate::router::{RouteMatch, Router};
 use crate::state::HostState;
@@ -78,6 +78,8 @@ pub struct Function {
     pub loaded_from: LoadedFrom,
     /// Time spent loading and linking it at boot.
     pub load_time: Duration,
+    /// Durable-task settings: `Some` exactly for task functions (the manifest's `task`, or its defaults).
+    pub task: Option<TaskSpec>,
     pre: Pre,
     shared: caps::Shared,
     permits: Arc<Semaphore>,
@@ -88,6 +90,7 @@ pub struct Function {
 enum Pre {
     Http(ProxyPre<HostState>, Idle<Proxy>),
     Event(EventFunctionPre<HostState>, Idle<EventFunction>),
+    Task(TaskFunctionPre<HostState>, Idle<TaskFunction>),
 }
 
 /// An instance with its store, ready for (another) invocation.
@@ -122,6 +125,13 @@ impl Instantiate for ProxyPre<HostState> {
 impl Instantiate for EventFunctionPre<HostState> {
     type Instance = EventFunction;
     async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<EventFunction> {
+        self.instantiate_async(store).await
+    }
+}
+
+impl Instantiate for TaskFunctionPre<HostState> {
+    type Instance = TaskFunction;
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<TaskFunction> {
         self.instantiate_async(store).await
     }
 }
@@ -243,8 +253,8 @@ impl Host {
             };
             let kind = Kind::detect(&component, engine.engine()).ok_or_else(|| {
                 comp_err(
-                    "the component exports neither `wasi:http/incoming-handler@0.2` (HTTP function) nor \
-                     `nimbus:function/events@0.1` (event function)"
+                    "the component exports none of `wasi:http/incoming-handler@0.2` (HTTP function), \
+                     `nimbus:function/events@0.1` (event function) and `nimbus:function/task@0.1` (task function)"
                         .into(),
                 )
             })?;
@@ -262,6 +272,10 @@ impl Host {
                     EventFunctionPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?,
                     Idle::default(),
                 ),
+                Kind::Task => Pre::Task(
+                    TaskFunctionPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?,
+                    Idle::default(),
+                ),
             };
             tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
             let shared = caps::Shared::configure(spec, &boot).await?;
@@ -276,11 +290,28 @@ impl Host {
                         message: e.to_string(),
                     })?;
             }
-            if kind == Kind::Event && !spec.routes.is_empty() {
-                return Err(comp_err(
-                    "routes are for HTTP functions; this is an event function".into(),
-                ));
+            if kind != Kind::Http && !spec.routes.is_empty() {
+                return Err(comp_err(format!(
+                    "routes are for HTTP functions; this is {} function{}",
+                    if kind == Kind::Task { "a task" } else { "an event" },
+                    if kind == Kind::Task {
+                        " (started with POST /tasks/{name})"
+                    } else {
+                        ""
+                    }
+                )));
             }
+            let task = match (kind, spec.task) {
+                (Kind::Task, t) => Some(t.unwrap_or_else(|| TaskSpec::defaults(spec.limits.timeout))),
+                (_, None) => None,
+                (_, Some(_)) => {
+                    return Err(comp_err(format!(
+                        "`task` settings are for task functions (exporting `nimbus:function/task@0.1`); \
+                         this is {} function",
+                        if kind == Kind::Http { "an HTTP" } else { "an event" }
+                    )));
+                }
+            };
             let mut limits = spec.limits;
             limits.concurrency = limits.concurrency.min(cap);
             let name: Arc<str> = Arc::from(spec.name.as_str());
@@ -295,6 +326,7 @@ impl Host {
                 reuse: spec.reuse,
                 loaded_from,
                 load_time: t.elapsed(),
+                task,
                 pre,
                 shared,
                 permits: Arc::new(Semaphore::new(limits.concurrency as usize)),
@@ -372,6 +404,17 @@ impl Host {
         self.router.route(method, path)
     }
 
+    /// Starts measuring one invocation of `f` for the configured metrics.
+    fn meter(&self, f: &Function, trigger: Trigger, cold: bool) -> Meter {
+        Meter {
+            started: Instant::now(),
+            cold_start_init: cold.then_some(self.boot_time),
+            publish: matches!(*self.metrics, MetricsFormat::Emf { .. })
+                .then(|| (self.metrics.clone(), self.log_sink.clone())),
+            otlp: f.metrics.as_ref().map(|m| m.start(trigger)),
+        }
+    }
+
     /// A new invocation of `f` with its configured timeout, starting now.
     pub fn new_invocation(&self, f: &Function, request_id: Option<String>, trace: TraceContext) -> Invocation {
         Invocation::new(f.name.clone(), f.limits.timeout, request_id, trace)
@@ -388,13 +431,7 @@ impl Host {
             Payload::Http(_) => Trigger::Http,
             Payload::Event(ev) => Trigger::of(ev.source),
         };
-        let meter = Meter {
-            started: Instant::now(),
-            cold_start_init: cold.then_some(self.boot_time),
-            publish: matches!(*self.metrics, MetricsFormat::Emf { .. })
-                .then(|| (self.metrics.clone(), self.log_sink.clone())),
-            otlp: f.metrics.as_ref().map(|m| m.start(trigger)),
-        };
+        let meter = self.meter(f, trigger, cold);
         let inv = Arc::new(inv);
         let record = self.telemetry.as_ref().map(|t| {
             let mut r = InvocationRecord::start(t, &inv, trigger, cold);
@@ -652,6 +689,144 @@ impl Host {
         }
         Ok(Outcome::Event(output))
     }
+}
+
+impl Host {
+    /// Runs one invocation of a task function for `run` (from [`nimbus_checkpoint::Durable::begin`]) and ends
+    /// the run in the store according to what happened:
+    ///
+    /// - the guest returned `done(output)`: [`Run::done`](nimbus_checkpoint::Run::done);
+    /// - it returned `yielded`: [`Run::yielded`](nimbus_checkpoint::Run::yielded), the continuation is queued;
+    /// - it returned an error value, trapped or ran out of memory:
+    ///   [`Run::failed`](nimbus_checkpoint::Run::failed), retried from the last commit until
+    ///   `task.max_attempts`, then the task is failed;
+    /// - it hit its deadline (it ignored `should-yield`): if it committed a checkpoint in this run, that is
+    ///   progress and the run ends like a yield (the next run resumes from the commit, attempts are not
+    ///   counted); if it committed nothing it counts as a failed attempt, so a task that can never reach a
+    ///   checkpoint within one timeout ends failed instead of looping forever;
+    /// - a save was fenced (a newer run took the task over): nothing more is written, the newer run owns it.
+    ///
+    /// This is what a platform adapter calls with the run of each continuation message.
+    pub async fn run_task(&self, f: &Function, run: nimbus_checkpoint::Run) -> Result<RunEnd, TaskError> {
+        let Pre::Task(pre, idle) = &f.pre else {
+            return Err(TaskError::NotATask {
+                function: f.name.to_string(),
+                kind: f.kind.as_str(),
+            });
+        };
+        let cold = self.cold.swap(false, Ordering::Relaxed);
+        let meter = self.meter(f, Trigger::PubSub, cold);
+        let request_id = format!("{}-{}", run.task_id(), run.seq());
+        let inv = Arc::new(self.new_invocation(f, Some(request_id), TraceContext::new_root()));
+        let mut record = self
+            .telemetry
+            .as_ref()
+            .map(|t| InvocationRecord::start(t, &inv, Trigger::PubSub, cold));
+        // No free instance in time is like a crash: the message is delivered again once the lease and its
+        // visibility pass.
+        let _permit = self.acquire(f, &inv).await.map_err(TaskError::Invoke)?;
+        let input = run.input().to_vec();
+        let mut ready = self.ready(f, idle, &inv);
+        ready.store.data_mut().checkpoint.run = Some(run);
+        let call = async {
+            let (instance, store) = ready.instance(pre).await?;
+            instance.nimbus_function_task().call_run(store, &input).await
+        };
+        let result = tokio::time::timeout_at(inv.deadline.into(), call).await;
+        let peak = ready.store.data().limits.peak();
+        let state = &mut ready.store.data_mut().checkpoint;
+        let (run, saves, fenced) = (state.run.take(), state.saves, state.fenced);
+        let returned = match result {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
+            Err(_) => Err(InvokeError::Deadline(f.limits.timeout)),
+        };
+        meter.finish(&inv, peak, returned.as_ref().err());
+        if let (Some(rec), Err(e)) = (&mut record, &returned) {
+            rec.failed(e.error_type());
+        }
+        if returned.is_ok() {
+            ready.release(f.reuse, idle);
+        }
+        let Some(run) = run else {
+            return Err(TaskError::Invoke(InvokeError::Internal("the task run was lost".into())));
+        };
+        let task_id = run.task_id().to_owned();
+        if fenced {
+            tracing::warn!(function = %f.name, task_id, "task run fenced: a newer run owns the task");
+            return Ok(RunEnd::Fenced);
+        }
+        let end = match returned {
+            Ok(Ok(TaskOutcome::Done(output))) => {
+                run.done(output).await?;
+                RunEnd::Done
+            }
+            Ok(Ok(TaskOutcome::Yielded)) => {
+                run.yielded().await?;
+                RunEnd::Yielded
+            }
+            Ok(Err(types::Error::Failed(m) | types::Error::InvalidEvent(m))) => {
+                run.failed(m.clone()).await?;
+                RunEnd::Failed(m)
+            }
+            Err(InvokeError::Deadline(d)) if saves > 0 => {
+                tracing::warn!(function = %f.name, task_id, saves, timeout_ms = d.as_millis() as u64,
+                    "task run hit its deadline (it ignored should-yield); resuming from its last checkpoint");
+                run.yielded().await?;
+                RunEnd::DeadlineResumed
+            }
+            Err(e) => {
+                let m = match &e {
+                    InvokeError::Deadline(d) => format!(
+                        "the run hit its {}ms deadline without committing a checkpoint",
+                        d.as_millis()
+                    ),
+                    e => e.to_string(),
+                };
+                tracing::warn!(function = %f.name, task_id, error = %m, "task run failed");
+                run.failed(m.clone()).await?;
+                RunEnd::Failed(m)
+            }
+        };
+        Ok(end)
+    }
+}
+
+/// How one run of a task ended, once [`Host::run_task`] has committed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The task finished; its result is committed.
+    Done,
+    /// The guest yielded; the continuation is queued.
+    Yielded,
+    /// The guest hit its deadline after committing a checkpoint; the continuation is queued and the next run
+    /// resumes from that checkpoint.
+    DeadlineResumed,
+    /// The run failed with this error: retried from the last checkpoint, or the task is failed once
+    /// `task.max_attempts` runs failed (the task's status says which).
+    Failed(String),
+    /// A newer run took the task over; this run wrote nothing more.
+    Fenced,
+}
+
+/// Why [`Host::run_task`] could not run or end a task run.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The function does not export `nimbus:function/task`.
+    #[error("function `{function}` is {kind} function, not a task function")]
+    NotATask {
+        /// The function.
+        function: String,
+        /// Its kind.
+        kind: &'static str,
+    },
+    /// The invocation could not start (e.g. no free instance before the queue timeout); the run was dropped
+    /// and resumes when its message is delivered again.
+    #[error("task invocation could not start: {0}")]
+    Invoke(#[source] InvokeError),
+    /// The store failed ending the run; the message is delivered again after its visibility timeout.
+    #[error("task store: {0}")]
+    Durable(#[from] nimbus_checkpoint::DurableError),
 }
 
 /// Measures one invocation for [`MetricsFormat`]; publishes when the guest returns.

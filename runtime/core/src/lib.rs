@@ -37,15 +37,17 @@ pub mod manifest;
 pub mod metrics;
 pub mod router;
 pub mod state;
+pub mod tasks;
 pub mod telemetry;
 
 pub use error::{BootError, InvokeError};
 pub use exports::Kind;
-pub use host::{BootOptions, Function, Host};
+pub use host::{BootOptions, Function, Host, RunEnd, TaskError};
 pub use invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
 pub use manifest::Manifest;
 pub use router::RouteMatch;
 pub use state::HostState;
+pub use tasks::{Handled, Tasks, TasksError};
 
 /// The HTTP body type Nimbus hands to and receives from guests.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, HttpError>;

@@ -23,6 +23,7 @@ pub struct HostState {
     pub(crate) config: <caps::config::Config as Capability>::State,
     pub(crate) outbound: <caps::outbound::Outbound as Capability>::State,
     pub(crate) spans: <caps::spans::Spans as Capability>::State,
+    pub(crate) checkpoint: <caps::checkpoint::Checkpoint as Capability>::State,
 }
 
 impl HostState {
@@ -63,6 +64,7 @@ impl HostState {
             config: caps::config::Config::prepare(&shared.config, inv),
             outbound: caps::outbound::Outbound::prepare(&shared.outbound, inv),
             spans: caps::spans::Spans::prepare(&shared.spans, inv),
+            checkpoint: caps::checkpoint::Checkpoint::prepare(&shared.checkpoint, inv),
         }
     }
 
@@ -77,6 +79,7 @@ impl HostState {
         self.config = caps::config::Config::prepare(&shared.config, inv);
         self.outbound = caps::outbound::Outbound::prepare(&shared.outbound, inv);
         self.spans = caps::spans::Spans::prepare(&shared.spans, inv);
+        self.checkpoint = caps::checkpoint::Checkpoint::prepare(&shared.checkpoint, inv);
     }
 }
 

@@ -5,6 +5,7 @@ mod artifact;
 mod concurrency;
 mod config;
 mod config_ssm;
+mod durable;
 mod events;
 mod failures;
 mod http;

@@ -10,6 +10,7 @@
 //! [`link_all`] and [`crate::state::HostState::prepare`] name every
 //! capability explicitly: together they are the whole per-request cost.
 
+pub mod checkpoint;
 pub mod config;
 pub mod invocation;
 pub mod limits;
@@ -57,6 +58,7 @@ pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     invocation::InvocationCap::link(linker)?;
     logging::Logging::link(linker)?;
     spans::Spans::link(linker)?;
+    checkpoint::Checkpoint::link(linker)?;
     Ok(())
 }
 
@@ -77,6 +79,8 @@ pub struct Shared {
     pub outbound: <outbound::Outbound as Capability>::Shared,
     /// `spans`.
     pub spans: <spans::Spans as Capability>::Shared,
+    /// `checkpoint`.
+    pub checkpoint: <checkpoint::Checkpoint as Capability>::Shared,
 }
 
 impl Shared {
@@ -86,6 +90,7 @@ impl Shared {
             config: config::Config::configure(spec, boot).await?,
             outbound: outbound::Outbound::configure(spec, boot).await?,
             spans: spans::Spans::configure(spec, boot).await?,
+            checkpoint: checkpoint::Checkpoint::configure(spec, boot).await?,
         })
     }
 }

@@ -59,6 +59,40 @@ pub struct FunctionSpec {
     /// by default, replaced with [`Manifest::set_ssm_provider`] (e.g. by a local
     /// overrides file) before boot. Every function of a manifest shares one.
     pub ssm: SsmProvider,
+    /// Durable-task settings (`task = { ... }`); `None` when the section is absent. Only task components
+    /// (exporting `nimbus:function/task`) may have one; they get [`TaskSpec::defaults`] without it.
+    pub task: Option<TaskSpec>,
+}
+
+/// `task = { max_checkpoint = "8MiB", yield_margin = "20s", max_attempts = 3 }`: how a long task runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskSpec {
+    /// Largest state one checkpoint may hold (default 8 MiB); a larger save is refused, never retried.
+    pub max_checkpoint: u64,
+    /// `should-yield` turns true this long before the invocation's deadline (default: 20 s, or a quarter of
+    /// the timeout when that is shorter).
+    pub yield_margin: Duration,
+    /// Runs since the last yield before the task is marked failed: failed runs, and runs that hit the
+    /// deadline or died without saving anything (default 3).
+    pub max_attempts: u32,
+}
+
+/// `task.max_checkpoint` when the manifest does not set it.
+pub const DEFAULT_MAX_CHECKPOINT: u64 = 8 << 20;
+/// `task.yield_margin` when the manifest does not set it (and the timeout is long enough).
+pub const DEFAULT_YIELD_MARGIN: Duration = Duration::from_secs(20);
+/// `task.max_attempts` when the manifest does not set it.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+impl TaskSpec {
+    /// The settings of a task function with no `task` section (or unset keys), for its `timeout`.
+    pub fn defaults(timeout: Duration) -> TaskSpec {
+        TaskSpec {
+            max_checkpoint: DEFAULT_MAX_CHECKPOINT,
+            yield_margin: DEFAULT_YIELD_MARGIN.min(timeout / 4),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
 }
 
 /// `config_refresh` when the manifest does not set it.
@@ -336,6 +370,15 @@ struct RawFunction {
     #[serde(default)]
     reuse: Reuse,
     config_refresh: Option<Spanned<Dur>>,
+    task: Option<Spanned<RawTask>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTask {
+    max_checkpoint: Option<Spanned<ByteSize>>,
+    yield_margin: Option<Spanned<Dur>>,
+    max_attempts: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -495,6 +538,14 @@ impl Manifest {
                 Some(d) => Some(d.get_ref().0),
             };
 
+            let task = match &f.task {
+                None => None,
+                Some(t) => Some(
+                    parse_task(t.get_ref(), limits.timeout, &prefix)
+                        .map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?,
+                ),
+            };
+
             functions.push(FunctionSpec {
                 name: fname,
                 component: dir.join(&f.component),
@@ -506,6 +557,7 @@ impl Manifest {
                 reuse: f.reuse,
                 config_refresh,
                 ssm: ssm.clone(),
+                task,
             });
         }
 
@@ -620,6 +672,48 @@ fn apply_limits(mut base: Limits, o: &RawLimits, prefix: &str) -> Result<Limits,
         base.max_response_body = body(b, "max_response_body")?;
     }
     Ok(base)
+}
+
+/// Checks a `task` section against its ranges and the function's timeout.
+fn parse_task(t: &RawTask, timeout: Duration, prefix: &str) -> Result<TaskSpec, LimitError> {
+    let mut spec = TaskSpec::defaults(timeout);
+    if let Some(m) = &t.max_checkpoint {
+        let v = m.get_ref().0;
+        if !(1024..=1 << 30).contains(&v) {
+            return Err((
+                m.span(),
+                format!("{prefix}.task.max_checkpoint"),
+                "max_checkpoint (1KiB..=1GiB) is out of range".into(),
+            ));
+        }
+        spec.max_checkpoint = v;
+    }
+    if let Some(y) = &t.yield_margin {
+        let v = y.get_ref().0;
+        if v >= timeout {
+            return Err((
+                y.span(),
+                format!("{prefix}.task.yield_margin"),
+                format!(
+                    "yield_margin must be shorter than the function's timeout ({}ms), or should-yield is always true",
+                    timeout.as_millis()
+                ),
+            ));
+        }
+        spec.yield_margin = v;
+    }
+    if let Some(a) = &t.max_attempts {
+        let v = *a.get_ref();
+        if !(1..=100).contains(&v) {
+            return Err((
+                a.span(),
+                format!("{prefix}.task.max_attempts"),
+                "max_attempts (1..=100) is out of range".into(),
+            ));
+        }
+        spec.max_attempts = v;
+    }
+    Ok(spec)
 }
 
 fn is_kebab_id(s: &str) -> bool {

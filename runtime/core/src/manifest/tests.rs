@@ -294,3 +294,44 @@ component = "c.wasm"
     let plain = parse("manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n").unwrap();
     assert!(!plain.uses_ssm());
 }
+
+#[test]
+fn task_section_parses_sizes_and_durations_and_defaults_the_rest() {
+    let m = parse(
+        "manifest_version = 1\n[function.report]\ncomponent = \"r.wasm\"\ntimeout = \"2s\"\n\
+         task = { max_checkpoint = \"8MiB\", yield_margin = \"500ms\", max_attempts = 5 }\n\
+         [function.plain]\ncomponent = \"p.wasm\"\ntimeout = \"40s\"\n[function.short]\ncomponent = \"s.wasm\"\n\
+         timeout = \"2s\"\ntask = { max_attempts = 1 }\n",
+    )
+    .unwrap();
+    let t = m.function("report").unwrap().task.unwrap();
+    assert_eq!(t.max_checkpoint, 8 << 20);
+    assert_eq!(t.yield_margin, Duration::from_millis(500));
+    assert_eq!(t.max_attempts, 5);
+    assert_eq!(m.function("plain").unwrap().task, None);
+    // The default margin is 20 s, or a quarter of a shorter timeout.
+    let short = m.function("short").unwrap().task.unwrap();
+    assert_eq!(short.yield_margin, Duration::from_millis(500));
+    assert_eq!(short.max_checkpoint, DEFAULT_MAX_CHECKPOINT);
+    assert_eq!(
+        TaskSpec::defaults(Duration::from_secs(900)).yield_margin,
+        DEFAULT_YIELD_MARGIN
+    );
+}
+
+#[test]
+fn task_section_rejects_unknown_keys_and_bad_values_with_line_and_key() {
+    let base = "manifest_version = 1\n[function.report]\ncomponent = \"r.wasm\"\ntimeout = \"2s\"\n";
+    let e = parse(&format!("{base}task = {{ max_checkpont = \"1MiB\" }}\n")).unwrap_err();
+    assert!(e.message.contains("unknown field `max_checkpont`"), "{e}");
+    assert_eq!(e.line, Some(5));
+    let e = parse(&format!("{base}task = {{ yield_margin = \"2s\" }}\n")).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("function.report.task.yield_margin"));
+    assert!(e.message.contains("shorter than the function's timeout"), "{e}");
+    let e = parse(&format!("{base}task = {{ max_checkpoint = \"12\" }}\n")).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("function.report.task.max_checkpoint"));
+    let e = parse(&format!("{base}task = {{ max_attempts = 0 }}\n")).unwrap_err();
+    assert_eq!(e.key.as_deref(), Some("function.report.task.max_attempts"));
+    let e = parse(&format!("{base}task = {{ yield_margin = \"soon\" }}\n")).unwrap_err();
+    assert_eq!(e.line, Some(5), "{e}");
+}

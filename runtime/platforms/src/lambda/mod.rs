@@ -166,6 +166,15 @@ impl Handler {
                     )),
                 ))
             }
+            // The continuation path (SQS record -> `Delivery::from_message` -> `Tasks::handle`) is a later issue.
+            Kind::Task => Err(self.failed(
+                &inv,
+                InvokeError::BadEvent(format!(
+                    "function `{}` is a task function: running tasks on Lambda is not supported yet \
+                     (use `nimbus serve` and POST /tasks/{})",
+                    f.name, f.name
+                )),
+            )),
             Kind::Event => {
                 let source = match origin {
                     Origin::Event(s) => s,

@@ -6,8 +6,11 @@
 //! Event functions are reachable through the Lambda Invoke API path
 //! (`POST /2015-03-31/functions/{name}/invocations`), so
 //! `aws lambda invoke --endpoint-url http://127.0.0.1:3000` works too.
+//! Task functions are started with `POST /tasks/{name}` and observed with
+//! `GET /tasks/{name}/{id}` when the gateway is given the host's [`Tasks`].
 
 mod encode;
+pub mod tasks;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -16,7 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use nimbus_core::logs::{LogSink, format_record};
-use nimbus_core::{Body, Event, EventSource, Host, InvokeError, Outcome, Payload, RouteMatch, TraceContext};
+use nimbus_core::{Body, Event, EventSource, Host, InvokeError, Outcome, Payload, RouteMatch, Tasks, TraceContext};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +38,8 @@ pub struct GatewayOptions {
     pub log_sink: LogSink,
     /// How long in-flight requests may take to finish on shutdown.
     pub drain_timeout: Duration,
+    /// The host's durable tasks: enables the `/tasks/` endpoints of task functions.
+    pub tasks: Option<Arc<Tasks>>,
 }
 
 impl Default for GatewayOptions {
@@ -43,6 +48,7 @@ impl Default for GatewayOptions {
             access_log: true,
             log_sink: LogSink::Stdout,
             drain_timeout: Duration::from_secs(10),
+            tasks: None,
         }
     }
 }
@@ -131,7 +137,24 @@ async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> R
     // W3C, X-Ray or Function Compute: whichever the caller sent, bridged to W3C.
     let trace = TraceContext::from_headers(|name| header(&req, name));
 
-    let (function, result) = if let Some(rest) = path.strip_prefix(INVOKE_PREFIX) {
+    let task = opts.tasks.as_ref().and_then(|t| Some((t, tasks::task_path(t, &path)?)));
+    let (function, result) = if let Some((t, (name, id))) = task {
+        let f = host.function(name).map(|f| (f.name.clone(), f.limits.max_request_body));
+        match f {
+            Some((fname, limit)) => (
+                Some((fname, Arc::from(id.unwrap_or("start")))),
+                tasks::handle(t, limit, req, name, id).await,
+            ),
+            None => (
+                None,
+                Err(encode::plain_error(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    "no such function",
+                )),
+            ),
+        }
+    } else if let Some(rest) = path.strip_prefix(INVOKE_PREFIX) {
         invoke_api(host, req, rest, trace).await
     } else {
         match host.route(&method, &path) {
