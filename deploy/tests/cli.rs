@@ -692,11 +692,7 @@ fn task_serve_runs_a_posted_task_to_the_exact_result_and_cli_reads_its_status() 
         if s["status"] == "done" || s["status"] == "failed" {
             break s;
         }
-        assert!(
-            std::time::Instant::now() < until,
-            "not done: {s}\n{}",
-            output.all()
-        );
+        assert!(std::time::Instant::now() < until, "not done: {s}\n{}", output.all());
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(done["status"], "done", "{done}");

@@ -198,7 +198,7 @@ pub fn main() -> ExitCode {
     }
     // One invocation at a time: a single-threaded runtime has no cross-thread
     // hand-offs on the request path (the epoch ticker has its own thread).
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match crate::runtime::builder(true).build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bootstrap: cannot start the async runtime: {e}");

@@ -11,3 +11,4 @@ pub mod bootstrap;
 pub mod error_reply;
 pub mod lambda;
 pub mod local;
+pub mod runtime;

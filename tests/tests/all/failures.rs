@@ -48,25 +48,45 @@ async fn endless_loop_is_stopped_at_its_deadline_with_504() {
     assert_eq!(get(gw.addr(), "/hello").await.status, 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn looping_guests_do_not_starve_other_requests() {
+#[test]
+fn looping_guests_do_not_starve_other_requests() {
+    // The runtime `nimbus serve` and `bootstrap` use, on 2 worker threads.
+    let rt = nimbus_platforms::runtime::builder(false)
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(looping_guests_do_not_starve_other_requests_on_the_serving_runtime());
+}
+
+async fn looping_guests_do_not_starve_other_requests_on_the_serving_runtime() {
     let (gw, _) = shared_gateway().await;
     let addr = gw.addr();
-    // Four spinning guests on a 2-thread runtime; hello must still answer quickly.
+    // Four spinning guests on a 2-thread runtime; hello must still answer
+    // while they spin: before the first of them is stopped at its deadline
+    // (not "within N ms", which a loaded machine cannot promise).
     let spinners: Vec<_> = (0..4)
-        .map(|_| tokio::spawn(async move { get(addr, "/spin").await.status }))
+        .map(|_| {
+            tokio::spawn(async move {
+                let status = get(addr, "/spin").await.status;
+                (status, Instant::now())
+            })
+        })
         .collect();
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let t = Instant::now();
     assert_eq!(get(addr, "/hello").await.status, 200);
-    assert!(
-        t.elapsed() < Duration::from_millis(450),
-        "hello waited {:?} behind spinning guests",
-        t.elapsed()
-    );
+    let hello_done = Instant::now();
+    let mut first_stopped = None::<Instant>;
     for s in spinners {
-        assert_eq!(s.await.unwrap(), 504);
+        let (status, done) = s.await.unwrap();
+        assert_eq!(status, 504);
+        first_stopped = Some(first_stopped.map_or(done, |f| f.min(done)));
     }
+    let first_stopped = first_stopped.unwrap();
+    assert!(
+        hello_done < first_stopped,
+        "hello answered only after a spinning guest was stopped ({:?} later)",
+        hello_done - first_stopped
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
