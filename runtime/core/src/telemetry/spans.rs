@@ -79,18 +79,11 @@ fn shared(s: &Arc<str>) -> Value {
 
 /// `http.request.method`: the standard methods without an allocation.
 fn method(m: &http::Method) -> Value {
-    let known = [
-        http::Method::GET,
-        http::Method::POST,
-        http::Method::PUT,
-        http::Method::DELETE,
-        http::Method::PATCH,
-        http::Method::HEAD,
-        http::Method::OPTIONS,
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
     ];
-    const NAMES: [&str; 7] = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
-    match known.iter().position(|k| k == m) {
-        Some(i) => Value::from(NAMES[i]),
+    match STANDARD.iter().find(|s| **s == m.as_str()) {
+        Some(s) => Value::from(*s),
         None => Value::from(m.as_str().to_owned()),
     }
 }
