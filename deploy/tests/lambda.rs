@@ -2,7 +2,7 @@
 //! the tests unpack them and run the packaged `bootstrap` as a child process
 //! against the Lambda Runtime API emulator in `nimbus-tests`.
 
-use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SPIN, SQS_BATCH, TRAP, WARM_COUNTER};
+use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER};
 use nimbus_tests::lambda_emulator::{InvokeOptions, LambdaEmulator, Outcome};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -49,6 +49,12 @@ component = "{SQS_BATCH}"
 component = "{WARM_COUNTER}"
 reuse = true
 
+[function.sha-task]
+component = "{SHA_TASK}"
+# A run may work for about 50 ms of its 900 ms (the Lambda timeout less the 100 ms margin): many runs.
+timeout = "1s"
+task = { yield_margin = "850ms" }
+
 [function.needs-config]
 component = "{ECHO}"
 [function.needs-config.config]
@@ -68,7 +74,8 @@ fn packaged() -> &'static Packaged {
             .replace("{TRAP}", TRAP)
             .replace("{SPIN}", SPIN)
             .replace("{SQS_BATCH}", SQS_BATCH)
-            .replace("{WARM_COUNTER}", WARM_COUNTER);
+            .replace("{WARM_COUNTER}", WARM_COUNTER)
+            .replace("{SHA_TASK}", SHA_TASK);
         std::fs::write(dir.path().join("nimbus.toml"), text).unwrap();
         std::fs::write(dir.path().join("token.txt"), "file-token\n").unwrap();
         let dist = dir.path().join("dist");
@@ -96,6 +103,7 @@ fn packaged() -> &'static Packaged {
             "spin",
             "sqs-batch",
             "warm",
+            "sha-task",
             "needs-config",
         ] {
             unzip(&dist.join(format!("lambda-x86_64/{f}.zip")), &tasks.join(f));
@@ -1072,4 +1080,143 @@ async fn otlp_metrics_without_a_collector_are_an_init_error() {
         "{msg}"
     );
     assert_ne!(rt.exit_code(Duration::from_secs(10)).await, Some(0));
+}
+
+/// An HTTP API (v2) request event.
+fn http_api(method: &str, path: &str, headers: Value, body: &str) -> Value {
+    json!({
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {"http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                                    "sourceIp": "1.2.3.4", "userAgent": "test"},
+                           "stage": "$default", "domainName": "api.example.com", "requestId": "r",
+                           "apiId": "api", "accountId": "123456789012", "routeKey": "$default",
+                           "time": "26/Nov/2026:10:00:00 +0000", "timeEpoch": 1},
+        "body": body, "isBase64Encoded": false
+    })
+}
+
+/// The JSON body of an HTTP answer, with its status.
+fn http_json(resp: &Value) -> (u64, Value) {
+    let body = resp["body"].as_str().unwrap_or_else(|| panic!("no text body: {resp}"));
+    (
+        resp["statusCode"].as_u64().expect("statusCode"),
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {body}")),
+    )
+}
+
+/// A task function on Lambda, on the AWS store (moto): started through API Gateway (idempotently) and by an
+/// EventBridge event, continued by records from the continuation queue — the test plays the SQS event source
+/// mapping — and cut off by a short Lambda timeout many times. The result equals the uninterrupted one.
+#[tokio::test]
+async fn durable_task_runs_across_many_lambda_invocations_on_the_aws_store() {
+    let moto = nimbus_tests::moto::shared();
+    let store = moto.task_store("lambda-task").await;
+    let env = store.env(moto);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let rt = Runtime::start("sha-task", &env).await;
+    let short = InvokeOptions {
+        timeout: Duration::from_secs(1),
+        ..InvokeOptions::default()
+    };
+
+    let start = http_api(
+        "POST",
+        "/tasks/sha-task",
+        json!({"content-type": "application/json", "idempotency-key": "order-7"}),
+        r#"{"mib": 64, "seed": 5}"#,
+    );
+    let (status, started) = http_json(&rt.invoke(start.clone()).await.json());
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["created"], true);
+    let id = started["task_id"].as_str().expect("task id").to_owned();
+    assert_eq!(started["status_url"], format!("/tasks/sha-task/{id}"));
+    let (status, again) = http_json(&rt.invoke(start).await.json());
+    assert_eq!(
+        (status, &again["task_id"], &again["created"]),
+        (202, &json!(id), &json!(false))
+    );
+
+    // An event starts a task too, keyed by its own id: a redelivery starts nothing new.
+    let event = json!({"version": "0", "id": "ev-42", "detail-type": "Job", "source": "app", "account": "1",
+                       "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "resources": [],
+                       "detail": {"mib": 2}, "mib": 3, "seed": 1});
+    let first = rt.invoke(event.clone()).await.json();
+    let second = rt.invoke(event).await.json();
+    assert_eq!(first["created"], true, "{first}");
+    assert_eq!(
+        (&second["task_id"], &second["created"]),
+        (&first["task_id"], &json!(false))
+    );
+
+    // The event source mapping, one record per batch, until the queue is empty and both tasks are done.
+    let until = Instant::now() + Duration::from_secs(240);
+    let mut invocations = 0;
+    let status_of = |task: &str| http_api("GET", &format!("/tasks/sha-task/{task}"), json!({}), "");
+    loop {
+        assert!(
+            Instant::now() < until,
+            "tasks not done; host logs: {:?}",
+            rt.host_logs()
+        );
+        let Some(batch) = store.esm_receive(moto, 1, Duration::from_secs(5)).await else {
+            let (_, a) = http_json(&rt.invoke(status_of(&id)).await.json());
+            let (_, b) = http_json(&rt.invoke(status_of(first["task_id"].as_str().unwrap())).await.json());
+            if a["status"] == "done" && b["status"] == "done" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let resp = rt.emu.invoke_with(batch.event.to_string(), short.clone()).await.json();
+        invocations += 1;
+        let failures: Vec<String> = resp["batchItemFailures"]
+            .as_array()
+            .unwrap_or_else(|| panic!("not a batch response: {resp}"))
+            .iter()
+            .map(|f| f["itemIdentifier"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "a run failed: {resp}; host logs: {:?}",
+            rt.host_logs()
+        );
+        store.esm_complete(moto, &batch, &failures).await;
+    }
+
+    let (status, record) = http_json(&rt.invoke(status_of(&id)).await.json());
+    assert_eq!(status, 200, "{record}");
+    assert_eq!(record["status"], "done", "{record}");
+    assert_eq!(
+        record["result"]["sha256"],
+        nimbus_tests::native::sha_chain(64, 5),
+        "{record}"
+    );
+    let runs = record["runs"].as_u64().unwrap();
+    assert!(runs >= 5, "the task needed only {runs} runs: {record}");
+    assert!(
+        invocations as u64 >= runs,
+        "{invocations} SQS invocations for {runs} runs"
+    );
+    let (_, small) = http_json(&rt.invoke(status_of(first["task_id"].as_str().unwrap())).await.json());
+    assert_eq!(
+        small["result"]["sha256"],
+        nimbus_tests::native::sha_chain(3, 1),
+        "{small}"
+    );
+
+    // Unknown ids and other paths are answered in the source's shape.
+    let (status, _) = http_json(&rt.invoke(status_of("no-such-task")).await.json());
+    assert_eq!(status, 404);
+    let (status, body) = http_json(&rt.invoke(http_api("GET", "/elsewhere", json!({}), "")).await.json());
+    assert_eq!(status, 404, "{body}");
+}
+
+/// A task function without its store's settings fails init, naming what is missing.
+#[tokio::test]
+async fn task_function_without_a_store_is_an_init_error() {
+    let rt = Runtime::start("sha-task", &[]).await;
+    let (kind, message) = rt.init_failure().await;
+    assert_eq!(kind, "Nimbus.Init.TaskStore");
+    assert!(message.contains("NIMBUS_STATE_BUCKET"), "{message}");
 }

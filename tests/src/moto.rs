@@ -1,5 +1,6 @@
 //! A real `moto_server` (AWS service mock) on 127.0.0.1, started by the tests
-//! themselves: SSM today, S3 / DynamoDB / SQS for whatever needs them next.
+//! themselves: SSM for config, S3 / DynamoDB / SQS for the durable task store
+//! ([`Moto::task_store`]).
 //!
 //! [`shared`] starts one server per test binary; [`Moto::start`] starts a
 //! private one (e.g. to stop it mid-test). The server runs under a small shell
@@ -118,6 +119,168 @@ read -r _ignored || true"#;
     /// An SSM client for this server.
     pub async fn ssm(&self) -> aws_sdk_ssm::Client {
         aws_sdk_ssm::Client::new(&self.sdk_config().await)
+    }
+}
+
+/// A durable task store provisioned on moto: a bucket, a table and a queue, all named alike.
+#[derive(Debug, Clone)]
+pub struct TaskStore {
+    /// The S3 bucket, DynamoDB table and SQS queue name.
+    pub name: String,
+    /// The queue's URL.
+    pub queue_url: String,
+}
+
+impl TaskStore {
+    /// The resources for [`nimbus_checkpoint::Aws`] (path-style S3, no long polling).
+    pub fn resources(&self) -> nimbus_checkpoint::AwsResources {
+        nimbus_checkpoint::AwsResources {
+            bucket: self.name.clone(),
+            table: self.name.clone(),
+            queue_url: self.queue_url.clone(),
+            receive_wait_secs: 0,
+            force_path_style: true,
+        }
+    }
+
+    /// The queue's ARN, as Lambda's SQS event records carry it.
+    pub fn queue_arn(&self) -> String {
+        format!("arn:aws:sqs:{REGION}:123456789012:{}", self.name)
+    }
+
+    /// The environment a `bootstrap` serving a task function needs to use this store on `moto`.
+    pub fn env(&self, moto: &Moto) -> Vec<(String, String)> {
+        [
+            ("NIMBUS_STATE_BUCKET", self.name.clone()),
+            ("NIMBUS_TASK_TABLE", self.name.clone()),
+            ("NIMBUS_TASK_QUEUE_URL", self.queue_url.clone()),
+            ("AWS_ENDPOINT_URL", moto.endpoint()),
+            ("AWS_REGION", REGION.into()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
+/// One batch received from the continuation queue the way Lambda's SQS event source mapping receives it.
+pub struct EsmBatch {
+    /// The Lambda SQS event (`Records` with `messageId`, `receiptHandle`, `body`, `eventSourceARN`, …).
+    pub event: serde_json::Value,
+    /// `(messageId, receiptHandle)` of each record.
+    pub receipts: Vec<(String, String)>,
+}
+
+impl TaskStore {
+    /// Plays the event source mapping: receives up to `max` messages, hiding them for `visibility`, as a
+    /// Lambda SQS event; `None` when the queue has nothing visible.
+    pub async fn esm_receive(&self, moto: &Moto, max: i32, visibility: Duration) -> Option<EsmBatch> {
+        let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+        let out = sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(max)
+            .visibility_timeout(visibility.as_secs().max(1) as i32)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ReceiveMessage: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)));
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return None;
+        }
+        let mut records = Vec::new();
+        let mut receipts = Vec::new();
+        for m in messages {
+            let id = m.message_id.unwrap_or_default();
+            let receipt = m.receipt_handle.unwrap_or_default();
+            records.push(serde_json::json!({
+                "messageId": id, "receiptHandle": receipt, "body": m.body.unwrap_or_default(),
+                "attributes": {}, "messageAttributes": {}, "md5OfBody": m.md5_of_body.unwrap_or_default(),
+                "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn(), "awsRegion": REGION,
+            }));
+            receipts.push((id, receipt));
+        }
+        Some(EsmBatch {
+            event: serde_json::json!({ "Records": records }),
+            receipts,
+        })
+    }
+
+    /// Plays the event source mapping after a batch: deletes every message not in `failures` (the
+    /// response's `batchItemFailures[].itemIdentifier`). A message the runtime already deleted is fine.
+    pub async fn esm_complete(&self, moto: &Moto, batch: &EsmBatch, failures: &[String]) {
+        let sqs = aws_sdk_sqs::Client::new(&moto.sdk_config().await);
+        for (id, receipt) in &batch.receipts {
+            if !failures.contains(id) {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(receipt)
+                    .send()
+                    .await;
+            }
+        }
+    }
+}
+
+impl Moto {
+    /// Creates a fresh bucket, table (partition key `task_id`) and queue named `{prefix}-{unique}`.
+    pub async fn task_store(&self, prefix: &str) -> TaskStore {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or_default();
+        let name = format!("{prefix}-{stamp}-{}-{n}", std::process::id());
+        let sdk = self.sdk_config().await;
+        let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+        s3.create_bucket()
+            .bucket(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateBucket {name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
+        aws_sdk_dynamodb::Client::new(&sdk)
+            .create_table()
+            .table_name(&name)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("task_id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("attribute definition"),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("task_id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key schema"),
+            )
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "CreateTable {name}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            });
+        let queue = aws_sdk_sqs::Client::new(&sdk)
+            .create_queue()
+            .queue_name(&name)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("CreateQueue {name}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)));
+        TaskStore {
+            name,
+            queue_url: queue.queue_url.expect("queue url"),
+        }
     }
 }
 

@@ -706,8 +706,15 @@ impl Host {
     ///   checkpoint within one timeout ends failed instead of looping forever;
     /// - a save was fenced (a newer run took the task over): nothing more is written, the newer run owns it.
     ///
-    /// This is what a platform adapter calls with the run of each continuation message.
-    pub async fn run_task(&self, f: &Function, run: nimbus_checkpoint::Run) -> Result<RunEnd, TaskError> {
+    /// This is what a platform adapter calls with the run of each continuation message; `cx` carries the
+    /// platform's deadline and trace when it has them (Lambda), so `should-yield` and the epoch deadline
+    /// fire before the platform kills the environment.
+    pub async fn run_task(
+        &self,
+        f: &Function,
+        run: nimbus_checkpoint::Run,
+        cx: RunContext,
+    ) -> Result<RunEnd, TaskError> {
         let Pre::Task(pre, idle) = &f.pre else {
             return Err(TaskError::NotATask {
                 function: f.name.to_string(),
@@ -716,8 +723,12 @@ impl Host {
         };
         let cold = self.cold.swap(false, Ordering::Relaxed);
         let meter = self.meter(f, Trigger::PubSub, cold);
-        let request_id = format!("{}-{}", run.task_id(), run.seq());
-        let inv = Arc::new(self.new_invocation(f, Some(request_id), TraceContext::new_root()));
+        let request_id = cx
+            .request_id
+            .unwrap_or_else(|| format!("{}-{}", run.task_id(), run.seq()));
+        let timeout = cx.time_left.map_or(f.limits.timeout, |left| left.min(f.limits.timeout));
+        let trace = cx.trace.unwrap_or_else(TraceContext::new_root);
+        let inv = Arc::new(Invocation::new(f.name.clone(), timeout, Some(request_id), trace));
         let mut record = self
             .telemetry
             .as_ref()
@@ -739,7 +750,7 @@ impl Host {
         let returned = match result {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
-            Err(_) => Err(InvokeError::Deadline(f.limits.timeout)),
+            Err(_) => Err(InvokeError::Deadline(timeout)),
         };
         meter.finish(&inv, peak, returned.as_ref().err());
         if let (Some(rec), Err(e)) = (&mut record, &returned) {
@@ -790,6 +801,18 @@ impl Host {
         };
         Ok(end)
     }
+}
+
+/// What the platform knows about the invocation a task run happens in; all optional.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    /// Time until the platform's own deadline (less a margin), when it is sooner than the function's
+    /// `timeout`: the run's deadline and `should-yield` follow it.
+    pub time_left: Option<Duration>,
+    /// The platform's trace (e.g. Lambda's X-Ray header); else the run starts a new trace.
+    pub trace: Option<TraceContext>,
+    /// The platform's request id; else `{task id}-{seq}`.
+    pub request_id: Option<String>,
 }
 
 /// How one run of a task ended, once [`Host::run_task`] has committed it.

@@ -42,7 +42,7 @@ pub mod telemetry;
 
 pub use error::{BootError, InvokeError};
 pub use exports::Kind;
-pub use host::{BootOptions, Function, Host, RunEnd, TaskError};
+pub use host::{BootOptions, Function, Host, RunContext, RunEnd, TaskError};
 pub use invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
 pub use manifest::Manifest;
 pub use router::RouteMatch;

@@ -10,7 +10,7 @@
 //! - [`Tasks::handle`]: one delivery the platform handed over, e.g. an SQS record turned into a
 //!   [`Delivery`] with [`Delivery::from_message`] — what a Lambda adapter calls.
 
-use crate::host::{Host, RunEnd, TaskError};
+use crate::host::{Host, RunContext, RunEnd, TaskError};
 use base64::Engine as _;
 use nimbus_checkpoint::{Backend, Begin, Delivery, Durable, DurableError, Settings, Started, TaskRecord};
 use std::collections::HashMap;
@@ -149,6 +149,12 @@ impl Tasks {
     /// checkpoint), invokes the guest once, and ends the run. An error leaves the message to be delivered
     /// again after its visibility timeout.
     pub async fn handle(&self, delivery: Delivery) -> Result<Handled, TasksError> {
+        self.handle_in(delivery, RunContext::default()).await
+    }
+
+    /// [`Tasks::handle`] inside a platform invocation whose deadline and trace `cx` carries (what the Lambda
+    /// adapter calls for each SQS continuation record).
+    pub async fn handle_in(&self, delivery: Delivery, cx: RunContext) -> Result<Handled, TasksError> {
         // The message names only the task; its record names the function, whose driver carries its settings.
         let driver = match self.any.status(&delivery.task_id).await? {
             Some(record) => self
@@ -165,7 +171,7 @@ impl Tasks {
                     .host
                     .function(run.function())
                     .ok_or_else(|| TasksError::NoSuchTaskFunction(run.function().to_owned()))?;
-                let end = self.host.run_task(f, run).await?;
+                let end = self.host.run_task(f, run, cx).await?;
                 tracing::debug!(task_id, ?end, "task run ended");
                 Ok(Handled::Ran { task_id, end })
             }

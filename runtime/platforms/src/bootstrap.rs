@@ -18,12 +18,15 @@
 //!   or `OTEL_EXPORTER_OTLP_ENDPOINT` (one of them is required), flushed with the spans;
 //! - `NIMBUS_LOG`: host log filter (default `info`); the engine's `NIMBUS_*` settings;
 //! - `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: export spans
-//!   (OTLP/HTTP), flushed after each invocation within `NIMBUS_OTEL_FLUSH_TIMEOUT_MS`.
+//!   (OTLP/HTTP), flushed after each invocation within `NIMBUS_OTEL_FLUSH_TIMEOUT_MS`;
+//! - task functions: `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE`, `NIMBUS_TASK_QUEUE_URL` (the AWS task
+//!   store, required; see [`crate::lambda::tasks`]).
 
+use crate::lambda::tasks::LambdaTasks;
 use crate::lambda::{self, LambdaOptions};
 use nimbus_core::engine::EngineOptions;
 use nimbus_core::telemetry::{Platform, Telemetry, TelemetryError};
-use nimbus_core::{BootError, BootOptions, Host, Manifest};
+use nimbus_core::{BootError, BootOptions, Host, Kind, Manifest};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -53,6 +56,9 @@ pub enum InitError {
     /// An OpenTelemetry setting is bad.
     #[error(transparent)]
     Telemetry(TelemetryError),
+    /// A task function's store is not configured.
+    #[error(transparent)]
+    TaskStore(#[from] crate::lambda::tasks::TaskStoreError),
 }
 
 impl InitError {
@@ -64,6 +70,7 @@ impl InitError {
             InitError::Setting { .. } => "Nimbus.Init.Setting",
             InitError::Boot(e) => e.error_type(),
             InitError::Telemetry(_) => "Nimbus.Init.Setting",
+            InitError::TaskStore(_) => "Nimbus.Init.TaskStore",
         }
     }
 }
@@ -162,6 +169,10 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
     };
     let host = Host::boot(manifest, opts).await?;
     let f = &host.functions()[0];
+    let tasks = match f.kind {
+        Kind::Task => Some(std::sync::Arc::new(LambdaTasks::from_env(host.clone(), &f.name).await?)),
+        _ => None,
+    };
     tracing::info!(
         function = %f.name,
         kind = f.kind.as_str(),
@@ -174,6 +185,7 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
         host,
         LambdaOptions {
             deadline_margin,
+            tasks,
             ..LambdaOptions::default()
         },
     ))

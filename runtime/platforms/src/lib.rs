@@ -8,7 +8,8 @@
 #![deny(missing_docs)]
 
 pub mod bootstrap;
-pub mod error_reply;
 pub mod lambda;
 pub mod local;
+pub mod reply;
 pub mod runtime;
+pub mod task_api;

@@ -3,62 +3,22 @@
 
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-use nimbus_checkpoint::clock::Clock;
 use nimbus_checkpoint::{
-    Aws, AwsEndpoint, AwsResources, Backend, Begin, Condition, Durable, DurableError, ManualClock, SaveError,
-    StoreError, TaskStatus,
+    Aws, AwsEndpoint, Backend, Begin, Condition, Durable, DurableError, ManualClock, SaveError, StoreError, TaskStatus,
 };
 
 use crate::support::{assert_done, drive, job, settings};
 
 /// Fresh bucket, table and queue on moto for one test.
 async fn backend(name: &str) -> Aws {
+    let moto = nimbus_tests::moto::shared();
+    let store = moto.task_store(name).await;
     let endpoint = AwsEndpoint {
-        endpoint_url: Some(nimbus_tests::moto::shared().endpoint()),
-        region: Some("us-east-1".into()),
+        endpoint_url: Some(moto.endpoint()),
+        region: Some(nimbus_tests::moto::REGION.into()),
         credentials: Some(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto")),
     };
-    let sdk = nimbus_checkpoint::aws::sdk_config(&endpoint).await;
-    let unique = format!("{name}-{}", nimbus_checkpoint::SystemClock.now_ms());
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
-    s3.create_bucket().bucket(&unique).send().await.expect("create bucket");
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    ddb.create_table()
-        .table_name(&unique)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("task_id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("task_id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .billing_mode(BillingMode::PayPerRequest)
-        .send()
-        .await
-        .expect("create table");
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue = sqs
-        .create_queue()
-        .queue_name(&unique)
-        .send()
-        .await
-        .expect("create queue");
-    let res = AwsResources {
-        bucket: unique.clone(),
-        table: unique,
-        queue_url: queue.queue_url.expect("queue url"),
-        receive_wait_secs: 0,
-        force_path_style: true,
-    };
-    Aws::new(&sdk, res)
+    Aws::new(&nimbus_checkpoint::aws::sdk_config(&endpoint).await, store.resources())
 }
 
 fn durable(aws: Aws, clock: &ManualClock) -> Durable {

@@ -10,37 +10,17 @@
 //! `/invocation/{id}/error`.
 
 use super::decode::Origin;
-use crate::error_reply::ErrorReply;
+use crate::reply::Reply;
 use aws_lambda_events::alb::AlbTargetGroupResponse;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlResponse;
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, header};
 use lambda_runtime::Diagnostic;
 use nimbus_core::InvokeError;
 use serde_json::value::RawValue;
-
-/// A whole HTTP response, ready to encode.
-pub struct HttpReply {
-    /// The status.
-    pub status: StatusCode,
-    /// The headers.
-    pub headers: HeaderMap,
-    /// The whole body.
-    pub body: Bytes,
-}
-
-impl From<ErrorReply> for HttpReply {
-    fn from(e: ErrorReply) -> Self {
-        HttpReply {
-            status: e.status,
-            headers: e.headers,
-            body: e.body,
-        }
-    }
-}
 
 /// The `errorType` / `errorMessage` Lambda records for a failed invocation.
 pub fn diagnostic(e: &InvokeError) -> Diagnostic {
@@ -67,8 +47,8 @@ pub fn event_output(output: Vec<u8>) -> Box<RawValue> {
     raw_json(serde_json::Value::String(text).to_string())
 }
 
-/// Wraps text already known to be JSON.
-fn raw_json(text: String) -> Box<RawValue> {
+/// Wraps text already known to be JSON as a response payload.
+pub fn raw_json(text: String) -> Box<RawValue> {
     RawValue::from_string(text).unwrap_or_else(|_| serde_json::value::to_raw_value(&()).unwrap_or_default())
 }
 
@@ -149,7 +129,7 @@ fn take_cookies(headers: &mut HeaderMap) -> Vec<String> {
 }
 
 /// Encodes an HTTP answer in the response type of `origin`.
-pub fn http_response(origin: Origin, reply: HttpReply) -> Result<Box<RawValue>, serde_json::Error> {
+pub fn http_response(origin: Origin, reply: Reply) -> Result<Box<RawValue>, serde_json::Error> {
     let status = i64::from(reply.status.as_u16());
     let mut headers = utf8_only(reply.headers);
     let json = match origin {
@@ -215,9 +195,10 @@ pub fn http_response(origin: Origin, reply: HttpReply) -> Result<Box<RawValue>, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
     use serde_json::Value;
 
-    fn reply(ct: Option<&str>, body: &[u8], cookies: &[&str]) -> HttpReply {
+    fn reply(ct: Option<&str>, body: &[u8], cookies: &[&str]) -> Reply {
         let mut headers = HeaderMap::new();
         if let Some(ct) = ct {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
@@ -227,14 +208,14 @@ mod tests {
         }
         headers.append("x-multi", HeaderValue::from_static("a"));
         headers.append("x-multi", HeaderValue::from_static("b"));
-        HttpReply {
+        Reply {
             status: StatusCode::CREATED,
             headers,
             body: Bytes::copy_from_slice(body),
         }
     }
 
-    fn json(origin: Origin, r: HttpReply) -> Value {
+    fn json(origin: Origin, r: Reply) -> Value {
         serde_json::from_str(http_response(origin, r).unwrap().get()).unwrap()
     }
 

@@ -23,11 +23,12 @@
 
 pub mod decode;
 pub mod encode;
+pub mod tasks;
 
-use crate::error_reply;
+use crate::reply;
+use crate::reply::Reply;
 use bytes::Bytes;
 use decode::Origin;
-use encode::HttpReply;
 use http_body_util::BodyExt;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use nimbus_core::logs::{LogSink, format_record};
@@ -47,6 +48,8 @@ pub struct LambdaOptions {
     pub deadline_margin: Duration,
     /// Where invocation error lines go.
     pub log_sink: LogSink,
+    /// The AWS task store, when the function is a task function.
+    pub tasks: Option<Arc<tasks::LambdaTasks>>,
 }
 
 impl Default for LambdaOptions {
@@ -56,6 +59,7 @@ impl Default for LambdaOptions {
             // for a slow, freshly thawed environment.
             deadline_margin: Duration::from_millis(100),
             log_sink: LogSink::Stdout,
+            tasks: None,
         }
     }
 }
@@ -131,6 +135,8 @@ impl Handler {
             None => TraceContext::new_root(),
         };
         let rid = Some(ctx.request_id);
+        // A task run's span joins the platform's trace itself (the invocation below only carries the deadline).
+        let task_trace = (f.kind == Kind::Task).then(|| trace.clone());
         let inv = if ctx.deadline > 0 {
             Invocation::with_platform_deadline(
                 f.name.clone(),
@@ -166,15 +172,16 @@ impl Handler {
                     )),
                 ))
             }
-            // The continuation path (SQS record -> `Delivery::from_message` -> `Tasks::handle`) is a later issue.
-            Kind::Task => Err(self.failed(
-                &inv,
-                InvokeError::BadEvent(format!(
-                    "function `{}` is a task function: running tasks on Lambda is not supported yet \
-                     (use `nimbus serve` and POST /tasks/{})",
-                    f.name, f.name
+            Kind::Task => match (&self.opts.tasks, task_trace) {
+                (Some(tasks), Some(trace)) => tasks.handle(f, &inv, trace, origin, &raw).await.map_err(|d| {
+                    self.log_line(&inv, &d.error_type, &d.error_message);
+                    d
+                }),
+                _ => Err(self.failed(
+                    &inv,
+                    InvokeError::Internal(format!("task function `{}` has no task store", f.name)),
                 )),
-            )),
+            },
             Kind::Event => {
                 let source = match origin {
                     Origin::Event(s) => s,
@@ -207,13 +214,13 @@ impl Handler {
         };
         let reply = reply.unwrap_or_else(|e| {
             self.log_failure(&meta, &e);
-            error_reply::for_error(&e).into()
+            reply::for_error(&e)
         });
         encode::http_response(origin, reply).unwrap_or_else(|e| {
             let e = InvokeError::Internal(format!("cannot encode the response: {e}"));
             self.log_failure(&meta, &e);
             // An error reply is plain JSON text: it always encodes.
-            encode::http_response(origin, error_reply::for_error(&e).into()).unwrap_or_default()
+            encode::http_response(origin, reply::for_error(&e)).unwrap_or_default()
         })
     }
 
@@ -247,18 +254,22 @@ impl Handler {
     }
 
     fn log_failure(&self, inv: &Invocation, e: &InvokeError) {
+        self.log_line(inv, e.error_type(), &e.to_string());
+    }
+
+    fn log_line(&self, inv: &Invocation, error_type: &str, message: &str) {
         let line = format_record(
             "ERROR",
             "invocation failed",
             Some(inv),
-            &[("error_type", e.error_type().into()), ("error", e.to_string().into())],
+            &[("error_type", error_type.into()), ("error", message.into())],
         );
         self.opts.log_sink.write_line(&line);
     }
 }
 
 /// Reads a guest's whole response: Lambda's response is one JSON document.
-async fn collect(resp: http::Response<nimbus_core::Body>) -> Result<HttpReply, InvokeError> {
+async fn collect(resp: http::Response<nimbus_core::Body>) -> Result<Reply, InvokeError> {
     let (parts, body) = resp.into_parts();
     let body: Bytes = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -276,7 +287,7 @@ async fn collect(resp: http::Response<nimbus_core::Body>) -> Result<HttpReply, I
             });
         }
     };
-    Ok(HttpReply {
+    Ok(Reply {
         status: parts.status,
         headers: parts.headers,
         body,

@@ -1,7 +1,7 @@
 //! Gateway responses: JSON bodies and errors in the shape of
-//! [`crate::error_reply`].
+//! [`crate::reply`].
 
-use crate::error_reply::{self, ErrorReply};
+use crate::reply::{self, Reply};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -20,7 +20,8 @@ pub fn json_response(status: StatusCode, body: Bytes) -> Response<Body> {
     r
 }
 
-fn into_response(e: ErrorReply) -> Response<Body> {
+/// A whole answer as a gateway response.
+pub fn reply_response(e: Reply) -> Response<Body> {
     let mut r = Response::new(full(e.body));
     *r.status_mut() = e.status;
     *r.headers_mut() = e.headers;
@@ -29,10 +30,10 @@ fn into_response(e: ErrorReply) -> Response<Body> {
 
 /// An error response with an explicit status and type.
 pub fn plain_error(status: StatusCode, error_type: &str, message: &str) -> Response<Body> {
-    into_response(error_reply::plain(status, error_type, message))
+    reply_response(reply::plain(status, error_type, message))
 }
 
 /// The gateway's answer for a failed invocation.
 pub fn error(e: &InvokeError) -> Response<Body> {
-    into_response(error_reply::for_error(e))
+    reply_response(reply::for_error(e))
 }

@@ -1,4 +1,5 @@
-//! The one shape every adapter answers a failed HTTP invocation with:
+//! A whole HTTP answer as every adapter builds it before putting it into its
+//! platform's response type, and the one shape of a failed invocation's answer:
 //! `{"error": "<errorType>", "message": "<what happened>"}`, the status an
 //! API gateway would use, and `Retry-After` when the function is overloaded.
 
@@ -6,30 +7,34 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use nimbus_core::InvokeError;
 
-/// An error answer before it is put into a platform's response type.
-pub struct ErrorReply {
+/// A whole HTTP response, before it is put into a platform's response type.
+pub struct Reply {
     /// The HTTP status.
     pub status: StatusCode,
-    /// `Content-Type: application/json`, and `Retry-After` for overload.
+    /// The headers.
     pub headers: HeaderMap,
-    /// The JSON body.
+    /// The whole body.
     pub body: Bytes,
 }
 
-/// An error answer with an explicit status and type (routing errors and the like).
-pub fn plain(status: StatusCode, error_type: &str, message: &str) -> ErrorReply {
-    let body = serde_json::json!({ "error": error_type, "message": message }).to_string();
+/// A JSON answer.
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    ErrorReply {
+    Reply {
         status,
         headers,
-        body: Bytes::from(body),
+        body: Bytes::from(value.to_string()),
     }
 }
 
+/// An error answer with an explicit status and type (routing errors and the like).
+pub fn plain(status: StatusCode, error_type: &str, message: &str) -> Reply {
+    json(status, &serde_json::json!({ "error": error_type, "message": message }))
+}
+
 /// The answer for a failed invocation.
-pub fn for_error(e: &InvokeError) -> ErrorReply {
+pub fn for_error(e: &InvokeError) -> Reply {
     let mut r = plain(e.http_status(), e.error_type(), &e.to_string());
     if let InvokeError::Overloaded { retry_after, .. } = e {
         r.headers
