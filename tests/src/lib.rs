@@ -121,6 +121,7 @@ pub async fn request(
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, None, &[]).await
 }
+pub mod fault_proxy;
 pub mod lambda_emulator;
 pub mod moto;
 pub mod native;

@@ -46,7 +46,7 @@ const TRANSIENT_CODES: &[&str] = &[
     "RequestTimeoutException",
 ];
 
-/// Which AWS resources hold the state. Terraform's `durable-state` module creates them and passes their names
+/// Which AWS resources hold the state (the planned Terraform `durable-state` module is to create them), passed
 /// as `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE` and `NIMBUS_TASK_QUEUE_URL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsResources {

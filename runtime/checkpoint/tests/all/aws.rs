@@ -8,17 +8,28 @@ use nimbus_checkpoint::{
 };
 
 use crate::support::{assert_done, drive, job, settings};
+use nimbus_tests::fault_proxy::{Fault, FaultProxy};
 
 /// Fresh bucket, table and queue on moto for one test.
 async fn backend(name: &str) -> Aws {
-    let moto = nimbus_tests::moto::shared();
-    let store = moto.task_store(name).await;
+    backend_at(name, &nimbus_tests::moto::shared().endpoint()).await
+}
+
+/// A fresh store on moto, reached through `endpoint` (moto itself, or a proxy in front of it).
+async fn backend_at(name: &str, endpoint: &str) -> Aws {
+    let store = nimbus_tests::moto::shared().task_store(name).await;
     let endpoint = AwsEndpoint {
-        endpoint_url: Some(moto.endpoint()),
+        endpoint_url: Some(endpoint.to_owned()),
         region: Some(nimbus_tests::moto::REGION.into()),
         credentials: Some(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto")),
     };
     Aws::new(&nimbus_checkpoint::aws::sdk_config(&endpoint).await, store.resources())
+}
+
+/// A fresh store whose every request passes a fault-injecting proxy in front of moto.
+async fn proxied_backend(name: &str) -> (Aws, FaultProxy) {
+    let proxy = FaultProxy::start(&nimbus_tests::moto::shared().endpoint()).await;
+    (backend_at(name, &proxy.endpoint()).await, proxy)
 }
 
 fn durable(aws: Aws, clock: &ManualClock) -> Durable {
@@ -112,4 +123,57 @@ async fn aws_oversized_record_is_refused_with_a_clear_error() {
         "{text}"
     );
     assert!(text.contains("input 409600"), "{text}");
+}
+
+/// Real S3 `SlowDown` (503) answers to checkpoint writes and real DynamoDB throttling
+/// (`ProvisionedThroughputExceededException`) of conditional writes, parsed by the AWS SDK: classified as
+/// transient, retried with backoff, and the task still completes with the exact result.
+#[tokio::test]
+async fn aws_s3_slow_down_and_dynamodb_throttling_are_retried_and_the_result_is_exact() {
+    let (aws, proxy) = proxied_backend("faults").await;
+    let clock = ManualClock::new(1_700_000_000_000);
+    let durable = durable(aws, &clock);
+    let started = durable.start("summer", job(9, 4), None).await.unwrap();
+    let slow = proxy.inject(Fault::s3_put_slow_down(3));
+    let throttled = proxy.inject(Fault::dynamodb_throttled("PutItem", 3));
+    drive(&durable, &clock, &started.task_id, 3).await;
+    assert_eq!((slow.served(), throttled.served()), (3, 3), "every fault was hit");
+    assert_done(&durable, &started.task_id, 9, 4).await;
+}
+
+/// Failures outlasting the retry budget: the save fails with an error naming the step, the attempts and
+/// AWS's error code; the last commit stays intact and the run carries on once the store recovers.
+#[tokio::test]
+async fn aws_failures_past_the_retry_budget_are_a_clear_error_and_lose_no_commit() {
+    let (aws, proxy) = proxied_backend("exhausted").await;
+    let clock = ManualClock::new(1_700_000_000_000);
+    let durable = durable(aws, &clock);
+    let started = durable.start("f", Vec::new(), None).await.unwrap();
+    let delivery = durable.receive().await.unwrap().expect("first run");
+    let Begin::Run(mut run) = durable.begin(delivery).await.unwrap() else {
+        panic!("expected a run")
+    };
+    run.save(b"one").await.unwrap();
+
+    let s3 = proxy.inject(Fault::s3_put_slow_down(u32::MAX));
+    let text = run.save(b"two").await.unwrap_err().to_string();
+    assert!(text.contains("write checkpoint: gave up after 5 attempts"), "{text}");
+    assert!(text.contains("SlowDown"), "{text}");
+    s3.stop();
+
+    let ddb = proxy.inject(Fault::dynamodb_throttled("PutItem", u32::MAX));
+    let text = run.save(b"three").await.unwrap_err().to_string();
+    assert!(text.contains("commit checkpoint: gave up after 5 attempts"), "{text}");
+    assert!(text.contains("ProvisionedThroughputExceeded"), "{text}");
+    ddb.stop();
+
+    let record = durable.status(&started.task_id).await.unwrap().unwrap();
+    assert_eq!(record.seq, 1, "the failed saves committed nothing: {record:?}");
+    run.save(b"four").await.unwrap();
+    run.done(b"out".to_vec()).await.unwrap();
+    let record = durable.status(&started.task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.seq, record.result.as_deref()),
+        (TaskStatus::Done, 2, Some(&b"out"[..]))
+    );
 }

@@ -54,7 +54,7 @@ impl LambdaTasks {
             function: function.to_owned(),
             detail: format!(
                 "{e}; set NIMBUS_STATE_BUCKET, NIMBUS_TASK_TABLE and NIMBUS_TASK_QUEUE_URL \
-                 (Terraform's durable-state module outputs them)"
+                 (the bucket, table and queue of the task store)"
             ),
         })?;
         res.force_path_style =
