@@ -7,7 +7,8 @@
 //! `splitmix64(seed + k)` for the word indices `k` of that chunk, so anyone can recompute the result natively
 //! (the tests do) and compare it with what the task returned after being cut off many times.
 //!
-//! Start it with `curl -X POST localhost:3000/tasks/sha-task -d '{"mib": 256, "seed": 7}'`.
+//! Start it with `curl -X POST localhost:3000/tasks/sha-task -d '{"mib": 256, "seed": 7}'` (optional
+//! `"save_every": N` chunks between checkpoints, default 4).
 
 use nimbus_sdk::task::{Context, Error, Step};
 use serde::{Deserialize, Serialize};
@@ -15,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 /// Bytes per chunk: the unit of work between `should_yield` checks.
 const CHUNK: usize = 1 << 20;
-/// Chunks between checkpoints: a killed run redoes at most this much work.
+/// Chunks between checkpoints by default: a killed run redoes at most this much work.
 const SAVE_EVERY: u64 = 4;
 
 #[derive(Deserialize)]
@@ -25,6 +26,13 @@ struct Input {
     /// Seed of the generated stream.
     #[serde(default)]
     seed: u64,
+    /// Chunks between checkpoints (default 4); a yield always saves first.
+    #[serde(default = "default_save_every")]
+    save_every: u64,
+}
+
+fn default_save_every() -> u64 {
+    SAVE_EVERY
 }
 
 #[derive(Serialize, Deserialize)]
@@ -86,7 +94,7 @@ fn sha_chain(input: Input, cx: &mut Context<State>) -> Result<Step<Output>, Erro
         digest = h.finalize().into();
         st.next += 1;
         let yield_now = cx.should_yield();
-        if st.next % SAVE_EVERY == 0 || yield_now {
+        if st.next % input.save_every.max(1) == 0 || yield_now {
             st.digest = hex(&digest);
             cx.save(&st)?;
             cx.set_progress(&format!("{}/{} MiB", st.next, input.mib))?;
