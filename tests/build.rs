@@ -29,6 +29,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("TRACED", "traced"),
     ("TASK_STEPS", "task_steps"),
     ("SHA_TASK", "sha_task"),
+    ("WS_ECHO", "ws_echo"),
 ];
 
 fn main() {

@@ -12,6 +12,8 @@
 //! - [`log`]: structured log records with levels (`wasi:logging`);
 //! - [`trace`]: spans of your own in the invocation's trace, with attributes;
 //! - [`task`]: long tasks with typed, durable state across invocations, exported with [`task_function!`];
+//! - [`websocket`]: the lifecycle of WebSocket clients, exported with [`websocket_function!`];
+//! - [`connections`]: sending to WebSocket clients from any function;
 //! - [`sqs`]: SQS batches with partial failures (`batchItemFailures`);
 //! - [`aws_events`]: the typed AWS event shapes (`aws_lambda_events`), for [`event::Event::json`].
 //!
@@ -31,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod connections;
 pub mod event;
 pub mod http;
 pub mod invocation;
@@ -38,6 +41,7 @@ pub mod log;
 pub mod sqs;
 pub mod task;
 pub mod trace;
+pub mod websocket;
 
 /// Typed AWS event payloads (SQS, SNS, S3, EventBridge, DynamoDB, Kinesis),
 /// re-exported from `aws_lambda_events`: `event.json::<aws_events::s3::S3Event>()`.
@@ -68,11 +72,32 @@ pub mod task_wit {
             "nimbus:function/invocation@0.1.0": crate::wit::nimbus::function::invocation,
             "nimbus:function/tracing@0.1.0": crate::wit::nimbus::function::tracing,
             "nimbus:function/checkpoint@0.1.0": crate::wit::nimbus::function::checkpoint,
+            "nimbus:function/connections@0.1.0": crate::wit::nimbus::function::connections,
         },
         generate_all,
         pub_export_macro: true,
         export_macro_name: "export_task_function",
         default_bindings_module: "::nimbus_sdk::task_wit",
+    });
+}
+
+/// Raw bindings of the `websocket-function` world: its `websocket` export over the imports of [`wit`].
+#[doc(hidden)]
+pub mod websocket_wit {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "nimbus:function/websocket-function",
+        with: {
+            "nimbus:function/types@0.1.0": crate::wit::nimbus::function::types,
+            "nimbus:function/invocation@0.1.0": crate::wit::nimbus::function::invocation,
+            "nimbus:function/tracing@0.1.0": crate::wit::nimbus::function::tracing,
+            "nimbus:function/checkpoint@0.1.0": crate::wit::nimbus::function::checkpoint,
+            "nimbus:function/connections@0.1.0": crate::wit::nimbus::function::connections,
+        },
+        generate_all,
+        pub_export_macro: true,
+        export_macro_name: "export_websocket_function",
+        default_bindings_module: "::nimbus_sdk::websocket_wit",
     });
 }
 

@@ -128,10 +128,10 @@ fn settings() -> Settings {
 async fn saves(durable: &Durable, state: &[u8], n: usize) -> (f64, f64) {
     let started = durable.start("bench", Vec::new(), None).await.expect("start");
     let delivery = loop {
-        if let Some(d) = durable.receive().await.expect("receive") {
-            if d.task_id == started.task_id {
-                break d;
-            }
+        if let Some(d) = durable.receive().await.expect("receive")
+            && d.task_id == started.task_id
+        {
+            break d;
         }
     };
     let Begin::Run(mut run) = durable.begin(delivery).await.expect("begin") else {

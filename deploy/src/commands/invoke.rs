@@ -103,6 +103,10 @@ async fn invoke(host: &Host, args: &Args, first_route: Option<String>, body: Opt
             args.function,
             args.function
         ),
+        Kind::WebSocket => bail!(
+            "`{}` is a WebSocket function: connect to it with a WebSocket client through `nimbus serve`",
+            args.function
+        ),
         Kind::Event => {
             let Some(body) = body else {
                 bail!(
@@ -149,6 +153,7 @@ async fn invoke(host: &Host, args: &Args, first_route: Option<String>, body: Opt
     };
 
     match host.invoke(f, inv, payload).await {
+        Ok(Outcome::WebSocket(w)) => bail!("unexpected WebSocket outcome {w:?}"),
         Ok(Outcome::Event(out)) => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(&out)?;

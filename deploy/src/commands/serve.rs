@@ -131,6 +131,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
             Kind::Event => eprintln!("    POST    {base}/2015-03-31/functions/{}/invocations", f.name),
+            Kind::WebSocket => eprintln!("    (WebSocket functions are not served yet)"),
             Kind::Task => {
                 eprintln!("    POST    {base}/tasks/{}", f.name);
                 eprintln!("    GET     {base}/tasks/{}/{{task id}}", f.name);

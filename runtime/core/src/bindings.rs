@@ -5,10 +5,11 @@
 //! `wasmtime-wasi` / `wasmtime-wasi-http` implementations rather than
 //! regenerated.
 //!
-//! Two worlds, one source of truth: `event-function` generates every import
-//! (all worlds share `imports`) and the `events` export; `task-function`
-//! generates only the `task` export and maps each of its imports back onto
-//! the first, so a capability implements its interface once for every kind.
+//! Several worlds, one source of truth: `event-function` generates every
+//! import (all worlds share `imports`) and the `events` export;
+//! `task-function` and `websocket-function` generate only their export and
+//! map each of their imports back onto the first, so a capability implements
+//! its interface once for every kind.
 
 #[allow(missing_docs, clippy::all)]
 mod generated {
@@ -24,6 +25,9 @@ mod generated {
             // guest-visible failures (too large, fenced, store down) are `checkpoint-error` values.
             "nimbus:function/checkpoint.save": async | trappable,
             "nimbus:function/checkpoint.set-progress": async | trappable,
+            // Sends and closes go to a gateway (a socket's queue, or the API Gateway Management API): async.
+            "nimbus:function/connections.send": async | trappable,
+            "nimbus:function/connections.close": async | trappable,
         },
         with: {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
@@ -59,12 +63,41 @@ mod task_generated {
             "nimbus:function/invocation": super::generated::nimbus::function::invocation,
             "nimbus:function/tracing": super::generated::nimbus::function::tracing,
             "nimbus:function/checkpoint": super::generated::nimbus::function::checkpoint,
+            "nimbus:function/connections": super::generated::nimbus::function::connections,
         },
     });
 }
 
-pub use generated::nimbus::function::{checkpoint, invocation, tracing, types};
+#[allow(missing_docs, clippy::all)]
+mod websocket_generated {
+    wasmtime::component::bindgen!({
+        path: "../../guest-sdk/wit",
+        world: "nimbus:function/websocket-function",
+        exports: { default: async },
+        require_store_data_send: true,
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:random": wasmtime_wasi::p2::bindings::random,
+            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+            "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
+            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+            "wasi:config": super::generated::wasi::config,
+            "wasi:logging": super::generated::wasi::logging,
+            "nimbus:function/types": super::generated::nimbus::function::types,
+            "nimbus:function/invocation": super::generated::nimbus::function::invocation,
+            "nimbus:function/tracing": super::generated::nimbus::function::tracing,
+            "nimbus:function/checkpoint": super::generated::nimbus::function::checkpoint,
+            "nimbus:function/connections": super::generated::nimbus::function::connections,
+        },
+    });
+}
+
+pub use generated::nimbus::function::{checkpoint, connections, invocation, tracing, types};
 pub use generated::wasi::logging::logging;
 pub use generated::{EventFunction, EventFunctionPre};
 pub use task_generated::exports::nimbus::function::task::TaskOutcome;
 pub use task_generated::{TaskFunction, TaskFunctionPre};
+pub use websocket_generated::exports::nimbus::function::websocket;
+pub use websocket_generated::{WebsocketFunction, WebsocketFunctionPre};

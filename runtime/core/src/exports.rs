@@ -12,6 +12,8 @@ pub enum Kind {
     Event,
     /// Exports `nimbus:function/task`: a durable long task.
     Task,
+    /// Exports `nimbus:function/websocket`: the clients of a WebSocket API.
+    WebSocket,
 }
 
 impl Kind {
@@ -29,16 +31,20 @@ impl Kind {
             if name.starts_with("nimbus:function/task@0.1") && kind.is_none() {
                 kind = Some(Kind::Task);
             }
+            if name.starts_with("nimbus:function/websocket@0.1") && kind.is_none() {
+                kind = Some(Kind::WebSocket);
+            }
         }
         kind
     }
 
-    /// `"http"`, `"event"` or `"task"`.
+    /// `"http"`, `"event"`, `"task"` or `"websocket"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Http => "http",
             Kind::Event => "event",
             Kind::Task => "task",
+            Kind::WebSocket => "websocket",
         }
     }
 }

@@ -9,7 +9,10 @@
 
 use crate::Body;
 use crate::artifact::{self, LoadedFrom};
-use crate::bindings::{EventFunction, EventFunctionPre, TaskFunction, TaskFunctionPre, TaskOutcome, types};
+use crate::bindings::{
+    EventFunction, EventFunctionPre, TaskFunction, TaskFunctionPre, TaskOutcome, WebsocketFunction,
+    WebsocketFunctionPre, types,
+};
 use crate::caps::{self, limits::MemoryLimiter};
 use crate::engine::{EngineOptions, NimbusEngine};
 use crate::error::{BootError, InvokeError};
@@ -21,6 +24,7 @@ use crate::metrics::{InvocationReport, MetricsFormat};
 use crate::router::{RouteMatch, Router};
 use crate::state::HostState;
 use crate::telemetry::{FunctionMetrics, InvocationRecord, Measuring, Telemetry, Trigger};
+use crate::websocket::{WsEvent, WsOutcome};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -62,6 +66,10 @@ pub struct BootOptions {
     /// Span export ([`Telemetry::from_env`]); `None`: trace headers are still
     /// propagated, nothing is exported.
     pub telemetry: Option<Telemetry>,
+    /// How `connections` reaches WebSocket clients when the invocation brings no sender of its own: the
+    /// local gateway's sockets, or a configured API Gateway Management endpoint. `None`: sends fail with
+    /// `failed`.
+    pub connections: Option<crate::websocket::Sender>,
 }
 
 /// A booted function.
@@ -91,6 +99,7 @@ enum Pre {
     Http(ProxyPre<HostState>, Idle<Proxy>),
     Event(EventFunctionPre<HostState>, Idle<EventFunction>),
     Task(TaskFunctionPre<HostState>, Idle<TaskFunction>),
+    WebSocket(WebsocketFunctionPre<HostState>, Idle<WebsocketFunction>),
 }
 
 /// An instance with its store, ready for (another) invocation.
@@ -132,6 +141,13 @@ impl Instantiate for EventFunctionPre<HostState> {
 impl Instantiate for TaskFunctionPre<HostState> {
     type Instance = TaskFunction;
     async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<TaskFunction> {
+        self.instantiate_async(store).await
+    }
+}
+
+impl Instantiate for WebsocketFunctionPre<HostState> {
+    type Instance = WebsocketFunction;
+    async fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<WebsocketFunction> {
         self.instantiate_async(store).await
     }
 }
@@ -188,6 +204,7 @@ impl Host {
         let started_at = SystemTime::now();
         let boot = caps::Boot {
             telemetry: opts.telemetry.clone(),
+            connections: opts.connections.clone(),
             // A new root trace (an empty parent is malformed), sampled.
             init: caps::propagate::SpanIds::child_of(""),
         };
@@ -254,7 +271,8 @@ impl Host {
             let kind = Kind::detect(&component, engine.engine()).ok_or_else(|| {
                 comp_err(
                     "the component exports none of `wasi:http/incoming-handler@0.2` (HTTP function), \
-                     `nimbus:function/events@0.1` (event function) and `nimbus:function/task@0.1` (task function)"
+                     `nimbus:function/events@0.1` (event function), `nimbus:function/task@0.1` (task function) \
+                     and `nimbus:function/websocket@0.1` (WebSocket function)"
                         .into(),
                 )
             })?;
@@ -276,6 +294,10 @@ impl Host {
                     TaskFunctionPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?,
                     Idle::default(),
                 ),
+                Kind::WebSocket => Pre::WebSocket(
+                    WebsocketFunctionPre::new(instance_pre).map_err(|e| comp_err(format!("{e:#}")))?,
+                    Idle::default(),
+                ),
             };
             tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
             let shared = caps::Shared::configure(spec, &boot).await?;
@@ -293,7 +315,11 @@ impl Host {
             if kind != Kind::Http && !spec.routes.is_empty() {
                 return Err(comp_err(format!(
                     "routes are for HTTP functions; this is {} function{}",
-                    if kind == Kind::Task { "a task" } else { "an event" },
+                    match kind {
+                        Kind::Task => "a task",
+                        Kind::WebSocket => "a WebSocket",
+                        _ => "an event",
+                    },
                     if kind == Kind::Task {
                         " (started with POST /tasks/{name})"
                     } else {
@@ -308,7 +334,11 @@ impl Host {
                     return Err(comp_err(format!(
                         "`task` settings are for task functions (exporting `nimbus:function/task@0.1`); \
                          this is {} function",
-                        if kind == Kind::Http { "an HTTP" } else { "an event" }
+                        match kind {
+                            Kind::Http => "an HTTP",
+                            Kind::WebSocket => "a WebSocket",
+                            _ => "an event",
+                        }
                     )));
                 }
             };
@@ -428,7 +458,7 @@ impl Host {
         // One cold-start flag for the process, read by metrics and spans alike.
         let cold = self.cold.swap(false, Ordering::Relaxed);
         let trigger = match &payload {
-            Payload::Http(_) => Trigger::Http,
+            Payload::Http(_) | Payload::WebSocket(..) => Trigger::Http,
             Payload::Event(ev) => Trigger::of(ev.source),
         };
         let meter = self.meter(f, trigger, cold);
@@ -443,6 +473,9 @@ impl Host {
         let result = match (&f.pre, payload) {
             (Pre::Http(pre, idle), Payload::Http(req)) => self.invoke_http(f, pre, idle, inv, req, meter).await,
             (Pre::Event(pre, idle), Payload::Event(ev)) => self.invoke_event(f, pre, idle, inv, ev, meter).await,
+            (Pre::WebSocket(pre, idle), Payload::WebSocket(ev, sender)) => {
+                self.invoke_websocket(f, pre, idle, inv, ev, sender, meter).await
+            }
             _ => Err(InvokeError::WrongKind {
                 function: f.name.to_string(),
                 kind: f.kind.as_str(),
@@ -688,6 +721,81 @@ impl Host {
             });
         }
         Ok(Outcome::Event(output))
+    }
+
+    /// One lifecycle event of a WebSocket connection: `on-connect`, `on-message` or `on-disconnect`.
+    #[allow(clippy::too_many_arguments)]
+    async fn invoke_websocket(
+        &self,
+        f: &Function,
+        pre: &WebsocketFunctionPre<HostState>,
+        idle: &Idle<WebsocketFunction>,
+        inv: Arc<Invocation>,
+        event: WsEvent,
+        sender: Option<crate::websocket::Sender>,
+        meter: Meter,
+    ) -> Result<Outcome, InvokeError> {
+        let limit = f.limits.max_request_body;
+        if event.size() as u64 > limit {
+            return Err(InvokeError::TooLarge {
+                what: "WebSocket message",
+                size: event.size() as u64,
+                limit,
+                quota: "max_request_body",
+            });
+        }
+        let _permit = self.acquire(f, &inv).await?;
+        let mut ready = self.ready(f, idle, &inv);
+        if sender.is_some() {
+            ready.store.data_mut().connections = sender;
+        }
+        let run = async {
+            let (instance, store) = ready.instance(pre).await?;
+            let ws = instance.nimbus_function_websocket();
+            Ok::<_, wasmtime::Error>(match &event {
+                WsEvent::Connect(req) => match ws.call_on_connect(store, req).await? {
+                    Ok(()) => Ok(WsOutcome::Accepted),
+                    Err(mut rejection) => {
+                        if !(400..500).contains(&rejection.status) {
+                            rejection.status = 403;
+                        }
+                        Ok(WsOutcome::Rejected(rejection))
+                    }
+                },
+                WsEvent::Message(msg) => ws.call_on_message(store, msg).await?.map(WsOutcome::Handled),
+                WsEvent::Disconnect(info) => {
+                    ws.call_on_disconnect(store, info).await?;
+                    Ok(WsOutcome::Disconnected)
+                }
+            })
+        };
+        let result = tokio::time::timeout_at(inv.deadline.into(), run).await;
+        let peak = ready.store.data().limits.peak();
+        let outcome = match result {
+            Ok(Ok(result)) => {
+                ready.release(f.reuse, idle);
+                result.map_err(|e| match e {
+                    types::Error::InvalidEvent(m) => InvokeError::BadEvent(m),
+                    types::Error::Failed(m) => InvokeError::Guest(m),
+                })
+            }
+            Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
+            Err(_) => Err(InvokeError::Deadline(f.limits.timeout)),
+        };
+        meter.finish(&inv, peak, outcome.as_ref().err());
+        let outcome = outcome?;
+        if let WsOutcome::Handled(Some(reply)) = &outcome {
+            let size = crate::websocket::message_len(reply) as u64;
+            if size > f.limits.max_response_body {
+                return Err(InvokeError::TooLarge {
+                    what: "WebSocket reply",
+                    size,
+                    limit: f.limits.max_response_body,
+                    quota: "max_response_body",
+                });
+            }
+        }
+        Ok(Outcome::WebSocket(outcome))
     }
 }
 

@@ -183,6 +183,9 @@ pub enum Payload {
     Http(http::Request<Body>),
     /// An event for an event function.
     Event(Event),
+    /// A connection's lifecycle event for a WebSocket function, and the sender its `connections` calls
+    /// use in this invocation (`None`: the boot's default).
+    WebSocket(crate::websocket::WsEvent, Option<crate::websocket::Sender>),
 }
 
 /// What an invocation produced.
@@ -191,6 +194,31 @@ pub enum Outcome {
     Http(http::Response<Body>),
     /// An event function's output payload.
     Event(Vec<u8>),
+    /// A WebSocket function's answer.
+    WebSocket(crate::websocket::WsOutcome),
+}
+
+impl Outcome {
+    /// The HTTP response of an HTTP function's invocation; any other outcome is a host bug, reported as
+    /// [`crate::InvokeError::Internal`].
+    pub fn into_http(self) -> Result<http::Response<Body>, crate::InvokeError> {
+        match self {
+            Outcome::Http(resp) => Ok(resp),
+            other => Err(crate::InvokeError::Internal(format!(
+                "an HTTP invocation produced {other:?}"
+            ))),
+        }
+    }
+
+    /// The output of an event function's invocation; any other outcome is a host bug.
+    pub fn into_event(self) -> Result<Vec<u8>, crate::InvokeError> {
+        match self {
+            Outcome::Event(out) => Ok(out),
+            other => Err(crate::InvokeError::Internal(format!(
+                "an event invocation produced {other:?}"
+            ))),
+        }
+    }
 }
 
 impl std::fmt::Debug for Outcome {
@@ -198,6 +226,7 @@ impl std::fmt::Debug for Outcome {
         match self {
             Outcome::Http(r) => write!(f, "Outcome::Http({})", r.status()),
             Outcome::Event(p) => write!(f, "Outcome::Event({} bytes)", p.len()),
+            Outcome::WebSocket(w) => write!(f, "Outcome::WebSocket({w:?})"),
         }
     }
 }

@@ -39,6 +39,7 @@ pub mod router;
 pub mod state;
 pub mod tasks;
 pub mod telemetry;
+pub mod websocket;
 
 pub use error::{BootError, InvokeError};
 pub use exports::Kind;

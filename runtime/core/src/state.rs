@@ -24,6 +24,7 @@ pub struct HostState {
     pub(crate) outbound: <caps::outbound::Outbound as Capability>::State,
     pub(crate) spans: <caps::spans::Spans as Capability>::State,
     pub(crate) checkpoint: <caps::checkpoint::Checkpoint as Capability>::State,
+    pub(crate) connections: <caps::connections::Connections as Capability>::State,
 }
 
 impl HostState {
@@ -65,6 +66,7 @@ impl HostState {
             outbound: caps::outbound::Outbound::prepare(&shared.outbound, inv),
             spans: caps::spans::Spans::prepare(&shared.spans, inv),
             checkpoint: caps::checkpoint::Checkpoint::prepare(&shared.checkpoint, inv),
+            connections: caps::connections::Connections::prepare(&shared.connections, inv),
         }
     }
 
@@ -80,6 +82,7 @@ impl HostState {
         self.outbound = caps::outbound::Outbound::prepare(&shared.outbound, inv);
         self.spans = caps::spans::Spans::prepare(&shared.spans, inv);
         self.checkpoint = caps::checkpoint::Checkpoint::prepare(&shared.checkpoint, inv);
+        self.connections = caps::connections::Connections::prepare(&shared.connections, inv);
     }
 }
 

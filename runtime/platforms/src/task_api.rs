@@ -40,7 +40,11 @@ pub async fn serve(
     match (method, id) {
         (&Method::POST, None) => match idempotency_key(headers) {
             Ok(key) => start(tasks, function, body.to_vec(), key).await,
-            Err(reply) => reply,
+            Err(()) => reply::plain(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "the Idempotency-Key header must be visible ASCII",
+            ),
         },
         (&Method::GET, Some(id)) if !id.is_empty() && !id.contains('/') => status(tasks, function, id).await,
         (_, None) => reply::plain(
@@ -56,17 +60,12 @@ pub async fn serve(
     }
 }
 
-/// The `Idempotency-Key` header, if any.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, Reply> {
-    match headers.get(IDEMPOTENCY_KEY).map(|v| v.to_str()) {
-        None => Ok(None),
-        Some(Ok(k)) => Ok(Some(k)),
-        Some(Err(_)) => Err(reply::plain(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "the Idempotency-Key header must be visible ASCII",
-        )),
-    }
+/// The `Idempotency-Key` header, if any; `Err` when it is not visible ASCII.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ()> {
+    headers
+        .get(IDEMPOTENCY_KEY)
+        .map(|v| v.to_str().map_err(|_| ()))
+        .transpose()
 }
 
 /// The status URL of a task, relative to the API's base.

@@ -13,6 +13,7 @@ mod metrics;
 mod outbound;
 mod reuse;
 mod trace_export;
+mod websocket;
 mod wit;
 
 use nimbus_core::Host;

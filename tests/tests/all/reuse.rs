@@ -21,7 +21,7 @@ async fn call(function: &str, path: &str, request_id: &str, trace: TraceContext)
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
             Ok(serde_json::from_slice(&body).unwrap())
         }
-        Outcome::Event(_) => panic!("HTTP function gave an event outcome"),
+        other => panic!("HTTP function gave {other:?}"),
     }
 }
 
@@ -118,7 +118,7 @@ async fn warm_event_instances_survive_error_values_but_not_traps() {
         };
         match host.invoke(f, inv, Payload::Event(event)).await? {
             Outcome::Event(out) => Ok(serde_json::from_slice(&out).unwrap()),
-            Outcome::Http(_) => panic!("event function gave an HTTP outcome"),
+            other => panic!("event function gave {other:?}"),
         }
     }
     assert_eq!(ev("{}").await.unwrap()["calls"], 1);

@@ -12,6 +12,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod connections;
 pub mod invocation;
 pub mod limits;
 pub mod logging;
@@ -59,6 +60,7 @@ pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     logging::Logging::link(linker)?;
     spans::Spans::link(linker)?;
     checkpoint::Checkpoint::link(linker)?;
+    connections::Connections::link(linker)?;
     Ok(())
 }
 
@@ -69,6 +71,8 @@ pub struct Boot {
     pub telemetry: Option<Telemetry>,
     /// The boot's own span (`nimbus.init`): work done at boot is its child.
     pub init: SpanIds,
+    /// The default WebSocket sender ([`crate::BootOptions::connections`]).
+    pub connections: Option<crate::websocket::Sender>,
 }
 
 /// Every capability's shared state for one function.
@@ -81,6 +85,8 @@ pub struct Shared {
     pub spans: <spans::Spans as Capability>::Shared,
     /// `checkpoint`.
     pub checkpoint: <checkpoint::Checkpoint as Capability>::Shared,
+    /// `connections`.
+    pub connections: <connections::Connections as Capability>::Shared,
 }
 
 impl Shared {
@@ -91,6 +97,7 @@ impl Shared {
             outbound: outbound::Outbound::configure(spec, boot).await?,
             spans: spans::Spans::configure(spec, boot).await?,
             checkpoint: checkpoint::Checkpoint::configure(spec, boot).await?,
+            connections: connections::Connections::configure(spec, boot).await?,
         })
     }
 }

@@ -172,10 +172,18 @@ impl Handler {
                     )),
                 ))
             }
+            // API Gateway WebSocket events (`$connect`, `$disconnect`, route keys) are not mapped yet.
+            Kind::WebSocket => Err(self.failed(
+                &inv,
+                InvokeError::BadEvent(format!(
+                    "function `{}` is a WebSocket function: serving WebSocket APIs on Lambda is not supported yet \
+                     (use `nimbus serve`)",
+                    f.name
+                )),
+            )),
             Kind::Task => match (&self.opts.tasks, task_trace) {
-                (Some(tasks), Some(trace)) => tasks.handle(f, &inv, trace, origin, &raw).await.map_err(|d| {
+                (Some(tasks), Some(trace)) => tasks.handle(f, &inv, trace, origin, &raw).await.inspect_err(|d| {
                     self.log_line(&inv, &d.error_type, &d.error_message);
-                    d
                 }),
                 _ => Err(self.failed(
                     &inv,
@@ -203,11 +211,13 @@ impl Handler {
                         .map_err(|never| match never {})
                         .boxed_unsync()
                 });
-                match self.host.invoke(f, inv, Payload::Http(req)).await {
-                    Ok(Outcome::Http(resp)) => collect(resp).await,
-                    Ok(Outcome::Event(_)) => {
-                        Err(InvokeError::Internal("HTTP function produced an event outcome".into()))
-                    }
+                match self
+                    .host
+                    .invoke(f, inv, Payload::Http(req))
+                    .await
+                    .and_then(Outcome::into_http)
+                {
+                    Ok(resp) => collect(resp).await,
                     Err(e) => Err(e),
                 }
             }
@@ -237,12 +247,9 @@ impl Handler {
             .host
             .invoke(f, inv, Payload::Event(Event { source, payload }))
             .await
+            .and_then(Outcome::into_event)
         {
-            Ok(Outcome::Event(out)) => Ok(encode::event_output(out)),
-            Ok(Outcome::Http(_)) => Err(self.failed(
-                &meta,
-                InvokeError::Internal("event function produced an HTTP outcome".into()),
-            )),
+            Ok(out) => Ok(encode::event_output(out)),
             Err(e) => Err(self.failed(&meta, e)),
         }
     }

@@ -163,13 +163,10 @@ async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> R
                 let inv = host.new_invocation(f, None, trace);
                 let rid = inv.request_id.clone();
                 let req = req.map(|b| b.map_err(wasmtime_error).boxed_unsync());
-                let r = match host.invoke(f, inv, Payload::Http(req)).await {
-                    Ok(Outcome::Http(resp)) => Ok(resp),
-                    Ok(Outcome::Event(_)) => {
-                        Err(InvokeError::Internal("HTTP function produced an event outcome".into()))
-                    }
-                    Err(e) => Err(e),
-                };
+                let r = host
+                    .invoke(f, inv, Payload::Http(req))
+                    .await
+                    .and_then(Outcome::into_http);
                 (Some((f.name.clone(), rid)), r.map_err(|e| encode::error(&e)))
             }
             RouteMatch::MethodNotAllowed => (
@@ -277,12 +274,12 @@ async fn invoke_api(host: &Host, req: Request<Incoming>, rest: &str, trace: Trac
         source: EventSource::Direct,
         payload: body.to_vec(),
     };
-    match host.invoke(f, inv, Payload::Event(event)).await {
-        Ok(Outcome::Event(out)) => (tag, Ok(encode::json_response(StatusCode::OK, Bytes::from(out)))),
-        Ok(Outcome::Http(_)) => (
-            tag,
-            Err(encode::error(&InvokeError::Internal("unexpected HTTP outcome".into()))),
-        ),
+    match host
+        .invoke(f, inv, Payload::Event(event))
+        .await
+        .and_then(Outcome::into_event)
+    {
+        Ok(out) => (tag, Ok(encode::json_response(StatusCode::OK, Bytes::from(out)))),
         Err(e) => (tag, Err(encode::error(&e))),
     }
 }

@@ -367,6 +367,7 @@ mod tests {
         Boot {
             telemetry: None,
             init: SpanIds::child_of(""),
+            connections: None,
         }
     }
 
