@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 /// Every function the tests deploy, packaged once for the whole binary.
 struct Packaged {
-    _dir: tempfile::TempDir,
     dist: PathBuf,
     /// Function zips unpacked, by function name.
     tasks: PathBuf,
@@ -65,7 +64,11 @@ token = { file = "token.txt" }
 fn packaged() -> &'static Packaged {
     static P: OnceLock<Packaged> = OnceLock::new();
     P.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        // A static is never dropped, so a temp dir would leak a gigabyte of packages per run: use one fixed
+        // directory under the target dir, cleared at the start of each run instead.
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lambda-packages");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let text = MANIFEST
             .replace("{HTTP_ECHO}", HTTP_ECHO)
             .replace("{ECHO}", ECHO)
@@ -76,12 +79,12 @@ fn packaged() -> &'static Packaged {
             .replace("{SQS_BATCH}", SQS_BATCH)
             .replace("{WARM_COUNTER}", WARM_COUNTER)
             .replace("{SHA_TASK}", SHA_TASK);
-        std::fs::write(dir.path().join("nimbus.toml"), text).unwrap();
-        std::fs::write(dir.path().join("token.txt"), "file-token\n").unwrap();
-        let dist = dir.path().join("dist");
+        std::fs::write(dir.join("nimbus.toml"), text).unwrap();
+        std::fs::write(dir.join("token.txt"), "file-token\n").unwrap();
+        let dist = dir.join("dist");
         let out = nimbus()
             .args(["package", "--target", "lambda", "--arch", "x86_64", "--manifest"])
-            .arg(dir.path().join("nimbus.toml"))
+            .arg(dir.join("nimbus.toml"))
             // This build's bootstrap, not one a developer built earlier with scripts/build-bootstrap.
             .args(["--bootstrap", env!("CARGO_BIN_EXE_bootstrap")])
             .arg("--out")
@@ -93,7 +96,7 @@ fn packaged() -> &'static Packaged {
             "nimbus package failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let tasks = dir.path().join("tasks");
+        let tasks = dir.join("tasks");
         for f in [
             "http-echo",
             "echo",
@@ -109,7 +112,6 @@ fn packaged() -> &'static Packaged {
             unzip(&dist.join(format!("lambda-x86_64/{f}.zip")), &tasks.join(f));
         }
         Packaged {
-            _dir: dir,
             dist: dist.join("lambda-x86_64"),
             tasks,
         }
