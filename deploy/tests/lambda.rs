@@ -2,7 +2,9 @@
 //! the tests unpack them and run the packaged `bootstrap` as a child process
 //! against the Lambda Runtime API emulator in `nimbus-tests`.
 
-use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER};
+use nimbus_tests::components::{
+    CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
+};
 use nimbus_tests::lambda_emulator::{InvokeOptions, LambdaEmulator, Outcome};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -54,6 +56,9 @@ component = "{SHA_TASK}"
 timeout = "1s"
 task = { yield_margin = "850ms" }
 
+[function.ws]
+component = "{WS_ECHO}"
+
 [function.needs-config]
 component = "{ECHO}"
 [function.needs-config.config]
@@ -78,7 +83,8 @@ fn packaged() -> &'static Packaged {
             .replace("{SPIN}", SPIN)
             .replace("{SQS_BATCH}", SQS_BATCH)
             .replace("{WARM_COUNTER}", WARM_COUNTER)
-            .replace("{SHA_TASK}", SHA_TASK);
+            .replace("{SHA_TASK}", SHA_TASK)
+            .replace("{WS_ECHO}", WS_ECHO);
         std::fs::write(dir.join("nimbus.toml"), text).unwrap();
         std::fs::write(dir.join("token.txt"), "file-token\n").unwrap();
         let dist = dir.join("dist");
@@ -107,6 +113,7 @@ fn packaged() -> &'static Packaged {
             "sqs-batch",
             "warm",
             "sha-task",
+            "ws",
             "needs-config",
         ] {
             unzip(&dist.join(format!("lambda-x86_64/{f}.zip")), &tasks.join(f));
@@ -1221,4 +1228,123 @@ async fn task_function_without_a_store_is_an_init_error() {
     let (kind, message) = rt.init_failure().await;
     assert_eq!(kind, "Nimbus.Init.TaskStore");
     assert!(message.contains("NIMBUS_STATE_BUCKET"), "{message}");
+}
+
+/// An API Gateway WebSocket event for connection `c1` of API `abc123`, stage `prod`.
+fn ws_event(route: &str, body: Option<&str>, base64: bool, extra: Value) -> Value {
+    let event_type = match route {
+        "$connect" => "CONNECT",
+        "$disconnect" => "DISCONNECT",
+        _ => "MESSAGE",
+    };
+    let mut ctx = json!({
+        "routeKey": route, "eventType": event_type, "connectionId": "c1", "stage": "prod",
+        "domainName": "abc123.execute-api.us-east-1.amazonaws.com", "apiId": "abc123",
+        "requestId": "r", "messageDirection": "IN", "connectedAt": 1, "requestTimeEpoch": 1,
+        "identity": {"sourceIp": "203.0.113.9"}
+    });
+    if let (Some(c), Some(e)) = (ctx.as_object_mut(), extra.as_object()) {
+        c.extend(e.clone());
+    }
+    json!({"requestContext": ctx, "body": body, "isBase64Encoded": base64})
+}
+
+/// API Gateway WebSocket events map to the `websocket` export, answers come back as route responses, and
+/// `connections` sends reach the API Gateway Management API (moto, behind a recording proxy that also
+/// plays a gone connection).
+#[tokio::test]
+async fn websocket_events_map_to_the_export_and_sends_reach_the_management_api() {
+    use nimbus_tests::fault_proxy::{Fault, FaultProxy};
+    let proxy = FaultProxy::start(&nimbus_tests::moto::shared().endpoint()).await;
+    proxy.inject(Fault::gone_connection("gone-1"));
+    // moto serves the Management API only at the root (`/@connections/...`), not under a stage path.
+    let endpoint = proxy.endpoint();
+    let env = [
+        ("NIMBUS_WEBSOCKET_ENDPOINT", endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let rt = Runtime::start("ws", &env).await;
+
+    let connect = ws_event("$connect", None, false, json!({}));
+    assert_eq!(rt.invoke(connect).await.json(), json!({"statusCode": 200}));
+    let mut denied = ws_event("$connect", None, false, json!({}));
+    denied["queryStringParameters"] = json!({"deny": "1"});
+    assert_eq!(
+        rt.invoke(denied).await.json(),
+        json!({"statusCode": 401, "body": "denied by query"})
+    );
+
+    let echo = rt
+        .invoke(ws_event("sendmessage", Some("echo:hi"), false, json!({})))
+        .await
+        .json();
+    assert_eq!(echo, json!({"statusCode": 200, "body": "sendmessage|hi"}));
+    let binary = rt
+        .invoke(ws_event("$default", Some("AQID"), true, json!({})))
+        .await
+        .json();
+    assert_eq!(
+        binary,
+        json!({"statusCode": 200, "body": "AwIB", "isBase64Encoded": true})
+    );
+
+    let sent = rt
+        .invoke(ws_event("sendmessage", Some("send:a,gone-1:hello"), false, json!({})))
+        .await
+        .json();
+    assert_eq!(
+        sent["body"],
+        "ok=1 gone=1 other=",
+        "{sent}; host logs: {:?}",
+        rt.host_logs()
+    );
+    let closed = rt
+        .invoke(ws_event("$default", Some("close:a"), false, json!({})))
+        .await
+        .json();
+    assert_eq!(closed["body"], "close=ok", "{closed}");
+    let seen = proxy.seen();
+    let post = seen
+        .iter()
+        .find(|s| s.method == "POST" && s.path == "/@connections/a")
+        .unwrap_or_else(|| panic!("no PostToConnection reached moto: {seen:?}"));
+    assert_eq!(&post.body[..], b"hello");
+    assert!(!post.faulted);
+    assert!(seen.iter().any(|s| s.path == "/@connections/gone-1" && s.faulted));
+    assert!(
+        seen.iter().any(|s| s.method == "DELETE" && s.path == "/@connections/a"),
+        "{seen:?}"
+    );
+
+    let disconnect = ws_event(
+        "$disconnect",
+        None,
+        false,
+        json!({"disconnectStatusCode": 1001, "disconnectReason": "Going away"}),
+    );
+    assert_eq!(rt.invoke(disconnect).await.json(), json!({"statusCode": 200}));
+    // Guest output arrives through a pipe read on another thread.
+    let until = Instant::now() + Duration::from_secs(10);
+    while !rt.logs().join("\n").contains("disconnect c1") && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let logs = rt.logs().join("\n");
+    assert!(
+        logs.contains("disconnect c1 code=Some(1001) reason=Going away"),
+        "{logs}"
+    );
+    assert!(logs.contains("connect c1 path=/ ip=Some"), "{logs}");
+
+    // A failing handler is a Lambda error (API Gateway answers the client with an internal error).
+    let (kind, _) = rt
+        .invoke(ws_event("$default", Some("fail"), false, json!({})))
+        .await
+        .error();
+    assert_eq!(kind, "Function.Failed");
+    // Not a WebSocket event: refused, naming what it takes.
+    let (kind, message) = rt.invoke(json!({"hello": 1})).await.error();
+    assert_eq!(kind, "Function.BadEvent");
+    assert!(message.contains("API Gateway WebSocket events"), "{message}");
 }

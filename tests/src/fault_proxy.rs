@@ -22,6 +22,8 @@ pub struct Fault {
     matches: Matcher,
     status: StatusCode,
     content_type: &'static str,
+    /// `x-amzn-ErrorType`, for REST-JSON services that name the error in a header.
+    error_type: Option<&'static str>,
     body: String,
     /// Failures left (`u32::MAX`: forever).
     left: AtomicU32,
@@ -36,6 +38,7 @@ impl Fault {
             matches: Box::new(|p| p.method == http::Method::PUT && p.uri.path().matches('/').count() >= 2),
             status: StatusCode::SERVICE_UNAVAILABLE,
             content_type: "application/xml",
+            error_type: None,
             body: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code>\
                    <Message>Please reduce your request rate.</Message><RequestId>fault</RequestId></Error>"
                 .into(),
@@ -56,6 +59,7 @@ impl Fault {
             }),
             status: StatusCode::BAD_REQUEST,
             content_type: "application/x-amz-json-1.0",
+            error_type: None,
             body: r#"{"__type":"com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException","message":"The level of configured provisioned throughput for the table was exceeded."}"#.into(),
             left: AtomicU32::new(times),
             served: AtomicU32::new(0),
@@ -65,6 +69,20 @@ impl Fault {
     /// Stops failing requests from now on.
     pub fn stop(&self) {
         self.left.store(0, Ordering::SeqCst);
+    }
+
+    /// API Gateway Management API `410 GoneException` for any request about `connection_id`, forever.
+    pub fn gone_connection(connection_id: &str) -> Fault {
+        let suffix = format!("/@connections/{connection_id}");
+        Fault {
+            matches: Box::new(move |p| p.uri.path().ends_with(&suffix)),
+            status: StatusCode::GONE,
+            content_type: "application/json",
+            error_type: Some("GoneException"),
+            body: r#"{"message":"Connection is gone"}"#.into(),
+            left: AtomicU32::new(u32::MAX),
+            served: AtomicU32::new(0),
+        }
     }
 
     /// How many times this fault was served.
@@ -92,10 +110,24 @@ impl Fault {
     }
 }
 
+/// A request the proxy saw (forwarded or failed).
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Its method.
+    pub method: http::Method,
+    /// Its path.
+    pub path: String,
+    /// Its body.
+    pub body: Bytes,
+    /// Whether a fault answered it.
+    pub faulted: bool,
+}
+
 /// A running proxy; stops when dropped.
 pub struct FaultProxy {
     addr: SocketAddr,
     faults: Arc<Mutex<Vec<Arc<Fault>>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -112,18 +144,21 @@ impl FaultProxy {
         let addr = listener.local_addr().expect("proxy address");
         let upstream: http::Uri = upstream.parse().expect("upstream URL");
         let faults: Arc<Mutex<Vec<Arc<Fault>>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
-        let shared = faults.clone();
+        let shared = (faults.clone(), seen.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (faults, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
+                let (state, client, upstream) = (shared.clone(), client.clone(), upstream.clone());
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (faults, client, upstream) = (faults.clone(), client.clone(), upstream.clone());
-                        async move { Ok::<_, std::convert::Infallible>(serve(req, &faults, &client, &upstream).await) }
+                        let (state, client, upstream) = (state.clone(), client.clone(), upstream.clone());
+                        async move {
+                            Ok::<_, std::convert::Infallible>(serve(req, &state.0, &state.1, &client, &upstream).await)
+                        }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), service)
@@ -131,12 +166,22 @@ impl FaultProxy {
                 });
             }
         });
-        FaultProxy { addr, faults, task }
+        FaultProxy {
+            addr,
+            faults,
+            seen,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:<port>`, the endpoint to give clients.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Every request seen so far, in order.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("seen").clone()
     }
 
     /// Adds a fault (checked in the order added); keep the `Arc` to read [`Fault::served`].
@@ -150,16 +195,27 @@ impl FaultProxy {
 async fn serve(
     req: Request<Incoming>,
     faults: &Mutex<Vec<Arc<Fault>>>,
+    seen: &Mutex<Vec<Seen>>,
     client: &Client<HttpConnector, Full<Bytes>>,
     upstream: &http::Uri,
 ) -> Response<Full<Bytes>> {
     let (mut parts, body) = req.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let fault = faults.lock().expect("faults").iter().find(|f| f.take(&parts)).cloned();
+    seen.lock().expect("seen").push(Seen {
+        method: parts.method.clone(),
+        path: parts.uri.path().to_owned(),
+        body: body.clone(),
+        faulted: fault.is_some(),
+    });
     if let Some(f) = fault {
-        return Response::builder()
+        let mut resp = Response::builder()
             .status(f.status)
-            .header(http::header::CONTENT_TYPE, f.content_type)
+            .header(http::header::CONTENT_TYPE, f.content_type);
+        if let Some(t) = f.error_type {
+            resp = resp.header("x-amzn-errortype", t);
+        }
+        return resp
             .body(Full::new(Bytes::from(f.body.clone())))
             .expect("fault response");
     }

@@ -19,6 +19,8 @@
 //! - `NIMBUS_LOG`: host log filter (default `info`); the engine's `NIMBUS_*` settings;
 //! - `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: export spans
 //!   (OTLP/HTTP), flushed after each invocation within `NIMBUS_OTEL_FLUSH_TIMEOUT_MS`;
+//! - `NIMBUS_WEBSOCKET_ENDPOINT`: the API Gateway Management API endpoint `connections` sends to
+//!   (default for WebSocket invocations: the API the event came from);
 //! - task functions: `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE`, `NIMBUS_TASK_QUEUE_URL` (the AWS task
 //!   store, required; see [`crate::lambda::tasks`]).
 
@@ -159,7 +161,17 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
     };
     let metrics = nimbus_core::metrics::MetricsFormat::from_env(&platform)?;
     let telemetry = telemetry_from_env(platform)?;
+    // Any function may send to WebSocket clients of the API this names.
+    let connections = match lambda::management::endpoint_from_env() {
+        Some(endpoint) => {
+            let sender: nimbus_core::websocket::Sender =
+                std::sync::Arc::new(lambda::management::ManagementApi::new(&endpoint).await);
+            Some(sender)
+        }
+        None => None,
+    };
     let opts = BootOptions {
+        connections,
         engine: EngineOptions::default().with_env_overrides()?,
         only: Some(vec![function]),
         concurrency_cap: Some(1),

@@ -12,13 +12,14 @@
 //! `nimbus serve`.
 
 use aws_lambda_events::alb::AlbTargetGroupRequest;
-use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::query_map::QueryMap;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, header};
 use nimbus_core::EventSource;
+use nimbus_core::websocket::{ConnectRequest, Disconnect, IncomingMessage, Message, WsEvent};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -194,6 +195,74 @@ pub fn http_request(origin: Origin, raw: &str) -> Result<Request<Bytes>, String>
         other => return Err(format!("{} events are not HTTP requests", other.name())),
     };
     build(parts)
+}
+
+/// An API Gateway WebSocket event, decoded: the lifecycle event for the guest and the API it came from.
+#[derive(Debug)]
+pub struct WebSocketRequest {
+    /// What the guest is invoked for.
+    pub event: WsEvent,
+    /// `https://{domainName}/{stage}`: the API's Management API endpoint (`@connections`).
+    pub endpoint: Option<String>,
+}
+
+/// Decodes an API Gateway WebSocket event (`$connect`, `$disconnect`, or a message's route key).
+pub fn websocket_request(raw: &str) -> Result<WebSocketRequest, String> {
+    let ev: ApiGatewayWebsocketProxyRequest =
+        serde_json::from_str(raw).map_err(|e| format!("malformed API Gateway WebSocket event: {e}"))?;
+    let ctx = ev.request_context;
+    let connection_id = ctx
+        .connection_id
+        .ok_or("the WebSocket event has no requestContext.connectionId")?;
+    let endpoint = match (&ctx.domain_name, &ctx.stage) {
+        (Some(domain), Some(stage)) => Some(format!("https://{domain}/{stage}")),
+        _ => None,
+    };
+    let route_key = ctx.route_key.unwrap_or_else(|| "$default".into());
+    let event = match (route_key.as_str(), ctx.event_type.as_deref()) {
+        ("$connect", _) | (_, Some("CONNECT")) => {
+            let headers = merge_headers(ev.multi_value_headers, ev.headers)
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect();
+            let params = if ev.multi_value_query_string_parameters.is_empty() {
+                &ev.query_string_parameters
+            } else {
+                &ev.multi_value_query_string_parameters
+            };
+            let query = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+            WsEvent::Connect(ConnectRequest {
+                connection_id,
+                path: ev.path.or(ctx.resource_path).unwrap_or_else(|| "/".into()),
+                headers,
+                query,
+                source_ip: ctx.identity.source_ip,
+            })
+        }
+        ("$disconnect", _) | (_, Some("DISCONNECT")) => WsEvent::Disconnect(Disconnect {
+            connection_id,
+            status_code: ctx.disconnect_status_code.and_then(|c| u16::try_from(c).ok()),
+            reason: ctx.disconnect_reason.unwrap_or_default(),
+        }),
+        _ => {
+            let body = ev.body.unwrap_or_default();
+            let message = if ev.is_base64_encoded {
+                Message::Binary(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(body.as_bytes())
+                        .map_err(|e| format!("the WebSocket message is not valid base64: {e}"))?,
+                )
+            } else {
+                Message::Text(body)
+            };
+            WsEvent::Message(IncomingMessage {
+                connection_id,
+                route_key,
+                message,
+            })
+        }
+    };
+    Ok(WebSocketRequest { event, endpoint })
 }
 
 fn v1_parts(ev: ApiGatewayProxyRequest) -> HttpParts {
@@ -414,6 +483,43 @@ fn build(p: HttpParts) -> Result<Request<Bytes>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn websocket_events_decode_with_their_api_endpoint() {
+        let connect = r#"{"requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "abc=", "connectedAt": 1, "requestTimeEpoch": 1,
+            "domainName": "id.execute-api.eu-west-1.amazonaws.com", "stage": "dev",
+            "identity": {"sourceIp": "198.51.100.7"}},
+            "headers": {"Origin": "https://app.example"},
+            "multiValueQueryStringParameters": {"room": ["a", "b"]}}"#;
+        let req = websocket_request(connect).unwrap();
+        assert_eq!(
+            req.endpoint.as_deref(),
+            Some("https://id.execute-api.eu-west-1.amazonaws.com/dev")
+        );
+        let WsEvent::Connect(c) = req.event else {
+            panic!("not a connect")
+        };
+        assert_eq!(c.connection_id, "abc=");
+        assert_eq!(c.source_ip.as_deref(), Some("198.51.100.7"));
+        assert!(
+            c.headers.contains(&("origin".into(), "https://app.example".into())),
+            "{:?}",
+            c.headers
+        );
+        assert_eq!(c.query.iter().filter(|(k, _)| k == "room").count(), 2);
+
+        let bad = r#"{"requestContext": {"routeKey": "send", "connectionId": "x", "connectedAt": 1, "requestTimeEpoch": 1}, "body": "%%", "isBase64Encoded": true}"#;
+        assert!(websocket_request(bad).unwrap_err().contains("base64"));
+        let anonymous =
+            r#"{"requestContext": {"routeKey": "send", "connectedAt": 1, "requestTimeEpoch": 1}, "body": "hi"}"#;
+        assert!(websocket_request(anonymous).unwrap_err().contains("connectionId"));
+        let message = r#"{"requestContext": {"routeKey": "send", "connectionId": "x", "connectedAt": 1, "requestTimeEpoch": 1}, "body": "hi"}"#;
+        let req = websocket_request(message).unwrap();
+        assert_eq!(req.endpoint, None);
+        assert!(
+            matches!(req.event, WsEvent::Message(m) if m.route_key == "send" && matches!(&m.message, Message::Text(t) if t == "hi"))
+        );
+    }
 
     #[test]
     fn stage_is_stripped_only_as_a_whole_segment() {

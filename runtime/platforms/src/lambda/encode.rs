@@ -47,6 +47,25 @@ pub fn event_output(output: Vec<u8>) -> Box<RawValue> {
     raw_json(serde_json::Value::String(text).to_string())
 }
 
+/// A WebSocket function's answer as the route response API Gateway expects: `statusCode` (a rejected
+/// connect's status refuses the connection), and a message's reply as `body` (base64 when binary).
+pub fn websocket_response(outcome: nimbus_core::websocket::WsOutcome) -> Box<RawValue> {
+    use nimbus_core::websocket::{Message, WsOutcome};
+    let v = match outcome {
+        WsOutcome::Accepted | WsOutcome::Disconnected | WsOutcome::Handled(None) => {
+            serde_json::json!({ "statusCode": 200 })
+        }
+        WsOutcome::Rejected(r) => serde_json::json!({ "statusCode": r.status, "body": r.reason }),
+        WsOutcome::Handled(Some(Message::Text(t))) => serde_json::json!({ "statusCode": 200, "body": t }),
+        WsOutcome::Handled(Some(Message::Binary(b))) => serde_json::json!({
+            "statusCode": 200,
+            "body": base64::engine::general_purpose::STANDARD.encode(b),
+            "isBase64Encoded": true,
+        }),
+    };
+    raw_json(v.to_string())
+}
+
 /// Wraps text already known to be JSON as a response payload.
 pub fn raw_json(text: String) -> Box<RawValue> {
     RawValue::from_string(text).unwrap_or_else(|_| serde_json::value::to_raw_value(&()).unwrap_or_default())

@@ -23,6 +23,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod management;
 pub mod tasks;
 
 use crate::reply;
@@ -108,7 +109,12 @@ impl<'de> Deserialize<'de> for RawEvent {
 /// Serves invocations of `function` until the Runtime API goes away.
 /// Call [`check_env`] first: `lambda_runtime` panics without its variables.
 pub async fn run(host: Arc<Host>, function: usize, opts: LambdaOptions) -> Result<(), lambda_runtime::Error> {
-    let handler = Arc::new(Handler { host, function, opts });
+    let handler = Arc::new(Handler {
+        host,
+        function,
+        opts,
+        senders: management::Senders::default(),
+    });
     let service = service_fn(move |ev: LambdaEvent<RawEvent>| {
         let h = handler.clone();
         async move {
@@ -124,6 +130,8 @@ struct Handler {
     host: Arc<Host>,
     function: usize,
     opts: LambdaOptions,
+    /// Management API senders by endpoint, for WebSocket invocations.
+    senders: management::Senders,
 }
 
 impl Handler {
@@ -158,7 +166,7 @@ impl Handler {
             Kind::Http if origin.is_http() => Ok(self.http(f, inv, origin, &raw).await),
             Kind::Http => {
                 let hint = if origin == Origin::WebSocket {
-                    " (WebSocket functions are not supported yet)"
+                    " (a WebSocket API needs a function exporting `nimbus:function/websocket`)"
                 } else {
                     ""
                 };
@@ -172,13 +180,13 @@ impl Handler {
                     )),
                 ))
             }
-            // API Gateway WebSocket events (`$connect`, `$disconnect`, route keys) are not mapped yet.
+            Kind::WebSocket if origin == Origin::WebSocket => self.websocket(f, inv, &raw).await,
             Kind::WebSocket => Err(self.failed(
                 &inv,
                 InvokeError::BadEvent(format!(
-                    "function `{}` is a WebSocket function: serving WebSocket APIs on Lambda is not supported yet \
-                     (use `nimbus serve`)",
-                    f.name
+                    "function `{}` is a WebSocket function: it takes API Gateway WebSocket events, not a {} event",
+                    f.name,
+                    origin.name()
                 )),
             )),
             Kind::Task => match (&self.opts.tasks, task_trace) {
@@ -250,6 +258,28 @@ impl Handler {
             .and_then(Outcome::into_event)
         {
             Ok(out) => Ok(encode::event_output(out)),
+            Err(e) => Err(self.failed(&meta, e)),
+        }
+    }
+
+    /// An API Gateway WebSocket event: the guest's answer as the route's response (`statusCode`, `body`);
+    /// its sends go to the API the event came from (or `NIMBUS_WEBSOCKET_ENDPOINT`).
+    async fn websocket(&self, f: &Function, inv: Invocation, raw: &RawValue) -> Result<Box<RawValue>, Diagnostic> {
+        let req = match decode::websocket_request(raw.get()) {
+            Ok(req) => req,
+            Err(m) => return Err(self.failed(&inv, InvokeError::BadEvent(m))),
+        };
+        let sender = match management::endpoint_from_env().or(req.endpoint) {
+            Some(endpoint) => Some(self.senders.get(&endpoint).await),
+            None => None,
+        };
+        let meta = inv.clone();
+        match self.host.invoke(f, inv, Payload::WebSocket(req.event, sender)).await {
+            Ok(Outcome::WebSocket(outcome)) => Ok(encode::websocket_response(outcome)),
+            Ok(other) => Err(self.failed(
+                &meta,
+                InvokeError::Internal(format!("a WebSocket invocation produced {other:?}")),
+            )),
             Err(e) => Err(self.failed(&meta, e)),
         }
     }
