@@ -30,6 +30,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("TASK_STEPS", "task_steps"),
     ("SHA_TASK", "sha_task"),
     ("WS_ECHO", "ws_echo"),
+    ("CHAT", "chat"),
 ];
 
 fn main() {
@@ -41,6 +42,7 @@ fn main() {
         "functions/echo",
         "functions/config-demo",
         "functions/sha-task",
+        "functions/chat",
         "functions/test-programs",
         "guest-sdk/src",
         "guest-sdk/wit",

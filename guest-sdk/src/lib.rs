@@ -14,6 +14,7 @@
 //! - [`task`]: long tasks with typed, durable state across invocations, exported with [`task_function!`];
 //! - [`websocket`]: the lifecycle of WebSocket clients, exported with [`websocket_function!`];
 //! - [`connections`]: sending to WebSocket clients from any function;
+//! - [`kv`]: the key-value buckets declared for the function (`wasi:keyvalue`);
 //! - [`sqs`]: SQS batches with partial failures (`batchItemFailures`);
 //! - [`aws_events`]: the typed AWS event shapes (`aws_lambda_events`), for [`event::Event::json`].
 //!
@@ -37,6 +38,7 @@ pub mod connections;
 pub mod event;
 pub mod http;
 pub mod invocation;
+pub mod kv;
 pub mod log;
 pub mod sqs;
 pub mod task;
@@ -73,6 +75,9 @@ pub mod task_wit {
             "nimbus:function/tracing@0.1.0": crate::wit::nimbus::function::tracing,
             "nimbus:function/checkpoint@0.1.0": crate::wit::nimbus::function::checkpoint,
             "nimbus:function/connections@0.1.0": crate::wit::nimbus::function::connections,
+            "wasi:keyvalue/store@0.2.0-draft": crate::wit::wasi::keyvalue::store,
+            "wasi:keyvalue/atomics@0.2.0-draft": crate::wit::wasi::keyvalue::atomics,
+            "wasi:keyvalue/batch@0.2.0-draft": crate::wit::wasi::keyvalue::batch,
         },
         generate_all,
         pub_export_macro: true,
@@ -93,6 +98,9 @@ pub mod websocket_wit {
             "nimbus:function/tracing@0.1.0": crate::wit::nimbus::function::tracing,
             "nimbus:function/checkpoint@0.1.0": crate::wit::nimbus::function::checkpoint,
             "nimbus:function/connections@0.1.0": crate::wit::nimbus::function::connections,
+            "wasi:keyvalue/store@0.2.0-draft": crate::wit::wasi::keyvalue::store,
+            "wasi:keyvalue/atomics@0.2.0-draft": crate::wit::wasi::keyvalue::atomics,
+            "wasi:keyvalue/batch@0.2.0-draft": crate::wit::wasi::keyvalue::batch,
         },
         generate_all,
         pub_export_macro: true,

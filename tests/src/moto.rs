@@ -284,6 +284,54 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Creates a fresh `wasi:keyvalue` table (partition key `bucket`, sort key `key`) named `{prefix}-{unique}`.
+    pub async fn kv_table(&self, prefix: &str) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let name = format!(
+            "{prefix}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        );
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attribute definition")
+        };
+        let key = |n: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .expect("key schema")
+        };
+        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+            .create_table()
+            .table_name(&name)
+            .attribute_definitions(attr("bucket"))
+            .attribute_definitions(attr("key"))
+            .key_schema(key("bucket", KeyType::Hash))
+            .key_schema(key("key", KeyType::Range))
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "CreateTable {name}: {}",
+                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+                )
+            });
+        name
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         if let Some(mut stdin) = self.stdin.take() {

@@ -30,7 +30,8 @@ pub struct Args {
     state_dir: Option<PathBuf>,
 }
 
-/// The task store directory: `--state-dir`, else `.nimbus/state` beside the manifest.
+/// The state directory (tasks, and `kv/` for `wasi:keyvalue`): `--state-dir`, else `.nimbus/state` beside
+/// the manifest.
 pub fn state_dir(manifest: &std::path::Path, flag: Option<&std::path::Path>) -> PathBuf {
     match flag {
         Some(dir) => dir.to_path_buf(),
@@ -68,10 +69,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let metrics = nimbus_core::metrics::MetricsFormat::from_env(&platform)?;
     let telemetry = nimbus_platforms::bootstrap::telemetry_from_env(platform)?;
+    // `wasi:keyvalue`: only when some function declares a bucket, so other apps create no state directory.
+    let keyvalue: Option<Arc<dyn nimbus_kv::KvStore>> = if manifest.functions.iter().any(|f| !f.keyvalue.is_empty()) {
+        let dir = state_dir(&args.manifest, args.state_dir.as_deref()).join("kv");
+        let store = nimbus_kv::Embedded::open(&dir)
+            .map_err(|e| anyhow::anyhow!("cannot open the key-value store in {}: {e}", dir.display()))?;
+        Some(Arc::new(store))
+    } else {
+        None
+    };
     let opts = BootOptions {
         progress: Some(boot_progress(step.clone())),
         metrics,
         telemetry,
+        keyvalue,
         ..BootOptions::default()
     };
     let host = Host::boot(manifest.clone(), opts).await?;

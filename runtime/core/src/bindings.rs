@@ -28,6 +28,10 @@ mod generated {
             // Sends and closes go to a gateway (a socket's queue, or the API Gateway Management API): async.
             "nimbus:function/connections.send": async | trappable,
             "nimbus:function/connections.close": async | trappable,
+            // Key-value calls are I/O (files, DynamoDB): async, and trappable for host faults.
+            "wasi:keyvalue/store": async | trappable,
+            "wasi:keyvalue/atomics": async | trappable,
+            "wasi:keyvalue/batch": async | trappable,
         },
         with: {
             "wasi:io": wasmtime_wasi::p2::bindings::io,
@@ -38,6 +42,7 @@ mod generated {
             "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "nimbus:function/tracing.span": crate::caps::spans::GuestSpan,
+            "wasi:keyvalue/store.bucket": crate::caps::keyvalue::Bucket,
         },
     });
 }
@@ -64,6 +69,7 @@ mod task_generated {
             "nimbus:function/tracing": super::generated::nimbus::function::tracing,
             "nimbus:function/checkpoint": super::generated::nimbus::function::checkpoint,
             "nimbus:function/connections": super::generated::nimbus::function::connections,
+            "wasi:keyvalue": super::generated::wasi::keyvalue,
         },
     });
 }
@@ -90,11 +96,13 @@ mod websocket_generated {
             "nimbus:function/tracing": super::generated::nimbus::function::tracing,
             "nimbus:function/checkpoint": super::generated::nimbus::function::checkpoint,
             "nimbus:function/connections": super::generated::nimbus::function::connections,
+            "wasi:keyvalue": super::generated::wasi::keyvalue,
         },
     });
 }
 
 pub use generated::nimbus::function::{checkpoint, connections, invocation, tracing, types};
+pub use generated::wasi::keyvalue;
 pub use generated::wasi::logging::logging;
 pub use generated::{EventFunction, EventFunctionPre};
 pub use task_generated::exports::nimbus::function::task::TaskOutcome;

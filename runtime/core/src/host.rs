@@ -70,6 +70,9 @@ pub struct BootOptions {
     /// local gateway's sockets, or a configured API Gateway Management endpoint. `None`: sends fail with
     /// `failed`.
     pub connections: Option<crate::websocket::Sender>,
+    /// The store behind `wasi:keyvalue` (embedded under `nimbus serve`, DynamoDB on AWS); `None`: `open`
+    /// answers `no-such-store`.
+    pub keyvalue: Option<Arc<dyn nimbus_kv::KvStore>>,
 }
 
 /// A booted function.
@@ -205,6 +208,7 @@ impl Host {
         let boot = caps::Boot {
             telemetry: opts.telemetry.clone(),
             connections: opts.connections.clone(),
+            keyvalue: opts.keyvalue.clone(),
             // A new root trace (an empty parent is malformed), sampled.
             init: caps::propagate::SpanIds::child_of(""),
         };

@@ -25,6 +25,7 @@ pub struct HostState {
     pub(crate) spans: <caps::spans::Spans as Capability>::State,
     pub(crate) checkpoint: <caps::checkpoint::Checkpoint as Capability>::State,
     pub(crate) connections: <caps::connections::Connections as Capability>::State,
+    pub(crate) keyvalue: <caps::keyvalue::KeyValue as Capability>::State,
 }
 
 impl HostState {
@@ -67,6 +68,7 @@ impl HostState {
             spans: caps::spans::Spans::prepare(&shared.spans, inv),
             checkpoint: caps::checkpoint::Checkpoint::prepare(&shared.checkpoint, inv),
             connections: caps::connections::Connections::prepare(&shared.connections, inv),
+            keyvalue: caps::keyvalue::KeyValue::prepare(&shared.keyvalue, inv),
         }
     }
 
@@ -83,6 +85,7 @@ impl HostState {
         self.spans = caps::spans::Spans::prepare(&shared.spans, inv);
         self.checkpoint = caps::checkpoint::Checkpoint::prepare(&shared.checkpoint, inv);
         self.connections = caps::connections::Connections::prepare(&shared.connections, inv);
+        self.keyvalue = caps::keyvalue::KeyValue::prepare(&shared.keyvalue, inv);
     }
 }
 

@@ -21,6 +21,8 @@
 //!   (OTLP/HTTP), flushed after each invocation within `NIMBUS_OTEL_FLUSH_TIMEOUT_MS`;
 //! - `NIMBUS_WEBSOCKET_ENDPOINT`: the API Gateway Management API endpoint `connections` sends to
 //!   (default for WebSocket invocations: the API the event came from);
+//! - `NIMBUS_KV_TABLE`: the DynamoDB table behind `wasi:keyvalue` (partition key `bucket`, sort key `key`,
+//!   both strings); without it `open` answers `no-such-store`;
 //! - task functions: `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE`, `NIMBUS_TASK_QUEUE_URL` (the AWS task
 //!   store, required; see [`crate::lambda::tasks`]).
 
@@ -170,8 +172,17 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
         }
         None => None,
     };
+    let keyvalue: Option<std::sync::Arc<dyn nimbus_kv::KvStore>> = match std::env::var(nimbus_kv::dynamo::TABLE_ENV) {
+        Ok(table) if !table.trim().is_empty() => {
+            let sdk = nimbus_core::aws::sdk_config(&nimbus_core::aws::AwsSettings::default()).await;
+            let client = nimbus_kv::dynamo::Client::new(&sdk);
+            Some(std::sync::Arc::new(nimbus_kv::dynamo::Dynamo::new(client, table)))
+        }
+        _ => None,
+    };
     let opts = BootOptions {
         connections,
+        keyvalue,
         engine: EngineOptions::default().with_env_overrides()?,
         only: Some(vec![function]),
         concurrency_cap: Some(1),

@@ -9,11 +9,12 @@ mod durable;
 mod events;
 mod failures;
 mod http;
+mod keyvalue;
 mod metrics;
 mod outbound;
 mod reuse;
 mod trace_export;
-mod websocket;
+pub mod websocket;
 mod wit;
 
 use nimbus_core::Host;

@@ -20,9 +20,11 @@ max_request_body = "4KiB"
 
 /// Records what the guest sends; ids starting with `gone` are gone.
 #[derive(Default)]
-struct Recorder {
-    sent: Mutex<Vec<(String, Message)>>,
-    closed: Mutex<Vec<String>>,
+pub struct Recorder {
+    /// `(connection id, message)` of every send.
+    pub sent: Mutex<Vec<(String, Message)>>,
+    /// Ids closed.
+    pub closed: Mutex<Vec<String>>,
 }
 
 impl ConnectionSender for Recorder {

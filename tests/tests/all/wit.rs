@@ -37,6 +37,15 @@ fn vendored_wasi_wit_matches_the_linked_crates() {
             "guest-sdk/wit/deps/{pkg} differs from wasmtime-wasi-http's copy: re-vendor it"
         );
     }
+    let keyvalue = crate_dir("wasmtime-wasi-keyvalue").join("wit/deps/keyvalue");
+    for file in ["store.wit", "atomic.wit", "batch.wit", "watch.wit", "world.wit"] {
+        let ours = std::fs::read_to_string(deps.join("keyvalue").join(file)).unwrap();
+        let theirs = std::fs::read_to_string(keyvalue.join(file)).unwrap();
+        assert!(
+            ours == theirs,
+            "guest-sdk/wit/deps/keyvalue/{file} differs from wasmtime-wasi-keyvalue's copy"
+        );
+    }
     let config = crate_dir("wasmtime-wasi-config").join("wit/deps/config");
     for file in ["store.wit", "world.wit"] {
         let ours = std::fs::read_to_string(deps.join("config").join(file)).unwrap();

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod connections;
 pub mod invocation;
+pub mod keyvalue;
 pub mod limits;
 pub mod logging;
 pub mod outbound;
@@ -61,6 +62,7 @@ pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     spans::Spans::link(linker)?;
     checkpoint::Checkpoint::link(linker)?;
     connections::Connections::link(linker)?;
+    keyvalue::KeyValue::link(linker)?;
     Ok(())
 }
 
@@ -73,6 +75,8 @@ pub struct Boot {
     pub init: SpanIds,
     /// The default WebSocket sender ([`crate::BootOptions::connections`]).
     pub connections: Option<crate::websocket::Sender>,
+    /// The key-value store ([`crate::BootOptions::keyvalue`]).
+    pub keyvalue: Option<std::sync::Arc<dyn nimbus_kv::KvStore>>,
 }
 
 /// Every capability's shared state for one function.
@@ -87,6 +91,8 @@ pub struct Shared {
     pub checkpoint: <checkpoint::Checkpoint as Capability>::Shared,
     /// `connections`.
     pub connections: <connections::Connections as Capability>::Shared,
+    /// `keyvalue`.
+    pub keyvalue: <keyvalue::KeyValue as Capability>::Shared,
 }
 
 impl Shared {
@@ -98,6 +104,7 @@ impl Shared {
             spans: spans::Spans::configure(spec, boot).await?,
             checkpoint: checkpoint::Checkpoint::configure(spec, boot).await?,
             connections: connections::Connections::configure(spec, boot).await?,
+            keyvalue: keyvalue::KeyValue::configure(spec, boot).await?,
         })
     }
 }

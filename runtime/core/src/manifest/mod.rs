@@ -62,6 +62,8 @@ pub struct FunctionSpec {
     /// Durable-task settings (`task = { ... }`); `None` when the section is absent. Only task components
     /// (exporting `nimbus:function/task`) may have one; they get [`TaskSpec::defaults`] without it.
     pub task: Option<TaskSpec>,
+    /// `wasi:keyvalue` buckets the guest may open (`keyvalue = ["default", "rooms"]`; none by default).
+    pub keyvalue: Vec<String>,
 }
 
 /// `task = { max_checkpoint = "8MiB", yield_margin = "20s", max_attempts = 3 }`: how a long task runs.
@@ -371,6 +373,8 @@ struct RawFunction {
     reuse: Reuse,
     config_refresh: Option<Spanned<Dur>>,
     task: Option<Spanned<RawTask>>,
+    #[serde(default)]
+    keyvalue: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -546,6 +550,22 @@ impl Manifest {
                 ),
             };
 
+            let mut keyvalue = Vec::new();
+            for b in &f.keyvalue {
+                let name = b.get_ref();
+                let ok = !name.is_empty()
+                    && name.len() <= 64
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                if !ok {
+                    return Err(err(
+                        Some(b.span()),
+                        Some(format!("{prefix}.keyvalue")),
+                        format!("bad bucket name {name:?}: use 1-64 ASCII letters, digits, `-` or `_`"),
+                    ));
+                }
+                keyvalue.push(name.clone());
+            }
+
             functions.push(FunctionSpec {
                 name: fname,
                 component: dir.join(&f.component),
@@ -558,6 +578,7 @@ impl Manifest {
                 config_refresh,
                 ssm: ssm.clone(),
                 task,
+                keyvalue,
             });
         }
 

@@ -368,6 +368,7 @@ mod tests {
             telemetry: None,
             init: SpanIds::child_of(""),
             connections: None,
+            keyvalue: None,
         }
     }
 
