@@ -30,6 +30,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("TASK_STEPS", "task_steps"),
     ("SHA_TASK", "sha_task"),
     ("WS_ECHO", "ws_echo"),
+    ("WS_NOTIFY", "ws_notify"),
 ];
 
 fn main() {

@@ -15,6 +15,7 @@ mod reuse;
 mod trace_export;
 mod websocket;
 mod wit;
+mod ws_gateway;
 
 use nimbus_core::Host;
 use nimbus_tests::Logs;

@@ -5,8 +5,14 @@
 //! the key, so a typo never silently becomes a default.
 
 mod units;
+mod websocket;
 
 pub use units::{ByteSize, Dur};
+pub use websocket::{
+    DEFAULT_HEARTBEAT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_FRAME, DEFAULT_MAX_LIFETIME,
+    DEFAULT_MAX_MESSAGE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_ROUTE, DEFAULT_ROUTE_SELECTION, DEFAULT_SEND_QUEUE,
+    RouteSelection, WebSocketSpec,
+};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -62,6 +68,10 @@ pub struct FunctionSpec {
     /// Durable-task settings (`task = { ... }`); `None` when the section is absent. Only task components
     /// (exporting `nimbus:function/task`) may have one; they get [`TaskSpec::defaults`] without it.
     pub task: Option<TaskSpec>,
+    /// WebSocket settings (`[function.NAME.websocket]`); `None` when the section is absent. Only WebSocket
+    /// components (exporting `nimbus:function/websocket`) may have one; they get [`WebSocketSpec::default`]
+    /// without it.
+    pub websocket: Option<WebSocketSpec>,
 }
 
 /// `task = { max_checkpoint = "8MiB", yield_margin = "20s", max_attempts = 3 }`: how a long task runs.
@@ -371,6 +381,7 @@ struct RawFunction {
     reuse: Reuse,
     config_refresh: Option<Spanned<Dur>>,
     task: Option<Spanned<RawTask>>,
+    websocket: Option<Spanned<websocket::RawWebSocket>>,
 }
 
 #[derive(Deserialize)]
@@ -445,6 +456,8 @@ impl Manifest {
 
         let ssm = SsmProvider::default();
         let mut functions = Vec::with_capacity(raw.function.len());
+        // WebSocket paths seen so far, with their function: two functions cannot share one.
+        let mut ws_paths: BTreeMap<String, String> = BTreeMap::new();
         for (fname, f) in raw.function {
             let fspan = f.span();
             let f = f.into_inner();
@@ -546,6 +559,26 @@ impl Manifest {
                 ),
             };
 
+            let websocket = match &f.websocket {
+                None => None,
+                Some(w) => {
+                    let w = w.get_ref();
+                    let spec = w
+                        .parse(&prefix)
+                        .map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?;
+                    if let Some(p) = w.path()
+                        && let Some(other) = ws_paths.insert(p.get_ref().clone(), fname.clone())
+                    {
+                        return Err(err(
+                            Some(p.span()),
+                            Some(format!("{prefix}.websocket.path")),
+                            format!("websocket path {:?} is already function `{other}`'s", p.get_ref()),
+                        ));
+                    }
+                    Some(spec)
+                }
+            };
+
             functions.push(FunctionSpec {
                 name: fname,
                 component: dir.join(&f.component),
@@ -558,6 +591,7 @@ impl Manifest {
                 config_refresh,
                 ssm: ssm.clone(),
                 task,
+                websocket,
             });
         }
 
