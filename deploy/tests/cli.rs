@@ -653,6 +653,69 @@ fn http_post(url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
     (status, if chunked { dechunk(body) } else { body.to_string() })
 }
 
+#[test]
+fn serve_accepts_websockets_lets_any_function_send_and_closes_them_on_sigterm() {
+    use tokio_tungstenite::tungstenite::{self, Message};
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!(
+            "manifest_version = 1\n[function.chat]\ncomponent = \"{}\"\nwebsocket = {{ path = \"/chat\" }}\n\
+             [function.quiet]\ncomponent = \"{}\"\n[function.notify]\ncomponent = \"{}\"\n",
+            nimbus_tests::components::WS_ECHO,
+            nimbus_tests::components::WS_ECHO,
+            nimbus_tests::components::WS_NOTIFY,
+        ),
+    );
+    let (mut child, url, output) = start_serve_logged(&m, &mut nimbus(), &[]);
+    let host = url.strip_prefix("http://").unwrap().to_string();
+    let printed = output.all();
+    assert!(printed.contains(&format!("WS      ws://{host}/chat")), "{printed}");
+    assert!(printed.contains("(not served: give it a `websocket.path`"), "{printed}");
+
+    let stream = std::net::TcpStream::connect(&host).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let (mut ws, resp) = tungstenite::client(format!("ws://{host}/chat"), stream).expect("upgrade");
+    assert_eq!(resp.status(), 101);
+    ws.send(Message::text("whoami")).unwrap();
+    let id = loop {
+        if let Message::Text(t) = ws.read().unwrap() {
+            break t.as_str().to_owned();
+        }
+    };
+    // An event function reaches the client through the gateway.
+    let event = format!(r#"{{"to": ["{id}"], "text": "from an event function"}}"#);
+    let (status, body) = http_post(&format!("{url}/2015-03-31/functions/notify/invocations"), &event, &[]);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(r#""ok":1"#), "{body}");
+    assert_eq!(ws.read().unwrap(), Message::text("from an event function"));
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let close = loop {
+        match ws.read() {
+            Ok(Message::Close(Some(frame))) => break frame,
+            Ok(_) => continue,
+            Err(e) => panic!("no close frame before the connection ended: {e}"),
+        }
+    };
+    assert_eq!(
+        (u16::from(close.code), close.reason.as_str()),
+        (1001, "server shutting down")
+    );
+    let status = wait_with_timeout(&mut child, Duration::from_secs(30));
+    assert!(status.success(), "serve exited with {status}");
+    let stdout = output.finished_stdout();
+    assert!(
+        stdout.contains(&format!("disconnect {id} code=Some(1001) reason=server shutting down")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(r#""msg":"websocket closed""#), "{stdout}");
+}
+
 /// A directory with the sha-task component precompiled (so each of many boots is fast) and a manifest whose
 /// short timeout forces many runs.
 fn sha_task_app(timeout: &str, yield_margin: &str, max_attempts: u32) -> (tempfile::TempDir, std::path::PathBuf) {

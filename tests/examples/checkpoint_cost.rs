@@ -88,7 +88,7 @@ fn codec() {
         let mut encoded = Vec::new();
         let enc = time_n(n, || encoded = format::encode("bench-task", 7, &state));
         let dec = time_n(n, || {
-            let back = format::decode(&encoded, "bench-task", 7).expect("decode");
+            let back = format::decode_with_limit(&encoded, "bench-task", 7, 128 * MIB).expect("decode");
             assert_eq!(back.len(), state.len());
         });
         let mut frame = Vec::new();

@@ -4,7 +4,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use nimbus_core::logs::LogSink;
 use nimbus_core::{BootOptions, Host, Manifest};
-use nimbus_platforms::local::{Gateway, GatewayOptions};
+use nimbus_platforms::local::{Connections, Gateway, GatewayOptions};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -51,6 +51,30 @@ pub async fn boot_manifest(m: Manifest, opts: BootOptions) -> (Arc<Host>, Logs) 
 pub async fn gateway(host: Arc<Host>, logs: Logs) -> Gateway {
     let opts = GatewayOptions {
         log_sink: LogSink::Capture(logs),
+        ..GatewayOptions::default()
+    };
+    Gateway::start(host, "127.0.0.1:0".parse().unwrap(), opts)
+        .await
+        .expect("bind gateway")
+}
+
+/// Boots a host the way `nimbus serve` does for WebSockets: every function's `connections` reaches the
+/// returned registry; serve it with [`ws_gateway`].
+pub async fn boot_serving(text: &str) -> (Arc<Host>, Logs, Arc<Connections>) {
+    let connections = Arc::new(Connections::new());
+    let opts = BootOptions {
+        connections: Some(connections.clone()),
+        ..BootOptions::default()
+    };
+    let (host, logs) = boot_with(text, opts).await;
+    (host, logs, connections)
+}
+
+/// Starts a gateway (access log captured) whose WebSocket clients are `connections`.
+pub async fn ws_gateway(host: Arc<Host>, logs: Logs, connections: Arc<Connections>) -> Gateway {
+    let opts = GatewayOptions {
+        log_sink: LogSink::Capture(logs),
+        connections: Some(connections),
         ..GatewayOptions::default()
     };
     Gateway::start(host, "127.0.0.1:0".parse().unwrap(), opts)

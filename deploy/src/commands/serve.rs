@@ -4,7 +4,7 @@ use crate::progress::{Step, boot_progress};
 use nimbus_core::artifact::LoadedFrom;
 use nimbus_core::telemetry::Platform;
 use nimbus_core::{BootOptions, Host, Kind, Tasks};
-use nimbus_platforms::local::{Gateway, GatewayOptions};
+use nimbus_platforms::local::{Connections, Gateway, GatewayOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -78,11 +78,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         None
     };
+    // The gateway's WebSocket clients, made before boot so that every function's `connections` reaches them.
+    let connections = Arc::new(Connections::new());
     let opts = BootOptions {
         progress: Some(boot_progress(step.clone())),
         metrics,
         telemetry,
         keyvalue,
+        connections: Some(connections.clone()),
         ..BootOptions::default()
     };
     let host = Host::boot(manifest.clone(), opts).await?;
@@ -109,6 +112,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let gw_opts = GatewayOptions {
         access_log: !args.no_access_log,
         tasks,
+        connections: Some(connections),
         ..GatewayOptions::default()
     };
     let gateway = Gateway::start(host.clone(), args.listen, gw_opts)
@@ -142,7 +146,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 }
             }
             Kind::Event => eprintln!("    POST    {base}/2015-03-31/functions/{}/invocations", f.name),
-            Kind::WebSocket => eprintln!("    (WebSocket functions are not served yet)"),
+            Kind::WebSocket => match f.websocket.as_ref().and_then(|w| w.path.as_deref()) {
+                Some(path) => eprintln!("    {:7} ws://{}{path}", "WS", gateway.addr()),
+                None => eprintln!(
+                    "    (not served: give it a `websocket.path` in {})",
+                    args.manifest.display()
+                ),
+            },
             Kind::Task => {
                 eprintln!("    POST    {base}/tasks/{}", f.name);
                 eprintln!("    GET     {base}/tasks/{}/{{task id}}", f.name);

@@ -38,6 +38,26 @@ impl Kind {
         kind
     }
 
+    /// `"HTTP"`, `"event"`, `"task"` or `"WebSocket"`, for messages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Http => "HTTP",
+            Kind::Event => "event",
+            Kind::Task => "task",
+            Kind::WebSocket => "WebSocket",
+        }
+    }
+
+    /// `"an HTTP"`, `"an event"`, `"a task"` or `"a WebSocket"`: "this is {} function".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            Kind::Http => "an HTTP",
+            Kind::Event => "an event",
+            Kind::Task => "a task",
+            Kind::WebSocket => "a WebSocket",
+        }
+    }
+
     /// `"http"`, `"event"`, `"task"` or `"websocket"`.
     pub fn as_str(self) -> &'static str {
         match self {

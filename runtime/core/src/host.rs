@@ -19,7 +19,7 @@ use crate::error::{BootError, InvokeError};
 use crate::exports::Kind;
 use crate::invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
 use crate::logs::LogSink;
-use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse, TaskSpec};
+use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse, TaskSpec, WebSocketSpec};
 use crate::metrics::{InvocationReport, MetricsFormat};
 use crate::router::{RouteMatch, Router};
 use crate::state::HostState;
@@ -91,6 +91,9 @@ pub struct Function {
     pub load_time: Duration,
     /// Durable-task settings: `Some` exactly for task functions (the manifest's `task`, or its defaults).
     pub task: Option<TaskSpec>,
+    /// WebSocket settings: `Some` exactly for WebSocket functions (the manifest's `websocket`, or its
+    /// defaults).
+    pub websocket: Option<WebSocketSpec>,
     pre: Pre,
     shared: caps::Shared,
     permits: Arc<Semaphore>,
@@ -319,32 +322,35 @@ impl Host {
             if kind != Kind::Http && !spec.routes.is_empty() {
                 return Err(comp_err(format!(
                     "routes are for HTTP functions; this is {} function{}",
-                    match kind {
-                        Kind::Task => "a task",
-                        Kind::WebSocket => "a WebSocket",
-                        _ => "an event",
-                    },
+                    kind.with_article(),
                     if kind == Kind::Task {
                         " (started with POST /tasks/{name})"
+                    } else if kind == Kind::WebSocket {
+                        " (give it `websocket.path` instead)"
                     } else {
                         ""
                     }
                 )));
             }
+            // `task` and `websocket` are each their own kind's section, named after its export.
+            let misplaced = |owner: Kind| {
+                comp_err(format!(
+                    "`{0}` settings are for {1} functions (exporting `nimbus:function/{0}@0.1`); \
+                     this is {2} function",
+                    owner.as_str(),
+                    owner.label(),
+                    kind.with_article()
+                ))
+            };
             let task = match (kind, spec.task) {
                 (Kind::Task, t) => Some(t.unwrap_or_else(|| TaskSpec::defaults(spec.limits.timeout))),
                 (_, None) => None,
-                (_, Some(_)) => {
-                    return Err(comp_err(format!(
-                        "`task` settings are for task functions (exporting `nimbus:function/task@0.1`); \
-                         this is {} function",
-                        match kind {
-                            Kind::Http => "an HTTP",
-                            Kind::WebSocket => "a WebSocket",
-                            _ => "an event",
-                        }
-                    )));
-                }
+                (_, Some(_)) => return Err(misplaced(Kind::Task)),
+            };
+            let websocket = match (kind, &spec.websocket) {
+                (Kind::WebSocket, w) => Some(w.clone().unwrap_or_default()),
+                (_, None) => None,
+                (_, Some(_)) => return Err(misplaced(Kind::WebSocket)),
             };
             let mut limits = spec.limits;
             limits.concurrency = limits.concurrency.min(cap);
@@ -361,6 +367,7 @@ impl Host {
                 loaded_from,
                 load_time: t.elapsed(),
                 task,
+                websocket,
                 pre,
                 shared,
                 permits: Arc::new(Semaphore::new(limits.concurrency as usize)),

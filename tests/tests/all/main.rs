@@ -16,6 +16,7 @@ mod reuse;
 mod trace_export;
 pub mod websocket;
 mod wit;
+mod ws_gateway;
 
 use nimbus_core::Host;
 use nimbus_tests::Logs;

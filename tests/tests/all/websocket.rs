@@ -211,3 +211,23 @@ async fn websocket_disconnect_reaches_the_guest() {
         "{logs}"
     );
 }
+
+#[tokio::test]
+async fn websocket_settings_on_another_kind_fail_boot_and_websocket_functions_get_defaults() {
+    let m = nimbus_tests::manifest(
+        "manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /h\"]\n\
+         websocket = { path = \"/ws\" }\n",
+    );
+    let err = match Host::boot(m, Default::default()).await {
+        Ok(_) => panic!("a websocket section on an HTTP function must fail boot"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("`websocket` settings are for WebSocket functions") && err.contains("this is an HTTP function"),
+        "{err}"
+    );
+    // Without a section, a WebSocket function gets API Gateway's quotas (and no local path).
+    let ws = host().0;
+    let spec = ws.function("ws").unwrap().websocket.as_ref().unwrap();
+    assert_eq!(*spec, nimbus_core::manifest::WebSocketSpec::default());
+}

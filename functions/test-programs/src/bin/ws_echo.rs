@@ -3,8 +3,9 @@
 //! Connect: refused with 401 when the query has `deny`, with the status of an `x-reject-status` header when
 //! present; accepted otherwise. Messages (text): `echo:TEXT` replies `TEXT`; `send:ID,ID,...:TEXT` sends
 //! `TEXT` to each id through `connections` and replies with a summary (`ok=N gone=N other=...`); `close:ID`
-//! closes a connection; `fail` returns an error; `spin` loops until the deadline; `noreply` returns nothing;
-//! binary messages are echoed reversed. Disconnect: logs the code and reason.
+//! closes a connection; `whoami` replies the sender's connection id; `fail` returns an error; `spin` loops
+//! until the deadline; `noreply` returns nothing; anything else is echoed as `ROUTE|TEXT`; binary messages
+//! are echoed reversed. Disconnect: logs the code and reason.
 
 use nimbus_sdk::connections::{self, Message};
 use nimbus_sdk::websocket::{ConnectRequest, Disconnect, Error, Handler, IncomingMessage, Rejection};
@@ -57,6 +58,7 @@ impl Handler for WsEcho {
             return Ok(Some(Message::Text(format!("close={}", r.map_or_else(|e| e.to_string(), |()| "ok".into())))));
         }
         match text.as_str() {
+            "whoami" => Ok(Some(Message::Text(msg.connection_id))),
             "fail" => Err(Error::failed("told to fail")),
             "noreply" => Ok(None),
             "spin" => loop {

@@ -5,8 +5,14 @@
 //! the key, so a typo never silently becomes a default.
 
 mod units;
+mod websocket;
 
 pub use units::{ByteSize, Dur};
+pub use websocket::{
+    DEFAULT_HEARTBEAT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_FRAME, DEFAULT_MAX_LIFETIME,
+    DEFAULT_MAX_MESSAGE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_ROUTE, DEFAULT_ROUTE_SELECTION, DEFAULT_SEND_QUEUE,
+    RouteSelection, WebSocketSpec,
+};
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -64,6 +70,10 @@ pub struct FunctionSpec {
     pub task: Option<TaskSpec>,
     /// `wasi:keyvalue` buckets the guest may open (`keyvalue = ["default", "rooms"]`; none by default).
     pub keyvalue: Vec<String>,
+    /// WebSocket settings (`[function.NAME.websocket]`); `None` when the section is absent. Only WebSocket
+    /// components (exporting `nimbus:function/websocket`) may have one; they get [`WebSocketSpec::default`]
+    /// without it.
+    pub websocket: Option<WebSocketSpec>,
 }
 
 /// `task = { max_checkpoint = "8MiB", yield_margin = "20s", max_attempts = 3 }`: how a long task runs.
@@ -375,6 +385,7 @@ struct RawFunction {
     task: Option<Spanned<RawTask>>,
     #[serde(default)]
     keyvalue: Vec<Spanned<String>>,
+    websocket: Option<Spanned<websocket::RawWebSocket>>,
 }
 
 #[derive(Deserialize)]
@@ -449,6 +460,8 @@ impl Manifest {
 
         let ssm = SsmProvider::default();
         let mut functions = Vec::with_capacity(raw.function.len());
+        // WebSocket paths seen so far, with their function: two functions cannot share one.
+        let mut ws_paths: BTreeMap<String, String> = BTreeMap::new();
         for (fname, f) in raw.function {
             let fspan = f.span();
             let f = f.into_inner();
@@ -565,6 +578,25 @@ impl Manifest {
                 }
                 keyvalue.push(name.clone());
             }
+            let websocket = match &f.websocket {
+                None => None,
+                Some(w) => {
+                    let w = w.get_ref();
+                    let spec = w
+                        .parse(&prefix)
+                        .map_err(|(span, key, msg)| err(Some(span), Some(key), msg))?;
+                    if let Some(p) = w.path()
+                        && let Some(other) = ws_paths.insert(p.get_ref().clone(), fname.clone())
+                    {
+                        return Err(err(
+                            Some(p.span()),
+                            Some(format!("{prefix}.websocket.path")),
+                            format!("websocket path {:?} is already function `{other}`'s", p.get_ref()),
+                        ));
+                    }
+                    Some(spec)
+                }
+            };
 
             functions.push(FunctionSpec {
                 name: fname,
@@ -579,6 +611,7 @@ impl Manifest {
                 ssm: ssm.clone(),
                 task,
                 keyvalue,
+                websocket,
             });
         }
 

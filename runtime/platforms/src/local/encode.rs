@@ -37,3 +37,21 @@ pub fn plain_error(status: StatusCode, error_type: &str, message: &str) -> Respo
 pub fn error(e: &InvokeError) -> Response<Body> {
     reply_response(reply::for_error(e))
 }
+
+/// A response with no body (`101 Switching Protocols`).
+pub fn empty_response(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::new()));
+    *r.status_mut() = status;
+    r
+}
+
+/// A plain-text response (a WebSocket connect's rejection reason).
+pub fn text_response(status: StatusCode, text: String) -> Response<Body> {
+    let mut r = Response::new(full(Bytes::from(text)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}

@@ -8,9 +8,13 @@
 //! `aws lambda invoke --endpoint-url http://127.0.0.1:3000` works too.
 //! Task functions are started with `POST /tasks/{name}` and observed with
 //! `GET /tasks/{name}/{id}` when the gateway is given the host's [`Tasks`].
+//! WebSocket functions accept upgrades on their `websocket.path` ([`websocket`]).
 
 mod encode;
 pub mod tasks;
+pub mod websocket;
+
+pub use websocket::Connections;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -25,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use websocket::WebSockets;
 
 /// The Lambda Invoke API path prefix.
 const INVOKE_PREFIX: &str = "/2015-03-31/functions/";
@@ -40,6 +45,10 @@ pub struct GatewayOptions {
     pub drain_timeout: Duration,
     /// The host's durable tasks: enables the `/tasks/` endpoints of task functions.
     pub tasks: Option<Arc<Tasks>>,
+    /// The WebSocket connections registry. Give the same one to [`nimbus_core::BootOptions::connections`]
+    /// so that every function can send to the gateway's clients; `None`: the gateway makes its own, which
+    /// only WebSocket functions' own invocations reach.
+    pub connections: Option<Arc<Connections>>,
 }
 
 impl Default for GatewayOptions {
@@ -49,6 +58,7 @@ impl Default for GatewayOptions {
             log_sink: LogSink::Stdout,
             drain_timeout: Duration::from_secs(10),
             tasks: None,
+            connections: None,
         }
     }
 }
@@ -56,6 +66,7 @@ impl Default for GatewayOptions {
 /// A running gateway.
 pub struct Gateway {
     addr: SocketAddr,
+    connections: Arc<Connections>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -66,8 +77,16 @@ impl Gateway {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(accept_loop(listener, host, Arc::new(opts), stopped));
-        Ok(Gateway { addr, stop, task })
+        let connections = opts.connections.clone().unwrap_or_default();
+        let ws = Arc::new(WebSockets::new(&host, connections, stopped.clone(), &opts));
+        let connections = ws.connections().clone();
+        let task = tokio::spawn(accept_loop(listener, host, Arc::new(opts), ws, stopped));
+        Ok(Gateway {
+            addr,
+            connections,
+            stop,
+            task,
+        })
     }
 
     /// The address it listens on.
@@ -75,7 +94,13 @@ impl Gateway {
         self.addr
     }
 
-    /// Stops accepting, lets in-flight requests finish (bounded), then returns.
+    /// Its open WebSocket connections.
+    pub fn connections(&self) -> &Arc<Connections> {
+        &self.connections
+    }
+
+    /// Stops accepting, lets in-flight requests finish and closes WebSocket connections with 1001 (bounded
+    /// by the drain timeout), then returns.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
@@ -86,12 +111,13 @@ async fn accept_loop(
     listener: TcpListener,
     host: Arc<Host>,
     opts: Arc<GatewayOptions>,
+    ws: Arc<WebSockets>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
                 Err(e) => {
@@ -106,10 +132,12 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let host = host.clone();
         let opts = opts.clone();
+        let ws = ws.clone();
         let service = hyper::service::service_fn(move |req| {
             let host = host.clone();
             let opts = opts.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&host, &opts, req).await) }
+            let ws = ws.clone();
+            async move { Ok::<_, std::convert::Infallible>(handle(&host, &opts, &ws, peer, req).await) }
         });
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -121,7 +149,9 @@ async fn accept_loop(
     }
     drop(listener);
     let drain = opts.drain_timeout;
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    // WebSocket sessions saw the stop too: they close with 1001 and run `on-disconnect` meanwhile.
+    let (http, websockets) = tokio::join!(tokio::time::timeout(drain, graceful.shutdown()), ws.closed(drain));
+    if http.is_err() || !websockets {
         tracing::warn!(
             "shutdown: connections still open after {}s; closing them",
             drain.as_secs()
@@ -130,7 +160,13 @@ async fn accept_loop(
 }
 
 /// Serves one request: route, invoke, encode, log.
-async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    host: &Arc<Host>,
+    opts: &GatewayOptions,
+    ws: &WebSockets,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -156,6 +192,8 @@ async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> R
         }
     } else if let Some(rest) = path.strip_prefix(INVOKE_PREFIX) {
         invoke_api(host, req, rest, trace).await
+    } else if ws.serves(&path) && websocket::is_upgrade(&req) {
+        ws.upgrade(host, req, peer, trace).await
     } else {
         match host.route(&method, &path) {
             RouteMatch::Found { function, .. } => {
@@ -168,6 +206,10 @@ async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> R
                     .await
                     .and_then(Outcome::into_http);
                 (Some((f.name.clone(), rid)), r.map_err(|e| encode::error(&e)))
+            }
+            // A WebSocket path no HTTP route shares: say what it takes.
+            RouteMatch::MethodNotAllowed | RouteMatch::NotFound if ws.serves(&path) => {
+                (None, Err(websocket::upgrade_required(&path)))
             }
             RouteMatch::MethodNotAllowed => (
                 None,
@@ -216,6 +258,8 @@ async fn handle(host: &Host, opts: &GatewayOptions, req: Request<Incoming>) -> R
     resp
 }
 
+/// The function and request id an answer belongs to (for the access log), and the answer: `Err` for
+/// refusals and failures.
 type Routed = (Option<(Arc<str>, Arc<str>)>, Result<Response<Body>, Response<Body>>);
 
 /// `POST /2015-03-31/functions/{name}/invocations`: invoke an event function with the body as event.
