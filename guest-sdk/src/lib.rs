@@ -62,52 +62,50 @@ pub mod wit {
     });
 }
 
-/// Raw bindings of the `task-function` world: only its `task` export is new; every import is the one in
-/// [`wit`], so a task uses the same checkpoint, config and invocation bindings as everything else.
-#[doc(hidden)]
-pub mod task_wit {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "nimbus:function/task-function",
-        with: {
-            "nimbus:function/types@0.1.0": crate::wit::nimbus::function::types,
-            "nimbus:function/invocation@0.1.0": crate::wit::nimbus::function::invocation,
-            "nimbus:function/tracing@0.1.0": crate::wit::nimbus::function::tracing,
-            "nimbus:function/checkpoint@0.1.0": crate::wit::nimbus::function::checkpoint,
-            "nimbus:function/connections@0.1.0": crate::wit::nimbus::function::connections,
-            "wasi:keyvalue/store@0.2.0-draft": crate::wit::wasi::keyvalue::store,
-            "wasi:keyvalue/atomics@0.2.0-draft": crate::wit::wasi::keyvalue::atomics,
-            "wasi:keyvalue/batch@0.2.0-draft": crate::wit::wasi::keyvalue::batch,
-        },
-        generate_all,
-        pub_export_macro: true,
-        export_macro_name: "export_task_function",
-        default_bindings_module: "::nimbus_sdk::task_wit",
-    });
+/// Bindings of a world that adds one export to `imports`: only the export is new; every import is mapped
+/// onto [`wit`]'s, so all kinds of function share one set of import bindings.
+macro_rules! export_world {
+    ($(#[$doc:meta])* $module:ident, $world:literal, $export_macro:literal, $bindings:literal) => {
+        $(#[$doc])*
+        #[doc(hidden)]
+        pub mod $module {
+            wit_bindgen::generate!({
+                path: "wit",
+                world: $world,
+                with: {
+                    "nimbus:function/types@0.1.0": crate::wit::nimbus::function::types,
+                    "nimbus:function/invocation@0.1.0": crate::wit::nimbus::function::invocation,
+                    "nimbus:function/tracing@0.1.0": crate::wit::nimbus::function::tracing,
+                    "nimbus:function/checkpoint@0.1.0": crate::wit::nimbus::function::checkpoint,
+                    "nimbus:function/connections@0.1.0": crate::wit::nimbus::function::connections,
+                    "wasi:keyvalue/store@0.2.0-draft": crate::wit::wasi::keyvalue::store,
+                    "wasi:keyvalue/atomics@0.2.0-draft": crate::wit::wasi::keyvalue::atomics,
+                    "wasi:keyvalue/batch@0.2.0-draft": crate::wit::wasi::keyvalue::batch,
+                },
+                generate_all,
+                pub_export_macro: true,
+                export_macro_name: $export_macro,
+                default_bindings_module: $bindings,
+            });
+        }
+    };
 }
 
-/// Raw bindings of the `websocket-function` world: its `websocket` export over the imports of [`wit`].
-#[doc(hidden)]
-pub mod websocket_wit {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "nimbus:function/websocket-function",
-        with: {
-            "nimbus:function/types@0.1.0": crate::wit::nimbus::function::types,
-            "nimbus:function/invocation@0.1.0": crate::wit::nimbus::function::invocation,
-            "nimbus:function/tracing@0.1.0": crate::wit::nimbus::function::tracing,
-            "nimbus:function/checkpoint@0.1.0": crate::wit::nimbus::function::checkpoint,
-            "nimbus:function/connections@0.1.0": crate::wit::nimbus::function::connections,
-            "wasi:keyvalue/store@0.2.0-draft": crate::wit::wasi::keyvalue::store,
-            "wasi:keyvalue/atomics@0.2.0-draft": crate::wit::wasi::keyvalue::atomics,
-            "wasi:keyvalue/batch@0.2.0-draft": crate::wit::wasi::keyvalue::batch,
-        },
-        generate_all,
-        pub_export_macro: true,
-        export_macro_name: "export_websocket_function",
-        default_bindings_module: "::nimbus_sdk::websocket_wit",
-    });
-}
+export_world!(
+    /// Raw bindings of the `task-function` world (its `task` export).
+    task_wit,
+    "nimbus:function/task-function",
+    "export_task_function",
+    "::nimbus_sdk::task_wit"
+);
+
+export_world!(
+    /// Raw bindings of the `websocket-function` world (its `websocket` export).
+    websocket_wit,
+    "nimbus:function/websocket-function",
+    "export_websocket_function",
+    "::nimbus_sdk::websocket_wit"
+);
 
 #[doc(hidden)]
 pub use wasip2;

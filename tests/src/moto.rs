@@ -228,9 +228,6 @@ impl TaskStore {
 impl Moto {
     /// Creates a fresh bucket, table (partition key `task_id`) and queue named `{prefix}-{unique}`.
     pub async fn task_store(&self, prefix: &str) -> TaskStore {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stamp = std::time::SystemTime::now()
@@ -245,32 +242,7 @@ impl Moto {
             .send()
             .await
             .unwrap_or_else(|e| panic!("CreateBucket {name}: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
-        aws_sdk_dynamodb::Client::new(&sdk)
-            .create_table()
-            .table_name(&name)
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("task_id")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("attribute definition"),
-            )
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("task_id")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("key schema"),
-            )
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "CreateTable {name}: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                )
-            });
+        self.create_table(&name, "task_id", None).await;
         let queue = aws_sdk_sqs::Client::new(&sdk)
             .create_queue()
             .queue_name(&name)
@@ -287,9 +259,6 @@ impl Moto {
 impl Moto {
     /// Creates a fresh `wasi:keyvalue` table (partition key `bucket`, sort key `key`) named `{prefix}-{unique}`.
     pub async fn kv_table(&self, prefix: &str) -> String {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-        };
         let name = format!(
             "{prefix}-{}-{}",
             std::process::id(),
@@ -298,37 +267,44 @@ impl Moto {
                 .map(|d| d.as_nanos())
                 .unwrap_or_default()
         );
-        let attr = |n: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(n)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attribute definition")
-        };
-        let key = |n: &str, t: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(n)
-                .key_type(t)
-                .build()
-                .expect("key schema")
-        };
-        aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
-            .create_table()
-            .table_name(&name)
-            .attribute_definitions(attr("bucket"))
-            .attribute_definitions(attr("key"))
-            .key_schema(key("bucket", KeyType::Hash))
-            .key_schema(key("key", KeyType::Range))
-            .billing_mode(BillingMode::PayPerRequest)
-            .send()
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "CreateTable {name}: {}",
-                    aws_sdk_dynamodb::error::DisplayErrorContext(&e)
-                )
-            });
+        self.create_table(&name, "bucket", Some("key")).await;
         name
+    }
+}
+
+impl Moto {
+    /// Creates an on-demand DynamoDB table keyed by the string attributes `hash` (and `range`).
+    async fn create_table(&self, name: &str, hash: &str, range: Option<&str>) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let mut create = aws_sdk_dynamodb::Client::new(&self.sdk_config().await)
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (attr, kind) in std::iter::once((hash, KeyType::Hash)).chain(range.map(|r| (r, KeyType::Range))) {
+            create = create
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(attr)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .expect("attribute definition"),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(attr)
+                        .key_type(kind)
+                        .build()
+                        .expect("key schema"),
+                );
+        }
+        create.send().await.unwrap_or_else(|e| {
+            panic!(
+                "CreateTable {name}: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            )
+        });
     }
 }
 

@@ -47,59 +47,41 @@ mod generated {
     });
 }
 
-#[allow(missing_docs, clippy::all)]
-mod task_generated {
-    wasmtime::component::bindgen!({
-        path: "../../guest-sdk/wit",
-        world: "nimbus:function/task-function",
-        exports: { default: async },
-        require_store_data_send: true,
-        with: {
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-            "wasi:random": wasmtime_wasi::p2::bindings::random,
-            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
-            "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
-            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:config": super::generated::wasi::config,
-            "wasi:logging": super::generated::wasi::logging,
-            "nimbus:function/types": super::generated::nimbus::function::types,
-            "nimbus:function/invocation": super::generated::nimbus::function::invocation,
-            "nimbus:function/tracing": super::generated::nimbus::function::tracing,
-            "nimbus:function/checkpoint": super::generated::nimbus::function::checkpoint,
-            "nimbus:function/connections": super::generated::nimbus::function::connections,
-            "wasi:keyvalue": super::generated::wasi::keyvalue,
-        },
-    });
+/// Bindings of a world that adds one export to `imports`: only the export is generated; every import is
+/// mapped onto [`generated`]'s, so a capability implements its interface once for every kind.
+macro_rules! export_world {
+    ($module:ident, $world:literal) => {
+        #[allow(missing_docs, clippy::all)]
+        mod $module {
+            wasmtime::component::bindgen!({
+                path: "../../guest-sdk/wit",
+                world: $world,
+                exports: { default: async },
+                require_store_data_send: true,
+                with: {
+                    "wasi:io": wasmtime_wasi::p2::bindings::io,
+                    "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+                    "wasi:random": wasmtime_wasi::p2::bindings::random,
+                    "wasi:cli": wasmtime_wasi::p2::bindings::cli,
+                    "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
+                    "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
+                    "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+                    "wasi:config": super::generated::wasi::config,
+                    "wasi:logging": super::generated::wasi::logging,
+                    "wasi:keyvalue": super::generated::wasi::keyvalue,
+                    "nimbus:function/types": super::generated::nimbus::function::types,
+                    "nimbus:function/invocation": super::generated::nimbus::function::invocation,
+                    "nimbus:function/tracing": super::generated::nimbus::function::tracing,
+                    "nimbus:function/checkpoint": super::generated::nimbus::function::checkpoint,
+                    "nimbus:function/connections": super::generated::nimbus::function::connections,
+                },
+            });
+        }
+    };
 }
 
-#[allow(missing_docs, clippy::all)]
-mod websocket_generated {
-    wasmtime::component::bindgen!({
-        path: "../../guest-sdk/wit",
-        world: "nimbus:function/websocket-function",
-        exports: { default: async },
-        require_store_data_send: true,
-        with: {
-            "wasi:io": wasmtime_wasi::p2::bindings::io,
-            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
-            "wasi:random": wasmtime_wasi::p2::bindings::random,
-            "wasi:cli": wasmtime_wasi::p2::bindings::cli,
-            "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
-            "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
-            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "wasi:config": super::generated::wasi::config,
-            "wasi:logging": super::generated::wasi::logging,
-            "nimbus:function/types": super::generated::nimbus::function::types,
-            "nimbus:function/invocation": super::generated::nimbus::function::invocation,
-            "nimbus:function/tracing": super::generated::nimbus::function::tracing,
-            "nimbus:function/checkpoint": super::generated::nimbus::function::checkpoint,
-            "nimbus:function/connections": super::generated::nimbus::function::connections,
-            "wasi:keyvalue": super::generated::wasi::keyvalue,
-        },
-    });
-}
+export_world!(task_generated, "nimbus:function/task-function");
+export_world!(websocket_generated, "nimbus:function/websocket-function");
 
 pub use generated::nimbus::function::{checkpoint, connections, invocation, tracing, types};
 pub use generated::wasi::keyvalue;

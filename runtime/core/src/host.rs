@@ -706,22 +706,7 @@ impl Host {
             instance.nimbus_function_events().call_handle(store, &event).await
         };
         let result = tokio::time::timeout_at(inv.deadline.into(), run).await;
-        let peak = ready.store.data().limits.peak();
-        let output = match result {
-            // The guest returned normally (even with an error value): the
-            // instance is sound and may serve again.
-            Ok(Ok(result)) => {
-                ready.release(f.reuse, idle);
-                result.map_err(|e| match e {
-                    types::Error::InvalidEvent(m) => InvokeError::BadEvent(m),
-                    types::Error::Failed(m) => InvokeError::Guest(m),
-                })
-            }
-            Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
-            Err(_) => Err(InvokeError::Deadline(f.limits.timeout)),
-        };
-        meter.finish(&inv, peak, output.as_ref().err());
-        let output = output?;
+        let output = settle(f, idle, &inv, meter, ready, result)?;
         let out_limit = f.limits.max_response_body;
         if output.len() as u64 > out_limit {
             return Err(InvokeError::TooLarge {
@@ -781,20 +766,7 @@ impl Host {
             })
         };
         let result = tokio::time::timeout_at(inv.deadline.into(), run).await;
-        let peak = ready.store.data().limits.peak();
-        let outcome = match result {
-            Ok(Ok(result)) => {
-                ready.release(f.reuse, idle);
-                result.map_err(|e| match e {
-                    types::Error::InvalidEvent(m) => InvokeError::BadEvent(m),
-                    types::Error::Failed(m) => InvokeError::Guest(m),
-                })
-            }
-            Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
-            Err(_) => Err(InvokeError::Deadline(f.limits.timeout)),
-        };
-        meter.finish(&inv, peak, outcome.as_ref().err());
-        let outcome = outcome?;
+        let outcome = settle(f, idle, &inv, meter, ready, result)?;
         if let WsOutcome::Handled(Some(reply)) = &outcome {
             let size = crate::websocket::message_len(reply) as u64;
             if size > f.limits.max_response_body {
@@ -979,6 +951,33 @@ struct Meter {
     publish: Option<(Arc<MetricsFormat>, LogSink)>,
     /// OTLP only: the function's recorder, for this invocation.
     otlp: Option<Measuring>,
+}
+
+/// Ends a guest call that returns `result<T, error>` (events, WebSocket callbacks): an instance that returned
+/// normally (even with an error value) is sound and may serve again; a trap, an exhausted memory limit or the
+/// deadline are classified; the invocation is metered either way.
+fn settle<T, I>(
+    f: &Function,
+    idle: &Idle<I>,
+    inv: &Invocation,
+    meter: Meter,
+    ready: Ready<I>,
+    result: Result<wasmtime::Result<Result<T, types::Error>>, tokio::time::error::Elapsed>,
+) -> Result<T, InvokeError> {
+    let peak = ready.store.data().limits.peak();
+    let output = match result {
+        Ok(Ok(result)) => {
+            ready.release(f.reuse, idle);
+            result.map_err(|e| match e {
+                types::Error::InvalidEvent(m) => InvokeError::BadEvent(m),
+                types::Error::Failed(m) => InvokeError::Guest(m),
+            })
+        }
+        Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
+        Err(_) => Err(InvokeError::Deadline(f.limits.timeout)),
+    };
+    meter.finish(inv, peak, output.as_ref().err());
+    output
 }
 
 impl Meter {
