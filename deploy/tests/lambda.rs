@@ -3,7 +3,7 @@
 //! against the Lambda Runtime API emulator in `nimbus-tests`.
 
 use nimbus_tests::components::{
-    CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
+    CHAT, CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
 };
 use nimbus_tests::lambda_emulator::{InvokeOptions, LambdaEmulator, Outcome};
 use serde_json::{Value, json};
@@ -59,6 +59,10 @@ task = { yield_margin = "850ms" }
 [function.ws]
 component = "{WS_ECHO}"
 
+[function.chat]
+component = "{CHAT}"
+keyvalue = ["rooms"]
+
 [function.needs-config]
 component = "{ECHO}"
 [function.needs-config.config]
@@ -84,7 +88,8 @@ fn packaged() -> &'static Packaged {
             .replace("{SQS_BATCH}", SQS_BATCH)
             .replace("{WARM_COUNTER}", WARM_COUNTER)
             .replace("{SHA_TASK}", SHA_TASK)
-            .replace("{WS_ECHO}", WS_ECHO);
+            .replace("{WS_ECHO}", WS_ECHO)
+            .replace("{CHAT}", CHAT);
         std::fs::write(dir.join("nimbus.toml"), text).unwrap();
         std::fs::write(dir.join("token.txt"), "file-token\n").unwrap();
         let dist = dir.join("dist");
@@ -114,6 +119,7 @@ fn packaged() -> &'static Packaged {
             "warm",
             "sha-task",
             "ws",
+            "chat",
             "needs-config",
         ] {
             unzip(&dist.join(format!("lambda-x86_64/{f}.zip")), &tasks.join(f));
@@ -1347,4 +1353,67 @@ async fn websocket_events_map_to_the_export_and_sends_reach_the_management_api()
     let (kind, message) = rt.invoke(json!({"hello": 1})).await.error();
     assert_eq!(kind, "Function.BadEvent");
     assert!(message.contains("API Gateway WebSocket events"), "{message}");
+}
+
+/// The chat example on Lambda: its rooms in DynamoDB (`NIMBUS_KV_TABLE`, moto), its broadcasts through
+/// the Management API (moto behind the recording proxy). Every message is a separate invocation, so the
+/// room exists only in the table.
+#[tokio::test]
+async fn chat_on_lambda_keeps_rooms_in_dynamodb_and_broadcasts_through_the_management_api() {
+    use nimbus_tests::fault_proxy::FaultProxy;
+    let moto = nimbus_tests::moto::shared();
+    let table = moto.kv_table("chat").await;
+    let proxy = FaultProxy::start(&moto.endpoint()).await;
+    let endpoint = proxy.endpoint();
+    let env = [
+        ("NIMBUS_WEBSOCKET_ENDPOINT", endpoint.as_str()),
+        ("NIMBUS_KV_TABLE", table.as_str()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", &moto.endpoint()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let rt = Runtime::start("chat", &env).await;
+    let msg = |conn: &str, route: &str, body: Value| {
+        let mut ev = ws_event(route, Some(&body.to_string()), false, json!({}));
+        ev["requestContext"]["connectionId"] = json!(conn);
+        ev
+    };
+    let joined = rt
+        .invoke(msg("c1", "join", json!({"room": "lobby", "name": "ann"})))
+        .await
+        .json();
+    assert_eq!(
+        joined["body"],
+        r#"{"joined":"lobby","members":1}"#,
+        "{joined}; host: {:?}",
+        rt.host_logs()
+    );
+    rt.invoke(msg("c2", "join", json!({"room": "lobby", "name": "bob"})))
+        .await
+        .json();
+    let sent = rt.invoke(msg("c2", "send", json!({"text": "hi"}))).await.json();
+    assert_eq!(sent["body"], r#"{"sent":2}"#, "{sent}");
+    let to_ann: Vec<String> = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "POST" && s.path == "/@connections/c1")
+        .map(|s| String::from_utf8_lossy(&s.body).into_owned())
+        .collect();
+    assert!(
+        to_ann.contains(&r#"{"event":"joined","name":"bob"}"#.to_owned()),
+        "{to_ann:?}"
+    );
+    assert!(
+        to_ann.contains(&r#"{"event":"message","from":"bob","text":"hi"}"#.to_owned()),
+        "{to_ann:?}"
+    );
+    let bye = ws_event("$disconnect", None, false, json!({"connectionId": "c1"}));
+    assert_eq!(rt.invoke(bye).await.json(), json!({"statusCode": 200}));
+    let to_bob = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/@connections/c2")
+        .any(|s| s.body.as_ref() == br#"{"event":"left","name":"ann"}"#);
+    assert!(to_bob, "bob hears that ann left");
 }
