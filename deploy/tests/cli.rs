@@ -256,6 +256,11 @@ fn http_get(url: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(host).unwrap();
     use std::io::Write;
     write!(s, "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").unwrap();
+    read_response(s)
+}
+
+/// Reads a whole `connection: close` response: its status and (de-chunked) body.
+fn read_response(mut s: std::net::TcpStream) -> (u16, String) {
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -643,14 +648,7 @@ fn http_post(url: &str, body: &str, headers: &[(&str, &str)]) -> (u16, String) {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     write!(s, "{head}\r\n{body}").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let status = out.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-    let chunked = head
-        .lines()
-        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
-    (status, if chunked { dechunk(body) } else { body.to_string() })
+    read_response(s)
 }
 
 #[test]
