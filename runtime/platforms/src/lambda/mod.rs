@@ -114,6 +114,7 @@ pub async fn run(host: Arc<Host>, function: usize, opts: LambdaOptions) -> Resul
         function,
         opts,
         senders: management::Senders::default(),
+        ws_endpoint: management::endpoint_from_env(),
     });
     let service = service_fn(move |ev: LambdaEvent<RawEvent>| {
         let h = handler.clone();
@@ -132,6 +133,8 @@ struct Handler {
     opts: LambdaOptions,
     /// Management API senders by endpoint, for WebSocket invocations.
     senders: management::Senders,
+    /// `NIMBUS_WEBSOCKET_ENDPOINT`, read once: it overrides each event's own endpoint.
+    ws_endpoint: Option<String>,
 }
 
 impl Handler {
@@ -269,7 +272,7 @@ impl Handler {
             Ok(req) => req,
             Err(m) => return Err(self.failed(&inv, InvokeError::BadEvent(m))),
         };
-        let sender = match management::endpoint_from_env().or(req.endpoint) {
+        let sender = match self.ws_endpoint.clone().or(req.endpoint) {
             Some(endpoint) => Some(self.senders.get(&endpoint).await),
             None => None,
         };
