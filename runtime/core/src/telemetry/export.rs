@@ -1,28 +1,40 @@
-//! The span export pipeline: the invocation path puts each finished span on
-//! a bounded queue and moves on; one export thread, at a lower priority
-//! ([`super::priority`]), takes them in batches, encodes each batch
-//! ([`Encoder`]) and POSTs it ([`OtlpHttp`]).
+//! The span export pipeline. The invocation path encodes each finished
+//! span straight to its OTLP bytes ([`span_field`]), appends them to a
+//! bounded queue of batches and moves on; one export thread, at a lower
+//! priority ([`super::priority`]), takes the batches, wraps each in its
+//! request ([`Envelope`]) and POSTs it ([`OtlpHttp`]).
+//!
+//! Encoding on the invocation path (a few hundred nanoseconds) is cheaper
+//! for it than handing the span's own data (an attribute vector, strings)
+//! to another thread: memory freed by the export thread is not reused by
+//! the invocation's, which then allocates afresh each time. Measured with
+//! `trace_cost`, queueing span records cost an empty handler about 4% more
+//! than queueing their bytes.
 //!
 //! The thread does not wake per span: it sleeps until the schedule delay
-//! passes, a full batch is queued, or a flush or shutdown asks for an
-//! export. Batching follows the SDK's `OTEL_BSP_*` variables.
+//! passes, a batch fills, or a flush or shutdown asks for an export.
+//! Batching follows the SDK's `OTEL_BSP_*` variables.
 
-use super::otlp_encode::Encoder;
+use super::otlp_encode::{Envelope, span_field};
 use super::otlp_http::{HttpSettings, OtlpHttp, PostError};
 use super::spans::FinishedSpan;
 use super::warn_once::Warnings;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Spans a batch holds at most (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE` overrides it).
 pub(super) const DEFAULT_MAX_BATCH: usize = 512;
 /// How long a span waits for a batch to fill (`OTEL_BSP_SCHEDULE_DELAY`, in ms, overrides it).
 pub(super) const DEFAULT_DELAY: Duration = Duration::from_secs(5);
-/// Flushes and shutdowns waiting for their answer: at most one per caller
-/// is in flight (the [`super::warn_once::Guard`] sees to it), so a few slots do.
+/// Wake-ups, flushes and shutdowns not yet taken: a flush is in flight at
+/// most once per caller (the [`super::warn_once::Guard`] sees to it), and a
+/// wake-up lost to a full queue is made up for by the next one.
 const CONTROL_QUEUE: usize = 64;
+/// Emptied batch buffers kept for reuse (each holds a full batch's bytes).
+const SPARE_BUFFERS: usize = 2;
 
 /// Why an export, a flush or a shutdown failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,9 +98,9 @@ impl BatchSettings {
     }
 }
 
-/// What the export thread is asked, besides taking spans.
+/// What the export thread is asked.
 enum Control {
-    /// A full batch is queued.
+    /// A batch is full.
     FullBatch,
     /// Export everything queued, then answer.
     Flush(SyncSender<Result<(), ExportError>>),
@@ -96,15 +108,50 @@ enum Control {
     Shutdown(SyncSender<Result<(), ExportError>>),
 }
 
+/// Encoded spans waiting for the export thread, in batches.
+#[derive(Default)]
+struct Queue {
+    /// The batch spans are appended to.
+    filling: Batch,
+    /// Full batches, oldest first.
+    full: VecDeque<Batch>,
+    /// Spans in `filling` and `full`.
+    spans: usize,
+    /// Emptied buffers, for the next batches.
+    spare: Vec<Vec<u8>>,
+    /// The export thread has stopped: spans are no longer queued.
+    stopped: bool,
+}
+
+/// Some spans, encoded one after the other as [`span_field`]s.
+#[derive(Default)]
+struct Batch {
+    spans: usize,
+    bytes: Vec<u8>,
+}
+
+impl Queue {
+    /// Ends the filling batch (if it has spans) and starts another in a spare buffer.
+    fn close_filling(&mut self) {
+        if self.filling.spans > 0 {
+            let next = Batch {
+                spans: 0,
+                bytes: self.spare.pop().unwrap_or_default(),
+            };
+            self.full.push_back(std::mem::replace(&mut self.filling, next));
+        }
+    }
+}
+
+/// The queue, even if a thread panicked holding it (it is consistent at every step).
+fn lock(queue: &Mutex<Queue>) -> MutexGuard<'_, Queue> {
+    queue.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The invocation path's end of the pipeline; the thread stops when it is dropped.
-#[derive(Debug)]
 pub(super) struct SpanExport {
-    spans: SyncSender<FinishedSpan>,
+    queue: Arc<Mutex<Queue>>,
     control: SyncSender<Control>,
-    /// Spans queued and not yet taken by the thread (an upper bound).
-    queued: Arc<AtomicUsize>,
-    /// A [`Control::FullBatch`] is on its way.
-    woken: Arc<AtomicBool>,
     settings: BatchSettings,
     /// Spans dropped on a full queue.
     dropped: AtomicU64,
@@ -118,21 +165,17 @@ impl SpanExport {
         url: reqwest::Url,
         http: HttpSettings,
         settings: BatchSettings,
-        encoder: Encoder,
+        envelope: Envelope,
         warnings: Warnings,
     ) -> Result<SpanExport, StartError> {
-        let (spans, spans_rx) = sync_channel(settings.max_queue);
+        let queue = Arc::new(Mutex::new(Queue::default()));
         let (control, control_rx) = sync_channel(CONTROL_QUEUE);
         let (started, started_rx) = sync_channel(1);
-        let queued = Arc::new(AtomicUsize::new(0));
-        let woken = Arc::new(AtomicBool::new(false));
         let worker = Worker {
-            spans: spans_rx,
+            queue: queue.clone(),
             control: control_rx,
-            queued: queued.clone(),
-            woken: woken.clone(),
             settings,
-            encoder,
+            envelope,
             endpoint: url.to_string(),
             warnings: warnings.clone(),
         };
@@ -154,41 +197,44 @@ impl SpanExport {
             })?;
         started_rx.recv().map_err(|_| StartError::Ended)??;
         Ok(SpanExport {
-            spans,
+            queue,
             control,
-            queued,
-            woken,
             settings,
             dropped: AtomicU64::new(0),
             warnings,
         })
     }
 
-    /// Queues `span` for export; never blocks. On a full queue the span is
-    /// dropped and counted (the first drop is warned about).
-    pub(super) fn send(&self, span: FinishedSpan) {
-        // Counted before it is sent, so the thread never counts it out first.
-        let before = self.queued.fetch_add(1, Ordering::AcqRel);
-        match self.spans.try_send(span) {
-            Ok(()) => {
-                if before + 1 >= self.settings.max_batch && !self.woken.swap(true, Ordering::AcqRel) {
-                    let sent = self.control.try_send(Control::FullBatch);
-                    if sent.is_err() {
-                        self.woken.store(false, Ordering::Release);
-                    }
-                }
+    /// Encodes `span` onto the queue; never blocks for longer than that.
+    /// On a full queue the span is dropped and counted (the first drop is
+    /// warned about).
+    pub(super) fn send(&self, span: &FinishedSpan) {
+        let filled = {
+            let mut q = lock(&self.queue);
+            if q.stopped {
+                return;
             }
-            Err(e) => {
-                self.queued.fetch_sub(1, Ordering::AcqRel);
-                if let TrySendError::Full(_) = e {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                    self.warnings.warn(format_args!(
-                        "the queue of {} spans is full (set OTEL_BSP_MAX_QUEUE_SIZE); spans are dropped",
-                        self.settings.max_queue
-                    ));
-                }
-                // Disconnected: shut down, nothing exports any more.
+            if q.spans >= self.settings.max_queue {
+                drop(q);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                self.warnings.warn(format_args!(
+                    "the queue of {} spans is full (see OTEL_BSP_MAX_QUEUE_SIZE); spans are dropped",
+                    self.settings.max_queue
+                ));
+                return;
             }
+            span_field(&mut q.filling.bytes, span);
+            q.filling.spans += 1;
+            q.spans += 1;
+            let filled = q.filling.spans >= self.settings.max_batch;
+            if filled {
+                q.close_filling();
+            }
+            filled
+        };
+        if filled {
+            // If the control queue is full, the thread is awake already.
+            let _ = self.control.try_send(Control::FullBatch);
         }
     }
 
@@ -226,12 +272,10 @@ impl SpanExport {
 
 /// The export thread's state.
 struct Worker {
-    spans: Receiver<FinishedSpan>,
+    queue: Arc<Mutex<Queue>>,
     control: Receiver<Control>,
-    queued: Arc<AtomicUsize>,
-    woken: Arc<AtomicBool>,
     settings: BatchSettings,
-    encoder: Encoder,
+    envelope: Envelope,
     /// For the warning.
     endpoint: String,
     warnings: Warnings,
@@ -239,47 +283,60 @@ struct Worker {
 
 impl Worker {
     /// Exports on each wake-up until shut down or disconnected.
-    fn run(mut self, client: &OtlpHttp) {
+    fn run(self, client: &OtlpHttp) {
         let mut due = Instant::now() + self.settings.delay;
         loop {
-            let (answer, stop) = match self.control.recv_timeout(due.saturating_duration_since(Instant::now())) {
-                Ok(Control::FullBatch) => {
-                    self.woken.store(false, Ordering::Release);
-                    (None, false)
-                }
-                Ok(Control::Flush(answer)) => (Some(answer), false),
-                Ok(Control::Shutdown(answer)) => (Some(answer), true),
-                Err(RecvTimeoutError::Timeout) => (None, false),
-                // Every handle is gone: a last export, then stop.
-                Err(RecvTimeoutError::Disconnected) => (None, true),
-            };
-            let result = self.export_queued(client);
-            due = Instant::now() + self.settings.delay;
+            let (everything, answer, stop) =
+                match self.control.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    // Only full batches: the filling one has time to fill.
+                    Ok(Control::FullBatch) => (false, None, false),
+                    Ok(Control::Flush(answer)) => (true, Some(answer), false),
+                    Ok(Control::Shutdown(answer)) => (true, Some(answer), true),
+                    Err(RecvTimeoutError::Timeout) => (true, None, false),
+                    // Every handle is gone: a last export, then stop.
+                    Err(RecvTimeoutError::Disconnected) => (true, None, true),
+                };
+            if everything {
+                due = Instant::now() + self.settings.delay;
+            }
+            let result = self.export(client, everything);
             if let Some(answer) = answer {
                 let _ = answer.send(result);
             }
             if stop {
+                // What is queued from now on would never be exported.
+                *lock(&self.queue) = Queue {
+                    stopped: true,
+                    ..Queue::default()
+                };
                 return;
             }
         }
     }
 
-    /// Exports the spans queued now, in batches (not those queued meanwhile,
-    /// so a busy host cannot keep a flush waiting). Every batch is tried;
-    /// the result is the last failure, if any.
-    fn export_queued(&mut self, client: &OtlpHttp) -> Result<(), ExportError> {
-        let mut left = self.queued.load(Ordering::Acquire);
-        let mut result = Ok(());
-        let mut batch = Vec::with_capacity(self.settings.max_batch.min(left));
-        while left > 0 {
-            batch.extend(self.spans.try_iter().take(self.settings.max_batch.min(left)));
-            if batch.is_empty() {
-                break;
+    /// Exports the full batches, and the filling one too if `everything`
+    /// (not what is queued meanwhile, so a busy host cannot keep a flush
+    /// waiting). Every batch is tried; the result is the last failure, if any.
+    fn export(&self, client: &OtlpHttp, everything: bool) -> Result<(), ExportError> {
+        let batches: Vec<Batch> = {
+            let mut q = lock(&self.queue);
+            if everything {
+                q.close_filling();
             }
-            left -= batch.len();
-            self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
-            let body = self.encoder.request(&batch);
-            batch.clear();
+            let batches: Vec<Batch> = q.full.drain(..).collect();
+            q.spans -= batches.iter().map(|b| b.spans).sum::<usize>();
+            batches
+        };
+        let mut result = Ok(());
+        for mut batch in batches {
+            let body = self.envelope.request(&batch.bytes);
+            batch.bytes.clear();
+            {
+                let mut q = lock(&self.queue);
+                if q.spare.len() < SPARE_BUFFERS {
+                    q.spare.push(batch.bytes);
+                }
+            }
             if let Err(e) = client.post(body.into()) {
                 self.warnings.export_failed(&self.endpoint, &e);
                 result = Err(e.into());
@@ -292,6 +349,145 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::caps::propagate::SpanIds;
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::time::SystemTime;
+
+    /// A minimal OTLP/HTTP endpoint: answers with `statuses` in turn (the
+    /// last one from then on) and keeps each request's span ids, in order.
+    fn collector(statuses: &'static [u16]) -> (reqwest::Url, Arc<Mutex<Vec<Vec<u64>>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            while let Ok((stream, _)) = listener.accept() {
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some((k, v)) = line.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                length = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        let request = ExportTraceServiceRequest::decode(&body[..]).unwrap();
+                        let ids = request.resource_spans[0].scope_spans[0]
+                            .spans
+                            .iter()
+                            .map(|s| u64::from_be_bytes(s.span_id[..].try_into().unwrap()))
+                            .collect();
+                        let mut seen = seen.lock().unwrap();
+                        seen.push(ids);
+                        let status = statuses[(seen.len() - 1).min(statuses.len() - 1)];
+                        drop(seen);
+                        let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                        stream.write_all(answer.as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        (url.parse().unwrap(), requests)
+    }
+
+    fn start(url: reqwest::Url, max_queue: usize, max_batch: usize) -> SpanExport {
+        let settings = BatchSettings {
+            max_queue,
+            max_batch,
+            delay: Duration::from_secs(600),
+        };
+        let http = HttpSettings {
+            timeout: Duration::from_secs(5),
+            headers: Vec::new(),
+        };
+        let guard = super::super::warn_once::Guard::new("spans", Duration::from_secs(5));
+        SpanExport::start(url, http, settings, Envelope::new(&[], "nimbus", "0"), guard.warnings()).unwrap()
+    }
+
+    fn span(id: u64) -> FinishedSpan {
+        let trace = SpanIds::child_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        FinishedSpan {
+            span_id: id,
+            ..super::super::spans::init_span(&trace, SystemTime::now(), 1)
+        }
+    }
+
+    #[test]
+    fn batches_fill_and_a_flush_sends_the_rest() {
+        let (url, requests) = collector(&[200]);
+        let export = start(url, 100, 3);
+        for id in 1..=7 {
+            export.send(&span(id));
+        }
+        // Two full batches go without a flush (the schedule delay is 10 minutes).
+        let until = Instant::now() + Duration::from_secs(10);
+        while requests.lock().unwrap().len() < 2 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(*requests.lock().unwrap(), [vec![1, 2, 3], vec![4, 5, 6]]);
+        export.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(requests.lock().unwrap()[2..], [vec![7]], "flushed: the filling batch");
+        export.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(requests.lock().unwrap().len(), 3, "nothing left to send");
+
+        export.shutdown(Duration::from_secs(10)).unwrap();
+        export.send(&span(8));
+        assert!(matches!(
+            export.flush(Duration::from_secs(1)),
+            Err(ExportError::Stopped)
+        ));
+        assert_eq!(export.dropped(), 0, "after shutdown a span is ignored, not dropped");
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let (url, requests) = collector(&[200]);
+        let export = start(url, 4, 10);
+        for id in 1..=6 {
+            export.send(&span(id));
+        }
+        assert_eq!(export.dropped(), 2);
+        export.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(*requests.lock().unwrap(), [vec![1, 2, 3, 4]]);
+        // Room again once exported.
+        export.send(&span(9));
+        export.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(requests.lock().unwrap()[1..], [vec![9]]);
+    }
+
+    #[test]
+    fn an_unavailable_collector_is_retried() {
+        let (url, requests) = collector(&[503, 502, 200]);
+        let export = start(url, 10, 10);
+        export.send(&span(1));
+        export.flush(Duration::from_secs(10)).unwrap();
+        assert_eq!(*requests.lock().unwrap(), [vec![1], vec![1], vec![1]]);
+    }
+
+    #[test]
+    fn a_refusing_collector_is_an_error_not_retried() {
+        let (url, requests) = collector(&[400]);
+        let export = start(url, 10, 10);
+        export.send(&span(1));
+        let e = export.flush(Duration::from_secs(10)).unwrap_err();
+        assert!(e.to_string().contains("HTTP 400"), "{e}");
+        assert_eq!(requests.lock().unwrap().len(), 1);
+    }
 
     #[test]
     fn batch_settings_follow_the_bsp_variables() {

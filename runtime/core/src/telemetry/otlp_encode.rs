@@ -2,9 +2,11 @@
 //! per batch, written field by field with `prost`'s wire helpers instead of
 //! building `opentelemetry-proto` messages first.
 //!
-//! A batch is one `ResourceSpans` holding one `ScopeSpans`: every span
-//! Nimbus exports has the host's resource and the `nimbus` scope, which are
-//! encoded once, at startup, and copied into each request as bytes.
+//! Each span is encoded on its own, as the field it will be in its batch
+//! ([`span_field`]). A batch is one `ResourceSpans` holding one
+//! `ScopeSpans`: every span Nimbus exports has the host's resource and the
+//! `nimbus` scope, which are encoded once, at startup, and copied into each
+//! request around the spans ([`Envelope`]).
 
 use super::spans::FinishedSpan;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
@@ -17,21 +19,20 @@ const IS_REMOTE: u32 = 0x200;
 /// OTLP `Status.StatusCode.STATUS_CODE_ERROR`.
 const STATUS_ERROR: u64 = 2;
 
-/// Encodes batches of spans for one resource and scope, reusing its buffer.
+/// The part of every request that is the same: the host's resource and
+/// the `nimbus` scope, encoded once.
 #[derive(Debug)]
-pub(super) struct Encoder {
+pub(super) struct Envelope {
     /// `ResourceSpans.resource`, encoded as a field.
     resource: Vec<u8>,
     /// `ScopeSpans.scope`, encoded as a field.
     scope: Vec<u8>,
-    /// The batch's `ScopeSpans.spans` fields, reused from batch to batch.
-    spans: Vec<u8>,
 }
 
-impl Encoder {
-    /// An encoder for spans of `resource` (a later attribute of the same key
-    /// wins, as in the SDK's `Resource`) in the scope `name` `version`.
-    pub(super) fn new(resource: &[KeyValue], name: &str, version: &str) -> Encoder {
+impl Envelope {
+    /// The envelope of spans of `resource` (a later attribute of the same
+    /// key wins, as in the SDK's `Resource`) in the scope `name` `version`.
+    pub(super) fn new(resource: &[KeyValue], name: &str, version: &str) -> Envelope {
         let mut attributes: Vec<&KeyValue> = Vec::with_capacity(resource.len());
         for kv in resource {
             match attributes.iter_mut().find(|a| a.key == kv.key) {
@@ -52,21 +53,15 @@ impl Encoder {
             string(b, 1, name);
             string(b, 2, version);
         });
-        Encoder {
+        Envelope {
             resource: encoded_resource,
             scope,
-            spans: Vec::new(),
         }
     }
 
-    /// The `ExportTraceServiceRequest` carrying `spans`.
-    pub(super) fn request(&mut self, spans: &[FinishedSpan]) -> Vec<u8> {
-        self.spans.clear();
-        for s in spans {
-            // ScopeSpans.spans = 2
-            message(&mut self.spans, 2, |b| span(b, s));
-        }
-        let scope_spans = self.scope.len() + self.spans.len();
+    /// The `ExportTraceServiceRequest` carrying `spans`, a run of [`span_field`]s.
+    pub(super) fn request(&self, spans: &[u8]) -> Vec<u8> {
+        let scope_spans = self.scope.len() + spans.len();
         let resource_spans = self.resource.len() + key_len(2) + encoded_len_varint(scope_spans as u64) + scope_spans;
         let mut out = Vec::with_capacity(key_len(1) + encoded_len_varint(resource_spans as u64) + resource_spans);
         // ExportTraceServiceRequest.resource_spans = 1
@@ -77,9 +72,14 @@ impl Encoder {
         encode_key(2, WireType::LengthDelimited, &mut out);
         encode_varint(scope_spans as u64, &mut out);
         out.extend_from_slice(&self.scope);
-        out.extend_from_slice(&self.spans);
+        out.extend_from_slice(spans);
         out
     }
+}
+
+/// Appends `s` to `b` as a `ScopeSpans.spans` field (what [`Envelope::request`] takes).
+pub(super) fn span_field(b: &mut Vec<u8>, s: &FinishedSpan) {
+    message(b, 2, |b| span(b, s));
 }
 
 /// The fields of an OTLP `Span`. Like `prost`, it leaves out fields that
@@ -284,7 +284,7 @@ mod tests {
         }
     }
 
-    /// A root span that failed, with no attributes, in an unsampled-bit-only trace.
+    /// A root span that failed, with no attributes or tracestate.
     fn root_error_span() -> FinishedSpan {
         FinishedSpan {
             trace_id: 1,
@@ -308,11 +308,12 @@ mod tests {
             KeyValue::new("cloud.provider", "aws"),
             KeyValue::new("service.name", "shop"),
         ];
-        let mut encoder = Encoder::new(&resource, "nimbus", "0.1.0");
-        // Twice, so the reused buffer is shown to start afresh.
-        let _ = encoder.request(spans);
-        let bytes = encoder.request(spans);
-        ExportTraceServiceRequest::decode(&bytes[..]).expect("valid OTLP")
+        let envelope = Envelope::new(&resource, "nimbus", "0.1.0");
+        let mut encoded = Vec::new();
+        for s in spans {
+            span_field(&mut encoded, s);
+        }
+        ExportTraceServiceRequest::decode(&envelope.request(&encoded)[..]).expect("valid OTLP")
     }
 
     #[test]

@@ -99,9 +99,9 @@ pub(super) enum Kind {
     Consumer = 5,
 }
 
-/// A finished span as the export thread encodes it ([`super::otlp_encode`]):
-/// owned, compact (integer ids, Unix-nanosecond times, the caller's
-/// `tracestate` as received) and cheap to build on the invocation path.
+/// A finished span, as [`super::otlp_encode`] encodes it: integer ids,
+/// Unix-nanosecond times, the caller's `tracestate` as received (no
+/// parsing), attribute values shared where the host has them shared.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct FinishedSpan {
     /// The trace (never zero).
