@@ -12,7 +12,8 @@
 //! Spans do not go through the OpenTelemetry SDK: its batch processor and
 //! OTLP exporter cost about 4–5 µs of CPU per span (converting `SpanData`
 //! to protobuf messages, grouping them by resource and scope, encoding),
-//! which on a small machine slowed an empty handler by 7–12%. Instead a
+//! which on a 2-core machine slowed an empty handler by 5–15% (BENCHMARKS.md,
+//! "Span export per invocation"). Instead a
 //! finished span is a compact record (integer ids, Unix-nanosecond times;
 //! `spans.rs`) encoded on the spot, in about a quarter of a microsecond,
 //! to the OTLP protobuf field it will be in its batch (`otlp_encode.rs`)
@@ -43,14 +44,13 @@ pub use metrics::{FunctionMetrics, Measuring, MetricsConfig, OtlpMetrics};
 pub use resource::Platform;
 pub use spans::{InvocationRecord, OutboundRecord, SpanRecord, Trigger};
 
-use crate::caps::propagate::SpanIds;
 use export::{BatchSettings, SpanExport};
 use opentelemetry::InstrumentationScope;
 use otlp_encode::Envelope;
 use otlp_http::HttpSettings;
 use spans::FinishedSpan;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use warn_once::Guard;
 
 /// The environment variable bounding the per-invocation flush on Lambda.
@@ -245,16 +245,10 @@ impl Telemetry {
     }
 
     /// Queues a finished span for export (only if its trace is sampled).
-    fn emit(&self, span: FinishedSpan) {
+    fn emit(&self, span: &FinishedSpan<'_>) {
         if span.sampled() {
-            self.inner.export.send(&span);
+            self.inner.export.send(span);
         }
-    }
-
-    /// Records the host's boot as `nimbus.init`, the root span of the boot's
-    /// trace `ids` (boot-time config fetches are its children).
-    pub fn record_init(&self, ids: &SpanIds, started: SystemTime, functions: usize) {
-        self.emit(spans::init_span(ids, started, functions));
     }
 
     /// Exports every span recorded before the call, waiting at most the

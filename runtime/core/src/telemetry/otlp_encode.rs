@@ -78,31 +78,31 @@ impl Envelope {
 }
 
 /// Appends `s` to `b` as a `ScopeSpans.spans` field (what [`Envelope::request`] takes).
-pub(super) fn span_field(b: &mut Vec<u8>, s: &FinishedSpan) {
+pub(super) fn span_field(b: &mut Vec<u8>, s: &FinishedSpan<'_>) {
     message(b, 2, |b| span(b, s));
 }
 
 /// The fields of an OTLP `Span`. Like `prost`, it leaves out fields that
 /// hold their default, except the status, which the SDK always sends.
-fn span(b: &mut Vec<u8>, s: &FinishedSpan) {
+fn span(b: &mut Vec<u8>, s: &FinishedSpan<'_>) {
     bytes(b, 1, &s.trace_id.to_be_bytes());
     bytes(b, 2, &s.span_id.to_be_bytes());
-    if let Some(state) = &s.tracestate {
+    if let Some(state) = s.tracestate {
         string(b, 3, state);
     }
     if s.parent_id != 0 {
         bytes(b, 4, &s.parent_id.to_be_bytes());
     }
-    string(b, 5, s.name.as_str());
+    string(b, 5, s.name);
     varint(b, 6, s.kind as u64);
     fixed64(b, 7, s.start_ns);
     fixed64(b, 8, s.end_ns);
-    for kv in &s.attributes {
+    for kv in s.attributes {
         message(b, 9, |b| key_value(b, kv));
     }
     message(b, 15, |b| {
         if let Some(description) = &s.error {
-            string(b, 2, description.as_str());
+            string(b, 2, description);
             varint(b, 3, STATUS_ERROR);
         }
     });
@@ -254,8 +254,25 @@ mod tests {
         Some(AnyValue { value: Some(v) })
     }
 
-    /// A server span with a remote parent, tracestate and every kind of attribute.
-    fn server_span() -> FinishedSpan {
+    /// Attributes of every kind, one long enough to need a two-byte length.
+    fn server_attributes() -> Vec<KeyValue> {
+        vec![
+            KeyValue::new("faas.invocation_id", Value::String(Arc::<str>::from("2f7b-…").into())),
+            KeyValue::new("faas.coldstart", false),
+            KeyValue::new("http.response.status_code", 200),
+            KeyValue::new("negative", -7),
+            KeyValue::new("weight", 1.5),
+            KeyValue::new("long", "x".repeat(300)),
+            KeyValue::new("", ""),
+            KeyValue::new("tags", Value::Array(Array::String(vec!["a".into(), "b".into()]))),
+            KeyValue::new("flags", Value::Array(Array::Bool(vec![true, false]))),
+            KeyValue::new("sizes", Value::Array(Array::I64(vec![0, i64::MIN]))),
+            KeyValue::new("ratios", Value::Array(Array::F64(vec![0.0, -2.25]))),
+        ]
+    }
+
+    /// A server span with a remote parent, tracestate and `attributes`.
+    fn server_span(attributes: &[KeyValue]) -> FinishedSpan<'_> {
         FinishedSpan {
             trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
             span_id: 0x00f067aa0ba902b7,
@@ -263,29 +280,17 @@ mod tests {
             flags: 1,
             parent_is_remote: true,
             kind: Kind::Server,
-            name: StringValue::from(Arc::<str>::from("orders")),
+            name: "orders",
             start_ns: 1_764_115_200_000_000_001,
             end_ns: 1_764_115_200_123_456_789,
-            attributes: vec![
-                KeyValue::new("faas.invocation_id", "2f7b-…"),
-                KeyValue::new("faas.coldstart", false),
-                KeyValue::new("http.response.status_code", 200),
-                KeyValue::new("negative", -7),
-                KeyValue::new("weight", 1.5),
-                KeyValue::new("long", "x".repeat(300)),
-                KeyValue::new("", ""),
-                KeyValue::new("tags", Value::Array(Array::String(vec!["a".into(), "b".into()]))),
-                KeyValue::new("flags", Value::Array(Array::Bool(vec![true, false]))),
-                KeyValue::new("sizes", Value::Array(Array::I64(vec![0, i64::MIN]))),
-                KeyValue::new("ratios", Value::Array(Array::F64(vec![0.0, -2.25]))),
-            ],
+            attributes,
             error: None,
-            tracestate: Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7".into()),
+            tracestate: Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
         }
     }
 
     /// A root span that failed, with no attributes or tracestate.
-    fn root_error_span() -> FinishedSpan {
+    fn root_error_span() -> FinishedSpan<'static> {
         FinishedSpan {
             trace_id: 1,
             span_id: u64::MAX,
@@ -293,16 +298,16 @@ mod tests {
             flags: 1,
             parent_is_remote: false,
             kind: Kind::Internal,
-            name: "nimbus.config.fetch".into(),
+            name: "nimbus.config.fetch",
             start_ns: 5,
             end_ns: 6,
-            attributes: Vec::new(),
+            attributes: &[],
             error: Some("the parameter /a is missing".into()),
             tracestate: None,
         }
     }
 
-    fn decode(spans: &[FinishedSpan]) -> ExportTraceServiceRequest {
+    fn decode(spans: &[FinishedSpan<'_>]) -> ExportTraceServiceRequest {
         let resource = [
             KeyValue::new("service.name", "first"),
             KeyValue::new("cloud.provider", "aws"),
@@ -318,7 +323,8 @@ mod tests {
 
     #[test]
     fn every_field_decodes_as_otlp() {
-        let request = decode(&[server_span(), root_error_span()]);
+        let attributes = server_attributes();
+        let request = decode(&[server_span(&attributes), root_error_span()]);
         assert_eq!(request.resource_spans.len(), 1);
         let rs = &request.resource_spans[0];
         let resource = rs.resource.as_ref().expect("resource");
@@ -406,10 +412,10 @@ mod tests {
 
     #[test]
     fn large_spans_and_batches_keep_their_lengths() {
-        let mut big = server_span();
-        big.attributes = (0..200)
+        let attributes: Vec<_> = (0..200)
             .map(|i| KeyValue::new(format!("k{i}"), "v".repeat(i * 7)))
             .collect();
+        let big = server_span(&attributes);
         let spans = vec![big.clone(); 64];
         let request = decode(&spans);
         let got = &request.resource_spans[0].scope_spans[0].spans;

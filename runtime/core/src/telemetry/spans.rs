@@ -99,11 +99,12 @@ pub(super) enum Kind {
     Consumer = 5,
 }
 
-/// A finished span, as [`super::otlp_encode`] encodes it: integer ids,
-/// Unix-nanosecond times, the caller's `tracestate` as received (no
-/// parsing), attribute values shared where the host has them shared.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct FinishedSpan {
+/// A finished span as [`super::otlp_encode`] encodes it, borrowed from
+/// what recorded it (it is encoded before the recorder is gone): integer
+/// ids, Unix-nanosecond times, the caller's `tracestate` as received (no
+/// parsing).
+#[derive(Debug, Clone)]
+pub(super) struct FinishedSpan<'a> {
     /// The trace (never zero).
     pub(super) trace_id: u128,
     /// This span (never zero).
@@ -116,28 +117,28 @@ pub(super) struct FinishedSpan {
     pub(super) parent_is_remote: bool,
     /// Its kind.
     pub(super) kind: Kind,
-    /// Its name (the function's is shared, not copied).
-    pub(super) name: StringValue,
+    /// Its name.
+    pub(super) name: &'a str,
     /// Start and end, in nanoseconds since the Unix epoch.
     pub(super) start_ns: u64,
     /// See `start_ns`.
     pub(super) end_ns: u64,
     /// Its attributes.
-    pub(super) attributes: Vec<KeyValue>,
+    pub(super) attributes: &'a [KeyValue],
     /// The error status's description; `None`: status unset.
-    pub(super) error: Option<StringValue>,
+    pub(super) error: Option<Cow<'a, str>>,
     /// The caller's W3C `tracestate` (validated when it came in).
-    pub(super) tracestate: Option<Box<str>>,
+    pub(super) tracestate: Option<&'a str>,
 }
 
-impl FinishedSpan {
+impl<'a> FinishedSpan<'a> {
     /// A span `ids` (its own id and its parent's) in `trace`, started at
     /// `started` and ending now, with no attributes, status or tracestate.
-    fn new(
+    pub(super) fn new(
         trace: &SpanIds,
         (span_id, parent_id): (u64, u64),
         kind: Kind,
-        name: StringValue,
+        name: &'a str,
         started: SystemTime,
     ) -> Self {
         FinishedSpan {
@@ -150,7 +151,7 @@ impl FinishedSpan {
             name,
             start_ns: unix_nanos(started),
             end_ns: unix_nanos(SystemTime::now()),
-            attributes: Vec::new(),
+            attributes: &[],
             error: None,
             tracestate: None,
         }
@@ -166,22 +167,6 @@ impl FinishedSpan {
 fn unix_nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-/// The caller's `tracestate`, owned for the export thread (none if empty).
-fn owned_state(tracestate: Option<&str>) -> Option<Box<str>> {
-    tracestate.filter(|s| !s.is_empty()).map(Box::from)
-}
-
-/// `nimbus.init`: the boot, a root span in a trace of its own (`ids`).
-pub(super) fn init_span(ids: &SpanIds, started: SystemTime, functions: usize) -> FinishedSpan {
-    FinishedSpan {
-        attributes: vec![
-            KeyValue::new(semconv::FAAS_COLDSTART, true),
-            KeyValue::new("nimbus.functions", functions as i64),
-        ],
-        ..FinishedSpan::new(ids, (ids.span_id, 0), Kind::Internal, "nimbus.init".into(), started)
-    }
 }
 
 /// An invocation span in progress; exported when dropped (so it covers a
@@ -241,34 +226,34 @@ impl InvocationRecord {
 
 impl Drop for InvocationRecord {
     fn drop(&mut self) {
-        let ids = &self.inv.span;
-        if !ids.sampled() {
+        if !self.inv.span.sampled() {
             return;
         }
-        let mut attributes = std::mem::take(&mut self.attributes);
         let mut error = None;
         if let Some(code) = self.status {
-            attributes.push(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
+            self.attributes
+                .push(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
             if code >= 500 {
-                error = Some(format!("HTTP {code}").into());
-                attributes.push(KeyValue::new(semconv::ERROR_TYPE, code.to_string()));
+                error = Some(Cow::Owned(format!("HTTP {code}")));
+                self.attributes
+                    .push(KeyValue::new(semconv::ERROR_TYPE, code.to_string()));
             }
         }
         if let Some(e) = self.error {
-            error = Some(e.into());
-            attributes.push(KeyValue::new(semconv::ERROR_TYPE, e));
+            error = Some(Cow::Borrowed(e));
+            self.attributes.push(KeyValue::new(semconv::ERROR_TYPE, e));
         }
-        let name = StringValue::from(self.inv.function.clone());
-        self.telemetry.emit(FinishedSpan {
+        let ids = &self.inv.span;
+        self.telemetry.emit(&FinishedSpan {
             parent_is_remote: ids.parent_id != 0,
-            attributes,
+            attributes: &self.attributes,
             error,
-            tracestate: owned_state(self.inv.trace.tracestate.as_deref()),
+            tracestate: self.inv.trace.tracestate.as_deref(),
             ..FinishedSpan::new(
                 ids,
                 (ids.span_id, ids.parent_id),
                 self.trigger.kind(),
-                name,
+                &self.inv.function,
                 ids.started,
             )
         });
@@ -336,7 +321,7 @@ impl OutboundRecord {
                 self.attributes
                     .push(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
                 if code >= 400 {
-                    error = Some(format!("HTTP {code}").into());
+                    error = Some(Cow::Owned(format!("HTTP {code}")));
                     self.attributes
                         .push(KeyValue::new(semconv::ERROR_TYPE, code.to_string()));
                 }
@@ -344,18 +329,18 @@ impl OutboundRecord {
             Err(e) => {
                 self.attributes
                     .push(KeyValue::new(semconv::ERROR_TYPE, Value::from(e.clone())));
-                error = Some(e.into());
+                error = Some(Cow::Owned(e));
             }
         }
-        self.telemetry.emit(FinishedSpan {
-            attributes: self.attributes,
+        self.telemetry.emit(&FinishedSpan {
+            attributes: &self.attributes,
             error,
-            tracestate: owned_state(self.inv.trace.tracestate.as_deref()),
+            tracestate: self.inv.trace.tracestate.as_deref(),
             ..FinishedSpan::new(
                 ids,
                 (self.span_id, self.parent_id),
                 Kind::Client,
-                self.method,
+                self.method.as_str(),
                 self.started,
             )
         });
@@ -380,6 +365,19 @@ pub struct SpanRecord {
 }
 
 impl Telemetry {
+    /// Records the host's boot as `nimbus.init`, the root span of the boot's
+    /// trace `ids` (boot-time config fetches are its children).
+    pub fn record_init(&self, ids: &SpanIds, started: SystemTime, functions: usize) {
+        let attributes = [
+            KeyValue::new(semconv::FAAS_COLDSTART, true),
+            KeyValue::new("nimbus.functions", functions as i64),
+        ];
+        self.emit(&FinishedSpan {
+            attributes: &attributes,
+            ..FinishedSpan::new(ids, (ids.span_id, 0), Kind::Internal, "nimbus.init", started)
+        });
+    }
+
     /// Exports `span`, ending now, in `trace` (with the caller's `tracestate`).
     pub fn record_internal(&self, trace: &SpanIds, tracestate: Option<&str>, span: SpanRecord) {
         if !trace.sampled() {
@@ -388,17 +386,17 @@ impl Telemetry {
         let mut attributes = span.attributes;
         let error = span.error.map(|(kind, message)| {
             attributes.push(KeyValue::new(semconv::ERROR_TYPE, kind));
-            message.into()
+            Cow::Owned(message)
         });
-        self.emit(FinishedSpan {
-            attributes,
+        self.emit(&FinishedSpan {
+            attributes: &attributes,
             error,
-            tracestate: owned_state(tracestate),
+            tracestate,
             ..FinishedSpan::new(
                 trace,
                 (span.span_id, span.parent_id),
                 Kind::Internal,
-                span.name.into(),
+                &span.name,
                 span.started,
             )
         });
