@@ -8,7 +8,7 @@
 //! cheaper for it than handing the span's own data (an attribute vector,
 //! strings) to another thread: memory freed by the export thread is not
 //! reused by the invocation's, which then allocates afresh each time. A
-//! guest span with export on costs ~520 ns this way, ~660 ns as a queued
+//! guest span with export on costs 510–570 ns this way, ~660 ns as a queued
 //! record (`call_cost`); on a busy 2-core machine queued records cost an
 //! empty handler about 4% more than queued bytes (`trace_cost`).
 //!

@@ -12,8 +12,9 @@
 //! Spans do not go through the OpenTelemetry SDK: its batch processor and
 //! OTLP exporter cost about 4–5 µs of CPU per span (converting `SpanData`
 //! to protobuf messages, grouping them by resource and scope, encoding),
-//! which on a 2-core machine slowed an empty handler by 5–15% (BENCHMARKS.md,
-//! "Span export per invocation"). Instead a
+//! which slowed an empty handler by about 5% on a quiet 2-core machine and
+//! by 10–20% on a busy one (BENCHMARKS.md, "Span export per invocation").
+//! Instead a
 //! finished span is a compact record (integer ids, Unix-nanosecond times;
 //! `spans.rs`) encoded on the spot, in about a quarter of a microsecond,
 //! to the OTLP protobuf field it will be in its batch (`otlp_encode.rs`)
