@@ -2,8 +2,10 @@
 //! spans and metrics run at a lower CPU priority than the invocations they
 //! describe, so on a busy machine an invocation never waits for an export.
 //!
-//! The SDK starts those threads itself; the first export on each lowers its
-//! own priority (`nice` +10 on Linux, where a thread id names one thread).
+//! The span export thread lowers its own priority when it starts, before it
+//! builds its HTTP client (whose I/O thread inherits it); the SDK starts the
+//! metrics thread itself, and the first export on it lowers it (`nice` +10
+//! on Linux, where a thread id names one thread).
 //! A thread that idles still gets its share of the CPU: exports lag behind
 //! a saturated host (the bounded queue absorbs that) but are not starved.
 //! On Lambda the per-invocation flush waits for the export anyway, with the

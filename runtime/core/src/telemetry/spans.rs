@@ -1,16 +1,13 @@
-//! The spans Nimbus exports, built as finished `SpanData` with the host's own ids.
+//! The spans Nimbus exports, built as [`FinishedSpan`]s with the host's own ids.
 
 use super::Telemetry;
 use crate::caps::propagate::SpanIds;
 use crate::invocation::{EventSource, Invocation};
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
-use opentelemetry::{KeyValue, Value};
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+use opentelemetry::{KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use std::borrow::Cow;
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `faas.trigger`: what kind of event started an invocation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,10 +61,10 @@ impl Trigger {
     }
 
     /// SERVER for a request/response caller, CONSUMER for a delivered event.
-    fn kind(self) -> SpanKind {
+    fn kind(self) -> Kind {
         match self {
-            Trigger::Http | Trigger::Other => SpanKind::Server,
-            Trigger::PubSub | Trigger::Datasource | Trigger::Timer => SpanKind::Consumer,
+            Trigger::Http | Trigger::Other => Kind::Server,
+            Trigger::PubSub | Trigger::Datasource | Trigger::Timer => Kind::Consumer,
         }
     }
 }
@@ -77,70 +74,99 @@ fn shared(s: &Arc<str>) -> Value {
     Value::String(s.clone().into())
 }
 
-/// `http.request.method`: the standard methods without an allocation.
-fn method(m: &http::Method) -> Value {
+/// `http.request.method` (and a client span's name): the standard methods
+/// without an allocation.
+fn method(m: &http::Method) -> StringValue {
     const STANDARD: [&str; 9] = [
         "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
     ];
     match STANDARD.iter().find(|s| **s == m.as_str()) {
-        Some(s) => Value::from(*s),
-        None => Value::from(m.as_str().to_owned()),
+        Some(s) => StringValue::from(*s),
+        None => StringValue::from(m.as_str().to_owned()),
     }
 }
 
-fn context(ids: &SpanIds, span_id: u64, tracestate: Option<&str>) -> SpanContext {
-    let state = tracestate
-        .and_then(|s| TraceState::from_str(s).ok())
-        .unwrap_or_default();
-    SpanContext::new(
-        TraceId::from_bytes(ids.trace_id.to_be_bytes()),
-        SpanId::from_bytes(span_id.to_be_bytes()),
-        TraceFlags::new(ids.flags),
-        false,
-        state,
-    )
+/// What a span is to its trace (OTLP `Span.SpanKind`; the discriminants are OTLP's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// Work inside the host or a guest.
+    Internal = 1,
+    /// An invocation answering a request/response caller.
+    Server = 2,
+    /// A guest's outgoing request.
+    Client = 3,
+    /// An invocation handling a delivered event.
+    Consumer = 5,
 }
 
-fn span_data(
-    cx: SpanContext,
-    parent: u64,
-    kind: SpanKind,
-    name: impl Into<Cow<'static, str>>,
-    start: SystemTime,
-    attributes: Vec<KeyValue>,
-    status: Status,
-) -> SpanData {
-    SpanData {
-        span_context: cx,
-        parent_span_id: SpanId::from_bytes(parent.to_be_bytes()),
-        parent_span_is_remote: false,
-        span_kind: kind,
-        name: name.into(),
-        start_time: start,
-        end_time: SystemTime::now(),
-        attributes,
-        dropped_attributes_count: 0,
-        events: SpanEvents::default(),
-        links: SpanLinks::default(),
-        status,
-        instrumentation_scope: Default::default(),
+/// A finished span as [`super::otlp_encode`] encodes it, borrowed from
+/// what recorded it (it is encoded before the recorder is gone): integer
+/// ids, Unix-nanosecond times, the caller's `tracestate` as received (no
+/// parsing).
+#[derive(Debug, Clone)]
+pub(super) struct FinishedSpan<'a> {
+    /// The trace (never zero).
+    pub(super) trace_id: u128,
+    /// This span (never zero).
+    pub(super) span_id: u64,
+    /// Its parent; 0 for a root span.
+    pub(super) parent_id: u64,
+    /// W3C trace flags (bit 0: sampled).
+    pub(super) flags: u8,
+    /// Whether the parent is the caller's span, from another process.
+    pub(super) parent_is_remote: bool,
+    /// Its kind.
+    pub(super) kind: Kind,
+    /// Its name.
+    pub(super) name: &'a str,
+    /// Start and end, in nanoseconds since the Unix epoch.
+    pub(super) start_ns: u64,
+    /// See `start_ns`.
+    pub(super) end_ns: u64,
+    /// Its attributes.
+    pub(super) attributes: &'a [KeyValue],
+    /// The error status's description; `None`: status unset.
+    pub(super) error: Option<Cow<'a, str>>,
+    /// The caller's W3C `tracestate` (validated when it came in).
+    pub(super) tracestate: Option<&'a str>,
+}
+
+impl<'a> FinishedSpan<'a> {
+    /// A span `ids` (its own id and its parent's) in `trace`, started at
+    /// `started` and ending now, with no attributes, status or tracestate.
+    pub(super) fn new(
+        trace: &SpanIds,
+        (span_id, parent_id): (u64, u64),
+        kind: Kind,
+        name: &'a str,
+        started: SystemTime,
+    ) -> Self {
+        FinishedSpan {
+            trace_id: trace.trace_id,
+            span_id,
+            parent_id,
+            flags: trace.flags,
+            parent_is_remote: false,
+            kind,
+            name,
+            start_ns: unix_nanos(started),
+            end_ns: unix_nanos(SystemTime::now()),
+            attributes: &[],
+            error: None,
+            tracestate: None,
+        }
+    }
+
+    /// Whether its trace is sampled (only those are exported).
+    pub(super) fn sampled(&self) -> bool {
+        self.flags & 1 == 1
     }
 }
 
-/// `nimbus.init`: the boot, a root span in a trace of its own (`ids`).
-pub(super) fn init_span(ids: &SpanIds, started: SystemTime, functions: usize) -> SpanData {
-    span_data(
-        context(ids, ids.span_id, None),
-        0,
-        SpanKind::Internal,
-        "nimbus.init",
-        started,
-        vec![
-            KeyValue::new(semconv::FAAS_COLDSTART, true),
-            KeyValue::new("nimbus.functions", functions as i64),
-        ],
-        Status::Unset,
-    )
+/// `t` in nanoseconds since the Unix epoch (0 before it, as the SDK does).
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// An invocation span in progress; exported when dropped (so it covers a
@@ -179,8 +205,10 @@ impl InvocationRecord {
 
     /// Adds the HTTP request's method and path.
     pub fn http_request<B>(&mut self, req: &http::Request<B>) {
-        self.attributes
-            .push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method(req.method())));
+        self.attributes.push(KeyValue::new(
+            semconv::HTTP_REQUEST_METHOD,
+            Value::String(method(req.method())),
+        ));
         self.attributes
             .push(KeyValue::new(semconv::URL_PATH, req.uri().path().to_owned()));
     }
@@ -198,32 +226,36 @@ impl InvocationRecord {
 
 impl Drop for InvocationRecord {
     fn drop(&mut self) {
-        let mut attributes = std::mem::take(&mut self.attributes);
-        let mut status = Status::Unset;
+        if !self.inv.span.sampled() {
+            return;
+        }
+        let mut error = None;
         if let Some(code) = self.status {
-            attributes.push(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
+            self.attributes
+                .push(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
             if code >= 500 {
-                status = Status::error(format!("HTTP {code}"));
-                attributes.push(KeyValue::new(semconv::ERROR_TYPE, code.to_string()));
+                error = Some(Cow::Owned(format!("HTTP {code}")));
+                self.attributes
+                    .push(KeyValue::new(semconv::ERROR_TYPE, code.to_string()));
             }
         }
         if let Some(e) = self.error {
-            status = Status::error(e);
-            attributes.push(KeyValue::new(semconv::ERROR_TYPE, e));
+            error = Some(Cow::Borrowed(e));
+            self.attributes.push(KeyValue::new(semconv::ERROR_TYPE, e));
         }
         let ids = &self.inv.span;
-        let span = span_data(
-            context(ids, ids.span_id, self.inv.trace.tracestate.as_deref()),
-            ids.parent_id,
-            self.trigger.kind(),
-            self.inv.function.to_string(),
-            ids.started,
-            attributes,
-            status,
-        );
-        self.telemetry.emit(SpanData {
-            parent_span_is_remote: ids.parent_id != 0,
-            ..span
+        self.telemetry.emit(&FinishedSpan {
+            parent_is_remote: ids.parent_id != 0,
+            attributes: &self.attributes,
+            error,
+            tracestate: self.inv.trace.tracestate.as_deref(),
+            ..FinishedSpan::new(
+                ids,
+                (ids.span_id, ids.parent_id),
+                self.trigger.kind(),
+                &self.inv.function,
+                ids.started,
+            )
         });
     }
 }
@@ -236,7 +268,7 @@ pub struct OutboundRecord {
     span_id: u64,
     parent_id: u64,
     started: SystemTime,
-    method: String,
+    method: StringValue,
     attributes: Vec<KeyValue>,
 }
 
@@ -250,8 +282,9 @@ impl OutboundRecord {
         req: &http::Request<B>,
     ) -> Self {
         let uri = req.uri();
+        let method = method(req.method());
         let mut attributes = vec![
-            KeyValue::new(semconv::HTTP_REQUEST_METHOD, method(req.method())),
+            KeyValue::new(semconv::HTTP_REQUEST_METHOD, Value::String(method.clone())),
             KeyValue::new(semconv::URL_FULL, uri.to_string()),
         ];
         if let Some(host) = uri.host() {
@@ -271,20 +304,24 @@ impl OutboundRecord {
             span_id,
             parent_id,
             started: SystemTime::now(),
-            method: req.method().as_str().to_owned(),
+            method,
             attributes,
         }
     }
 
     /// Ends the span with the response status, or the error that stopped the request.
     pub fn end(mut self, outcome: Result<u16, String>) {
-        let mut status = Status::Unset;
+        let ids = &self.inv.span;
+        if !ids.sampled() {
+            return;
+        }
+        let mut error = None;
         match outcome {
             Ok(code) => {
                 self.attributes
                     .push(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(code)));
                 if code >= 400 {
-                    status = Status::error(format!("HTTP {code}"));
+                    error = Some(Cow::Owned(format!("HTTP {code}")));
                     self.attributes
                         .push(KeyValue::new(semconv::ERROR_TYPE, code.to_string()));
                 }
@@ -292,20 +329,21 @@ impl OutboundRecord {
             Err(e) => {
                 self.attributes
                     .push(KeyValue::new(semconv::ERROR_TYPE, Value::from(e.clone())));
-                status = Status::error(e);
+                error = Some(Cow::Owned(e));
             }
         }
-        let ids = &self.inv.span;
-        let span = span_data(
-            context(ids, self.span_id, self.inv.trace.tracestate.as_deref()),
-            self.parent_id,
-            SpanKind::Client,
-            std::mem::take(&mut self.method),
-            self.started,
-            std::mem::take(&mut self.attributes),
-            status,
-        );
-        self.telemetry.emit(span);
+        self.telemetry.emit(&FinishedSpan {
+            attributes: &self.attributes,
+            error,
+            tracestate: self.inv.trace.tracestate.as_deref(),
+            ..FinishedSpan::new(
+                ids,
+                (self.span_id, self.parent_id),
+                Kind::Client,
+                self.method.as_str(),
+                self.started,
+            )
+        });
     }
 }
 
@@ -327,24 +365,40 @@ pub struct SpanRecord {
 }
 
 impl Telemetry {
+    /// Records the host's boot as `nimbus.init`, the root span of the boot's
+    /// trace `ids` (boot-time config fetches are its children).
+    pub fn record_init(&self, ids: &SpanIds, started: SystemTime, functions: usize) {
+        let attributes = [
+            KeyValue::new(semconv::FAAS_COLDSTART, true),
+            KeyValue::new("nimbus.functions", functions as i64),
+        ];
+        self.emit(&FinishedSpan {
+            attributes: &attributes,
+            ..FinishedSpan::new(ids, (ids.span_id, 0), Kind::Internal, "nimbus.init", started)
+        });
+    }
+
     /// Exports `span`, ending now, in `trace` (with the caller's `tracestate`).
     pub fn record_internal(&self, trace: &SpanIds, tracestate: Option<&str>, span: SpanRecord) {
+        if !trace.sampled() {
+            return;
+        }
         let mut attributes = span.attributes;
-        let status = match span.error {
-            Some((kind, message)) => {
-                attributes.push(KeyValue::new(semconv::ERROR_TYPE, kind));
-                Status::error(message)
-            }
-            None => Status::Unset,
-        };
-        self.emit(span_data(
-            context(trace, span.span_id, tracestate),
-            span.parent_id,
-            SpanKind::Internal,
-            span.name,
-            span.started,
-            attributes,
-            status,
-        ));
+        let error = span.error.map(|(kind, message)| {
+            attributes.push(KeyValue::new(semconv::ERROR_TYPE, kind));
+            Cow::Owned(message)
+        });
+        self.emit(&FinishedSpan {
+            attributes: &attributes,
+            error,
+            tracestate,
+            ..FinishedSpan::new(
+                trace,
+                (span.span_id, span.parent_id),
+                Kind::Internal,
+                &span.name,
+                span.started,
+            )
+        });
     }
 }
