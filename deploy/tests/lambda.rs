@@ -1023,12 +1023,14 @@ async fn otlp_metrics_reach_the_collector_before_each_result_is_returned() {
     let receiver = nimbus_tests::otlp_receiver::OtlpReceiver::start().await;
     let endpoint = receiver.endpoint();
     // Only the per-invocation flush exports here: the periodic export is ten
-    // minutes away. The flush bound is generous for a slow machine.
+    // minutes away. The flush bound is generous for a slow machine. Both
+    // signals are asked to compress.
     let rt = Runtime::start(
         "warm",
         &[
             ("NIMBUS_METRICS", "otlp"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
             ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
             ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
             ("NIMBUS_OTEL_FLUSH_TIMEOUT_MS", "10000"),
@@ -1083,6 +1085,14 @@ async fn otlp_metrics_reach_the_collector_before_each_result_is_returned() {
     assert_eq!(init.count, 1, "one cold start");
     // Spans went to the same collector, flushed alongside.
     assert!(receiver.spans().iter().any(|s| s.name == "warm"));
+    // Every request of both signals came gzip-compressed.
+    assert!(receiver.gzipped("/v1/metrics") >= 3, "metrics compressed");
+    assert!(receiver.gzipped("/v1/traces") >= 1, "spans compressed");
+    assert_eq!(
+        receiver.gzipped("/v1/metrics") + receiver.gzipped("/v1/traces"),
+        receiver.requests() as usize,
+        "nothing sent uncompressed"
+    );
 }
 
 #[tokio::test]

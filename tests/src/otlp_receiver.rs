@@ -94,6 +94,8 @@ struct Received {
     /// Raw bodies by path (`/v1/logs`, and undecodable traces and metrics).
     raw: Vec<(String, Bytes)>,
     requests: u64,
+    /// Paths of the requests that came gzip-compressed, in arrival order.
+    gzipped: Vec<String>,
 }
 
 /// A running receiver; stops when dropped.
@@ -179,6 +181,14 @@ impl OtlpReceiver {
         self.received.lock().map(|r| r.requests).unwrap_or(0)
     }
 
+    /// How many export requests to `path` arrived gzip-compressed (and decompressed cleanly).
+    pub fn gzipped(&self, path: &str) -> usize {
+        self.received
+            .lock()
+            .map(|r| r.gzipped.iter().filter(|p| *p == path).count())
+            .unwrap_or(0)
+    }
+
     /// Polls until `done` holds for the spans received, then returns them;
     /// panics with what arrived after `timeout`.
     pub async fn wait_for(&self, timeout: Duration, done: impl Fn(&[ReceivedSpan]) -> bool) -> Vec<ReceivedSpan> {
@@ -229,6 +239,9 @@ async fn handle(state: &Mutex<Received>, req: http::Request<hyper::body::Incomin
         return reply(500, Vec::new());
     };
     received.requests += 1;
+    if gzip {
+        received.gzipped.push(path.clone());
+    }
     if path == "/v1/metrics" {
         let Ok(export) = ExportMetricsServiceRequest::decode(&body[..]) else {
             received.raw.push((path, body));

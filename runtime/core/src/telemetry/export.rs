@@ -401,6 +401,11 @@ mod tests {
                         }
                         let mut body = vec![0; length];
                         reader.read_exact(&mut body).unwrap();
+                        if headers.iter().any(|h| h == "content-encoding: gzip") {
+                            let mut plain = Vec::new();
+                            flate2::read::GzDecoder::new(&body[..]).read_to_end(&mut plain).unwrap();
+                            body = plain;
+                        }
                         let request = ExportTraceServiceRequest::decode(&body[..]).unwrap();
                         let ids = request.resource_spans[0].scope_spans[0]
                             .spans
@@ -421,15 +426,24 @@ mod tests {
         (url.parse().unwrap(), received)
     }
 
+    /// The tests' HTTP settings: a header to check, bodies compressed or not.
+    fn http(gzip: bool) -> HttpSettings {
+        HttpSettings {
+            timeout: Duration::from_secs(5),
+            headers: vec![("x-api-key".into(), "s3cret".into())],
+            gzip,
+        }
+    }
+
     fn start(url: reqwest::Url, max_queue: usize, max_batch: usize) -> SpanExport {
+        start_with(url, max_queue, max_batch, http(false))
+    }
+
+    fn start_with(url: reqwest::Url, max_queue: usize, max_batch: usize, http: HttpSettings) -> SpanExport {
         let settings = BatchSettings {
             max_queue,
             max_batch,
             delay: Duration::from_secs(600),
-        };
-        let http = HttpSettings {
-            timeout: Duration::from_secs(5),
-            headers: vec![("x-api-key".into(), "s3cret".into())],
         };
         let guard = super::super::warn_once::Guard::new("spans", Duration::from_secs(5));
         SpanExport::start(url, http, settings, Envelope::new(&[], "nimbus", "0"), guard.warnings()).unwrap()
@@ -480,6 +494,23 @@ mod tests {
             Err(ExportError::Stopped)
         ));
         assert_eq!(export.dropped(), 0, "after shutdown a span is ignored, not dropped");
+    }
+
+    #[test]
+    fn gzip_bodies_say_so_and_decode_to_the_same_spans() {
+        let (url, received) = collector(&[200]);
+        let export = start_with(url, 100, 100, http(true));
+        for id in 1..=50 {
+            export.send(&span(id));
+        }
+        export.flush(Duration::from_secs(10)).unwrap();
+        let r = received.lock().unwrap();
+        assert_eq!(r.requests, [(1..=50).collect::<Vec<u64>>()]);
+        assert!(
+            r.headers[0].iter().any(|l| l == "content-encoding: gzip"),
+            "{:?}",
+            r.headers
+        );
     }
 
     #[test]
