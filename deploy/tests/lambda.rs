@@ -58,6 +58,7 @@ task = { yield_margin = "850ms" }
 
 [function.ws]
 component = "{WS_ECHO}"
+websocket = { subprotocols = ["chat.v2", "chat.v1"] }
 
 [function.chat]
 component = "{CHAT}"
@@ -1285,6 +1286,22 @@ async fn websocket_events_map_to_the_export_and_sends_reach_the_management_api()
 
     let connect = ws_event("$connect", None, false, json!({}));
     assert_eq!(rt.invoke(connect).await.json(), json!({"statusCode": 200}));
+    // The subprotocol the manifest prefers among those offered is the `$connect` response's header
+    // (API Gateway passes it to the client); offering only others is refused without asking the function.
+    let mut offering = ws_event("$connect", None, false, json!({}));
+    offering["headers"] = json!({"Sec-WebSocket-Protocol": "chat.v1, chat.v2"});
+    assert_eq!(
+        rt.invoke(offering).await.json(),
+        json!({"statusCode": 200, "headers": {"Sec-WebSocket-Protocol": "chat.v2"}})
+    );
+    let mut others = ws_event("$connect", None, false, json!({}));
+    others["multiValueHeaders"] = json!({"Sec-WebSocket-Protocol": ["mqtt"]});
+    let refused = rt.invoke(others).await.json();
+    assert_eq!(refused["statusCode"], 400, "{refused}");
+    assert!(
+        refused["body"].as_str().unwrap().contains("websocket.subprotocols"),
+        "{refused}"
+    );
     let mut denied = ws_event("$connect", None, false, json!({}));
     denied["queryStringParameters"] = json!({"deny": "1"});
     assert_eq!(

@@ -61,10 +61,15 @@ pub async fn gateway(host: Arc<Host>, logs: Logs) -> Gateway {
 /// Boots a host the way `nimbus serve` does for WebSockets: every function's `connections` reaches the
 /// returned registry; serve it with [`ws_gateway`].
 pub async fn boot_serving(text: &str) -> (Arc<Host>, Logs, Arc<Connections>) {
+    boot_serving_with(text, BootOptions::default()).await
+}
+
+/// [`boot_serving`] with other boot options (a short `queue_timeout`, …).
+pub async fn boot_serving_with(text: &str, opts: BootOptions) -> (Arc<Host>, Logs, Arc<Connections>) {
     let connections = Arc::new(Connections::new());
     let opts = BootOptions {
         connections: Some(connections.clone()),
-        ..BootOptions::default()
+        ..opts
     };
     let (host, logs) = boot_with(text, opts).await;
     (host, logs, connections)

@@ -65,12 +65,23 @@ send_queue = 2
 [function.notify]
 component = "{WS_NOTIFY}"
 
-# Many clients at once.
-[function.many]
+# Subprotocols, preferred first.
+[function.proto]
 component = "{WS_ECHO}"
-[function.many.websocket]
-path = "/many"
-max_connections_per_ip = 2000
+[function.proto.websocket]
+path = "/proto"
+subprotocols = ["chat.v2", "chat.v1"]
+
+# A heartbeat short enough to notice a client that stopped reading; messages large enough to fill its
+# socket buffers and a short queue behind them.
+[function.stall]
+component = "{WS_ECHO}"
+[function.stall.websocket]
+path = "/stall"
+heartbeat = "300ms"
+max_message = "8MiB"
+max_frame = "8MiB"
+send_queue = 4
 "#;
 
 /// Long enough for anything on a slow, shared machine.
@@ -396,6 +407,184 @@ async fn ws_gateway_closes_oversize_and_flooding_clients() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_gateway_closes_invalid_utf8_with_1007_and_protocol_violations_with_1002() {
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let (gw, logs) = gateway().await;
+    let mut c = connect(gw.addr(), "/chat").await;
+    let id = ask(&mut c, "whoami").await;
+    // A text frame whose payload is not UTF-8 (tungstenite sends a raw frame as it is, masked).
+    let bad_text = Frame::message(vec![b'h', b'i', 0xff, 0xfe], OpCode::Data(Data::Text), true);
+    c.send(Message::Frame(bad_text)).await.unwrap();
+    let frame = recv_close(&mut c).await;
+    assert_eq!(u16::from(frame.code), 1007);
+    assert_eq!(frame.reason.as_str(), "invalid UTF-8");
+    wait_for_log(
+        &logs,
+        &[&format!("disconnect {id} code=Some(1007) reason=invalid UTF-8")],
+    )
+    .await;
+
+    // A data frame with a reserved opcode.
+    let mut c = connect(gw.addr(), "/chat").await;
+    let id = ask(&mut c, "whoami").await;
+    let reserved = Frame::message(b"?".to_vec(), OpCode::Data(Data::Reserved(3)), true);
+    c.send(Message::Frame(reserved)).await.unwrap();
+    let frame = recv_close(&mut c).await;
+    assert_eq!(u16::from(frame.code), 1002);
+    wait_for_log(
+        &logs,
+        &[&format!("disconnect {id} code=Some(1002) reason=protocol error")],
+    )
+    .await;
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_gateway_negotiates_the_declared_subprotocols() {
+    let (gw, _logs) = gateway().await;
+    // The handshake's answer, read raw: its head only.
+    let upgrade = |path: &str, offer: Option<&str>| {
+        let addr = gw.addr();
+        let path = path.to_owned();
+        let offer = offer.map(str::to_owned);
+        async move {
+            let mut raw = TcpStream::connect(addr).await.unwrap();
+            let offer = offer
+                .map(|o| format!("Sec-WebSocket-Protocol: {o}\r\n"))
+                .unwrap_or_default();
+            let request = format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{offer}\r\n"
+            );
+            raw.write_all(request.as_bytes()).await.unwrap();
+            // The response head (a refusal's body follows it; only the head is read).
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                let n = tokio::time::timeout(PATIENCE, raw.read(&mut byte))
+                    .await
+                    .expect("an answer")
+                    .unwrap();
+                assert_eq!(
+                    n,
+                    1,
+                    "connection closed in the head: {}",
+                    String::from_utf8_lossy(&head)
+                );
+                head.push(byte[0]);
+            }
+            String::from_utf8(head).unwrap().to_ascii_lowercase()
+        }
+    };
+    // The server's preference wins over the client's order.
+    let head = upgrade("/proto", Some("chat.v1, chat.v2")).await;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("sec-websocket-protocol: chat.v2\r\n"), "{head}");
+    let head = upgrade("/proto", Some("mqtt, chat.v1")).await;
+    assert!(head.contains("sec-websocket-protocol: chat.v1\r\n"), "{head}");
+    // No offer: connected without one.
+    let head = upgrade("/proto", None).await;
+    assert!(
+        head.starts_with("http/1.1 101") && !head.contains("sec-websocket-protocol"),
+        "{head}"
+    );
+    // Only others offered: refused, before the function is asked.
+    let head = upgrade("/proto", Some("mqtt")).await;
+    assert!(head.starts_with("http/1.1 400"), "{head}");
+    // A function declaring none answers none.
+    let head = upgrade("/chat", Some("mqtt")).await;
+    assert!(
+        head.starts_with("http/1.1 101") && !head.contains("sec-websocket-protocol"),
+        "{head}"
+    );
+
+    // A real client offering two gets the chosen one (tungstenite checks the answer is one it offered).
+    let c = connect_with(gw.addr(), "/proto", &[("sec-websocket-protocol", "chat.v1")])
+        .await
+        .expect("a client offering a declared subprotocol connects");
+    drop(c);
+    let refused = connect_with(gw.addr(), "/proto", &[("sec-websocket-protocol", "mqtt")])
+        .await
+        .expect_err("a client offering only others is refused");
+    let (status, body) = refusal(refused);
+    assert_eq!(status, 400);
+    assert!(body.contains("websocket.subprotocols"), "{body}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_gateway_drops_a_client_that_stops_reading() {
+    let (gw, logs) = gateway().await;
+    let mut c = connect(gw.addr(), "/stall").await;
+    let id = ask(&mut c, "whoami").await;
+    // Ask for eight messages of 4 MiB to itself, then read nothing more. The queue takes four and the
+    // writer one, 20 MiB: more than the loopback socket buffers hold for a client that does not read (Linux
+    // sends at most 4 MiB by default, and grows a receive buffer only as the application reads). The writer
+    // waits on the full socket, the client answers no ping, and it is dropped as not reading.
+    let ids = [id.as_str(); 8].join(",");
+    let body = "x".repeat(4 << 20);
+    c.send(Message::text(format!("send:{ids}:{body}"))).await.unwrap();
+    let line = wait_for_log(&logs, &["websocket closed", &id]).await;
+    assert!(line.contains(r#""reason":"client not reading""#), "{line}");
+    assert!(line.contains(r#""quota":"heartbeat = 300ms""#), "{line}");
+    assert!(line.contains(r#""close_code":null"#), "{line}");
+    wait_for_log(
+        &logs,
+        &[&format!("disconnect {id} code=None reason=client not reading")],
+    )
+    .await;
+    drop(c);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_gateway_closes_with_1013_when_every_instance_is_busy() {
+    // One instance, and a short wait for it: a message arriving while it spins finds none.
+    let manifest = r#"
+manifest_version = 1
+[function.busy]
+component = "{WS_ECHO}"
+concurrency = 1
+timeout = "3s"
+[function.busy.websocket]
+path = "/busy"
+"#;
+    let opts = nimbus_core::BootOptions {
+        queue_timeout: Some(Duration::from_millis(200)),
+        ..nimbus_core::BootOptions::default()
+    };
+    let (host, logs, connections) = nimbus_tests::boot_serving_with(manifest, opts).await;
+    let gw = nimbus_tests::ws_gateway(host, logs.clone(), connections).await;
+    let mut spinner = connect(gw.addr(), "/busy").await;
+    let mut other = connect(gw.addr(), "/busy").await;
+    let id = ask(&mut other, "whoami").await;
+    spinner.send(Message::text("spin")).await.unwrap();
+    // Until the spin holds the instance, a message may still get it: ask until the close comes.
+    let started = Instant::now();
+    let frame = loop {
+        assert!(started.elapsed() < PATIENCE, "no 1013 within {PATIENCE:?}");
+        if other.send(Message::text("echo:x")).await.is_err() {
+            break recv_close(&mut other).await;
+        }
+        match tokio::time::timeout(PATIENCE, other.next()).await.expect("an answer") {
+            Some(Ok(Message::Close(Some(f)))) => break f,
+            Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(frame.code), 1013);
+    assert_eq!(frame.reason.as_str(), "try again later (concurrency = 1)");
+    let line = wait_for_log(&logs, &["websocket closed", &id]).await;
+    assert!(
+        line.contains(r#""close_code":1013"#) && line.contains(r#""quota":"concurrency = 1""#),
+        "{line}"
+    );
+    drop(spinner);
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_gateway_limits_connections_per_address() {
     let (gw, _logs) = gateway().await;
     let a = connect(gw.addr(), "/few").await;
@@ -526,7 +715,17 @@ async fn ws_gateway_serves_a_thousand_clients_and_broadcasts_to_all() {
         "this test needs {} open files (client and server side of {CLIENTS} sockets); ulimit -n is {limit}",
         2 * CLIENTS + 200
     );
-    let (gw, _logs) = gateway().await;
+    // A host of its own: its registry then counts only this test's clients.
+    let manifest = r#"
+manifest_version = 1
+[function.many]
+component = "{WS_ECHO}"
+[function.many.websocket]
+path = "/many"
+max_connections_per_ip = 2000
+"#;
+    let (host, logs, connections) = nimbus_tests::boot_serving(manifest).await;
+    let gw = nimbus_tests::ws_gateway(host, logs, connections).await;
     let addr = gw.addr();
     let rss_before = rss_kib();
     let started = Instant::now();

@@ -11,7 +11,7 @@ pub use units::{ByteSize, Dur};
 pub use websocket::{
     DEFAULT_HEARTBEAT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_FRAME, DEFAULT_MAX_LIFETIME,
     DEFAULT_MAX_MESSAGE, DEFAULT_MESSAGES_PER_SECOND, DEFAULT_ROUTE, DEFAULT_ROUTE_SELECTION, DEFAULT_SEND_QUEUE,
-    RouteSelection, WebSocketSpec,
+    RouteSelection, WebSocketSpec, offered_subprotocols,
 };
 
 use serde::Deserialize;

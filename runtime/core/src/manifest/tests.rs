@@ -440,6 +440,45 @@ fn websocket_route_selection_picks_declared_routes_else_default() {
 }
 
 #[test]
+fn websocket_subprotocols_pick_the_first_declared_one_the_client_offers() {
+    use super::websocket::offered_subprotocols;
+    let m = parse(
+        "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n\
+         websocket = { subprotocols = [\"chat.v2\", \"chat.v1\"] }\n",
+    )
+    .unwrap();
+    let spec = m.functions[0].websocket.as_ref().unwrap();
+    assert_eq!(spec.subprotocols, ["chat.v2", "chat.v1"]);
+    let headers = |values: &[&str]| -> Vec<(String, String)> {
+        values
+            .iter()
+            .map(|v| ("sec-websocket-protocol".to_owned(), (*v).to_owned()))
+            .chain([("host".to_owned(), "h".to_owned())])
+            .collect()
+    };
+    let pick = |values: &[&str]| {
+        let h = headers(values);
+        spec.select_subprotocol(offered_subprotocols(&h))
+            .map(|p| p.map(str::to_owned))
+    };
+    // The server's preference wins, across header lines and with odd spacing.
+    assert_eq!(pick(&["chat.v1, chat.v2"]), Ok(Some("chat.v2".into())));
+    assert_eq!(pick(&["x", " chat.v1 ,y"]), Ok(Some("chat.v1".into())));
+    assert_eq!(pick(&[]), Ok(None), "a client offering none connects without one");
+    let e = pick(&["mqtt, wamp"]).unwrap_err();
+    assert!(
+        e.contains("(mqtt, wamp)") && e.contains(r#"["chat.v2", "chat.v1"]"#),
+        "{e}"
+    );
+    // Declaring none answers none, whatever the client offers.
+    let none = WebSocketSpec::default();
+    assert_eq!(
+        none.select_subprotocol(offered_subprotocols(&headers(&["mqtt"]))),
+        Ok(None)
+    );
+}
+
+#[test]
 fn websocket_section_rejects_bad_settings_with_line_and_key() {
     let base = "manifest_version = 1\n[function.chat]\ncomponent = \"c.wasm\"\n[function.chat.websocket]\n";
     let cases: &[(&str, &str, &str)] = &[
@@ -526,6 +565,16 @@ fn websocket_section_rejects_bad_settings_with_line_and_key() {
             "send_queue = 100000",
             "function.chat.websocket.send_queue",
             "out of range",
+        ),
+        (
+            "subprotocols = [\"chat v1\"]",
+            "function.chat.websocket.subprotocols",
+            "not an HTTP token",
+        ),
+        (
+            "subprotocols = [\"a\", \"a\"]",
+            "function.chat.websocket.subprotocols",
+            "listed twice",
         ),
     ];
     let mut wrong = Vec::new();

@@ -10,6 +10,7 @@
 //! path = "/chat"                           # where `nimbus serve` accepts upgrades
 //! route_selection = "$request.body.action" # API Gateway's route selection expression
 //! routes = ["join", "send"]                # custom route keys; other messages go to `$default`
+//! subprotocols = ["chat.v2", "chat.v1"]    # `Sec-WebSocket-Protocol` values spoken, preferred first
 //! ```
 
 use super::{ByteSize, Dur, LimitError};
@@ -52,6 +53,9 @@ pub struct WebSocketSpec {
     pub messages_per_second: u32,
     /// `send_queue = 64`: messages queued for one client before `connections.send` returns `throttled`.
     pub send_queue: u32,
+    /// `subprotocols = ["chat.v2", "chat.v1"]`: the `Sec-WebSocket-Protocol` values the function speaks,
+    /// preferred first (see [`WebSocketSpec::select_subprotocol`]); empty (the default) answers none.
+    pub subprotocols: Vec<String>,
 }
 
 /// `websocket.max_message` when the manifest does not set it: API Gateway's message payload quota.
@@ -90,6 +94,7 @@ impl Default for WebSocketSpec {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
             send_queue: DEFAULT_SEND_QUEUE,
+            subprotocols: Vec::new(),
         }
     }
 }
@@ -111,6 +116,32 @@ impl WebSocketSpec {
     /// The declared custom route `key`, if it is one.
     fn declared(&self, key: &str) -> Option<&str> {
         self.routes.iter().find(|r| *r == key).map(String::as_str)
+    }
+
+    /// The subprotocol a connect is answered with, from the client's `Sec-WebSocket-Protocol` offer: the
+    /// first declared one the client offered. A client offering none connects without one (as does every
+    /// client when none are declared); a client offering only others is refused, with the reason, since it
+    /// would fail the handshake itself.
+    pub fn select_subprotocol<'a>(&self, offered: impl IntoIterator<Item = &'a str>) -> Result<Option<&str>, String> {
+        if self.subprotocols.is_empty() {
+            return Ok(None);
+        }
+        let offered: Vec<&str> = offered.into_iter().collect();
+        if offered.is_empty() {
+            return Ok(None);
+        }
+        match self.subprotocols.iter().find(|p| offered.contains(&p.as_str())) {
+            Some(p) => Ok(Some(p)),
+            None => Err(format!(
+                "none of the subprotocols offered ({}) is spoken here (websocket.subprotocols = [{}])",
+                offered.join(", "),
+                self.subprotocols
+                    .iter()
+                    .map(|p| format!("{p:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 
     /// Whether a browser on `origin` (the upgrade's `Origin` header) may connect.
@@ -159,6 +190,24 @@ fn is_field(f: &str) -> bool {
     !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// An HTTP token (RFC 9110 §5.6.2), what a `Sec-WebSocket-Protocol` value must be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// The values a client offers in its `Sec-WebSocket-Protocol` headers (`headers` as `on-connect` gets them:
+/// lowercase names, one entry per header line), in its order.
+pub fn offered_subprotocols(headers: &[(String, String)]) -> impl Iterator<Item = &str> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
+        .flat_map(|(_, v)| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
 /// The string at `fields` in a JSON object text, if it is one.
 fn body_field(text: &str, fields: &[String]) -> Option<String> {
     let mut value: serde_json::Value = serde_json::from_str(text).ok()?;
@@ -198,6 +247,8 @@ pub(super) struct RawWebSocket {
     max_connections_per_ip: Option<Spanned<u32>>,
     messages_per_second: Option<Spanned<u32>>,
     send_queue: Option<Spanned<u32>>,
+    #[serde(default)]
+    subprotocols: Vec<Spanned<String>>,
 }
 
 /// The shortest duration any WebSocket timer accepts.
@@ -241,6 +292,20 @@ impl RawWebSocket {
                 return Err(bad(format!("route key {k:?} is listed twice")));
             }
             spec.routes.push(k.clone());
+        }
+        for p in &self.subprotocols {
+            let name = p.get_ref();
+            let bad = |m: String| (p.span(), key("subprotocols"), m);
+            if !is_token(name) {
+                return Err(bad(format!(
+                    "subprotocol {name:?} is not an HTTP token: use letters, digits and `!#$%&'*+-.^_`|~` \
+                     (e.g. \"chat.v1\")"
+                )));
+            }
+            if spec.subprotocols.contains(name) {
+                return Err(bad(format!("subprotocol {name:?} is listed twice")));
+            }
+            spec.subprotocols.push(name.clone());
         }
         if let Some(origins) = &self.allowed_origins {
             let mut allowed = Vec::with_capacity(origins.len());

@@ -48,13 +48,16 @@ pub fn event_output(output: Vec<u8>) -> Box<RawValue> {
 }
 
 /// A WebSocket function's answer as the route response API Gateway expects: `statusCode` (a rejected
-/// connect's status refuses the connection), and a message's reply as `body` (base64 when binary).
-pub fn websocket_response(outcome: nimbus_core::websocket::WsOutcome) -> Box<RawValue> {
+/// connect's status refuses the connection; an accepted one carries the chosen `Sec-WebSocket-Protocol`),
+/// and a message's reply as `body` (base64 when binary).
+pub fn websocket_response(outcome: nimbus_core::websocket::WsOutcome, subprotocol: Option<&str>) -> Box<RawValue> {
     use nimbus_core::websocket::{Message, WsOutcome};
     let v = match outcome {
-        WsOutcome::Accepted | WsOutcome::Disconnected | WsOutcome::Handled(None) => {
-            serde_json::json!({ "statusCode": 200 })
-        }
+        WsOutcome::Accepted => match subprotocol {
+            Some(p) => serde_json::json!({ "statusCode": 200, "headers": { "Sec-WebSocket-Protocol": p } }),
+            None => serde_json::json!({ "statusCode": 200 }),
+        },
+        WsOutcome::Disconnected | WsOutcome::Handled(None) => serde_json::json!({ "statusCode": 200 }),
         WsOutcome::Rejected(r) => serde_json::json!({ "statusCode": r.status, "body": r.reason }),
         WsOutcome::Handled(Some(Message::Text(t))) => serde_json::json!({ "statusCode": 200, "body": t }),
         WsOutcome::Handled(Some(Message::Binary(b))) => serde_json::json!({

@@ -33,6 +33,8 @@ use decode::Origin;
 use http_body_util::BodyExt;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use nimbus_core::logs::{LogSink, format_record};
+use nimbus_core::manifest::offered_subprotocols;
+use nimbus_core::websocket::{Rejection, WsEvent, WsOutcome};
 use nimbus_core::{Event, EventSource, Function, Host, Invocation, InvokeError, Kind, Outcome, Payload, TraceContext};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -272,13 +274,27 @@ impl Handler {
             Ok(req) => req,
             Err(m) => return Err(self.failed(&inv, InvokeError::BadEvent(m))),
         };
+        // The subprotocol is the manifest's to choose, on `$connect`; a client offering only others is
+        // refused here, without asking the function.
+        let subprotocol = match (&req.event, &f.websocket) {
+            (WsEvent::Connect(c), Some(spec)) => match spec.select_subprotocol(offered_subprotocols(&c.headers)) {
+                Ok(p) => p.map(str::to_owned),
+                Err(m) => {
+                    return Ok(encode::websocket_response(
+                        WsOutcome::Rejected(Rejection { status: 400, reason: m }),
+                        None,
+                    ));
+                }
+            },
+            _ => None,
+        };
         let sender = match self.ws_endpoint.clone().or(req.endpoint) {
             Some(endpoint) => Some(self.senders.get(&endpoint).await),
             None => None,
         };
         let meta = inv.clone();
         match self.host.invoke(f, inv, Payload::WebSocket(req.event, sender)).await {
-            Ok(Outcome::WebSocket(outcome)) => Ok(encode::websocket_response(outcome)),
+            Ok(Outcome::WebSocket(outcome)) => Ok(encode::websocket_response(outcome, subprotocol.as_deref())),
             Ok(other) => Err(self.failed(
                 &meta,
                 InvokeError::Internal(format!("a WebSocket invocation produced {other:?}")),

@@ -89,14 +89,17 @@ pub(super) fn upgrade_required(path: &str) -> Response<Body> {
     resp
 }
 
-/// `101 Switching Protocols` with the accept key.
-pub(super) fn switching_protocols(accept: &str) -> Response<Body> {
+/// `101 Switching Protocols` with the accept key and the subprotocol chosen, if any.
+pub(super) fn switching_protocols(accept: &str, subprotocol: Option<&str>) -> Response<Body> {
     let mut resp = encode::empty_response(StatusCode::SWITCHING_PROTOCOLS);
     let h = resp.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     if let Ok(v) = HeaderValue::from_str(accept) {
         h.insert(header::SEC_WEBSOCKET_ACCEPT, v);
+    }
+    if let Some(v) = subprotocol.and_then(|p| HeaderValue::from_str(p).ok()) {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, v);
     }
     resp
 }

@@ -25,7 +25,7 @@ use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
 use limits::PerIp;
 use nimbus_core::logs::LogSink;
-use nimbus_core::manifest::WebSocketSpec;
+use nimbus_core::manifest::{WebSocketSpec, offered_subprotocols};
 use nimbus_core::websocket::{Message, WsEvent, WsOutcome};
 use nimbus_core::{Body, Host, InvokeError, Outcome, Payload, TraceContext};
 use session::Session;
@@ -153,6 +153,17 @@ impl WebSockets {
                 );
             }
         }
+        let id = new_connection_id();
+        let connect = handshake::connect_request(&id, &req, peer);
+        let subprotocol = match route.spec.select_subprotocol(offered_subprotocols(&connect.headers)) {
+            Ok(p) => p.map(str::to_owned),
+            Err(m) => {
+                return (
+                    None,
+                    Err(encode::plain_error(StatusCode::BAD_REQUEST, "BadRequest", &m)),
+                );
+            }
+        };
         let Some(slot) = route.per_ip.acquire(peer.ip()) else {
             let max = route.per_ip.max();
             let message = format!(
@@ -166,10 +177,9 @@ impl WebSockets {
         };
 
         let f = &host.functions()[route.function];
-        let id = new_connection_id();
         let inv = host.new_invocation(f, None, trace);
         let tag = Some((f.name.clone(), inv.request_id.clone()));
-        let event = WsEvent::Connect(handshake::connect_request(&id, &req, peer));
+        let event = WsEvent::Connect(connect);
         let refused = match host
             .invoke(f, inv, Payload::WebSocket(event, Some(self.connections.clone())))
             .await
@@ -202,7 +212,7 @@ impl WebSockets {
             _live: Live(self.live.clone()),
         };
         tokio::spawn(session.run(hyper::upgrade::on(&mut req)));
-        (tag, Ok(handshake::switching_protocols(&accept)))
+        (tag, Ok(handshake::switching_protocols(&accept, subprotocol.as_deref())))
     }
 }
 

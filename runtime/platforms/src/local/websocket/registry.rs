@@ -48,6 +48,8 @@ pub(super) struct Signals {
     pub(super) sent: AtomicU64,
     /// The writer stopped because the client did not take its data in time (not a socket error).
     stalled: AtomicBool,
+    /// A write to the socket is in progress.
+    writing: AtomicBool,
 }
 
 impl Signals {
@@ -59,7 +61,22 @@ impl Signals {
             last_data_ms: AtomicU64::new(0),
             sent: AtomicU64::new(0),
             stalled: AtomicBool::new(false),
+            writing: AtomicBool::new(false),
         }
+    }
+
+    /// The writer starts (`true`) or ends a write to the socket.
+    pub(super) fn writing(&self, on: bool) {
+        self.writing.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether a write is waiting for the socket now.
+    pub(super) fn write_pending(&self) -> bool {
+        self.writing.load(Ordering::Relaxed)
+    }
+
+    fn ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
     /// Records why the writer stopped: stalled (`true`) or a socket error.
@@ -74,8 +91,7 @@ impl Signals {
 
     /// A data message went either way now.
     pub(super) fn touch(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_data_ms.fetch_max(ms, Ordering::Relaxed);
+        self.last_data_ms.fetch_max(self.ms(), Ordering::Relaxed);
     }
 
     /// When the last data message went either way (the connection's start if none has).

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::CapacityError;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
@@ -56,7 +56,8 @@ pub(super) enum Ending {
     Lost,
     /// The client did not answer a ping before the next one was due.
     Heartbeat,
-    /// The client stopped reading: a write waited longer than two heartbeats.
+    /// The client stopped reading: a write waited longer than two heartbeats, or a ping went unanswered
+    /// while a write was waiting for the client.
     Stalled,
     /// No data message either way for `idle_timeout`.
     Idle,
@@ -66,6 +67,10 @@ pub(super) enum Ending {
     TooBig(usize),
     /// Messages faster than `messages_per_second`.
     RateLimit,
+    /// A text message that is not UTF-8.
+    InvalidUtf8,
+    /// A frame RFC 6455 does not allow (unknown opcode, reserved bits, an unmasked client frame, …).
+    ProtocolViolation,
     /// A function called `connections.close`.
     ByFunction,
     /// The gateway is shutting down.
@@ -83,6 +88,8 @@ impl Ending {
             Ending::Lifetime => (1001, "max lifetime"),
             Ending::TooBig(_) => (1009, "message too big"),
             Ending::RateLimit => (1008, "rate limit"),
+            Ending::InvalidUtf8 => (1007, "invalid UTF-8"),
+            Ending::ProtocolViolation => (1002, "protocol error"),
             Ending::ByFunction => (1000, "closed by the function"),
             Ending::Shutdown => (1001, "server shutting down"),
             Ending::Overloaded(_) => (1013, "try again later"),
@@ -295,7 +302,12 @@ impl Session {
                 }
                 _ = heartbeat.tick() => {
                     if !heard {
-                        return Ending::Heartbeat;
+                        // Silent while a write waits on it: it stopped reading, pings included.
+                        return if signals.write_pending() {
+                            Ending::Stalled
+                        } else {
+                            Ending::Heartbeat
+                        };
                     }
                     // With the queue full the ping is not sent: a client that far behind must still say
                     // something before the next tick.
@@ -317,6 +329,12 @@ impl Session {
                         Some(Ok(_)) => continue,
                         Some(Err(WsError::Capacity(CapacityError::MessageTooLong { max_size, .. }))) => {
                             return Ending::TooBig(max_size);
+                        }
+                        // The socket still works: the client gets a close frame saying why.
+                        Some(Err(WsError::Utf8(_))) => return Ending::InvalidUtf8,
+                        Some(Err(WsError::Protocol(e))) if e != ProtocolError::ResetWithoutClosingHandshake => {
+                            tracing::debug!(connection_id = %self.id, "websocket protocol error: {e}");
+                            return Ending::ProtocolViolation;
                         }
                         Some(Err(e)) => {
                             tracing::debug!(connection_id = %self.id, "websocket read failed: {e}");
@@ -439,8 +457,15 @@ async fn write_all(
     signals: &Signals,
     stall: Duration,
 ) -> Result<(), bool> {
-    async fn timed<T>(stall: Duration, f: impl Future<Output = Result<T, WsError>>) -> Result<T, bool> {
-        match tokio::time::timeout(stall, f).await {
+    async fn timed<T>(
+        signals: &Signals,
+        stall: Duration,
+        f: impl Future<Output = Result<T, WsError>>,
+    ) -> Result<T, bool> {
+        signals.writing(true);
+        let done = tokio::time::timeout(stall, f).await;
+        signals.writing(false);
+        match done {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(_)) => Err(false),
             Err(_) => Err(true),
@@ -459,12 +484,12 @@ async fn write_all(
                     }
                 }
                 Out::Ping => Frame::Ping(Bytes::new()),
-                Out::Close(frame) => return timed(stall, sink.send(Frame::Close(Some(frame)))).await,
+                Out::Close(frame) => return timed(signals, stall, sink.send(Frame::Close(Some(frame)))).await,
             };
-            timed(stall, sink.feed(frame)).await?;
+            timed(signals, stall, sink.feed(frame)).await?;
             next = queue.try_recv().ok();
         }
-        timed(stall, sink.flush()).await?;
+        timed(signals, stall, sink.flush()).await?;
     }
     Ok(())
 }
@@ -510,5 +535,16 @@ mod tests {
         }
         assert_eq!(Ending::Lost.reason(), "connection lost");
         assert_eq!(Ending::Heartbeat.reason(), "heartbeat timeout");
+        assert_eq!(
+            Ending::InvalidUtf8.close_frame(&spec).map(|f| u16::from(f.code)),
+            Some(1007)
+        );
+        assert_eq!(
+            (
+                Ending::ProtocolViolation.status_code(),
+                Ending::ProtocolViolation.reason().as_str()
+            ),
+            (Some(1002), "protocol error")
+        );
     }
 }
