@@ -54,6 +54,7 @@ async fn main() {
         traces_endpoint: receiver.traces_endpoint(),
         resource: vec![opentelemetry::KeyValue::new("service.name", "call-cost")],
         flush_timeout: Duration::from_secs(5),
+        gzip: false,
     })
     .unwrap();
     let (off, _) = nimbus_tests::boot(MANIFEST).await;

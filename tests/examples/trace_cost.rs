@@ -3,7 +3,8 @@
 //! decodes every span (the test OTLP receiver, on a thread of its own, like
 //! a sidecar sharing the machine), and with export on to a sink that reads
 //! and discards (the host's own cost: building, batching, encoding and
-//! sending spans). Measured in rotating rounds in one run.
+//! sending spans), plainly and gzip-compressed. Measured in rotating rounds
+//! in one run.
 //! Run with `cargo run --release -p nimbus-tests --example trace_cost`.
 
 use bytes::Bytes;
@@ -89,11 +90,12 @@ async fn discarding_sink() -> String {
     format!("http://{addr}/v1/traces")
 }
 
-async fn exporting_host(traces_endpoint: String) -> (Arc<Host>, Telemetry) {
+async fn exporting_host(traces_endpoint: String, gzip: bool) -> (Arc<Host>, Telemetry) {
     let telemetry = Telemetry::new(TelemetryConfig {
         traces_endpoint,
         resource: vec![opentelemetry::KeyValue::new("service.name", "trace-cost")],
         flush_timeout: Duration::from_secs(5),
+        gzip,
     })
     .unwrap();
     let (host, _) = nimbus_tests::boot_with(
@@ -125,50 +127,50 @@ async fn main() {
     let receiver = on_own_thread(OtlpReceiver::start);
     let sink = on_own_thread(discarding_sink);
     let (off, _) = nimbus_tests::boot(MANIFEST).await;
-    let (decoded, decoded_t) = exporting_host(receiver.traces_endpoint()).await;
-    let (discarded, discarded_t) = exporting_host(sink).await;
+    let (decoded, decoded_t) = exporting_host(receiver.traces_endpoint(), false).await;
+    let (discarded, discarded_t) = exporting_host(sink.clone(), false).await;
+    let (gzipped, gzipped_t) = exporting_host(sink, true).await;
     // A second host with export off: how far apart two identical hosts
     // measure (the noise floor of the ratios above).
     let (control, _) = nimbus_tests::boot(MANIFEST).await;
-    let hosts = [&off, &decoded, &discarded, &control];
+    let hosts = [&off, &decoded, &discarded, &gzipped, &control];
+    let n = hosts.len();
     for h in hosts {
         rate(h, 2_000).await;
     }
-    let mut sums = [0.0; 4];
-    let (mut to_collector, mut to_sink, mut to_control) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sums = vec![0.0; n];
+    let mut ratios = vec![Vec::with_capacity(ROUNDS); n];
     for round in 0..ROUNDS {
-        let mut r = [0.0; 4];
+        let mut r = vec![0.0; n];
         // Rotate who goes first, so drifting load weighs on each alike.
-        for k in 0..4 {
-            let i = (round + k) % 4;
+        for k in 0..n {
+            let i = (round + k) % n;
             r[i] = rate(hosts[i], PER_ROUND).await;
         }
-        for i in 0..4 {
+        for i in 0..n {
             sums[i] += r[i];
+            ratios[i].push(r[i] / r[0]);
         }
-        to_collector.push(r[1] / r[0]);
-        to_sink.push(r[2] / r[0]);
-        to_control.push(r[3] / r[0]);
     }
-    decoded_t.flush().await;
-    discarded_t.flush().await;
+    for t in [&decoded_t, &discarded_t, &gzipped_t] {
+        t.flush().await;
+    }
     let avg = |i: usize| sums[i] / ROUNDS as f64;
     println!("hello (proxy_hello), serial, {ROUNDS} rotating rounds of {PER_ROUND} invocations each");
     println!("  export off:                      {:8.0}/s", avg(0));
-    println!(
-        "  export on, decoding collector:   {:8.0}/s  {}; spans received: {}",
-        avg(1),
-        summary(to_collector),
-        receiver.spans().len()
-    );
-    println!(
-        "  export on, discarding sink:      {:8.0}/s  {}",
-        avg(2),
-        summary(to_sink)
-    );
-    println!(
-        "  export off, a second host:       {:8.0}/s  {}",
-        avg(3),
-        summary(to_control)
-    );
+    let mut ratios = ratios.into_iter();
+    ratios.next();
+    for (i, (name, ratios)) in [
+        "export on, decoding collector: ",
+        "export on, discarding sink:    ",
+        "export on, gzip, to the sink:  ",
+        "export off, a second host:     ",
+    ]
+    .into_iter()
+    .zip(ratios)
+    .enumerate()
+    {
+        println!("  {name}  {:8.0}/s  {}", avg(i + 1), summary(ratios));
+    }
+    println!("  spans the collector decoded: {}", receiver.spans().len());
 }

@@ -49,6 +49,7 @@ fn telemetry(traces_endpoint: String, flush_timeout: Duration) -> Telemetry {
         traces_endpoint,
         resource: vec![opentelemetry::KeyValue::new("service.name", "trace-test")],
         flush_timeout,
+        gzip: false,
     })
     .unwrap()
 }

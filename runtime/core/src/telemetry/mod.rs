@@ -106,6 +106,9 @@ pub struct TelemetryConfig {
     pub resource: Vec<opentelemetry::KeyValue>,
     /// Longest [`Telemetry::flush`] holds up its caller.
     pub flush_timeout: Duration,
+    /// Whether span batches are gzip-compressed (`OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, else
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION`, is `gzip`).
+    pub gzip: bool,
 }
 
 /// The OTLP signals Nimbus exports, each to a URL of its own.
@@ -188,11 +191,13 @@ impl TelemetryConfig {
     /// The configuration `OTEL_*` variables describe for `platform`, or
     /// `None` when no OTLP endpoint is set (telemetry off).
     pub fn from_env(platform: &Platform) -> Result<Option<TelemetryConfig>, TelemetryError> {
-        let env = ExportEnv::read(Signal::Traces, platform, &|k| std::env::var(k).ok())?;
+        let vars = |k: &str| std::env::var(k).ok();
+        let env = ExportEnv::read(Signal::Traces, platform, &vars)?;
         Ok(env.map(|e| TelemetryConfig {
             traces_endpoint: e.endpoint,
             resource: e.resource,
             flush_timeout: e.flush_timeout,
+            gzip: otlp_http::gzip_asked(&vars),
         }))
     }
 }
@@ -226,7 +231,7 @@ impl Telemetry {
     /// Starts the export thread and its HTTP client. Queueing and batching
     /// follow `OTEL_BSP_MAX_QUEUE_SIZE` (default [`DEFAULT_MAX_QUEUE`]),
     /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_SCHEDULE_DELAY`; the
-    /// requests `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` and `…_TIMEOUT`.
+    /// requests `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` and `…_TIMEOUT`; compression, the config.
     pub fn new(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
         let endpoint = &config.traces_endpoint;
         let url = reqwest::Url::parse(endpoint).map_err(exporter_error(endpoint))?;
@@ -234,7 +239,10 @@ impl Telemetry {
         let guard = Guard::new("spans", config.flush_timeout);
         let export = SpanExport::start(
             url,
-            HttpSettings::read(&env),
+            HttpSettings {
+                gzip: config.gzip,
+                ..HttpSettings::read(&env)
+            },
             BatchSettings::read(DEFAULT_MAX_QUEUE, &env),
             Envelope::new(&config.resource, SCOPE.0, SCOPE.1),
             guard.warnings(),

@@ -59,8 +59,8 @@ pub(super) struct HttpSettings {
     pub(super) timeout: Duration,
     /// Extra request headers (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`).
     pub(super) headers: Vec<(String, String)>,
-    /// Whether bodies are gzip-compressed (`OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`,
-    /// else `OTEL_EXPORTER_OTLP_COMPRESSION`, is `gzip`).
+    /// Whether bodies are gzip-compressed ([`gzip_asked`]; `read` leaves it off:
+    /// it comes with the [`super::TelemetryConfig`]).
     pub(super) gzip: bool,
 }
 
@@ -79,7 +79,7 @@ impl HttpSettings {
         HttpSettings {
             timeout,
             headers,
-            gzip: gzip(env),
+            gzip: false,
         }
     }
 }
@@ -87,7 +87,7 @@ impl HttpSettings {
 /// Whether the compression variables ask for gzip. As opentelemetry-otlp
 /// does, a value it cannot honour (`zstd` here, or a typo) is warned about
 /// and ignored, falling back to the general variable, then to none.
-fn gzip(env: &dyn Fn(&str) -> Option<String>) -> bool {
+pub(super) fn gzip_asked(env: &dyn Fn(&str) -> Option<String>) -> bool {
     for name in [
         "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
         "OTEL_EXPORTER_OTLP_COMPRESSION",
@@ -278,7 +278,7 @@ mod tests {
     #[test]
     fn compression_follows_the_otlp_variables() {
         let gzip_with = |pairs: &'static [(&'static str, &'static str)]| {
-            gzip(&move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+            gzip_asked(&move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
         };
         assert!(!gzip_with(&[]));
         assert!(gzip_with(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]));
