@@ -104,8 +104,8 @@ pub(super) fn gzip_asked(env: &dyn Fn(&str) -> Option<String>) -> bool {
     false
 }
 
-/// `body` gzip-compressed (at the fast level: spans compress about 5× at
-/// any level, and the export thread shares the cores with invocations).
+/// `body` gzip-compressed, at the fast level: the export thread shares the
+/// cores with invocations.
 fn gzipped(body: &[u8]) -> Bytes {
     use std::io::Write as _;
     let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::fast());
