@@ -1096,6 +1096,27 @@ async fn otlp_metrics_reach_the_collector_before_each_result_is_returned() {
     );
 }
 
+/// An endpoint the exporter cannot use (TLS: export is plain HTTP) turns span export off with one warning
+/// naming the variable; the function serves as before.
+#[tokio::test]
+async fn a_tls_span_endpoint_is_a_warning_not_an_outage() {
+    let rt = Runtime::start(
+        "warm",
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example.com")],
+    )
+    .await;
+    let get = json!({"version": "2.0", "rawPath": "/", "headers": {"host": "h"},
+                     "requestContext": {"http": {"method": "GET"}, "stage": "$default"}, "isBase64Encoded": false});
+    assert_eq!(echoed(&rt.invoke(get).await.json())["calls"], 1);
+    let logs = rt.host_logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("span export is off")
+                && l.contains("OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// URL")),
+        "{logs:#?}"
+    );
+}
+
 #[tokio::test]
 async fn otlp_metrics_without_a_collector_are_an_init_error() {
     let mut rt = Runtime::start("echo", &[("NIMBUS_METRICS", "otlp")]).await;

@@ -353,6 +353,15 @@ mod tests {
         // The traces URL is not the metrics one.
         let only_traces = vars(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4318/v1/traces")]);
         assert!(MetricsConfig::from_vars(&platform, &only_traces).unwrap().is_none());
+        // Plain HTTP only: TLS and scheme-less endpoints are refused, naming the variable.
+        for (name, value) in [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.example.com"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "localhost:4318/v1/metrics"),
+        ] {
+            let one = move |k: &str| (k == name).then(|| value.to_owned());
+            let e = MetricsConfig::from_vars(&platform, &one).unwrap_err().to_string();
+            assert!(e.contains(name) && e.contains(value) && e.contains("plain HTTP"), "{e}");
+        }
 
         let mem = memory_bounds();
         assert_eq!(mem.first().copied(), Some((1u64 << 20) as f64));

@@ -154,11 +154,22 @@ impl ExportEnv {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<ExportEnv>, TelemetryError> {
         let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        let endpoint = match (env(signal.endpoint_env()), env(ENDPOINT_ENV)) {
-            (Some(full), _) => full,
-            (None, Some(base)) => format!("{}{}", base.trim_end_matches('/'), signal.path()),
+        let (name, endpoint) = match (env(signal.endpoint_env()), env(ENDPOINT_ENV)) {
+            (Some(full), _) => (signal.endpoint_env(), full),
+            (None, Some(base)) => (ENDPOINT_ENV, format!("{}{}", base.trim_end_matches('/'), signal.path())),
             (None, None) => return Ok(None),
         };
+        // Export is plain HTTP (no TLS stack is built in): say so up front
+        // rather than fail every export.
+        if !endpoint.trim_start().to_ascii_lowercase().starts_with("http://") {
+            return Err(TelemetryError::Exporter {
+                endpoint,
+                message: format!(
+                    "{name} must be an http:// URL: OTLP is exported over plain HTTP (for a collector \
+                     behind TLS, send to a local one, e.g. the ADOT Lambda layer at http://localhost:4318)"
+                ),
+            });
+        }
         let flush_timeout = match env(FLUSH_TIMEOUT_ENV) {
             None => DEFAULT_FLUSH_TIMEOUT,
             Some(v) => v
