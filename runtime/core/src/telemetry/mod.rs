@@ -4,7 +4,8 @@
 //!
 //! Spans are off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set ([`Telemetry::from_env`]);
-//! then the per-invocation cost is one `Option` branch. Span ids are the
+//! then the per-invocation cost is one `Option` branch. Endpoints are
+//! plain `http://` (no TLS client is built in; others are refused up front). Span ids are the
 //! host's own ([`crate::caps::propagate::SpanIds`]), made whether or not
 //! anything is exported, so propagation never depends on export. Only a
 //! trace whose flags say sampled is exported.
