@@ -98,8 +98,8 @@ impl TraceContext {
     /// bad input never fails an invocation.
     pub fn from_w3c(traceparent: Option<&str>, tracestate: Option<&str>) -> TraceContext {
         TraceContext::from_headers(|name| match name {
-            crate::caps::trace_headers::TRACEPARENT => traceparent,
-            crate::caps::trace_headers::TRACESTATE => tracestate,
+            crate::caps::trace_headers::TRACEPARENT => traceparent.map(str::as_bytes),
+            crate::caps::trace_headers::TRACESTATE => tracestate.map(str::as_bytes),
             _ => None,
         })
     }

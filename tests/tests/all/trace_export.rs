@@ -304,6 +304,67 @@ async fn trace_headers_are_injected_with_export_off() {
     assert_eq!(headers["tracestate"], "congo=t61rcWkgMzE");
 }
 
+/// The W3C conformance suite's shape: the caller sends trace headers to the
+/// gateway, the guest calls back, and the headers the callee gets are checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_follows_w3c_conformance_for_repeated_and_odd_trace_headers() {
+    let (up, seen) = upstream().await;
+    let (host, logs) = boot_outbound(up, None).await;
+    let gw = gateway(host.clone(), logs).await;
+    let path = format!("/fetch?url=http://127.0.0.1:{}/down", up.port());
+    let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let cases: [(&str, &[(&str, &str)]); 5] = [
+        (
+            "two tracestate lines are one list, in order",
+            &[
+                ("traceparent", W3C),
+                ("tracestate", "acme=1,rojo=2"),
+                ("tracestate", "congo=3"),
+            ],
+        ),
+        (
+            "a repeated traceparent restarts the trace, without tracestate",
+            &[("traceparent", W3C), ("traceparent", other), ("tracestate", "acme=1")],
+        ),
+        (
+            "a duplicated key is kept once, the left-most",
+            &[("traceparent", W3C), ("tracestate", "acme=1,rojo=2,acme=3")],
+        ),
+        (
+            "keys with `@` beyond tenant@system are valid, and so are their neighbours",
+            &[("traceparent", W3C), ("tracestate", "vendor@=1,t1@t2@t3=2,rojo=3")],
+        ),
+        (
+            "a key starting with `@` is invalid: the whole tracestate goes",
+            &[("traceparent", W3C), ("tracestate", "@vendor=1,rojo=3")],
+        ),
+    ];
+    for (case, headers) in cases {
+        let r = request(gw.addr(), "GET", &path, None, headers).await;
+        assert_eq!(r.json()["status"], 207, "{case}: {}", r.text());
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 5);
+    let trace_id = |h: &http::HeaderMap| h["traceparent"].to_str().unwrap()[3..35].to_owned();
+    let state = |h: &http::HeaderMap| h.get("tracestate").map(|v| v.to_str().unwrap().to_owned());
+
+    assert_eq!(trace_id(&seen[0]), W3C_TRACE);
+    assert_eq!(state(&seen[0]).as_deref(), Some("acme=1,rojo=2,congo=3"));
+
+    let restarted = trace_id(&seen[1]);
+    assert!(restarted != W3C_TRACE && restarted != other[3..35], "{restarted}");
+    assert_eq!(state(&seen[1]), None);
+
+    assert_eq!(trace_id(&seen[2]), W3C_TRACE);
+    assert_eq!(state(&seen[2]).as_deref(), Some("acme=1,rojo=2"));
+
+    assert_eq!(state(&seen[3]).as_deref(), Some("vendor@=1,t1@t2@t3=2,rojo=3"));
+
+    assert_eq!(trace_id(&seen[4]), W3C_TRACE, "a bad tracestate keeps the traceparent");
+    assert_eq!(state(&seen[4]), None);
+    gw.shutdown().await;
+}
+
 /// The parent-id field of a `traceparent`.
 fn span_of(traceparent: &serde_json::Value) -> String {
     traceparent.as_str().unwrap()[36..52].to_owned()

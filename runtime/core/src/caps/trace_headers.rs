@@ -2,9 +2,12 @@
 //! context ([`TraceContext::from_headers`]).
 //!
 //! - W3C Trace Context (`traceparent`, `tracestate`), validated as the
-//!   specification says a receiver must: lowercase hex, no all-zero ids,
-//!   version `ff` refused, a future version parsed by its first four fields;
-//!   a bad `tracestate` is dropped while the `traceparent` is kept.
+//!   specification and its conformance suite (`w3c/trace-context`, `test/`)
+//!   say a receiver must: lowercase hex, no all-zero ids, version `ff`
+//!   refused, a future version parsed by its first four fields, more than one
+//!   `traceparent` refused (the trace restarts); repeated `tracestate` lines
+//!   combined into one list, a duplicated key kept once, and a bad
+//!   `tracestate` dropped whole while the `traceparent` is kept.
 //! - AWS X-Ray (`X-Amzn-Trace-Id`, Lambda's `Lambda-Runtime-Trace-Id`):
 //!   [`crate::caps::trace`].
 //! - Alibaba Cloud Function Compute's OpenTracing (Jaeger) span context,
@@ -43,11 +46,18 @@ impl Traceparent<'_> {
     }
 }
 
+/// The trace flags this receiver knows: `sampled` (Level 1) and
+/// `random-trace-id` (Level 2). The others are reserved, and the
+/// recommendation says a vendor MUST set them to zero.
+const KNOWN_TRACE_FLAGS: u8 = 0b11;
+
 /// Parses a `traceparent` header as W3C Trace Context requires of a receiver.
+/// Reserved trace flags are cleared. A comma anywhere means the value is
+/// several `traceparent` lines combined (RFC 9110 §5.3), which is refused.
 pub fn parse_traceparent(header: &str) -> Option<Traceparent<'_>> {
     let h = header.trim_matches(|c| c == ' ' || c == '\t');
     let b = h.as_bytes();
-    if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' {
+    if b.len() < 55 || b[2] != b'-' || b[35] != b'-' || b[52] != b'-' || b.contains(&b',') {
         return None;
     }
     let version = &h[0..2];
@@ -69,59 +79,79 @@ pub fn parse_traceparent(header: &str) -> Option<Traceparent<'_>> {
     Some(Traceparent {
         trace_id,
         parent_id,
-        flags: u8::from_str_radix(flags, 16).ok()?,
+        flags: u8::from_str_radix(flags, 16).ok()? & KNOWN_TRACE_FLAGS,
     })
+}
+
+/// The one valid `traceparent` among a request's field lines. Several lines
+/// are refused like an invalid one (the conformance suite expects a new
+/// trace then), and so is a line that is not text; both are logged at
+/// `debug` only.
+fn single_traceparent<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Option<Traceparent<'a>> {
+    let mut lines = lines.into_iter();
+    let (line, extra) = (lines.next()?, lines.next());
+    if extra.is_some() {
+        tracing::debug!("ignoring a repeated traceparent");
+        return None;
+    }
+    let parsed = std::str::from_utf8(line).ok().and_then(parse_traceparent);
+    if parsed.is_none() {
+        tracing::debug!(traceparent = %String::from_utf8_lossy(line), "ignoring an invalid traceparent");
+    }
+    parsed
 }
 
 /// Most list members a `tracestate` may have.
 const MAX_TRACESTATE_MEMBERS: usize = 32;
 
-/// Checks a `tracestate` header: comma-separated `key=value` members, at
-/// most 32, keys unique and well-formed, values printable without `,` or
-/// `=`. Empty members are allowed and dropped. Returns the header with
-/// optional whitespace normalised, or `None` if it must not be propagated.
-pub fn normalize_tracestate(header: &str) -> Option<String> {
-    let mut out = String::with_capacity(header.len());
+/// Combines a request's `tracestate` field lines, in order, into one list
+/// (RFC 9110 §5.3) and checks it as the W3C conformance suite expects:
+/// `key=value` members, at most 32, keys and values well-formed. Empty
+/// members and the optional whitespace around members are dropped; of a
+/// duplicated key only the first (left-most, most recent) member is kept.
+/// Returns the list, or `None` if it is empty or any member is invalid
+/// (the suite expects the whole `tracestate` dropped then, not only the bad
+/// member).
+pub fn combine_tracestate<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Option<String> {
+    let mut out = String::new();
     let mut keys: Vec<&str> = Vec::new();
-    for member in header.split(',') {
-        let member = member.trim_matches(|c| c == ' ' || c == '\t');
-        if member.is_empty() {
-            continue;
+    let mut members = 0;
+    for line in lines {
+        for member in std::str::from_utf8(line).ok()?.split(',') {
+            let member = member.trim_matches(|c| c == ' ' || c == '\t');
+            if member.is_empty() {
+                continue;
+            }
+            let (key, value) = member.split_once('=')?;
+            members += 1;
+            if !valid_tracestate_key(key) || !valid_tracestate_value(value) || members > MAX_TRACESTATE_MEMBERS {
+                return None;
+            }
+            if keys.contains(&key) {
+                continue;
+            }
+            keys.push(key);
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(member);
         }
-        let (key, value) = member.split_once('=')?;
-        if !valid_tracestate_key(key) || !valid_tracestate_value(value) || keys.contains(&key) {
-            return None;
-        }
-        keys.push(key);
-        if keys.len() > MAX_TRACESTATE_MEMBERS {
-            return None;
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        out.push_str(member);
     }
     (!out.is_empty()).then_some(out)
 }
 
-/// `lcalpha 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/")`, or the
-/// multi-tenant `tenant@system` form.
+/// `(lcalpha / DIGIT) 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@")`:
+/// Level 2's key grammar, the one the conformance suite tests. It accepts
+/// every key Level 1 did (a simple key, or `tenant@system`) and also an `@`
+/// anywhere after the first character (`foo@`, `a@b@c`, a system id longer
+/// than 14 characters).
 fn valid_tracestate_key(key: &str) -> bool {
-    fn tail_ok(s: &str) -> bool {
-        s.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/".contains(&c))
-    }
-    match key.split_once('@') {
-        None => (1..=256).contains(&key.len()) && key.as_bytes()[0].is_ascii_lowercase() && tail_ok(&key[1..]),
-        Some((tenant, system)) => {
-            (1..=241).contains(&tenant.len())
-                && (tenant.as_bytes()[0].is_ascii_lowercase() || tenant.as_bytes()[0].is_ascii_digit())
-                && tail_ok(&tenant[1..])
-                && (1..=14).contains(&system.len())
-                && system.as_bytes()[0].is_ascii_lowercase()
-                && tail_ok(&system[1..])
-        }
-    }
+    let b = key.as_bytes();
+    (1..=256).contains(&b.len())
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b[1..]
+            .iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-*/@".contains(&c))
 }
 
 /// `0*255(chr) nblk-chr`: printable ASCII except `,` and `=`, not ending in a space.
@@ -166,23 +196,26 @@ pub fn parse_fc_span_context(header: &str) -> Option<FcSpanContext> {
 
 impl TraceContext {
     /// Bridges whatever trace header a request carries into one W3C
-    /// context. Order: a valid W3C `traceparent` (with its `tracestate`, if
-    /// valid); else an X-Ray header (kept verbatim as [`TraceContext::xray`]);
-    /// else a Function Compute span context; else a new root trace.
-    /// `get` looks a header up by its lowercase name.
-    pub fn from_headers<'a>(get: impl Fn(&str) -> Option<&'a str>) -> TraceContext {
-        if let Some(tp) = get(TRACEPARENT) {
-            match parse_traceparent(tp) {
-                Some(parsed) => {
-                    return TraceContext {
-                        traceparent: parsed.to_header(),
-                        tracestate: get(TRACESTATE).and_then(normalize_tracestate),
-                        xray: None,
-                    };
-                }
-                None => tracing::debug!(traceparent = tp, "ignoring an invalid traceparent"),
-            }
+    /// context. Order: exactly one valid W3C `traceparent` (with its
+    /// `tracestate` lines combined, if valid); else an X-Ray header (kept
+    /// verbatim as [`TraceContext::xray`]); else a Function Compute span
+    /// context; else a new root trace. `lines` yields every field line of a
+    /// header, by its lowercase name, in the order received: an adapter must
+    /// hand over all of them, so that `tracestate` lines can be combined and
+    /// a repeated `traceparent` refused.
+    pub fn from_headers<'a, L>(lines: impl Fn(&str) -> L) -> TraceContext
+    where
+        L: IntoIterator<Item = &'a [u8]>,
+    {
+        if let Some(parsed) = single_traceparent(lines(TRACEPARENT)) {
+            return TraceContext {
+                traceparent: parsed.to_header(),
+                tracestate: combine_tracestate(lines(TRACESTATE)),
+                xray: None,
+            };
         }
+        // The other dialects are single-valued: the first line is the one read.
+        let get = |name: &str| lines(name).into_iter().next().and_then(|v| std::str::from_utf8(v).ok());
         if let Some(xray) = get(XRAY_HEADER).filter(|x| !x.trim().is_empty()) {
             return TraceContext::from_xray(xray);
         }
@@ -233,6 +266,14 @@ mod tests {
             parse_traceparent("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-will-be-like")
                 .unwrap();
         assert_eq!(future.to_header(), W3C_EXAMPLE);
+        // Level 2's random-trace-id flag is kept; reserved flags are cleared.
+        let random = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02").unwrap();
+        assert_eq!(random.flags, 0b10);
+        let reserved = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-fd").unwrap();
+        assert_eq!(reserved.flags, 0b01);
+        assert!(reserved.to_header().ends_with("-01"));
+        // Optional whitespace around the value.
+        assert!(parse_traceparent(&format!(" \t{W3C_EXAMPLE}\t ")).is_some());
     }
 
     #[test]
@@ -260,43 +301,155 @@ mod tests {
             // wrong separators, non-hex
             "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
             "00-4bf92f3577b34da6a3ce929d0e0e473g-00f067aa0ba902b7-01",
+            // several lines combined into one value (RFC 9110 §5.3)
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01, 00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x,cc-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
         ] {
             assert_eq!(parse_traceparent(bad), None, "{bad:?}");
         }
     }
 
+    /// `tracestate` field lines, combined and checked.
+    fn tracestate(lines: &[&str]) -> Option<String> {
+        combine_tracestate(lines.iter().map(|l| l.as_bytes()))
+    }
+
     #[test]
-    fn tracestate_is_validated_and_normalised() {
+    fn tracestate_examples_are_kept_with_whitespace_and_empty_members_dropped() {
         // The recommendation's examples.
         assert_eq!(
-            normalize_tracestate("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE").as_deref(),
+            tracestate(&["rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"]).as_deref(),
             Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
         );
         assert_eq!(
-            normalize_tracestate(" congo=t61rcWkgMzE , , rojo=00f067aa0ba902b7\t").as_deref(),
-            Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
-        );
-        assert_eq!(
-            normalize_tracestate("fw529a3039@dt=ZmlyZXdhbGw").as_deref(),
+            tracestate(&["fw529a3039@dt=ZmlyZXdhbGw"]).as_deref(),
             Some("fw529a3039@dt=ZmlyZXdhbGw")
         );
-        let many = (0..32).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join(",");
-        assert!(normalize_tracestate(&many).is_some());
-        let too_many = format!("{many},k32=v");
-        for bad in [
-            too_many.as_str(),
-            "Rojo=1",        // uppercase key
-            "1rojo=1",       // a key starting with a digit must be tenant@system
-            "rojo",          // no value
-            "rojo=",         // empty value
-            "rojo=a,rojo=b", // duplicate key
-            "rojo=a=b",      // '=' in the value
-            "a@Sys=1",       // uppercase system id
+        // Spaces and tabs around members are optional whitespace; empty
+        // members (an empty header too) are allowed and skipped.
+        assert_eq!(
+            tracestate(&[" congo=t61rcWkgMzE \t, ,\t\t, rojo=00f067aa0ba902b7\t"]).as_deref(),
+            Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+        );
+        assert_eq!(tracestate(&[""]), None);
+        assert_eq!(tracestate(&[" , \t,"]), None);
+        assert_eq!(tracestate(&[]), None);
+        // A value keeps its leading spaces; trailing ones are whitespace.
+        assert_eq!(tracestate(&["acme=  x y  "]).as_deref(), Some("acme=  x y"));
+    }
+
+    #[test]
+    fn tracestate_lines_are_combined_in_order() {
+        assert_eq!(
+            tracestate(&["acme=1,rojo=2", "congo=3", "zeta=4 , umbra=5"]).as_deref(),
+            Some("acme=1,rojo=2,congo=3,zeta=4,umbra=5")
+        );
+        // Empty lines anywhere are harmless.
+        assert_eq!(
+            tracestate(&["", "acme=1", " ", "rojo=2", ""]).as_deref(),
+            Some("acme=1,rojo=2")
+        );
+        // The limit is on the combined list: 32 members over three lines pass, 33 do not.
+        let member = |i: usize| format!("m{i:02}={i}");
+        let line = |r: std::ops::Range<usize>| r.map(member).collect::<Vec<_>>().join(",");
+        let (a, b, c) = (line(0..15), line(15..30), line(30..32));
+        let combined = tracestate(&[&a, &b, &c]).unwrap();
+        assert_eq!(combined.split(',').count(), 32);
+        assert!(
+            combined.starts_with("m00=0,m01=1,") && combined.ends_with(",m31=31"),
+            "{combined}"
+        );
+        let c33 = line(30..33);
+        assert_eq!(tracestate(&[&a, &b, &c33]), None, "33 members are refused whole");
+        // A bad member on any line drops the whole list.
+        assert_eq!(tracestate(&["acme=1", "Rojo=2"]), None);
+    }
+
+    #[test]
+    fn tracestate_duplicated_keys_keep_the_first_member() {
+        assert_eq!(tracestate(&["acme=1,acme=1"]).as_deref(), Some("acme=1"));
+        assert_eq!(
+            tracestate(&["acme=new,rojo=2,acme=old"]).as_deref(),
+            Some("acme=new,rojo=2")
+        );
+        assert_eq!(
+            tracestate(&["acme=new", "rojo=2", "acme=old"]).as_deref(),
+            Some("acme=new,rojo=2")
+        );
+        // The 32-member limit counts members as received, duplicates included.
+        let same = vec!["acme=1"; 33];
+        assert_eq!(tracestate(&same), None);
+    }
+
+    #[test]
+    fn tracestate_keys_follow_the_level_2_grammar() {
+        // `@` may appear anywhere after the first character; a key may start with a digit.
+        for key in [
+            "acme@",
+            "acme@@vendor",
+            "t1@t2@t3",
+            "7vendor",
+            "0@x",
+            "abcdefghijklmnopqrstuvwxyz0123456789_-*/@",
         ] {
-            assert_eq!(normalize_tracestate(bad), None, "{bad:?}");
+            let header = format!("{key}=v,rojo=2");
+            assert_eq!(tracestate(&[&header]).as_deref(), Some(header.as_str()), "{key:?}");
         }
-        assert_eq!(normalize_tracestate("rojo=caf\u{e9}"), None, "non-ASCII value");
-        assert_eq!(normalize_tracestate(""), None);
+        // Up to 256 characters in all, however the `@`s split it (Level 1
+        // capped the tenant id at 241 and the system id at 14).
+        for key in [
+            "k".repeat(256),
+            format!("{}@{}", "t".repeat(250), "s".repeat(5)),
+            format!("x@{}", "s".repeat(200)),
+        ] {
+            assert!(key.len() <= 256);
+            let header = format!("rojo=1,{key}=v");
+            assert_eq!(tracestate(&[&header]).as_deref(), Some(header.as_str()), "{key:?}");
+        }
+        // A bad key drops the whole list, valid members beside it included.
+        for bad in [
+            "@acme".to_owned(),
+            "Acme".to_owned(),
+            "ac me".to_owned(),
+            "acme.corp".to_owned(),
+            "_acme".to_owned(),
+            "acme\u{e9}".to_owned(),
+            "k".repeat(257),
+            format!("{}@s", "t".repeat(255)),
+            String::new(),
+        ] {
+            let header = format!("rojo=1,{bad}=v,congo=2");
+            assert_eq!(tracestate(&[&header]), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn tracestate_values_are_printable_ascii_without_comma_or_equals() {
+        let printable: String = (0x20u8..=0x7e)
+            .filter(|c| *c != b',' && *c != b'=')
+            .map(char::from)
+            .collect();
+        let header = format!("acme={printable}");
+        assert_eq!(tracestate(&[&header]).as_deref(), Some(header.as_str()));
+        let longest = format!("acme={}", "v".repeat(256));
+        assert_eq!(tracestate(&[&longest]).as_deref(), Some(longest.as_str()));
+        // A bad value drops the whole list, valid members beside it included.
+        for bad in [
+            "acme=,rojo=2",
+            "rojo=2,acme",
+            "rojo=2,acme=a=b",
+            "rojo=2,acme=tab\tinside",
+            "rojo=2,acme=caf\u{e9}",
+        ] {
+            assert_eq!(tracestate(&[bad]), None, "{bad:?}");
+        }
+        let too_long = format!("rojo=2,acme={}", "v".repeat(257));
+        assert_eq!(tracestate(&[&too_long]), None);
+        // A line that is not text (an obs-text byte) drops the list too.
+        assert_eq!(
+            combine_tracestate([b"rojo=2".as_slice(), b"acme=\xff".as_slice()]),
+            None
+        );
     }
 
     #[test]
@@ -322,8 +475,16 @@ mod tests {
         }
     }
 
-    fn headers<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<&'a str> {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
+    /// A request's header lines, as an adapter hands them over: every line
+    /// of a name, in order.
+    fn headers<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Vec<&'a [u8]> {
+        move |name| {
+            pairs
+                .iter()
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.as_bytes())
+                .collect()
+        }
     }
 
     #[test]
@@ -351,5 +512,52 @@ mod tests {
         // Nothing usable: a new, valid root.
         let t = TraceContext::from_headers(headers(&[(FC_HEADER, "junk"), ("traceparent", "junk")]));
         assert!(parse_traceparent(&t.traceparent).is_some());
+    }
+
+    #[test]
+    fn a_repeated_traceparent_restarts_the_trace_without_tracestate() {
+        let other = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        for pair in [[W3C_EXAMPLE, other], [W3C_EXAMPLE, W3C_EXAMPLE]] {
+            let t = TraceContext::from_headers(headers(&[
+                ("traceparent", pair[0]),
+                ("tracestate", "rojo=1"),
+                ("traceparent", pair[1]),
+            ]));
+            let tp = parse_traceparent(&t.traceparent).expect("a new valid traceparent");
+            assert!(
+                !W3C_EXAMPLE.contains(tp.trace_id) && !other.contains(tp.trace_id),
+                "{tp:?}"
+            );
+            assert_eq!(
+                t.tracestate, None,
+                "tracestate is not read without a usable traceparent"
+            );
+        }
+        // Like an invalid one, it falls through to the other dialects.
+        let xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let t = TraceContext::from_headers(headers(&[
+            ("traceparent", W3C_EXAMPLE),
+            ("traceparent", other),
+            ("x-amzn-trace-id", xray),
+        ]));
+        assert_eq!(t.traceparent, "00-5759e988bd862e3fe1be46a994272793-53995c3f42cd8ad8-01");
+        // A second line that is not text still counts.
+        let t = TraceContext::from_headers(|name: &str| match name {
+            TRACEPARENT => vec![W3C_EXAMPLE.as_bytes(), b"\xff".as_slice()],
+            _ => vec![],
+        });
+        assert_ne!(t.traceparent, W3C_EXAMPLE);
+    }
+
+    #[test]
+    fn tracestate_lines_reach_the_context_combined() {
+        let t = TraceContext::from_headers(headers(&[
+            ("tracestate", "acme=1,rojo=2"),
+            ("traceparent", W3C_EXAMPLE),
+            ("tracestate", "congo=3,acme=4"),
+            ("tracestate", "vendor@=5"),
+        ]));
+        assert_eq!(t.traceparent, W3C_EXAMPLE);
+        assert_eq!(t.tracestate.as_deref(), Some("acme=1,rojo=2,congo=3,vendor@=5"));
     }
 }

@@ -171,7 +171,7 @@ async fn handle(
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // W3C, X-Ray or Function Compute: whichever the caller sent, bridged to W3C.
-    let trace = TraceContext::from_headers(|name| header(&req, name));
+    let trace = TraceContext::from_headers(|name| req.headers().get_all(name).into_iter().map(|v| v.as_bytes()));
 
     let task = opts.tasks.as_ref().and_then(|t| Some((t, tasks::task_path(t, &path)?)));
     let (function, result) = if let Some((t, (name, id))) = task {
@@ -326,10 +326,6 @@ async fn invoke_api(host: &Host, req: Request<Incoming>, rest: &str, trace: Trac
         Ok(out) => (tag, Ok(encode::json_response(StatusCode::OK, Bytes::from(out)))),
         Err(e) => (tag, Err(encode::error(&e))),
     }
-}
-
-fn header<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
-    req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 fn wasmtime_error(e: hyper::Error) -> nimbus_core::HttpError {
