@@ -281,6 +281,11 @@ mod tests {
             .collect();
         assert_eq!(top.len(), 3, "b, c and tmp: {top:?}");
         assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        // A bucket name too long for a hex directory name works too.
+        let bucket = "b".repeat(200);
+        kv.set(&bucket, "k", b"v".to_vec()).await.unwrap();
+        assert_eq!(kv.get(&bucket, "k").await.unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(kv.list_keys(&bucket, None).await.unwrap().keys, ["k"]);
         // One byte over the limit is refused, saying why.
         let over = "k".repeat(crate::MAX_KEY + 1);
         assert_eq!(
