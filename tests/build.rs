@@ -31,6 +31,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("SHA_TASK", "sha_task"),
     ("WS_ECHO", "ws_echo"),
     ("CHAT", "chat"),
+    ("KV_OPS", "kv_ops"),
     ("WS_NOTIFY", "ws_notify"),
 ];
 

@@ -21,7 +21,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// Why a key-value call failed: `NoSuchStore` (no store configured), `AccessDenied` (the bucket is not
-/// declared for this function), or `Other` with the store's message (limits, I/O).
+/// declared for this function), or `Other` with the store's message: which limit a key or value broke, or
+/// that the store failed on the host (its detail, such as file paths, stays in the host's log).
 pub use store::Error;
 
 /// A key and its value.

@@ -11,7 +11,11 @@
 //!    [`Run::failed`] (retry from the last commit until `max_attempts`, then `Failed`).
 //!
 //! A run that dies without ending leaves its message claimed; when the visibility timeout passes the message
-//! is received again, the lease has expired, and the next run resumes from the last commit. Messages carry the
+//! is received again, the lease has expired, and the next run resumes from the last commit. Whether the dead
+//! run counts against `max_attempts` depends on what it committed: taking the lease charges an attempt, and the
+//! first checkpoint the run commits takes it back in the same conditional write (see
+//! [`TaskRecord::attempts`]), so a run killed after committing is progress and only runs that died with nothing
+//! committed add up. Messages carry the
 //! record's `epoch`, bumped on every continuation, so duplicated or superseded messages are acked and dropped
 //! instead of forking the task into two chains.
 //!
@@ -41,6 +45,9 @@ pub const MAX_PROGRESS: usize = 16 * 1024;
 /// SQS refuses delays above 15 minutes, so retry delays are capped there on every backend.
 const MAX_DELAY: Duration = Duration::from_secs(900);
 
+/// How long after a live lease expires a delivery that found it ([`Begin::Busy`]) comes back.
+const BUSY_SLACK: Duration = Duration::from_millis(500);
+
 /// Tuning of the protocol. Every field is a manifest field or `NIMBUS_*` setting parsed by the host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -50,8 +57,9 @@ pub struct Settings {
     /// How long a run's lease lasts without a save or [`Run::renew`]; after that another run may take over.
     /// Must exceed the longest a run can go without saving, or a live run gets fenced.
     pub lease_ttl: Duration,
-    /// Runs begun since the last yield before the task is marked `Failed`: counts failed runs and runs that
-    /// died without ending. 0 is treated as 1.
+    /// Attempts without progress before the task is marked `Failed`: runs that failed since the last yield,
+    /// and runs that died (killed, crashed) without committing a checkpoint since the last commit. A run that
+    /// committed and then died is not counted. 0 is treated as 1.
     pub max_attempts: u32,
     /// How long a received message stays hidden; when it passes, the message is delivered again. Should be at
     /// least `lease_ttl`, or a redelivery finds the lease still held and waits another round.
@@ -204,8 +212,8 @@ pub enum Begin {
     Run(Run),
     /// Nothing to do: the task is done or failed, unknown, or the message was superseded. The message was acked.
     Finished,
-    /// Another run holds a live lease. The message was left alone and is delivered again after its visibility
-    /// timeout, by which time that run has ended or its lease has expired.
+    /// Another run holds a live lease. The message is hidden until shortly after that lease expires, by which
+    /// time that run has ended (and the message is dropped as superseded) or its lease can be taken over.
     Busy,
 }
 
@@ -301,6 +309,7 @@ impl Durable {
             seq: 0,
             lease: None,
             attempts: 0,
+            failures: 0,
             runs: 0,
             progress: None,
             result: None,
@@ -366,11 +375,14 @@ impl Durable {
     }
 
     /// Starts a run for a delivery: takes the lease (compare-and-swap on the record; an expired lease is taken
-    /// over and counts as a failed attempt) and loads the last committed checkpoint.
+    /// over) and loads the last committed checkpoint. Taking the lease charges the run an attempt until it
+    /// commits a checkpoint, so a run that dies before committing anything counts as a failed attempt.
     ///
     /// Messages for finished, unknown or superseded tasks are acked here ([`Begin::Finished`]). A task whose
-    /// `max_attempts` runs all died is marked `Failed` here too. On an error the message stays claimed and is
-    /// delivered again after its visibility timeout; a lease taken before the error simply expires.
+    /// attempts reached `max_attempts` (its last runs died before committing) is marked `Failed` here too. A
+    /// delivery that finds a live lease is hidden until that lease expires ([`Begin::Busy`]). On an error the
+    /// message stays claimed and is delivered again after its visibility timeout; a lease taken before the
+    /// error simply expires.
     pub async fn begin(&self, delivery: Delivery) -> Result<Begin, DurableError> {
         let task_id = delivery.task_id.as_str();
         let Some(record) = self.status(task_id).await? else {
@@ -388,7 +400,9 @@ impl Durable {
             return Ok(Begin::Finished);
         }
         let now = self.now_ms();
-        if record.lease.as_ref().is_some_and(|l| l.expires_at_ms > now) {
+        if let Some(lease) = record.lease.as_ref().filter(|l| l.expires_at_ms > now) {
+            self.hide_until_lease_expires(&delivery, lease.expires_at_ms - now)
+                .await;
             return Ok(Begin::Busy);
         }
         let cas = Condition::Revision(record.revision);
@@ -397,7 +411,8 @@ impl Durable {
         next.updated_ms = now;
         next.lease = None;
         if record.attempts >= self.max_attempts() {
-            // Every allowed run began and none ended: they crashed or were killed. Stop instead of looping.
+            // Every allowed attempt began and none made progress: the last runs crashed or were killed before
+            // committing anything. Stop instead of looping.
             next.status = TaskStatus::Failed;
             next.error = Some(format!(
                 "gave up after {} attempts: the last run ended without yielding, finishing or failing ({})",
@@ -437,6 +452,7 @@ impl Durable {
         Ok(Begin::Run(Run {
             durable: self.clone(),
             delivery,
+            attempt: next.attempts,
             record: Box::new(next),
             token,
             resumed,
@@ -516,6 +532,24 @@ impl Durable {
             .await
     }
 
+    /// Hides a delivery that found a live lease until `remaining_ms` (plus [`BUSY_SLACK`]) from now, instead of
+    /// the whole visibility timeout it was claimed for: after a host is killed, its runs' messages come back
+    /// while their leases (renewed on every save) still live, and the task resumes as soon as the lease allows.
+    /// Best effort: if this fails, the message comes back after its visibility timeout as before.
+    async fn hide_until_lease_expires(&self, delivery: &Delivery, remaining_ms: u64) {
+        let visibility = remaining_ms + BUSY_SLACK.as_millis() as u64;
+        let receipt = &delivery.receipt;
+        if let Err(e) = self
+            .retry("extend visibility", || {
+                self.backend().change_visibility(receipt, visibility)
+            })
+            .await
+        {
+            tracing::debug!(task_id = %delivery.task_id, error = %e,
+                "could not reschedule a busy delivery; it comes back after its visibility timeout");
+        }
+    }
+
     /// Runs `f` until it succeeds, fails permanently, or the retry budget is spent on transient failures.
     async fn retry<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, DurableError>
     where
@@ -571,6 +605,8 @@ impl Durable {
 pub struct Run {
     durable: Durable,
     delivery: Delivery,
+    /// Which attempt this run is, as charged when it took the lease.
+    attempt: u32,
     /// The record as this run last committed it.
     record: Box<TaskRecord>,
     token: String,
@@ -586,7 +622,7 @@ impl std::fmt::Debug for Run {
             .field("task_id", &self.record.task_id)
             .field("seq", &self.record.seq)
             .field("resumed_seq", &self.resumed_seq)
-            .field("attempt", &self.record.attempts)
+            .field("attempt", &self.attempt)
             .field("recovery", &self.recovery)
             .finish_non_exhaustive()
     }
@@ -624,9 +660,10 @@ impl Run {
         self.resumed_seq
     }
 
-    /// Which attempt since the last yield this run is (1-based).
+    /// Which attempt this run is (1-based): 1 plus the attempts charged when it began, i.e. runs that failed
+    /// since the last yield and runs that died without committing since the last commit.
     pub fn attempt(&self) -> u32 {
-        self.record.attempts
+        self.attempt
     }
 
     /// Set if the newest committed checkpoint could not be used and the run resumed from an earlier one.
@@ -662,6 +699,9 @@ impl Run {
 
             let mut next = self.renewed();
             next.seq = seq;
+            // A commit is progress: this run, and the runs that died before it, stop counting as attempts, in
+            // the same conditional write, so a crash right after it costs nothing. Failures still count.
+            next.attempts = next.failures;
             next.checkpoints.push(CheckpointRef { seq, key: key.clone() });
             let excess = next.checkpoints.len().saturating_sub(KEEP_CHECKPOINTS);
             let pruned: Vec<CheckpointRef> = next.checkpoints.drain(..excess).collect();
@@ -731,6 +771,7 @@ impl Run {
             let mut next = run.released();
             next.status = TaskStatus::Yielded;
             next.attempts = 0;
+            next.failures = 0;
             next.error = None;
             next.epoch = epoch;
             next
@@ -750,14 +791,18 @@ impl Run {
         .await
     }
 
-    /// Ends the run with an error. Below `max_attempts` the task is retried from the last commit after a
-    /// backoff; at `max_attempts` it is marked `Failed` with this error.
+    /// Ends the run with an error, which counts as a failed attempt even if the run committed checkpoints (a
+    /// guest that saves and then fails every time must not retry forever). Below `max_attempts` the task is
+    /// retried from the last commit after a backoff; at `max_attempts` it is marked `Failed` with this error.
     pub async fn failed(self, error: String) -> Result<(), DurableError> {
-        let (status, epoch) = if self.record.attempts >= self.durable.max_attempts() {
-            tracing::warn!(task_id = %self.record.task_id, attempts = self.record.attempts, "task failed");
+        let failures = self.record.failures.saturating_add(1);
+        // Without a commit this run is still charged from `begin`; after one, it is charged again here.
+        let attempts = self.record.attempts.max(failures);
+        let (status, epoch) = if attempts >= self.durable.max_attempts() {
+            tracing::warn!(task_id = %self.record.task_id, attempts, "task failed");
             (TaskStatus::Failed, self.record.epoch)
         } else {
-            let exp = self.record.attempts.saturating_sub(1).min(20);
+            let exp = attempts.saturating_sub(1).min(20);
             let delay = self
                 .durable
                 .settings()
@@ -773,6 +818,8 @@ impl Run {
             next.error = Some(error.clone());
             next.status = status;
             next.epoch = epoch;
+            next.attempts = attempts;
+            next.failures = failures;
             next
         })
         .await

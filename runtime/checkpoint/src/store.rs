@@ -25,7 +25,8 @@ pub enum TaskStatus {
     Yielded,
     /// Finished with a result.
     Done,
-    /// Gave up after `max_attempts` failed or lost runs; `error` says why.
+    /// Gave up after `max_attempts` attempts without progress (runs that failed, or died before committing a
+    /// checkpoint); `error` says why.
     Failed,
 }
 
@@ -67,8 +68,15 @@ pub struct TaskRecord {
     pub seq: u64,
     /// The lease of the run working on the task, if any.
     pub lease: Option<Lease>,
-    /// Runs begun since the last yield (a yield means healthy progress). Compared against `max_attempts`.
+    /// Attempts charged against `max_attempts`: runs that failed since the last yield, plus runs lost (killed,
+    /// crashed) since the last committed checkpoint, plus the run in flight until it commits one. Taking the
+    /// lease adds one; a committed checkpoint takes back every lost run's (it is progress) in the same write;
+    /// a yield clears it. The task is failed when it reaches `max_attempts`.
     pub attempts: u32,
+    /// Runs ended by an error since the last yield. A checkpoint does not clear these, so a run that saves and
+    /// then fails still counts and a guest failing that way every time ends `Failed`.
+    #[serde(default)]
+    pub failures: u32,
     /// Total runs begun, for observability.
     #[serde(default)]
     pub runs: u64,

@@ -241,8 +241,8 @@ pub fn settings_for(f: &crate::Function) -> Option<Settings> {
 }
 
 /// A task's status as the HTTP endpoint and `nimbus task status` show it:
-/// `{task_id, function, status, seq, attempts, runs, progress, result, result_base64, error, created_ms,
-/// updated_ms}`. `result` is the output as JSON when it parses as JSON; otherwise `result_base64` holds it.
+/// `{task_id, function, status, seq, attempts, failures, runs, progress, result, result_base64, error,
+/// created_ms, updated_ms}`. `result` is the output as JSON when it parses as JSON; otherwise `result_base64` holds it.
 pub fn status_json(record: &TaskRecord) -> serde_json::Value {
     let (result, result_base64) = match &record.result {
         None => (serde_json::Value::Null, serde_json::Value::Null),
@@ -260,6 +260,7 @@ pub fn status_json(record: &TaskRecord) -> serde_json::Value {
         "status": record.status,
         "seq": record.seq,
         "attempts": record.attempts,
+        "failures": record.failures,
         "runs": record.runs,
         "progress": record.progress,
         "result": result,

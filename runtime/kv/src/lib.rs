@@ -12,6 +12,7 @@
 #[cfg(feature = "aws")]
 pub mod dynamo;
 mod embedded;
+mod layout;
 
 pub use embedded::Embedded;
 
@@ -31,12 +32,25 @@ pub const PAGE: usize = 1000;
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KvError {
-    /// The key or value breaks a limit, or a counter holds something other than a number.
+    /// The key or value breaks a limit, or a counter holds something other than a number. The message is
+    /// about the caller's own input and may be shown to a guest.
     #[error("{0}")]
     Invalid(String),
-    /// The store failed (I/O, AWS).
+    /// The store failed (I/O, AWS). The detail names host files or AWS resources: it is for the host's log,
+    /// never for a guest ([`KvError::guest_message`]).
     #[error("key-value store: {0}")]
     Backend(String),
+}
+
+impl KvError {
+    /// What a guest may be told: an [`KvError::Invalid`] message as it is, and of a store failure only that it
+    /// happened, since its detail (file paths, AWS errors) belongs to the host.
+    pub fn guest_message(&self) -> String {
+        match self {
+            KvError::Invalid(message) => message.clone(),
+            KvError::Backend(_) => "key-value store: the operation failed on the host (see its log)".into(),
+        }
+    }
 }
 
 /// One page of keys and where the next starts.

@@ -206,7 +206,7 @@ async fn durable_http_start_is_idempotent_and_status_has_its_shape() {
     assert_eq!(status.status, 200);
     let status = status.json();
     for key in [
-        "task_id", "function", "status", "seq", "attempts", "runs", "progress", "result", "error",
+        "task_id", "function", "status", "seq", "attempts", "failures", "runs", "progress", "result", "error",
     ] {
         assert!(status.get(key).is_some(), "status has `{key}`: {status}");
     }

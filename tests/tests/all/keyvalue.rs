@@ -203,6 +203,125 @@ async fn dynamodb_store_on_moto_pages_counts_and_enforces_limits() {
     }
     assert_eq!(kv.get("c", "n").await.unwrap().as_deref(), Some(&b"8"[..]));
     assert!(kv.set("b", "big", vec![0; MAX_VALUE + 1]).await.is_err());
+    // Keys up to 1 KiB, as on the embedded store.
+    let long = "ключ".repeat(128);
+    kv.set("long", &long, b"l".to_vec()).await.unwrap();
+    assert_eq!(kv.get("long", &long).await.unwrap().as_deref(), Some(&b"l"[..]));
+    assert_eq!(kv.list_keys("long", None).await.unwrap().keys, [long.as_str()]);
+    assert!(kv.set("long", &format!("{long}k"), Vec::new()).await.is_err());
     kv.set("b", "text", b"not a number".to_vec()).await.unwrap();
     assert!(kv.increment("b", "text", 1).await.is_err());
+}
+
+const KV_OPS: &str = r#"
+manifest_version = 1
+
+[function.kv-ops]
+component = "{KV_OPS}"
+keyvalue = ["kv"]
+"#;
+
+/// Runs `ops` through the `kv_ops` guest; one `{"ok": ..}` or `{"err": ..}` per op.
+async fn kv_ops(host: &Host, ops: serde_json::Value) -> Vec<serde_json::Value> {
+    let f = host.function("kv-ops").unwrap();
+    let inv = host.new_invocation(f, None, TraceContext::new_root());
+    let event = nimbus_core::Event {
+        source: nimbus_core::EventSource::Direct,
+        payload: serde_json::json!({ "ops": ops }).to_string().into_bytes(),
+    };
+    match host.invoke(f, inv, Payload::Event(event)).await {
+        Ok(Outcome::Event(out)) => serde_json::from_slice(&out).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Keys of 128 bytes and more (up to the documented 1 KiB) and keys with `/`, `..`, `%`, NUL or non-ASCII
+/// characters round-trip through `wasi:keyvalue` on the embedded store, and `list-keys` returns them exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_keys_up_to_one_kib_of_any_characters_round_trip_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn KvStore> = Arc::new(nimbus_kv::Embedded::open(dir.path()).unwrap());
+    let host = nimbus_tests::boot_with(
+        KV_OPS,
+        BootOptions {
+            keyvalue: Some(kv),
+            ..BootOptions::default()
+        },
+    )
+    .await
+    .0;
+    let mut keys: Vec<String> = [128, 255, 1024].iter().map(|&n| "k".repeat(n)).collect();
+    keys.extend(["a/b", "../..", "100%", "nul\0byte", "ключ 🔑"].map(String::from));
+    keys.push("ü".repeat(512));
+    let sets = keys
+        .iter()
+        .map(|k| serde_json::json!({"op": "set", "key": k, "value": format!("v:{k}")}));
+    let gets = keys.iter().map(|k| serde_json::json!({"op": "get", "key": k}));
+    let ops: Vec<_> = sets.chain(gets).chain([serde_json::json!({"op": "keys"})]).collect();
+    let results = kv_ops(&host, ops.into()).await;
+    let (set, rest) = results.split_at(keys.len());
+    let (got, listed) = rest.split_at(keys.len());
+    for (key, r) in keys.iter().zip(set) {
+        assert_eq!(r, &serde_json::json!({"ok": null}), "set {key:?}");
+    }
+    for (key, r) in keys.iter().zip(got) {
+        assert_eq!(r["ok"], format!("v:{key}"), "get {key:?}");
+    }
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(listed[0]["ok"], serde_json::json!(sorted));
+
+    let over = "k".repeat(1025);
+    let results = kv_ops(&host, serde_json::json!([{"op": "set", "key": over, "value": ""}])).await;
+    let err = results[0]["err"].as_str().unwrap();
+    assert!(err.contains("key of 1025 bytes exceeds the 1024-byte limit"), "{err}");
+}
+
+/// A store failure reaches the guest as an error that names no host path (the host's log has the detail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_store_errors_never_show_host_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let kv: Arc<dyn KvStore> = Arc::new(nimbus_kv::Embedded::open(dir.path()).unwrap());
+    let host = nimbus_tests::boot_with(
+        KV_OPS,
+        BootOptions {
+            keyvalue: Some(kv),
+            ..BootOptions::default()
+        },
+    )
+    .await
+    .0;
+    let long = "k".repeat(300);
+    let ops = serde_json::json!([
+        {"op": "set", "key": "short", "value": "v"},
+        {"op": "set", "key": long, "value": "v"},
+    ]);
+    assert_eq!(kv_ops(&host, ops).await, vec![serde_json::json!({"ok": null}); 2]);
+    // Every file of the bucket replaced by a directory: reads and writes fail on the host.
+    let bucket = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap() != "tmp")
+        .unwrap();
+    for file in std::fs::read_dir(&bucket).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::remove_file(&file).unwrap();
+        std::fs::create_dir(&file).unwrap();
+    }
+    let mut ops = Vec::new();
+    for key in ["short", long.as_str()] {
+        ops.push(serde_json::json!({"op": "get", "key": key}));
+        ops.push(serde_json::json!({"op": "set", "key": key, "value": "w"}));
+        ops.push(serde_json::json!({"op": "increment", "key": key, "delta": 1}));
+    }
+    let results = kv_ops(&host, ops.into()).await;
+    let root = dir.path().to_str().unwrap();
+    for r in &results {
+        let err = r["err"].as_str().unwrap_or_else(|| panic!("expected an error: {r}"));
+        assert!(
+            !err.contains(root) && !err.contains('/'),
+            "a host path reached the guest: {err}"
+        );
+        assert!(err.contains("failed on the host"), "{err}");
+    }
 }

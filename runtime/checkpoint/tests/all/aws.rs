@@ -7,7 +7,7 @@ use nimbus_checkpoint::{
     Aws, AwsEndpoint, Backend, Begin, Condition, Durable, DurableError, ManualClock, SaveError, StoreError, TaskStatus,
 };
 
-use crate::support::{assert_done, drive, job, settings};
+use crate::support::{assert_done, drive, job, kill_after_each_commit, settings};
 use nimbus_tests::fault_proxy::{Fault, FaultProxy};
 
 /// Fresh bucket, table and queue on moto for one test.
@@ -81,6 +81,22 @@ async fn aws_stale_run_is_fenced_by_dynamodb_conditions() {
         (record.status, record.seq, record.result.as_deref()),
         (TaskStatus::Done, 1, Some(&b"right"[..]))
     );
+}
+
+/// On S3 + DynamoDB + SQS: runs killed right after committing, more than `max_attempts` in a row (each
+/// dropped without ending, its lease left to expire and its SQS claim to lapse), never fail the task; the
+/// cleared attempt is in the record DynamoDB committed, and the task completes with the exact result.
+#[tokio::test]
+async fn aws_runs_killed_after_committing_never_use_up_the_attempts() {
+    let clock = ManualClock::new(1_700_000_000_000);
+    let aws = backend("killed").await;
+    let durable = durable(aws.clone(), &clock);
+    let started = durable.start("summer", job(9, 3), None).await.unwrap();
+    let kills = u64::from(durable.settings().max_attempts) + 3;
+    kill_after_each_commit(&durable, &aws, &clock, &started.task_id, kills).await;
+    drive(&durable, &clock, &started.task_id, 3).await;
+    let record = assert_done(&durable, &started.task_id, 9, 3).await;
+    assert_eq!(record.runs, kills + 1, "6 killed runs, then 3 chunks in one run");
 }
 
 #[tokio::test]

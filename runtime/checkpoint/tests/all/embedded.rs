@@ -14,6 +14,7 @@ fn record(id: &str, key: Option<&str>) -> TaskRecord {
         seq: 0,
         lease: None,
         attempts: 0,
+        failures: 0,
         runs: 0,
         progress: None,
         result: Some(vec![0, 159, 255]),

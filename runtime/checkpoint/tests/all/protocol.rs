@@ -8,7 +8,10 @@ use nimbus_checkpoint::{
     Backend, Begin, Durable, DurableError, Embedded, ManualClock, Run, SaveError, Settings, TaskStatus,
 };
 
-use crate::support::{Drive, Ended, FaultMode, Faulty, GuestState, assert_done, drive, expected, guest, job, settings};
+use crate::support::{
+    Drive, Ended, FaultMode, Faulty, GuestState, assert_done, drive, expected, guest, job, kill_after_each_commit,
+    settings,
+};
 
 const START_MS: u64 = 1_700_000_000_000;
 
@@ -294,6 +297,111 @@ async fn runs_that_keep_dying_end_in_failed() {
     );
     clock.advance(visibility);
     assert!(durable.receive().await.unwrap().is_none());
+}
+
+/// Runs killed after committing, many more than `max_attempts` in a row, never fail the task: each commit is
+/// progress and clears the attempt in the committed record. The task then completes with the exact result.
+#[tokio::test]
+async fn runs_killed_after_committing_never_use_up_the_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START_MS);
+    let backend = embedded(dir.path(), &clock);
+    let durable = durable_on(backend.clone(), &clock, settings());
+    let started = durable.start("summer", job(14, 8), None).await.unwrap();
+    let kills = 3 * u64::from(durable.settings().max_attempts) + 1;
+    kill_after_each_commit(&durable, &*backend, &clock, &started.task_id, kills).await;
+    drive(&durable, &clock, &started.task_id, 3).await;
+    let record = assert_done(&durable, &started.task_id, 14, 8).await;
+    assert_eq!(record.runs, kills + 2, "10 killed runs, then 4 chunks at 3 per run");
+}
+
+/// Runs that die before committing still count, and only a commit clears them: two lost runs, a run that
+/// commits and dies (the task carries on from its first attempt), then `max_attempts` lost runs fail it.
+#[tokio::test]
+async fn runs_lost_before_committing_count_until_a_commit_clears_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START_MS);
+    let backend = embedded(dir.path(), &clock);
+    let durable = durable_on(backend.clone(), &clock, settings());
+    let started = durable.start("crashy", job(5, 2), None).await.unwrap();
+    let visibility = durable.settings().visibility_timeout.as_millis() as u64 + 1;
+    for attempt in 1..=2 {
+        assert_eq!(begin_run(&durable).await.attempt(), attempt);
+        clock.advance(visibility); // killed before its first commit
+    }
+    let mut run = begin_run(&durable).await;
+    assert_eq!(run.attempt(), 3);
+    run.save(&GuestState::initial().encode()).await.unwrap();
+    drop(run);
+    clock.advance(visibility);
+    for attempt in 1..=3 {
+        assert_eq!(
+            begin_run(&durable).await.attempt(),
+            attempt,
+            "the commit cleared the lost runs"
+        );
+        clock.advance(visibility);
+    }
+    let delivery = durable.receive().await.unwrap().unwrap();
+    assert!(matches!(durable.begin(delivery).await.unwrap(), Begin::Finished));
+    let record = durable.status(&started.task_id).await.unwrap().unwrap();
+    assert_eq!((record.status, record.seq, record.runs), (TaskStatus::Failed, 1, 6));
+    assert!(
+        record.error.as_deref().unwrap().contains("gave up after 3 attempts"),
+        "{record:?}"
+    );
+}
+
+/// A run that commits and then fails with an error still counts, with the backoff doubling: a guest that
+/// saves and then fails every time is failed after `max_attempts` runs instead of retrying forever.
+#[tokio::test]
+async fn runs_failing_after_a_commit_still_count_with_backoff() {
+    let (_dir, clock, durable) = setup();
+    let started = durable.start("flaky", Vec::new(), None).await.unwrap();
+    let base = durable.settings().retry_delay.as_millis() as u64;
+    for attempt in 1..=3u32 {
+        let mut run = begin_run(&durable).await;
+        assert_eq!(run.attempt(), attempt);
+        run.save(format!("state {attempt}").as_bytes()).await.unwrap();
+        run.failed(format!("boom {attempt}")).await.unwrap();
+        if attempt < 3 {
+            let backoff = base << (attempt - 1);
+            clock.advance(backoff - 1);
+            assert!(durable.receive().await.unwrap().is_none(), "retried before its backoff");
+            clock.advance(1);
+        }
+    }
+    let record = durable.status(&started.task_id).await.unwrap().unwrap();
+    assert_eq!(
+        (record.status, record.seq, record.error.as_deref()),
+        (TaskStatus::Failed, 3, Some("boom 3"))
+    );
+    clock.advance(3_600_000);
+    assert!(durable.receive().await.unwrap().is_none());
+}
+
+/// A delivery that finds a live lease comes back when that lease expires, not a whole visibility timeout
+/// later: a host restarted after a kill resumes the task as soon as the dead run's lease allows.
+#[tokio::test]
+async fn a_busy_delivery_comes_back_when_the_lease_expires() {
+    let (_dir, clock, durable) = setup();
+    durable.start("slow", Vec::new(), None).await.unwrap();
+    let mut run = begin_run(&durable).await;
+    let lease = durable.settings().lease_ttl.as_millis() as u64; // 10 s; visibility 15 s
+    clock.advance(lease - 1_000);
+    run.save(b"late save").await.unwrap(); // the lease now outlives the message's claim
+    let expires = run.lease_expires_at_ms();
+    drop(run); // killed
+    clock.advance(durable.settings().visibility_timeout.as_millis() as u64 - (lease - 1_000) + 1);
+    let delivery = durable.receive().await.unwrap().expect("the claim lapsed");
+    assert!(matches!(durable.begin(delivery).await.unwrap(), Begin::Busy));
+    assert!(
+        durable.receive().await.unwrap().is_none(),
+        "hidden while the lease lives"
+    );
+    clock.advance(expires - nimbus_checkpoint::Clock::now_ms(&clock) + 1_000);
+    let next = begin_run(&durable).await;
+    assert_eq!(next.resumed(), Some(&b"late save"[..]));
 }
 
 #[tokio::test]

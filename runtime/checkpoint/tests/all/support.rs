@@ -287,3 +287,46 @@ impl Backend for Faulty {
         )
     }
 }
+
+/// Kills `kills` runs in a row of `task_id` (a task that has not run yet), each right after it committed one chunk of the job: the run is
+/// dropped without ending (what a SIGKILL looks like to the store), then its lease expires (`clock`) and its
+/// message's claim lapses (`backend`'s visibility change to 0, as when the visibility timeout passes). Every
+/// run must begin as the first attempt, because a run that committed made progress, and the record must say
+/// so as soon as the commit lands.
+pub async fn kill_after_each_commit(
+    durable: &Durable,
+    backend: &dyn Backend,
+    clock: &ManualClock,
+    task_id: &str,
+    kills: u64,
+) {
+    let (_, seed) = parse_job(&durable.status(task_id).await.unwrap().unwrap().input);
+    for kill in 1..=kills {
+        let delivery = durable
+            .receive()
+            .await
+            .unwrap()
+            .expect("the killed run's message comes back");
+        let receipt = delivery.receipt.clone();
+        let mut run = match durable.begin(delivery).await.unwrap() {
+            Begin::Run(run) => run,
+            other => panic!("kill {kill}: expected a run, got {other:?}"),
+        };
+        assert_eq!(run.attempt(), 1, "kill {kill}: a run killed after a commit was counted");
+        let mut st = run
+            .resumed()
+            .map(GuestState::decode)
+            .unwrap_or_else(GuestState::initial);
+        st.step(seed);
+        run.save(&st.encode()).await.unwrap();
+        let record = durable.status(task_id).await.unwrap().unwrap();
+        assert_eq!(
+            (record.status, record.seq, record.attempts),
+            (TaskStatus::Running, kill, 0),
+            "kill {kill}: the commit must clear the attempt in the same record"
+        );
+        drop(run);
+        clock.advance(durable.settings().lease_ttl.as_millis() as u64 + 1);
+        backend.change_visibility(&receipt, 0).await.unwrap();
+    }
+}

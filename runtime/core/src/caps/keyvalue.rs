@@ -54,11 +54,17 @@ impl Capability for KeyValue {
     }
 }
 
-fn to_wit(e: KvError) -> store::Error {
-    store::Error::Other(e.to_string())
-}
-
 impl HostState {
+    /// A store failure as the guest sees it: limits as they are, a backend failure without its detail (host
+    /// paths, AWS errors), which goes to the host's log instead.
+    fn kv_error(&self, op: &'static str, bucket: &str, e: KvError) -> store::Error {
+        if let KvError::Backend(detail) = &e {
+            tracing::warn!(function = %self.inv.function, request_id = %self.inv.request_id, bucket, op,
+                error = %detail, "key-value store failed");
+        }
+        store::Error::Other(e.guest_message())
+    }
+
     /// The store and the name of an open bucket.
     fn bucket(&self, b: &Resource<Bucket>) -> wasmtime::Result<(Arc<dyn KvStore>, String)> {
         let name = self.table.get(b)?.name.clone();
@@ -96,7 +102,7 @@ impl store::HostBucket for HostState {
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
         let (kv, name) = self.bucket(&b)?;
-        Ok(kv.get(&name, &key).await.map_err(to_wit))
+        Ok(kv.get(&name, &key).await.map_err(|e| self.kv_error("get", &name, e)))
     }
 
     async fn set(
@@ -106,17 +112,27 @@ impl store::HostBucket for HostState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), store::Error>> {
         let (kv, name) = self.bucket(&b)?;
-        Ok(kv.set(&name, &key, value).await.map_err(to_wit))
+        Ok(kv
+            .set(&name, &key, value)
+            .await
+            .map_err(|e| self.kv_error("set", &name, e)))
     }
 
     async fn delete(&mut self, b: Resource<Bucket>, key: String) -> wasmtime::Result<Result<(), store::Error>> {
         let (kv, name) = self.bucket(&b)?;
-        Ok(kv.delete(&name, &key).await.map_err(to_wit))
+        Ok(kv
+            .delete(&name, &key)
+            .await
+            .map_err(|e| self.kv_error("delete", &name, e)))
     }
 
     async fn exists(&mut self, b: Resource<Bucket>, key: String) -> wasmtime::Result<Result<bool, store::Error>> {
         let (kv, name) = self.bucket(&b)?;
-        Ok(kv.get(&name, &key).await.map(|v| v.is_some()).map_err(to_wit))
+        Ok(kv
+            .get(&name, &key)
+            .await
+            .map(|v| v.is_some())
+            .map_err(|e| self.kv_error("exists", &name, e)))
     }
 
     async fn list_keys(
@@ -132,7 +148,7 @@ impl store::HostBucket for HostState {
                 keys: k.keys,
                 cursor: k.cursor,
             })
-            .map_err(to_wit))
+            .map_err(|e| self.kv_error("list-keys", &name, e)))
     }
 
     async fn drop(&mut self, b: Resource<Bucket>) -> wasmtime::Result<()> {
@@ -149,7 +165,10 @@ impl atomics::Host for HostState {
         delta: u64,
     ) -> wasmtime::Result<Result<u64, store::Error>> {
         let (kv, name) = self.bucket(&b)?;
-        Ok(kv.increment(&name, &key, delta).await.map_err(to_wit))
+        Ok(kv
+            .increment(&name, &key, delta)
+            .await
+            .map_err(|e| self.kv_error("increment", &name, e)))
     }
 }
 
@@ -164,7 +183,7 @@ impl batch::Host for HostState {
         for key in keys {
             match kv.get(&name, &key).await {
                 Ok(v) => out.push(v.map(|v| (key, v))),
-                Err(e) => return Ok(Err(to_wit(e))),
+                Err(e) => return Ok(Err(self.kv_error("get-many", &name, e))),
             }
         }
         Ok(Ok(out))
@@ -178,7 +197,7 @@ impl batch::Host for HostState {
         let (kv, name) = self.bucket(&b)?;
         for (key, value) in key_values {
             if let Err(e) = kv.set(&name, &key, value).await {
-                return Ok(Err(to_wit(e)));
+                return Ok(Err(self.kv_error("set-many", &name, e)));
             }
         }
         Ok(Ok(()))
@@ -192,7 +211,7 @@ impl batch::Host for HostState {
         let (kv, name) = self.bucket(&b)?;
         for key in keys {
             if let Err(e) = kv.delete(&name, &key).await {
-                return Ok(Err(to_wit(e)));
+                return Ok(Err(self.kv_error("delete-many", &name, e)));
             }
         }
         Ok(Ok(()))

@@ -84,8 +84,9 @@ pub struct TaskSpec {
     /// `should-yield` turns true this long before the invocation's deadline (default: 20 s, or a quarter of
     /// the timeout when that is shorter).
     pub yield_margin: Duration,
-    /// Runs since the last yield before the task is marked failed: failed runs, and runs that hit the
-    /// deadline or died without saving anything (default 3).
+    /// Attempts without progress before the task is marked failed (default 3): runs that failed (including
+    /// hitting the deadline without saving) since the last yield, and runs that died without committing a
+    /// checkpoint since the last commit; a run killed after saving is not counted.
     pub max_attempts: u32,
 }
 
