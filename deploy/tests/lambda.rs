@@ -3,7 +3,7 @@
 //! against the Lambda Runtime API emulator in `nimbus-tests`.
 
 use nimbus_tests::components::{
-    CHAT, CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
+    CHAT, CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, OUTBOUND, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
 };
 use nimbus_tests::lambda_emulator::{InvokeOptions, LambdaEmulator, Outcome};
 use serde_json::{Value, json};
@@ -64,6 +64,12 @@ websocket = { subprotocols = ["chat.v2", "chat.v1"] }
 component = "{CHAT}"
 keyvalue = ["rooms"]
 
+[function.fetch]
+component = "{OUTBOUND}"
+routes = ["ANY /{*rest}"]
+# The Runtime API is on loopback too: allowing loopback literally must not open it.
+allowed_outbound_hosts = ["http://127.0.0.1:*"]
+
 [function.needs-config]
 component = "{ECHO}"
 [function.needs-config.config]
@@ -90,7 +96,8 @@ fn packaged() -> &'static Packaged {
             .replace("{WARM_COUNTER}", WARM_COUNTER)
             .replace("{SHA_TASK}", SHA_TASK)
             .replace("{WS_ECHO}", WS_ECHO)
-            .replace("{CHAT}", CHAT);
+            .replace("{CHAT}", CHAT)
+            .replace("{OUTBOUND}", OUTBOUND);
         std::fs::write(dir.join("nimbus.toml"), text).unwrap();
         std::fs::write(dir.join("token.txt"), "file-token\n").unwrap();
         let dist = dir.join("dist");
@@ -121,6 +128,7 @@ fn packaged() -> &'static Packaged {
             "sha-task",
             "ws",
             "chat",
+            "fetch",
             "needs-config",
         ] {
             unzip(&dist.join(format!("lambda-x86_64/{f}.zip")), &tasks.join(f));
@@ -1150,6 +1158,36 @@ fn http_json(resp: &Value) -> (u64, Value) {
         resp["statusCode"].as_u64().expect("statusCode"),
         serde_json::from_str(body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {body}")),
     )
+}
+
+/// The Runtime API listens on loopback beside whatever local services a function may be allowed to call:
+/// `http://127.0.0.1:*` opens those, never the Runtime API (a guest reaching it could take other
+/// invocations' events). `bootstrap` reads its address from `AWS_LAMBDA_RUNTIME_API`.
+#[tokio::test]
+async fn guests_never_reach_the_runtime_api() {
+    let up = nimbus_tests::upstream::Upstream::status(207).await;
+    let rt = Runtime::start("fetch", &[]).await;
+    let fetch = |url: String| {
+        let mut event = http_api("GET", "/fetch", json!({}), "");
+        event["rawQueryString"] = format!("url={url}").into();
+        event
+    };
+    let (status, body) = http_json(&rt.invoke(fetch(format!("http://{}/x", up.addr))).await.json());
+    assert_eq!((status, &body["status"]), (200, &json!(207)), "{body}");
+    let api = rt.emu.runtime_api();
+    let (_, body) = http_json(&rt.invoke(fetch(format!("http://{api}/2018-06-01/ping"))).await.json());
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("DestinationIpProhibited")),
+        "{body}"
+    );
+    let logs = rt.logs();
+    let refusal = logs
+        .iter()
+        .find(|l| l.contains("outbound request refused"))
+        .unwrap_or_else(|| panic!("no refusal logged: {logs:?}"));
+    assert!(refusal.contains("platform control endpoint"), "{refusal}");
 }
 
 /// A task function on Lambda, on the AWS store (moto): started through API Gateway (idempotently) and by an

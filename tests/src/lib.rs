@@ -150,8 +150,10 @@ pub async fn request(
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, None, &[]).await
 }
+pub mod fake_network;
 pub mod fault_proxy;
 pub mod lambda_emulator;
 pub mod moto;
 pub mod native;
 pub mod otlp_receiver;
+pub mod upstream;

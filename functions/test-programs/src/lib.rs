@@ -1,10 +1,32 @@
 //! Helpers the test programs share.
 
 use wasip2::http::outgoing_handler;
-use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+use wasip2::http::types::{Fields, IncomingResponse, OutgoingRequest, Scheme};
 
 /// GETs `url` through `wasi:http/outgoing-handler`: the status, or the error code.
 pub fn fetch(url: &str) -> Result<u16, String> {
+    get(url).map(|resp| resp.status())
+}
+
+/// GETs `url`, following up to `hops` redirects (absolute `Location`s) the way an HTTP client library
+/// would: the final status, or the first error code.
+pub fn fetch_following(url: &str, hops: u32) -> Result<u16, String> {
+    let mut url = url.to_owned();
+    for _ in 0..=hops {
+        let resp = get(&url)?;
+        let status = resp.status();
+        let location = resp.headers().get("location").into_iter().next();
+        match location {
+            Some(next) if (300..400).contains(&status) => {
+                url = String::from_utf8(next).map_err(|_| "location is not UTF-8")?;
+            }
+            _ => return Ok(status),
+        }
+    }
+    Err(format!("more than {hops} redirects"))
+}
+
+fn get(url: &str) -> Result<IncomingResponse, String> {
     let uri: nimbus_sdk::http::Uri = url.parse().map_err(|e| format!("bad url: {e}"))?;
     let req = OutgoingRequest::new(Fields::new());
     let scheme = if uri.scheme_str() == Some("https") {
@@ -15,15 +37,14 @@ pub fn fetch(url: &str) -> Result<u16, String> {
     req.set_scheme(Some(&scheme)).map_err(|_| "scheme")?;
     req.set_authority(uri.authority().map(|a| a.as_str()))
         .map_err(|_| "authority")?;
-    req.set_path_with_query(Some(uri.path())).map_err(|_| "path")?;
+    req.set_path_with_query(Some(uri.path_and_query().map_or("/", |p| p.as_str())))
+        .map_err(|_| "path")?;
     let fut = outgoing_handler::handle(req, None).map_err(|e| format!("{e:?}"))?;
     fut.subscribe().block();
-    let resp = fut
-        .get()
+    fut.get()
         .ok_or("no response")?
         .map_err(|_| "taken")?
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(resp.status())
+        .map_err(|e| format!("{e:?}"))
 }
 
 /// The value of `name` in a query string (no decoding).

@@ -73,6 +73,10 @@ pub struct BootOptions {
     /// The store behind `wasi:keyvalue` (embedded under `nimbus serve`, DynamoDB on AWS); `None`: `open`
     /// answers `no-such-store`.
     pub keyvalue: Option<Arc<dyn nimbus_kv::KvStore>>,
+    /// How guests' outbound requests reach the network: the resolver and connector (the system's by
+    /// default) and the platform's control endpoints, which no allow-list entry opens (the Lambda
+    /// adapter gives the Runtime API's address).
+    pub outbound: caps::outbound::network::OutboundOptions,
 }
 
 /// A booted function.
@@ -208,10 +212,14 @@ impl Host {
     pub async fn boot(manifest: Manifest, opts: BootOptions) -> Result<Arc<Host>, BootError> {
         let started = Instant::now();
         let started_at = SystemTime::now();
+        let outbound = caps::outbound::send::Connector::new(&opts.outbound)
+            .map_err(|e| BootError::Engine(format!("outbound HTTP: cannot set up TLS: {e}")))?;
         let boot = caps::Boot {
             telemetry: opts.telemetry.clone(),
             connections: opts.connections.clone(),
             keyvalue: opts.keyvalue.clone(),
+            outbound: Arc::new(outbound),
+            log_sink: opts.log_sink.clone(),
             // A new root trace (an empty parent is malformed), sampled.
             init: caps::propagate::SpanIds::child_of(""),
         };

@@ -25,6 +25,9 @@
 //!   both strings); without it `open` answers `no-such-store`;
 //! - task functions: `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE`, `NIMBUS_TASK_QUEUE_URL` (the AWS task
 //!   store, required; see [`crate::lambda::tasks`]).
+//!
+//! The Runtime API's address (`AWS_LAMBDA_RUNTIME_API`, set by Lambda) is a control endpoint of the
+//! outbound policy: no guest request reaches it, whatever the allow-list says.
 
 use crate::lambda::tasks::LambdaTasks;
 use crate::lambda::{self, LambdaOptions};
@@ -180,7 +183,19 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
         }
         _ => None,
     };
+    // Guests never reach the Runtime API, whatever their allow-list says.
+    let control_endpoints = lambda::runtime_api_endpoints()
+        .await
+        .map_err(|value| InitError::Setting {
+            name: "AWS_LAMBDA_RUNTIME_API",
+            value,
+            expected: "host:port (e.g. 127.0.0.1:9001) or a URL, whose host resolves",
+        })?;
     let opts = BootOptions {
+        outbound: nimbus_core::caps::outbound::network::OutboundOptions {
+            control_endpoints,
+            ..Default::default()
+        },
         connections,
         keyvalue,
         engine: EngineOptions::default().with_env_overrides()?,

@@ -1,17 +1,22 @@
 //! Fetches `?url=...` through `wasi:http/outgoing-handler` and reports the
-//! status or the error code, to test the outbound allow-list.
+//! status or the error code, to test the outbound allow-list. With
+//! `?follow=N&url=...` it follows up to N redirects, as a client library would.
+//! `url` comes last and takes the rest of the query as it is.
 
 use nimbus_sdk::http::{Request, Response, json};
-use test_programs::fetch;
+use test_programs::{fetch, fetch_following, query};
 
 fn handle(req: Request) -> Response {
-    let url = req
-        .uri()
-        .query()
-        .and_then(|q| q.strip_prefix("url="))
+    let q = req.uri().query();
+    let url = q
+        .and_then(|q| q.split_once("url=").map(|(_, url)| url))
         .unwrap_or("http://127.0.0.1:1/")
         .to_owned();
-    match fetch(&url) {
+    let fetched = match query(q, "follow").and_then(|n| n.parse().ok()) {
+        Some(hops) => fetch_following(&url, hops),
+        None => fetch(&url),
+    };
+    match fetched {
         Ok(status) => json(&serde_json::json!({ "status": status })),
         Err(e) => json(&serde_json::json!({ "error": e })),
     }

@@ -77,6 +77,10 @@ pub struct Boot {
     pub connections: Option<crate::websocket::Sender>,
     /// The key-value store ([`crate::BootOptions::keyvalue`]).
     pub keyvalue: Option<std::sync::Arc<dyn nimbus_kv::KvStore>>,
+    /// How outbound requests connect ([`crate::BootOptions::outbound`]), shared by every function.
+    pub outbound: Arc<outbound::send::Connector>,
+    /// Where the host writes records about an invocation (e.g. a refused outbound request).
+    pub log_sink: crate::logs::LogSink,
 }
 
 /// Every capability's shared state for one function.

@@ -17,6 +17,7 @@ pub use websocket::{
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -179,23 +180,40 @@ impl<'de> Deserialize<'de> for Reuse {
 }
 
 /// One allowed outbound origin: `https://api.example.com`, `http://127.0.0.1:8080`,
-/// `https://*.example.com`, `http://localhost:*`.
+/// `https://*.example.com`, `http://[::1]:*`.
+///
+/// A rule matches what a request *names*; the address the name resolves to is checked separately
+/// ([`crate::caps::outbound::address`]): loopback and private addresses are reached only through a rule
+/// whose host is that IP, written as an IP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundRule {
     /// `http` or `https`.
     pub scheme: String,
-    /// Exact host, `*`, or `*.suffix`.
+    /// Exact host (an IPv6 address in brackets), `*`, or `*.suffix`.
     pub host: String,
+    /// The host, when it is an IP literal.
+    pub ip: Option<IpAddr>,
     /// `None` means any port.
     pub port: Option<u16>,
 }
 
+/// The IP address `host` names when it is written as one (`127.0.0.1`, `[::1]`): dotted-quad IPv4 and
+/// standard IPv6 only. Other spellings (`2130706433`, `0x7f.1`, `127.1`) are names here; they reach the
+/// resolver, and the address it returns is what the policy checks.
+pub fn literal_ip(host: &str) -> Option<IpAddr> {
+    match host.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']')?.parse::<std::net::Ipv6Addr>().ok().map(IpAddr::V6),
+        None => host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4),
+    }
+}
+
 impl OutboundRule {
-    /// Parses `scheme://host[:port]`.
+    /// Parses `scheme://host[:port]` (`:*` for any port; an IPv6 host in brackets).
     pub fn parse(text: &str) -> Result<OutboundRule, String> {
         let bad = || {
             format!(
-                "invalid outbound host {text:?}: expected e.g. \"https://api.example.com\" or \"http://127.0.0.1:8080\""
+                "invalid outbound host {text:?}: expected e.g. \"https://api.example.com\", \"http://127.0.0.1:8080\" \
+                 or \"http://[::1]:*\""
             )
         };
         let (scheme, rest) = text.split_once("://").ok_or_else(bad)?;
@@ -206,33 +224,63 @@ impl OutboundRule {
         if rest.is_empty() || rest.contains('/') {
             return Err(bad());
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, "*")) => (h, None),
-            Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
-            None => (rest, Some(if scheme == "http" { 80 } else { 443 })),
+        // An IPv6 host is bracketed, so its colons are not a port separator.
+        let (host, port) = match rest.find(']') {
+            Some(end) if rest.starts_with('[') => (&rest[..=end], rest[end + 1..].strip_prefix(':')),
+            _ => match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            },
         };
-        if host.is_empty() {
+        let port = match port {
+            Some("*") => None,
+            Some(p) => Some(p.parse::<u16>().map_err(|_| bad())?),
+            None if rest.len() > host.len() => return Err(bad()),
+            None => Some(if scheme == "http" { 80 } else { 443 }),
+        };
+        let ip = literal_ip(host);
+        if host.is_empty() || (ip.is_none() && (host.contains(':') || host.contains('[') || host.contains(']'))) {
             return Err(bad());
         }
         Ok(OutboundRule {
             scheme: scheme.into(),
             host: host.to_ascii_lowercase(),
+            ip,
             port,
         })
     }
 
-    /// Whether a request to `scheme://host:port` matches this rule.
+    /// Whether a request to `scheme://host:port` matches this rule (`host` as in the URL, an IPv6
+    /// address in brackets). An IP rule matches that IP however it is written in standard form;
+    /// `*.suffix` matches names only, never an IP literal.
     pub fn matches(&self, scheme: &str, host: &str, port: u16) -> bool {
-        let host_ok = if self.host == "*" {
-            true
-        } else if let Some(suffix) = self.host.strip_prefix("*.") {
-            host.len() > suffix.len() + 1
-                && host.to_ascii_lowercase().ends_with(suffix)
-                && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-        } else {
-            self.host.eq_ignore_ascii_case(host)
-        };
-        self.scheme == scheme && host_ok && self.port.is_none_or(|p| p == port)
+        if self.scheme != scheme || self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        if let Some(ip) = self.ip {
+            return literal_ip(host) == Some(ip);
+        }
+        if self.host == "*" {
+            return true;
+        }
+        if let Some(suffix) = self.host.strip_prefix("*.") {
+            let (h, s) = (host.as_bytes(), suffix.as_bytes());
+            return h.len() > s.len() + 1
+                && h[h.len() - s.len()..].eq_ignore_ascii_case(s)
+                && h[h.len() - s.len() - 1] == b'.'
+                && literal_ip(host).is_none();
+        }
+        self.host.eq_ignore_ascii_case(host)
+    }
+}
+
+impl fmt::Display for OutboundRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}", self.scheme, self.host)?;
+        match self.port {
+            Some(p) => write!(f, ":{p}"),
+            None => f.write_str(":*"),
+        }
     }
 }
 

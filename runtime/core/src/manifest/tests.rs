@@ -232,6 +232,54 @@ fn outbound_rules_match_scheme_host_and_port() {
 }
 
 #[test]
+fn outbound_ip_rules_are_ip_literals_and_ipv6_is_bracketed() {
+    let v6 = OutboundRule::parse("http://[::1]").unwrap();
+    assert_eq!((v6.host.as_str(), v6.port), ("[::1]", Some(80)));
+    assert_eq!(v6.ip, Some("::1".parse().unwrap()));
+    assert!(v6.matches("http", "[::1]", 80));
+    assert!(
+        v6.matches("http", "[0:0:0:0:0:0:0:1]", 80),
+        "the same IP in another standard form"
+    );
+    assert!(!v6.matches("http", "[::ffff:127.0.0.1]", 80));
+    let any = OutboundRule::parse("http://[fd12::7]:*").unwrap();
+    assert_eq!(any.port, None);
+    assert!(any.matches("http", "[fd12::7]", 9000));
+    assert_eq!(OutboundRule::parse("https://[::1]:8443").unwrap().port, Some(8443));
+    assert_eq!(
+        OutboundRule::parse("http://[::1]:*").unwrap().to_string(),
+        "http://[::1]:*"
+    );
+    for bad in [
+        "http://::1",
+        "http://[::1",
+        "http://[::1]x",
+        "http://[zz]:80",
+        "http://a:b:80",
+        "http://a.com:",
+    ] {
+        assert!(OutboundRule::parse(bad).is_err(), "{bad}");
+    }
+    // Only the dotted quad is an IPv4 literal; other spellings are names the resolver sees.
+    let v4 = OutboundRule::parse("http://127.0.0.1:8080").unwrap();
+    assert_eq!(v4.ip, Some("127.0.0.1".parse().unwrap()));
+    for other in ["2130706433", "0x7f000001", "0177.0.0.1", "127.1"] {
+        assert_eq!(crate::manifest::literal_ip(other), None, "{other}");
+        assert!(!v4.matches("http", other, 8080), "{other}");
+    }
+    assert_eq!(OutboundRule::parse("http://api.example.com").unwrap().ip, None);
+    // A wildcard suffix never matches an IP literal, even one ending like it.
+    let w = OutboundRule::parse("http://*.0.0.1:*").unwrap();
+    assert!(!w.matches("http", "127.0.0.1", 80));
+    assert!(w.matches("http", "a.0.0.1", 80));
+    assert!(
+        OutboundRule::parse("http://*.Example.COM")
+            .unwrap()
+            .matches("http", "A.example.com", 80)
+    );
+}
+
+#[test]
 fn reuse_is_off_by_default_and_takes_a_flag_or_a_count() {
     let reuse = |line: &str| {
         parse(&format!(

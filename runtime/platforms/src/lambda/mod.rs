@@ -95,6 +95,42 @@ pub fn check_env() -> Result<(), String> {
     Ok(())
 }
 
+/// The host and port of the Runtime API from `AWS_LAMBDA_RUNTIME_API`'s value: `127.0.0.1:9001`, or a URL
+/// such as `http://127.0.0.1:9001/.rt/fn`. The host keeps IPv6 brackets off. `None`: neither.
+pub fn runtime_api_authority(value: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = match value.trim().split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, value.trim()),
+    };
+    let authority: http::uri::Authority = rest.split(['/', '?']).next()?.parse().ok()?;
+    // `Authority` accepts any text after the colon; a port that is not a number is a bad value.
+    let has_port = !authority.as_str().ends_with(authority.host());
+    let port = match (authority.port_u16(), has_port, scheme) {
+        (Some(p), _, _) => p,
+        (None, true, _) => return None,
+        (None, false, Some("https")) => 443,
+        (None, false, _) => 80,
+    };
+    let host = authority.host();
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    (!host.is_empty()).then(|| (host.to_owned(), port))
+}
+
+/// The addresses of the Runtime API (which also serves the Extensions and Telemetry APIs), from
+/// `AWS_LAMBDA_RUNTIME_API`: no guest may reach them, whatever its allow-list says (a guest that could
+/// would take other invocations' events). Empty when the variable is unset; `Err` with the value when it
+/// cannot be read or its host does not resolve.
+pub async fn runtime_api_endpoints() -> Result<Vec<std::net::SocketAddr>, String> {
+    let Ok(value) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+        return Ok(Vec::new());
+    };
+    let (host, port) = runtime_api_authority(&value).ok_or_else(|| value.clone())?;
+    match tokio::net::lookup_host((host.as_str(), port)).await {
+        Ok(addrs) => Ok(addrs.collect()),
+        Err(_) => Err(value),
+    }
+}
+
 /// The event exactly as Lambda delivered it: JSON, or why it is not.
 ///
 /// Deserializing never fails, so a malformed event reaches our handler and
@@ -374,4 +410,29 @@ pub async fn report_init_error(error_type: &str, message: &str) -> Result<(), St
         return Err(format!("POST /init/error answered {}", resp.status()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runtime_api_authority;
+
+    #[test]
+    fn the_runtime_api_address_is_read_from_either_form() {
+        for (value, want) in [
+            ("127.0.0.1:9001", Some(("127.0.0.1", 9001))),
+            ("http://127.0.0.1:9001/.rt/fn", Some(("127.0.0.1", 9001))),
+            ("http://169.254.100.1:9001", Some(("169.254.100.1", 9001))),
+            ("localhost:9001", Some(("localhost", 9001))),
+            ("[::1]:9001", Some(("::1", 9001))),
+            ("http://[fd00::1]:8080/2018-06-01/runtime", Some(("fd00::1", 8080))),
+            ("http://runtime.internal/x", Some(("runtime.internal", 80))),
+            (" 127.0.0.1:9001 ", Some(("127.0.0.1", 9001))),
+            ("", None),
+            ("http://", None),
+            ("127.0.0.1:notaport", None),
+        ] {
+            let got = runtime_api_authority(value);
+            assert_eq!(got.as_ref().map(|(h, p)| (h.as_str(), *p)), want, "{value:?}");
+        }
+    }
 }

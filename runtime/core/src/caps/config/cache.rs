@@ -369,6 +369,10 @@ mod tests {
             init: SpanIds::child_of(""),
             connections: None,
             keyvalue: None,
+            outbound: std::sync::Arc::new(
+                crate::caps::outbound::send::Connector::new(&Default::default()).expect("TLS settings"),
+            ),
+            log_sink: Default::default(),
         }
     }
 
