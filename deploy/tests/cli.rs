@@ -965,3 +965,329 @@ fn task_sigkill_at_random_points_with_shipped_settings_loses_no_commit_and_resul
         counts.join("; ")
     );
 }
+
+
+#[test]
+fn serve_refuses_bad_listener_limits_at_start_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!("manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n"),
+    );
+    let out = run(nimbus().args(["serve", "--max-connections", "0", "--manifest"]).arg(&m));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--max-connections") && stderr.contains("1..=1000000"),
+        "{stderr}"
+    );
+    let out = run(nimbus()
+        .env("NIMBUS_HEADER_READ_TIMEOUT", "forever")
+        .args(["serve", "--manifest"])
+        .arg(&m));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--header-read-timeout") && stderr.contains("not a duration"),
+        "{stderr}"
+    );
+}
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves no server behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `nimbus` run by `bash` under an open-file limit as `ulimit` sets it (`-S -n N`: the soft limit only, as
+/// a default login has it; `-n N`: soft and hard), like [`nimbus`] otherwise.
+fn nimbus_under_ulimit(ulimit: &str) -> Command {
+    let mut c = Command::new("bash");
+    c.env("NIMBUS_LOG", "warn").args([
+        "-c",
+        &format!("ulimit {ulimit} && exec \"$@\""),
+        "bash",
+        env!("CARGO_BIN_EXE_nimbus"),
+    ]);
+    c
+}
+
+/// The address `nimbus serve` printed.
+fn serve_addr(url: &str) -> std::net::SocketAddr {
+    url.strip_prefix("http://").unwrap().parse().unwrap()
+}
+
+/// The loopback address `127.0.{a}.{b}` (clients play several addresses against per-address bounds).
+fn loopback(a: u8, b: u8) -> std::net::IpAddr {
+    std::net::IpAddr::from([127, 0, a, b])
+}
+
+/// Raises this test process's own open-file limit for the many client sockets it opens (`need`).
+fn enough_open_files(need: u64) {
+    let limit = nimbus_platforms::listener::raise_open_file_limit().unwrap_or(0);
+    assert!(
+        limit >= need,
+        "this test opens {need} sockets; the open-file limit is {limit} (raise the hard limit: ulimit -Hn)"
+    );
+}
+
+/// Opens `per_address` connections from each address of `from`, fifty at a time, each sending half a
+/// request line and nothing more. A connect that does not complete in 5 s (the server stopped accepting,
+/// its backlog is full) is given up on.
+async fn slow_clients(
+    addr: std::net::SocketAddr,
+    from: &[std::net::IpAddr],
+    per_address: usize,
+) -> Vec<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let mut out = Vec::with_capacity(from.len() * per_address);
+    for &ip in from {
+        for batch in 0..per_address.div_ceil(50) {
+            let n = 50.min(per_address - batch * 50);
+            let connects = (0..n).map(|_| async move {
+                let mut s = tokio::time::timeout(Duration::from_secs(5), nimbus_tests::connect_from(ip, addr))
+                    .await
+                    .ok()?
+                    .ok()?;
+                s.write_all(b"GET /hel").await.ok()?;
+                Some(s)
+            });
+            out.extend(futures_util::future::join_all(connects).await.into_iter().flatten());
+        }
+    }
+    out
+}
+
+/// What the server did with slow clients so far: how many it answered (a refusal, by status), and how many
+/// it holds open without a word (nothing to read within a second).
+async fn slow_client_states(clients: &[tokio::net::TcpStream]) -> (std::collections::BTreeMap<u16, usize>, usize) {
+    let states = clients.iter().map(|c| async move {
+        let mut buf = [0u8; 512];
+        let read = async {
+            loop {
+                c.readable().await?;
+                match c.try_read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    other => return other,
+                }
+            }
+        };
+        match tokio::time::timeout(Duration::from_secs(1), read).await {
+            Err(_) => None,
+            Ok(Ok(n)) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                Some(text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0))
+            }
+            Ok(Err(_)) => Some(0),
+        }
+    });
+    let mut answered = std::collections::BTreeMap::new();
+    let mut held = 0;
+    for state in futures_util::future::join_all(states).await {
+        match state {
+            None => held += 1,
+            Some(status) => *answered.entry(status).or_insert(0) += 1,
+        }
+    }
+    (answered, held)
+}
+
+/// `GET {path}` from `from` over a new connection, retried every 100 ms while the server refuses it (503)
+/// or does not answer within 5 s, until `deadline`. The status it ended with and how long it took.
+async fn get_until_served(
+    from: std::net::IpAddr,
+    addr: std::net::SocketAddr,
+    path: &str,
+    deadline: std::time::Instant,
+) -> (u16, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    loop {
+        let attempt = async {
+            let mut s = nimbus_tests::connect_from(from, addr).await.ok()?;
+            let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).await.ok()?;
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).await.ok()?;
+            String::from_utf8_lossy(&out)
+                .split_whitespace()
+                .nth(1)?
+                .parse::<u16>()
+                .ok()
+        };
+        let status = tokio::time::timeout(Duration::from_secs(5), attempt)
+            .await
+            .ok()
+            .flatten();
+        match status {
+            Some(503) | None if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return (other.unwrap_or(0), started.elapsed()),
+        }
+    }
+}
+
+#[test]
+fn serve_answers_at_once_while_a_thousand_slow_clients_hold_connections_with_the_shipped_limits() {
+    const SLOW: usize = 1200;
+    enough_open_files(SLOW as u64 + 200);
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!("manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n"),
+    );
+    // The soft limit of a default Linux login (1024); the hard one is left as it is.
+    let (child, url, _output) = start_serve_logged(&m, &mut nimbus_under_ulimit("-S -n 1024"), &[]);
+    let _serve = KillOnDrop(child);
+    let addr = serve_addr(&url);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let started = std::time::Instant::now();
+        let slow = slow_clients(addr, &[loopback(0, 1)], SLOW).await;
+        let opened = started.elapsed();
+        // A normal client from another address, while the slow ones are held.
+        let (status, took) = get_until_served(loopback(0, 2), addr, "/hello", started + Duration::from_secs(60)).await;
+        let (answered, held) = slow_client_states(&slow).await;
+        eprintln!(
+            "{} slow connections opened in {opened:?}; answered {answered:?}, {held} held; /hello: {status} \
+             after {took:?}",
+            slow.len()
+        );
+        assert_eq!(status, 200, "the normal request was not served");
+        assert!(
+            took < Duration::from_secs(10),
+            "the normal request waited {took:?}, as long as the header timeout"
+        );
+        // One address holds at most its share (max_connections_per_ip = 256); the rest were answered 429
+        // (unless opening them took so long that held ones timed out and made room meanwhile).
+        assert!(held > 0 && held <= 256, "{held} held");
+        if opened < Duration::from_secs(8) {
+            assert_eq!(
+                answered.get(&429).copied().unwrap_or(0) + held,
+                slow.len(),
+                "{answered:?}"
+            );
+        }
+    });
+}
+
+#[test]
+fn serve_under_a_low_descriptor_limit_serves_a_normal_request_within_the_header_timeout_of_a_flood() {
+    const PER_ADDRESS: usize = 200;
+    const ADDRESSES: u8 = 6;
+    enough_open_files(PER_ADDRESS as u64 * ADDRESSES as u64 + 200);
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!("manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n"),
+    );
+    // Soft and hard limit 1024: the connection bound comes down to fit (768), so accept never runs out.
+    // A short header timeout keeps the test short (given as the environment variable, which the flag
+    // reads too).
+    let timeout = Duration::from_secs(5);
+    let mut cmd = nimbus_under_ulimit("-n 1024");
+    cmd.env("NIMBUS_HEADER_READ_TIMEOUT", "5s");
+    let (child, url, output) = start_serve_logged(&m, &mut cmd, &[]);
+    let _serve = KillOnDrop(child);
+    let addr = serve_addr(&url);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let started = std::time::Instant::now();
+        // From six addresses, each under its own bound: the global bound is what they meet.
+        let from: Vec<_> = (1..=ADDRESSES).map(|b| loopback(1, b)).collect();
+        let slow = slow_clients(addr, &from, PER_ADDRESS).await;
+        let opened = started.elapsed();
+        let (status, took) = get_until_served(
+            loopback(0, 3),
+            addr,
+            "/hello",
+            started + timeout + Duration::from_secs(30),
+        )
+        .await;
+        let (answered, held) = slow_client_states(&slow).await;
+        eprintln!(
+            "{} slow connections opened in {opened:?}; answered {answered:?}, {held} still held; /hello: \
+             {status} after {took:?} (header timeout {timeout:?})",
+            slow.len()
+        );
+        assert_eq!(status, 200, "the normal request was not served");
+        assert!(
+            started.elapsed() < opened + timeout + Duration::from_secs(10),
+            "served {:?} after the flood began",
+            started.elapsed()
+        );
+        // The excess was refused at once with 503, not left hanging (if the flood came faster than the
+        // held connections timed out).
+        if opened < timeout {
+            assert!(answered.get(&503).copied().unwrap_or(0) > 0, "{answered:?}");
+        }
+    });
+    // The bound came down to fit the descriptors, and said so.
+    let printed = output.all();
+    assert!(printed.contains("serving at most 768 connections"), "{printed}");
+}
+
+/// The resident memory of process `pid` in KiB (`VmRSS` of /proc/PID/status).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn serve_gives_back_the_memory_of_a_thousand_slow_clients_once_they_leave() {
+    const PER_ADDRESS: usize = 250;
+    enough_open_files(4 * PER_ADDRESS as u64 + 200);
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!("manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n"),
+    );
+    let (child, url, _output) = start_serve_logged(&m, &mut nimbus(), &["--no-access-log".as_ref()]);
+    let serve = KillOnDrop(child);
+    let addr = serve_addr(&url);
+    let pid = serve.0.id();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let served = |deadline| get_until_served(loopback(0, 2), addr, "/hello", deadline);
+        // The baseline is taken after ordinary requests: what serving keeps (instances, caches, the
+        // runtime's threads) is in it.
+        for _ in 0..50 {
+            assert_eq!(served(std::time::Instant::now()).await.0, 200);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let baseline = rss_kib(pid);
+        // A thousand slow clients from four addresses: under both connection bounds, so all are held.
+        let from: Vec<_> = (1..=4).map(|b| loopback(3, b)).collect();
+        let slow = slow_clients(addr, &from, PER_ADDRESS).await;
+        assert_eq!(served(std::time::Instant::now() + Duration::from_secs(30)).await.0, 200);
+        let peak = rss_kib(pid);
+        let (answered, held) = slow_client_states(&slow).await;
+        assert_eq!(held, slow.len(), "all held: {answered:?}");
+        drop(slow);
+        // The server sees them go, frees their state and gives the pages back.
+        let grown = peak.saturating_sub(baseline);
+        let allowed = baseline + (grown / 4).max(4 * 1024);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut after = rss_kib(pid);
+        while after > allowed && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            after = rss_kib(pid);
+        }
+        eprintln!(
+            "RSS: {baseline} KiB before, {peak} KiB with {held} slow connections ({} KiB each), {after} KiB \
+             after they left",
+            grown / held.max(1) as u64
+        );
+        assert!(
+            after <= allowed,
+            "RSS {after} KiB, {} KiB above the baseline",
+            after.saturating_sub(baseline)
+        );
+    });
+}

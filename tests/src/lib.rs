@@ -4,6 +4,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use nimbus_core::logs::LogSink;
 use nimbus_core::{BootOptions, Host, Manifest};
+use nimbus_platforms::listener::ListenerLimits;
 use nimbus_platforms::local::{Connections, Gateway, GatewayOptions};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -49,8 +50,21 @@ pub async fn boot_manifest(m: Manifest, opts: BootOptions) -> (Arc<Host>, Logs) 
 
 /// Starts a gateway on a free loopback port (access log captured too).
 pub async fn gateway(host: Arc<Host>, logs: Logs) -> Gateway {
+    gateway_with_limits(host, logs, None, ListenerLimits::default()).await
+}
+
+/// Starts a gateway (access log captured) with these connection limits, whose WebSocket clients are
+/// `connections` when given.
+pub async fn gateway_with_limits(
+    host: Arc<Host>,
+    logs: Logs,
+    connections: Option<Arc<Connections>>,
+    limits: ListenerLimits,
+) -> Gateway {
     let opts = GatewayOptions {
         log_sink: LogSink::Capture(logs),
+        connections,
+        limits,
         ..GatewayOptions::default()
     };
     Gateway::start(host, "127.0.0.1:0".parse().unwrap(), opts)
@@ -77,14 +91,7 @@ pub async fn boot_serving_with(text: &str, opts: BootOptions) -> (Arc<Host>, Log
 
 /// Starts a gateway (access log captured) whose WebSocket clients are `connections`.
 pub async fn ws_gateway(host: Arc<Host>, logs: Logs, connections: Arc<Connections>) -> Gateway {
-    let opts = GatewayOptions {
-        log_sink: LogSink::Capture(logs),
-        connections: Some(connections),
-        ..GatewayOptions::default()
-    };
-    Gateway::start(host, "127.0.0.1:0".parse().unwrap(), opts)
-        .await
-        .expect("bind gateway")
+    gateway_with_limits(host, logs, Some(connections), ListenerLimits::default()).await
 }
 
 /// A response read fully.
@@ -144,6 +151,17 @@ pub async fn request(
         .map(|b| b.to_bytes())
         .map_err(|e| e.to_string());
     Reply { status, headers, body }
+}
+
+/// A TCP connection to `addr` from the loopback address `from` (any of 127.0.0.0/8), so that tests can
+/// play several clients against per-address bounds.
+pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+    let socket = match from {
+        std::net::IpAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::IpAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(addr).await
 }
 
 /// Shorthand for a GET.

@@ -4,6 +4,7 @@ use crate::progress::{Step, boot_progress};
 use nimbus_core::artifact::LoadedFrom;
 use nimbus_core::telemetry::Platform;
 use nimbus_core::{BootOptions, Host, Kind, Tasks};
+use nimbus_platforms::listener::{self, ListenerLimits};
 use nimbus_platforms::local::{Connections, Gateway, GatewayOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,6 +29,49 @@ pub struct Args {
     /// manifest). A restarted `nimbus serve` on the same directory resumes the tasks in it.
     #[arg(long, value_name = "DIR", env = "NIMBUS_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    #[command(flatten)]
+    limits: Limits,
+}
+
+/// The listener's connection limits (README, "Limits"); each unset one keeps its default.
+#[derive(clap::Args)]
+struct Limits {
+    /// How long a client may take to send a request's head, from connecting (or from the first byte of a
+    /// later request on the same connection) [default: 10s].
+    #[arg(long, value_name = "DURATION", env = "NIMBUS_HEADER_READ_TIMEOUT", value_parser = listener::parse_timeout)]
+    header_read_timeout: Option<Duration>,
+    /// How long a kept-alive connection may sit without a request before it is closed [default: 60s].
+    #[arg(long, value_name = "DURATION", env = "NIMBUS_KEEP_ALIVE_IDLE", value_parser = listener::parse_timeout)]
+    keep_alive_idle: Option<Duration>,
+    /// Open connections at most, WebSockets included; more are answered 503 [default: 1024, lowered to
+    /// fit the open-file limit].
+    #[arg(long, value_name = "N", env = "NIMBUS_MAX_CONNECTIONS", value_parser = listener::parse_max_connections)]
+    max_connections: Option<u32>,
+    /// Open HTTP connections per client address at most; more are answered 429; 0: no per-address bound
+    /// [default: 256].
+    #[arg(
+        long,
+        value_name = "N",
+        env = "NIMBUS_MAX_CONNECTIONS_PER_IP",
+        value_parser = listener::parse_max_connections_per_ip
+    )]
+    max_connections_per_ip: Option<u32>,
+}
+
+impl Limits {
+    /// The limits given, the defaults for the rest.
+    fn resolve(&self) -> ListenerLimits {
+        let d = ListenerLimits::default();
+        ListenerLimits {
+            header_read_timeout: self.header_read_timeout.unwrap_or(d.header_read_timeout),
+            keep_alive_idle: self.keep_alive_idle.unwrap_or(d.keep_alive_idle),
+            max_connections: self.max_connections.unwrap_or(d.max_connections),
+            max_connections_per_ip: match self.max_connections_per_ip {
+                Some(n) => listener::per_ip_bound(n),
+                None => d.max_connections_per_ip,
+            },
+        }
+    }
 }
 
 /// The state directory (tasks, and `kv/` for `wasi:keyvalue`): `--state-dir`, else `.nimbus/state` beside
@@ -113,6 +157,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         access_log: !args.no_access_log,
         tasks,
         connections: Some(connections),
+        limits: args.limits.resolve(),
         ..GatewayOptions::default()
     };
     let gateway = Gateway::start(host.clone(), args.listen, gw_opts)
@@ -200,5 +245,38 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_flags_state_the_listeners_defaults() {
+        let cmd = <Args as clap::Args>::augment_args(clap::Command::new("serve"));
+        let help = |id: &str| {
+            let arg = cmd.get_arguments().find(|a| a.get_id() == id).expect(id);
+            arg.get_help().map(|h| h.to_string()).unwrap_or_default()
+        };
+        let d = ListenerLimits::default();
+        let per_ip = d.max_connections_per_ip.unwrap_or(0);
+        for (id, default) in [
+            (
+                "header_read_timeout",
+                format!("[default: {}s]", d.header_read_timeout.as_secs()),
+            ),
+            (
+                "keep_alive_idle",
+                format!("[default: {}s]", d.keep_alive_idle.as_secs()),
+            ),
+            ("max_connections", format!("[default: {},", d.max_connections)),
+            ("max_connections_per_ip", format!("[default: {per_ip}]")),
+        ] {
+            assert!(help(id).contains(&default), "--{id}: {:?} lacks {default:?}", help(id));
+        }
+        let none: [&str; 0] = [];
+        let parsed = <Args as clap::FromArgMatches>::from_arg_matches(&cmd.clone().get_matches_from(none)).unwrap();
+        assert_eq!(parsed.limits.resolve(), d, "no flag: the defaults");
     }
 }

@@ -2,6 +2,7 @@
 //! types and HTTP statuses.
 
 use crate::manifest::ManifestError;
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -154,6 +155,19 @@ impl InvokeError {
             InvokeError::NoResponse => "Nimbus.NoResponse",
             InvokeError::WrongKind { .. } => "Nimbus.WrongKind",
             InvokeError::Internal(_) => "Nimbus.Internal",
+        }
+    }
+
+    /// What the caller is told (`message` of a gateway's answer, `errorMessage` of a Lambda error). A
+    /// trap's text carries the guest's wasm backtrace (function names, code offsets) and a host fault's
+    /// carries host internals: the caller gets only a sentence saying what kind of failure it was, and
+    /// finds the details in the invocation's log line by its request id. Every other error is about the
+    /// request or a limit, and is told as it is.
+    pub fn public_message(&self) -> Cow<'_, str> {
+        match self {
+            InvokeError::Trap(_) => Cow::Borrowed("the function trapped; the details are in its log"),
+            InvokeError::Internal(_) => Cow::Borrowed("internal error; the details are in the log"),
+            other => Cow::Owned(other.to_string()),
         }
     }
 

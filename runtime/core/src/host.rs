@@ -1024,6 +1024,24 @@ fn content_length(h: &http::HeaderMap) -> Option<u64> {
     h.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// Longest trap description kept: a deep recursion's backtrace has thousands of frames.
+const MAX_TRAP_DETAIL: usize = 16 * 1024;
+
+/// A failed guest call's error chain (the trap, then its wasm backtrace), at most [`MAX_TRAP_DETAIL`] bytes.
+fn trap_detail(err: &wasmtime::Error) -> String {
+    let mut text = format!("{err:#}");
+    if text.len() > MAX_TRAP_DETAIL {
+        let mut cut = MAX_TRAP_DETAIL;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let dropped = text.len() - cut;
+        text.truncate(cut);
+        text.push_str(&format!(" … ({dropped} more bytes)"));
+    }
+    text
+}
+
 /// Turns a failed guest call into the invocation's error.
 fn classify(err: wasmtime::Error, limits: &MemoryLimiter, timeout: Duration) -> InvokeError {
     if limits.hit {
@@ -1033,9 +1051,11 @@ fn classify(err: wasmtime::Error, limits: &MemoryLimiter, timeout: Duration) -> 
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => InvokeError::Deadline(timeout),
-        Some(trap) => InvokeError::Trap(trap.to_string()),
+        // The whole chain: the trap and the wasm backtrace (function names, offsets) for the log line.
+        // Callers see only `InvokeError::public_message`.
+        Some(_) => InvokeError::Trap(trap_detail(&err)),
         None => {
-            let msg = format!("{err:#}");
+            let msg = trap_detail(&err);
             if msg.contains("maximum concurrent") || msg.contains("pooling allocator") {
                 InvokeError::Overloaded {
                     concurrency: 0,

@@ -4,11 +4,14 @@
 //! - [`lambda`]: AWS Lambda's Runtime API, driven by [`bootstrap`], the
 //!   custom runtime's executable;
 //! - [`local`]: `nimbus serve`, an API-gateway-like HTTP server with routes
-//!   from the manifest and the Lambda Invoke API for event functions.
+//!   from the manifest and the Lambda Invoke API for event functions;
+//! - [`listener`]: the HTTP listener with its connection limits, shared by
+//!   every adapter that accepts connections.
 #![deny(missing_docs)]
 
 pub mod bootstrap;
 pub mod lambda;
+pub mod listener;
 pub mod local;
 pub mod reply;
 pub mod runtime;

@@ -33,9 +33,10 @@ pub fn plain(status: StatusCode, error_type: &str, message: &str) -> Reply {
     json(status, &serde_json::json!({ "error": error_type, "message": message }))
 }
 
-/// The answer for a failed invocation.
+/// The answer for a failed invocation: its type and [`InvokeError::public_message`] (a trap's backtrace
+/// stays in the log).
 pub fn for_error(e: &InvokeError) -> Reply {
-    let mut r = plain(e.http_status(), e.error_type(), &e.to_string());
+    let mut r = plain(e.http_status(), e.error_type(), &e.public_message());
     if let InvokeError::Overloaded { retry_after, .. } = e {
         r.headers
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));

@@ -25,6 +25,36 @@ async fn trapping_guest_yields_500_and_next_request_succeeds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_tells_the_caller_its_type_and_request_id_and_only_the_log_has_the_backtrace() {
+    let (gw, logs) = shared_gateway().await;
+    let r = get(gw.addr(), "/trap").await;
+    assert_eq!(r.status, 500);
+    let rid = r.headers["x-nimbus-request-id"].to_str().unwrap().to_string();
+    let v = r.json();
+    assert_eq!(
+        v,
+        serde_json::json!({"error": "Nimbus.Trap", "message": "the function trapped; the details are in its log"})
+    );
+    // Nothing else in the answer says more: its headers are the usual ones.
+    let mut names: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["content-length", "content-type", "date", "x-nimbus-request-id"]);
+    // The log line of the invocation keeps the wasm backtrace, with the guest's function names.
+    let lines = logs.lock().unwrap().clone();
+    let failed = lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["msg"] == "invocation failed" && l["request_id"] == rid.as_str())
+        .unwrap_or_else(|| panic!("no failure line for {rid}: {lines:?}"));
+    assert_eq!(failed["level"], "ERROR");
+    assert_eq!(failed["function"], "trap");
+    assert_eq!(failed["error_type"], "Nimbus.Trap");
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains("wasm backtrace") && error.contains(".wasm!"), "{error}");
+    assert!(error.contains("wasm `unreachable` instruction executed"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_loop_is_stopped_at_its_deadline_with_504() {
     let (gw, _) = shared_gateway().await;
     let timeout = Duration::from_millis(500);

@@ -10,6 +10,7 @@ mod events;
 mod failures;
 mod http;
 mod keyvalue;
+mod listener;
 mod metrics;
 mod outbound;
 mod reuse;

@@ -22,11 +22,12 @@ use lambda_runtime::Diagnostic;
 use nimbus_core::InvokeError;
 use serde_json::value::RawValue;
 
-/// The `errorType` / `errorMessage` Lambda records for a failed invocation.
+/// The `errorType` / `errorMessage` Lambda records for a failed invocation, which the invoker receives:
+/// [`InvokeError::public_message`] (a trap's backtrace stays in the function's log).
 pub fn diagnostic(e: &InvokeError) -> Diagnostic {
     Diagnostic {
         error_type: e.error_type().into(),
-        error_message: e.to_string(),
+        error_message: e.public_message().into_owned(),
     }
 }
 

@@ -2,7 +2,10 @@
 //!
 //! Routes come from the manifest. Each request becomes one invocation in a
 //! fresh instance; failures become clear JSON errors with the status an API
-//! gateway would use (404, 405, 413, 500, 502, 503 + `Retry-After`, 504).
+//! gateway would use (404, 405, 413, 500, 502, 503 + `Retry-After`, 504);
+//! a failed invocation's details go to its log line, not to the caller.
+//! Connections are accepted and bounded by the shared [`crate::listener`],
+//! and a request without a usable `Host` is answered 400 before routing.
 //! Event functions are reachable through the Lambda Invoke API path
 //! (`POST /2015-03-31/functions/{name}/invocations`), so
 //! `aws lambda invoke --endpoint-url http://127.0.0.1:3000` works too.
@@ -16,18 +19,16 @@ pub mod websocket;
 
 pub use websocket::Connections;
 
+use crate::listener::{self, Listener, ListenerLimits, Peer};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use nimbus_core::logs::{LogSink, format_record};
 use nimbus_core::{Body, Event, EventSource, Host, InvokeError, Outcome, Payload, RouteMatch, Tasks, TraceContext};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use websocket::WebSockets;
 
@@ -49,6 +50,8 @@ pub struct GatewayOptions {
     /// so that every function can send to the gateway's clients; `None`: the gateway makes its own, which
     /// only WebSocket functions' own invocations reach.
     pub connections: Option<Arc<Connections>>,
+    /// The listener's connection limits (`nimbus serve --header-read-timeout` and friends).
+    pub limits: ListenerLimits,
 }
 
 impl Default for GatewayOptions {
@@ -59,6 +62,7 @@ impl Default for GatewayOptions {
             drain_timeout: Duration::from_secs(10),
             tasks: None,
             connections: None,
+            limits: ListenerLimits::default(),
         }
     }
 }
@@ -74,13 +78,13 @@ pub struct Gateway {
 impl Gateway {
     /// Binds `addr` (port 0 picks a free port) and starts serving `host`.
     pub async fn start(host: Arc<Host>, addr: SocketAddr, opts: GatewayOptions) -> std::io::Result<Gateway> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = Listener::bind(addr, opts.limits.clone()).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let connections = opts.connections.clone().unwrap_or_default();
         let ws = Arc::new(WebSockets::new(&host, connections, stopped.clone(), &opts));
         let connections = ws.connections().clone();
-        let task = tokio::spawn(accept_loop(listener, host, Arc::new(opts), ws, stopped));
+        let task = tokio::spawn(run(listener, host, Arc::new(opts), ws, stopped));
         Ok(Gateway {
             addr,
             connections,
@@ -107,51 +111,30 @@ impl Gateway {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// Serves on the shared [`listener`] until stopped, then drains HTTP and WebSocket connections.
+async fn run(
+    listener: Listener,
     host: Arc<Host>,
     opts: Arc<GatewayOptions>,
     ws: Arc<WebSockets>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped.changed() => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let host = host.clone();
-        let opts = opts.clone();
-        let ws = ws.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let host = host.clone();
-            let opts = opts.clone();
-            let ws = ws.clone();
-            async move { Ok::<_, std::convert::Infallible>(handle(&host, &opts, &ws, peer, req).await) }
-        });
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-    }
-    drop(listener);
     let drain = opts.drain_timeout;
-    // WebSocket sessions saw the stop too: they close with 1001 and run `on-disconnect` meanwhile.
-    let (http, websockets) = tokio::join!(tokio::time::timeout(drain, graceful.shutdown()), ws.closed(drain));
-    if http.is_err() || !websockets {
+    let handler = {
+        let (opts, ws) = (opts.clone(), ws.clone());
+        move |req: Request<Incoming>, peer: Peer| {
+            let (host, opts, ws) = (host.clone(), opts.clone(), ws.clone());
+            async move { handle(&host, &opts, &ws, peer, req).await }
+        }
+    };
+    let http = listener.serve(handler, stopped.clone(), drain);
+    // WebSocket sessions see the stop too: they close with 1001 and run `on-disconnect` meanwhile.
+    let websockets = async {
+        let _ = stopped.wait_for(|stop| *stop).await;
+        ws.closed(drain).await
+    };
+    let (http, websockets) = tokio::join!(http, websockets);
+    if !http || !websockets {
         tracing::warn!(
             "shutdown: connections still open after {}s; closing them",
             drain.as_secs()
@@ -164,17 +147,21 @@ async fn handle(
     host: &Arc<Host>,
     opts: &GatewayOptions,
     ws: &WebSockets,
-    peer: SocketAddr,
-    req: Request<Incoming>,
+    peer: Peer,
+    mut req: Request<Incoming>,
 ) -> Response<Body> {
     let started = Instant::now();
+    // An HTTP/1.1 request without `Host` is refused here, before routing, so the access log shows it.
+    let authority = listener::authority::resolve(&mut req, peer.local);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // W3C, X-Ray or Function Compute: whichever the caller sent, bridged to W3C.
     let trace = TraceContext::from_headers(|name| req.headers().get_all(name).into_iter().map(|v| v.as_bytes()));
 
     let task = opts.tasks.as_ref().and_then(|t| Some((t, tasks::task_path(t, &path)?)));
-    let (function, result) = if let Some((t, (name, id))) = task {
+    let (function, result) = if let Err(bad) = authority {
+        (None, Err(encode::reply_response(bad.reply())))
+    } else if let Some((t, (name, id))) = task {
         let f = host.function(name).map(|f| (f.name.clone(), f.limits.max_request_body));
         match f {
             Some((fname, limit)) => (
@@ -191,9 +178,9 @@ async fn handle(
             ),
         }
     } else if let Some(rest) = path.strip_prefix(INVOKE_PREFIX) {
-        invoke_api(host, req, rest, trace).await
+        invoke_api(host, &opts.log_sink, req, rest, trace).await
     } else if ws.serves(&path) && websocket::is_upgrade(&req) {
-        ws.upgrade(host, req, peer, trace).await
+        ws.upgrade(host, req, peer.remote, trace).await
     } else {
         match host.route(&method, &path) {
             RouteMatch::Found { function, .. } => {
@@ -205,7 +192,8 @@ async fn handle(
                     .invoke(f, inv, Payload::Http(req))
                     .await
                     .and_then(Outcome::into_http);
-                (Some((f.name.clone(), rid)), r.map_err(|e| encode::error(&e)))
+                let r = r.map_err(|e| failed(&opts.log_sink, &f.name, &rid, &e));
+                (Some((f.name.clone(), rid)), r)
             }
             // A WebSocket path no HTTP route shares: say what it takes.
             RouteMatch::MethodNotAllowed | RouteMatch::NotFound if ws.serves(&path) => {
@@ -262,8 +250,21 @@ async fn handle(
 /// refusals and failures.
 type Routed = (Option<(Arc<str>, Arc<str>)>, Result<Response<Body>, Response<Body>>);
 
+/// Logs a failed invocation with all its details (a trap's backtrace) and answers the caller with its type
+/// and the public part of its message.
+pub(super) fn failed(sink: &LogSink, function: &str, request_id: &str, e: &InvokeError) -> Response<Body> {
+    let fields = [
+        ("function", function.into()),
+        ("request_id", request_id.into()),
+        ("error_type", e.error_type().into()),
+        ("error", e.to_string().into()),
+    ];
+    sink.write_line(&format_record("ERROR", "invocation failed", None, &fields));
+    encode::error(e)
+}
+
 /// `POST /2015-03-31/functions/{name}/invocations`: invoke an event function with the body as event.
-async fn invoke_api(host: &Host, req: Request<Incoming>, rest: &str, trace: TraceContext) -> Routed {
+async fn invoke_api(host: &Host, sink: &LogSink, req: Request<Incoming>, rest: &str, trace: TraceContext) -> Routed {
     let Some(name) = rest.strip_suffix("/invocations") else {
         return (
             None,
@@ -296,7 +297,7 @@ async fn invoke_api(host: &Host, req: Request<Incoming>, rest: &str, trace: Trac
     };
     let inv = host.new_invocation(f, None, trace);
     let rid = inv.request_id.clone();
-    let tag = Some((f.name.clone(), rid));
+    let tag = Some((f.name.clone(), rid.clone()));
     let limit = f.limits.max_request_body as usize;
     let body = match http_body_util::Limited::new(req.into_body(), limit).collect().await {
         Ok(b) => b.to_bytes(),
@@ -311,7 +312,7 @@ async fn invoke_api(host: &Host, req: Request<Incoming>, rest: &str, trace: Trac
             } else {
                 InvokeError::BadEvent(format!("cannot read the request body: {e}"))
             };
-            return (tag, Err(encode::error(&err)));
+            return (tag, Err(failed(sink, &f.name, &rid, &err)));
         }
     };
     let event = Event {
@@ -324,7 +325,7 @@ async fn invoke_api(host: &Host, req: Request<Incoming>, rest: &str, trace: Trac
         .and_then(Outcome::into_event)
     {
         Ok(out) => (tag, Ok(encode::json_response(StatusCode::OK, Bytes::from(out)))),
-        Err(e) => (tag, Err(encode::error(&e))),
+        Err(e) => (tag, Err(failed(sink, &f.name, &rid, &e))),
     }
 }
 

@@ -1,68 +1,7 @@
-//! The gateway's own limits on WebSocket clients: open connections per client address, and each
-//! connection's message rate.
+//! The gateway's own limit on each WebSocket connection's message rate. (Open connections per client
+//! address are counted by [`crate::listener::PerIp`], which the HTTP listener uses too.)
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
-
-/// Open connections per client address, for one WebSocket function (`max_connections_per_ip`).
-pub(super) struct PerIp {
-    max: u32,
-    open: Arc<Mutex<HashMap<IpAddr, u32>>>,
-}
-
-/// One open connection counted against its address; released on drop, however the connection ends.
-pub(super) struct IpSlot {
-    ip: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, u32>>>,
-}
-
-fn lock(m: &Mutex<HashMap<IpAddr, u32>>) -> MutexGuard<'_, HashMap<IpAddr, u32>> {
-    // The map holds plain counters: a panic elsewhere cannot leave it half-updated.
-    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl PerIp {
-    /// At most `max` connections per address.
-    pub(super) fn new(max: u32) -> PerIp {
-        PerIp {
-            max,
-            open: Arc::default(),
-        }
-    }
-
-    /// The limit.
-    pub(super) fn max(&self) -> u32 {
-        self.max
-    }
-
-    /// Counts one more connection from `ip`, or `None` when it already has `max`.
-    pub(super) fn acquire(&self, ip: IpAddr) -> Option<IpSlot> {
-        let mut open = lock(&self.open);
-        let n = open.entry(ip).or_insert(0);
-        if *n >= self.max {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot {
-            ip,
-            open: self.open.clone(),
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut open = lock(&self.open);
-        if let Some(n) = open.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                open.remove(&self.ip);
-            }
-        }
-    }
-}
 
 /// A token bucket: `rate` messages per second with a burst of `rate` (`messages_per_second`).
 pub(super) struct TokenBucket {
@@ -100,19 +39,6 @@ impl TokenBucket {
 mod tests {
     use super::*;
     use std::time::Duration;
-
-    #[test]
-    fn per_ip_counts_open_connections_and_releases_on_drop() {
-        let limit = PerIp::new(2);
-        let a: IpAddr = "127.0.0.1".parse().unwrap();
-        let b: IpAddr = "127.0.0.2".parse().unwrap();
-        let s1 = limit.acquire(a).unwrap();
-        let _s2 = limit.acquire(a).unwrap();
-        assert!(limit.acquire(a).is_none());
-        assert!(limit.acquire(b).is_some(), "another address has its own count");
-        drop(s1);
-        assert!(limit.acquire(a).is_some());
-    }
 
     #[test]
     fn token_bucket_allows_a_burst_then_the_rate() {

@@ -20,10 +20,10 @@ mod session;
 pub use registry::Connections;
 
 use super::{GatewayOptions, Routed, encode};
+use crate::listener::PerIp;
 use base64::Engine;
 use http::{Request, StatusCode, header};
 use hyper::body::Incoming;
-use limits::PerIp;
 use nimbus_core::logs::LogSink;
 use nimbus_core::manifest::{WebSocketSpec, offered_subprotocols};
 use nimbus_core::websocket::{Message, WsEvent, WsOutcome};
@@ -178,8 +178,10 @@ impl WebSockets {
 
         let f = &host.functions()[route.function];
         let inv = host.new_invocation(f, None, trace);
-        let tag = Some((f.name.clone(), inv.request_id.clone()));
+        let rid = inv.request_id.clone();
+        let tag = Some((f.name.clone(), rid.clone()));
         let event = WsEvent::Connect(connect);
+        let failed = |e: &InvokeError| super::failed(&self.log_sink, &f.name, &rid, e);
         let refused = match host
             .invoke(f, inv, Payload::WebSocket(event, Some(self.connections.clone())))
             .await
@@ -189,10 +191,8 @@ impl WebSockets {
                 let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
                 Some(encode::text_response(status, r.reason))
             }
-            Ok(other) => Some(encode::error(&InvokeError::Internal(format!(
-                "on-connect answered {other:?}"
-            )))),
-            Err(e) => Some(encode::error(&e)),
+            Ok(other) => Some(failed(&InvokeError::Internal(format!("on-connect answered {other:?}")))),
+            Err(e) => Some(failed(&e)),
         };
         if let Some(resp) = refused {
             return (tag, Err(resp));

@@ -12,7 +12,8 @@
 
 use super::registry::{Connections, Entry, Signals};
 use super::{Live, Out};
-use crate::local::websocket::limits::{IpSlot, TokenBucket};
+use crate::listener::IpSlot;
+use crate::local::websocket::limits::TokenBucket;
 use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
