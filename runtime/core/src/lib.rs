@@ -31,6 +31,7 @@ pub mod engine;
 pub mod error;
 mod exports;
 pub mod host;
+mod incoming;
 pub mod invocation;
 pub mod logs;
 pub mod manifest;
@@ -44,7 +45,9 @@ pub mod websocket;
 pub use error::{BootError, InvokeError};
 pub use exports::Kind;
 pub use host::{BootOptions, Function, Host, RunContext, RunEnd, TaskError};
-pub use invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
+pub use invocation::{
+    DeadlineCause, Event, EventSource, Invocation, Outcome, Payload, PlatformBudget, PlatformDeadline, TraceContext,
+};
 pub use manifest::Manifest;
 pub use router::RouteMatch;
 pub use state::HostState;
