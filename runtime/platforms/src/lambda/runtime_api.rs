@@ -66,11 +66,11 @@ impl RuntimeApiEndpoint {
     /// The full URI of `path` (which starts with [`API_PREFIX`]).
     fn uri(&self, path: &str) -> Result<Uri, http::Error> {
         let pq = PathAndQuery::try_from(format!("{}{path}", self.base_path))?;
-        Ok(Uri::builder()
+        Uri::builder()
             .scheme("http")
             .authority(self.authority.clone())
             .path_and_query(pq)
-            .build()?)
+            .build()
     }
 }
 
