@@ -52,30 +52,6 @@ impl Invocation {
         }
     }
 
-    /// An invocation of `function` that must finish within `timeout` from now, or sooner when the platform
-    /// allows it only `platform` (its own deadline, less the host's margin): whichever comes first is the
-    /// deadline and its [`DeadlineCause`].
-    pub fn within(
-        function: Arc<str>,
-        timeout: Duration,
-        platform: Option<PlatformBudget>,
-        request_id: Option<String>,
-        trace: TraceContext,
-    ) -> Invocation {
-        match platform {
-            Some(p) if p.left < timeout => {
-                let mut inv = Invocation::new(function, p.left, request_id, trace);
-                inv.deadline_cause = DeadlineCause::Platform {
-                    source: p.source,
-                    budget: p.left,
-                    timeout,
-                };
-                inv
-            }
-            _ => Invocation::new(function, timeout, request_id, trace),
-        }
-    }
-
     /// An invocation whose deadline the platform set (Lambda's
     /// `Lambda-Runtime-Deadline-Ms`, named by `source`): the guest is stopped `margin` before
     /// it, so the host can always report an outcome before the platform
@@ -89,11 +65,16 @@ impl Invocation {
         trace: TraceContext,
     ) -> Invocation {
         let left = Duration::from_millis(platform.unix_ms.saturating_sub(unix_ms_now())).saturating_sub(margin);
-        let budget = PlatformBudget {
-            left,
+        if left >= timeout {
+            return Invocation::new(function, timeout, request_id, trace);
+        }
+        let mut inv = Invocation::new(function, left, request_id, trace);
+        inv.deadline_cause = DeadlineCause::Platform {
             source: platform.source,
+            budget: left,
+            timeout,
         };
-        Invocation::within(function, timeout, Some(budget), request_id, trace)
+        inv
     }
 
     /// Time left before the deadline (zero once passed).
@@ -108,15 +89,6 @@ pub struct PlatformDeadline {
     /// The deadline in milliseconds since the Unix epoch.
     pub unix_ms: u64,
     /// Where it came from, for error messages (`Lambda-Runtime-Deadline-Ms`).
-    pub source: &'static str,
-}
-
-/// How long a platform lets an invocation run from now (its deadline less the host's margin).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlatformBudget {
-    /// The time left.
-    pub left: Duration,
-    /// Where the platform's deadline came from (`Lambda-Runtime-Deadline-Ms`).
     pub source: &'static str,
 }
 

@@ -45,9 +45,7 @@ pub mod websocket;
 pub use error::{BootError, InvokeError};
 pub use exports::Kind;
 pub use host::{BootOptions, Function, Host, RunContext, RunEnd, TaskError};
-pub use invocation::{
-    DeadlineCause, Event, EventSource, Invocation, Outcome, Payload, PlatformBudget, PlatformDeadline, TraceContext,
-};
+pub use invocation::{DeadlineCause, Event, EventSource, Invocation, Outcome, Payload, PlatformDeadline, TraceContext};
 pub use manifest::Manifest;
 pub use router::RouteMatch;
 pub use state::HostState;

@@ -8,7 +8,11 @@
 //! seen with another Runtime API emulator), where AWS documents a 500 as "exit promptly" and a missing header
 //! calls for a message, not a backtrace. This client checks each answer and hands every failure back as a
 //! [`RuntimeApiError`] naming the call and what was wrong; the loop in [`super::run`] decides what is fatal.
-//! It costs nothing measurable: both use hyper's pooled HTTP/1 client, one connection, one request per call.
+//! Both use hyper's pooled HTTP/1 client. Measured (debug build with this crate at opt-level 2, 3,000 API
+//! Gateway hello invocations from a minimal Runtime API stub, median of 5 alternating runs): `bootstrap` used
+//! 0.92 s of CPU with this client against 1.23 s with `lambda_runtime`'s loop, which leaves the `/response`
+//! answer unread and so, against a server that sends that answer's body in a second write, connects anew for
+//! every invocation; this client reads every answer and keeps its one connection.
 //!
 //! `AWS_LAMBDA_RUNTIME_API` is `host:port` on Lambda; emulators also set `http://host:port` and
 //! `http://host:port/some/path` (`cargo lambda watch`: `http://127.0.0.1:9001/.rt/fn`), where the path is a
