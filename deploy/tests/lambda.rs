@@ -5,7 +5,7 @@
 use nimbus_tests::components::{
     CHAT, CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, OUTBOUND, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
 };
-use nimbus_tests::lambda_emulator::{InvokeOptions, LambdaEmulator, Outcome};
+use nimbus_tests::lambda_emulator::{DeadlineHeader, InvokeOptions, LambdaEmulator, Outcome};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -33,6 +33,10 @@ component = "{ECHO}"
 
 [function.event-check]
 component = "{EVENT_CHECK}"
+
+[function.event-check-short]
+component = "{EVENT_CHECK}"
+timeout = "1s"
 
 [function.context]
 component = "{CONTEXT}"
@@ -120,6 +124,7 @@ fn packaged() -> &'static Packaged {
             "http-echo",
             "echo",
             "event-check",
+            "event-check-short",
             "context",
             "trap",
             "spin",
@@ -186,8 +191,17 @@ impl Runtime {
         Runtime::start_in(&task.join("bootstrap"), &task, env).await
     }
 
+    /// Starts `<task>/bootstrap` for the unpacked function `name` against `emu`.
+    async fn start_on(emu: LambdaEmulator, name: &str, env: &[(&str, &str)]) -> Runtime {
+        let task = packaged().tasks.join(name);
+        Runtime::start_with(emu, &task.join("bootstrap"), &task, env).await
+    }
+
     async fn start_in(bootstrap: &Path, task_root: &Path, env: &[(&str, &str)]) -> Runtime {
-        let emu = LambdaEmulator::start().await;
+        Runtime::start_with(LambdaEmulator::start().await, bootstrap, task_root, env).await
+    }
+
+    async fn start_with(emu: LambdaEmulator, bootstrap: &Path, task_root: &Path, env: &[(&str, &str)]) -> Runtime {
         let mut cmd = Command::new(bootstrap);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
@@ -243,6 +257,21 @@ impl Runtime {
     /// The host's own log lines (stderr).
     fn host_logs(&self) -> Vec<String> {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// The first host log line containing `needle`, waiting up to `wait` for it (the reader thread may lag
+    /// behind the process).
+    async fn host_log_line(&self, needle: &str, wait: Duration) -> Option<String> {
+        let until = Instant::now() + wait;
+        loop {
+            if let Some(line) = self.host_logs().into_iter().find(|l| l.contains(needle)) {
+                return Some(line);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The `(errorType, errorMessage)` reported to `/init/error`.
@@ -521,14 +550,11 @@ async fn event_failures_go_to_the_error_endpoint_and_the_runtime_keeps_serving()
         assert!(msg.contains(needle), "{ty}: {msg}");
         // The invoker never gets a trap's internals (the wasm backtrace, the trap's kind).
         assert!(!msg.contains(".wasm!") && !msg.contains("unreachable"), "{ty}: {msg}");
-        // `lambda_runtime` marks every reported error `unhandled` in the header.
-        assert!(matches!(
-            &outcome,
-            Outcome::Error {
-                header_type: Some(_),
-                ..
-            }
-        ));
+        // The error type goes in the header too.
+        assert!(
+            matches!(&outcome, Outcome::Error { header_type: Some(h), .. } if *h == ty),
+            "{outcome:?}"
+        );
         assert_eq!(ok().await, json!({"doubled": 42}), "after {error_type}");
     }
 
@@ -1524,4 +1550,224 @@ async fn chat_on_lambda_keeps_rooms_in_dynamodb_and_broadcasts_through_the_manag
         .filter(|s| s.path == "/@connections/c2")
         .any(|s| s.body.as_ref() == br#"{"event":"left","name":"ann"}"#);
     assert!(to_bob, "bob hears that ann left");
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `AWS_LAMBDA_RUNTIME_API` as a URL with a path before `/2018-06-01` (`cargo lambda watch` sets
+/// `http://127.0.0.1:9001/.rt/fn`): every call goes under it, `/init/error` included; a plain `http://host:port`
+/// works too.
+#[tokio::test]
+async fn a_runtime_api_url_with_a_path_serves_events_and_takes_init_errors() {
+    let emu = LambdaEmulator::start_at("/.rt/fn").await;
+    assert!(emu.runtime_api().starts_with("http://127.0.0.1:") && emu.runtime_api().ends_with("/.rt/fn"));
+    let rt = Runtime::start_on(emu, "event-check", &[]).await;
+    assert_eq!(rt.invoke(json!({"n": 21})).await.json(), json!({"doubled": 42}));
+    let (ty, msg) = rt.invoke(json!({"fail": "boom"})).await.error();
+    assert_eq!(ty, "Function.Failed", "{msg}");
+    assert_eq!(rt.invoke(json!({"n": 1})).await.json(), json!({"doubled": 2}));
+
+    // A boot that fails (no manifest) is reported under the path too, and the process exits non-zero.
+    let boot = packaged().tasks.join("echo").join("bootstrap");
+    let empty = tempfile::tempdir().unwrap();
+    let mut rt = Runtime::start_with(LambdaEmulator::start_at("/.rt/fn").await, &boot, empty.path(), &[]).await;
+    let (ty, msg) = rt.init_failure().await;
+    assert_eq!(ty, "Nimbus.Init.NoManifest", "{msg}");
+    assert_ne!(rt.exit_code(Duration::from_secs(10)).await, Some(0));
+
+    // `http://host:port`, no path: the same.
+    let emu = LambdaEmulator::start().await;
+    let url = emu.runtime_api_url();
+    let rt = Runtime::start_with(emu, &boot, empty.path(), &[("AWS_LAMBDA_RUNTIME_API", &url)]).await;
+    assert_eq!(rt.init_failure().await.0, "Nimbus.Init.NoManifest");
+    let emu = LambdaEmulator::start().await;
+    let url = emu.runtime_api_url();
+    let rt = Runtime::start_on(emu, "echo", &[("AWS_LAMBDA_RUNTIME_API", &url)]).await;
+    assert_eq!(rt.invoke(json!({"x": 1})).await.json()["echo"], json!({"x": 1}));
+}
+
+/// A `Lambda-Runtime-Deadline-Ms` that is no epoch time (`600000`, as another emulator sent: a timeout, not a
+/// time), or none at all, leaves the manifest's timeout in force, not a zero budget; the warning comes once.
+#[tokio::test]
+async fn a_deadline_that_is_no_epoch_time_leaves_the_manifest_timeout_and_warns_once() {
+    let rt = Runtime::start("context", &[]).await;
+    let event = json!({"version": "2.0", "rawPath": "/", "headers": {"host": "h"},
+                       "requestContext": {"http": {"method": "GET"}, "stage": "$default"}, "isBase64Encoded": false});
+    let headers = [
+        DeadlineHeader::Raw("600000".into()),
+        DeadlineHeader::Raw("600000".into()),
+        DeadlineHeader::Raw("0".into()),
+        DeadlineHeader::Missing,
+    ];
+    for header in headers {
+        let before = unix_ms();
+        let opts = InvokeOptions {
+            deadline_header: header.clone(),
+            ..InvokeOptions::default()
+        };
+        let resp = rt.emu.invoke_with(event.to_string(), opts).await.json();
+        assert_eq!(resp["statusCode"], 200, "{header:?}: {resp}");
+        let ctx = echoed(&resp);
+        // The manifest's 30 s timeout, less what a slow machine spent getting the guest going.
+        let remaining = ctx["remaining_ms"].as_u64().unwrap();
+        assert!(
+            (20_000..=30_000).contains(&remaining),
+            "{header:?}: {remaining} ms left"
+        );
+        let budget = ctx["deadline_ms"].as_u64().unwrap().saturating_sub(before);
+        assert!(
+            (25_000..=31_000).contains(&budget),
+            "{header:?}: deadline {budget} ms ahead"
+        );
+    }
+    let warnings: Vec<String> = rt
+        .host_logs()
+        .into_iter()
+        .filter(|l| l.contains("Lambda-Runtime-Deadline-Ms"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "warned once per process: {warnings:?}");
+    assert!(
+        warnings[0].contains("600000") && warnings[0].contains("manifest timeout") && warnings[0].contains("WARN"),
+        "{warnings:?}"
+    );
+    // A real deadline is still followed.
+    let ctx = echoed(
+        &rt.emu
+            .invoke_with(event.to_string(), InvokeOptions::default())
+            .await
+            .json(),
+    );
+    assert!(ctx["remaining_ms"].as_u64().unwrap() <= 10_000, "{ctx}");
+}
+
+/// A Runtime API that cannot go on ends the process cleanly: exit code 1, one log line naming the call and
+/// what was wrong, no panic (before, `lambda_runtime` panicked: exit 101).
+#[tokio::test]
+async fn runtime_api_failures_end_the_process_with_one_clear_line() {
+    // A 500 from /next, which AWS documents as unrecoverable, after a good invocation.
+    let mut rt = Runtime::start("echo", &[]).await;
+    assert_eq!(rt.invoke(json!({"a": 1})).await.json()["echo"], json!({"a": 1}));
+    rt.emu.fail_next(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let code = rt.exit_code(Duration::from_secs(20)).await;
+    assert_eq!(code, Some(1), "{:?}", rt.host_logs());
+    let line = rt
+        .host_log_line(
+            "GET /2018-06-01/runtime/invocation/next answered 500",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(line.is_some(), "{:?}", rt.host_logs());
+    let logs = rt.host_logs();
+    assert!(!logs.iter().any(|l| l.contains("panicked")), "{logs:?}");
+
+    // An event without its request id can never be answered: the runtime says so and exits.
+    let mut rt = Runtime::start("echo", &[]).await;
+    let opts = InvokeOptions {
+        request_id_header: false,
+        wait: Duration::from_secs(5),
+        ..InvokeOptions::default()
+    };
+    assert_eq!(rt.emu.try_invoke(json!({"a": 2}).to_string(), opts).await, None);
+    assert_eq!(
+        rt.exit_code(Duration::from_secs(20)).await,
+        Some(1),
+        "{:?}",
+        rt.host_logs()
+    );
+    let line = rt
+        .host_log_line("Lambda-Runtime-Aws-Request-Id", Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| panic!("{:?}", rt.host_logs()));
+    assert!(
+        line.contains("invocation/next") && line.contains("cannot be answered"),
+        "{line}"
+    );
+    let logs = rt.host_logs();
+    assert!(!logs.iter().any(|l| l.contains("panicked")), "{logs:?}");
+}
+
+/// A `Host` header that is no valid URI authority (AWS's sample event says
+/// `1234567890.execute-api.{dns_suffix}`) reaches the guest as given; the URI gets the event's domain name or
+/// `localhost`. A `Host` the authority carries is not repeated as a header, as before.
+#[tokio::test]
+async fn a_host_header_that_is_no_authority_reaches_the_guest_as_given() {
+    let rt = Runtime::start("http-echo", &[]).await;
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures/events/aws_lambda_events/example-apigw-console-request.json");
+    let sample: Value = serde_json::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+    let resp = rt.invoke(sample).await.json();
+    assert_eq!(resp["statusCode"], 200, "{resp}");
+    let e = echoed(&resp);
+    assert_eq!(
+        header_values(&e, "host"),
+        ["1234567890.execute-api.{dns_suffix}"],
+        "{e}"
+    );
+    assert_eq!(e["authority"], "localhost");
+    assert_eq!(e["path"], "/path/to/resource");
+
+    // HTTP API (v2): the valid domain name is the authority, the odd host header stays.
+    let v2 = json!({"version": "2.0", "rawPath": "/x", "headers": {"host": "id.execute-api.{dns_suffix}"},
+                    "requestContext": {"http": {"method": "GET"}, "domainName": "id.execute-api.us-east-1.amazonaws.com"},
+                    "isBase64Encoded": false});
+    let e = echoed(&rt.invoke(v2).await.json());
+    assert_eq!(e["authority"], "id.execute-api.us-east-1.amazonaws.com");
+    assert_eq!(header_values(&e, "host"), ["id.execute-api.{dns_suffix}"]);
+
+    let plain = json!({"version": "2.0", "rawPath": "/x", "headers": {"host": "api.example.com"},
+                       "requestContext": {"http": {"method": "GET"}}, "isBase64Encoded": false});
+    let e = echoed(&rt.invoke(plain).await.json());
+    assert_eq!(e["authority"], "api.example.com");
+    assert!(header_values(&e, "host").is_empty(), "{e}");
+}
+
+/// A deadline error names what stopped the invocation: Lambda's deadline when it came before the manifest's
+/// timeout, the manifest's timeout when that came first.
+#[tokio::test]
+async fn a_deadline_error_names_what_stopped_the_invocation() {
+    // Lambda allows 2 s; the manifest 30 s.
+    let rt = Runtime::start("event-check", &[("NIMBUS_DEADLINE_MARGIN_MS", "400")]).await;
+    let opts = InvokeOptions {
+        timeout: Duration::from_secs(2),
+        ..InvokeOptions::default()
+    };
+    let (ty, msg) = rt.emu.invoke_with(r#"{"spin": true}"#, opts.clone()).await.error();
+    assert_eq!(ty, "Nimbus.Deadline");
+    assert!(
+        msg.contains("platform deadline (Lambda-Runtime-Deadline-Ms") && msg.contains("manifest timeout of 30 s"),
+        "{msg}"
+    );
+    assert!(!msg.contains("30000ms"), "{msg}");
+    let logs = rt.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("Nimbus.Deadline") && l.contains("platform deadline")),
+        "the log line says the same: {logs:?}"
+    );
+    // An HTTP function's 504 says the same.
+    let spin = Runtime::start("spin", &[("NIMBUS_DEADLINE_MARGIN_MS", "400")]).await;
+    let apigw = json!({"version": "2.0", "rawPath": "/x", "headers": {"host": "h"},
+                       "requestContext": {"http": {"method": "GET"}}, "isBase64Encoded": false});
+    let resp = spin.emu.invoke_with(apigw.to_string(), opts).await.json();
+    assert_eq!(resp["statusCode"], 504);
+    let body: Value = serde_json::from_str(resp["body"].as_str().unwrap()).unwrap();
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("platform deadline (Lambda-Runtime-Deadline-Ms"),
+        "{body}"
+    );
+
+    // Lambda allows 10 s; the manifest 1 s.
+    let rt = Runtime::start("event-check-short", &[]).await;
+    let (ty, msg) = rt.emu.invoke(r#"{"spin": true}"#).await.error();
+    assert_eq!(ty, "Nimbus.Deadline");
+    assert!(msg.contains("ran longer than its 1000ms timeout"), "{msg}");
+    assert!(!msg.contains("platform"), "{msg}");
 }

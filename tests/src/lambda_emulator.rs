@@ -7,6 +7,12 @@
 //!   complete that invocation (`202`); an unknown id is a `400`, a response
 //!   over the payload quota a `413`, as Lambda answers;
 //! - `POST /2018-06-01/runtime/init/error` records the init failure.
+//!
+//! Quirks other Runtime API implementations have, each switched on by a test: a path prefix before
+//! `/2018-06-01` with `AWS_LAMBDA_RUNTIME_API` as a URL (`cargo lambda watch` serves under
+//! `http://127.0.0.1:9001/.rt/fn`; [`LambdaEmulator::start_at`]), a deadline header that is not an epoch time
+//! or none ([`DeadlineHeader`]), an event without its request id ([`InvokeOptions::request_id_header`]), and
+//! a `/next` answered with an error status ([`LambdaEmulator::fail_next`]).
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -57,6 +63,18 @@ impl Outcome {
     }
 }
 
+/// What `/next` sends as `Lambda-Runtime-Deadline-Ms`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum DeadlineHeader {
+    /// Now + [`InvokeOptions::timeout`] in milliseconds since the Unix epoch, as Lambda sends it.
+    #[default]
+    FromTimeout,
+    /// This text instead (another emulator sent `600000`, a timeout rather than a time).
+    Raw(String),
+    /// No header at all.
+    Missing,
+}
+
 /// How to invoke.
 #[derive(Debug, Clone)]
 pub struct InvokeOptions {
@@ -66,6 +84,10 @@ pub struct InvokeOptions {
     pub trace_id: Option<String>,
     /// How long to wait for the runtime's answer before giving up.
     pub wait: Duration,
+    /// The deadline header `/next` sends.
+    pub deadline_header: DeadlineHeader,
+    /// Whether `/next` sends `Lambda-Runtime-Aws-Request-Id` (without it the event cannot be answered).
+    pub request_id_header: bool,
 }
 
 impl Default for InvokeOptions {
@@ -74,6 +96,8 @@ impl Default for InvokeOptions {
             timeout: Duration::from_secs(10),
             trace_id: Some("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1".into()),
             wait: Duration::from_secs(30),
+            deadline_header: DeadlineHeader::FromTimeout,
+            request_id_header: true,
         }
     }
 }
@@ -81,9 +105,18 @@ impl Default for InvokeOptions {
 struct Pending {
     id: String,
     event: Bytes,
-    deadline_ms: u64,
+    deadline: Option<String>,
+    request_id_header: bool,
     trace_id: Option<String>,
     done: oneshot::Sender<Outcome>,
+}
+
+/// What the next `/next` call gets.
+enum Next {
+    /// An event.
+    Event(Pending),
+    /// This error status and body.
+    Fail(StatusCode, serde_json::Value),
 }
 
 #[derive(Default)]
@@ -98,7 +131,9 @@ struct State {
 /// A running emulator; stops when dropped.
 pub struct LambdaEmulator {
     addr: SocketAddr,
-    queue: mpsc::UnboundedSender<Pending>,
+    /// The path the Runtime API is served under (empty, or `/.rt/fn`).
+    base_path: String,
+    queue: mpsc::UnboundedSender<Next>,
     state: Arc<Mutex<State>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -115,24 +150,32 @@ pub const MAX_RESPONSE: usize = 6 * 1024 * 1024;
 impl LambdaEmulator {
     /// Starts on a free loopback port.
     pub async fn start() -> LambdaEmulator {
+        LambdaEmulator::start_at("").await
+    }
+
+    /// Starts on a free loopback port, serving the Runtime API under `base_path` (`/.rt/fn`, as
+    /// `cargo lambda watch` does); requests outside it are answered 404.
+    pub async fn start_at(base_path: &str) -> LambdaEmulator {
+        let base_path = base_path.trim_end_matches('/').to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind emulator");
         let addr = listener.local_addr().expect("emulator address");
-        let (queue, rx) = mpsc::unbounded_channel::<Pending>();
+        let (queue, rx) = mpsc::unbounded_channel::<Next>();
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         let state = Arc::new(Mutex::new(State::default()));
         let st = state.clone();
+        let base = base_path.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
-                let (rx, st) = (rx.clone(), st.clone());
+                let (rx, st, base) = (rx.clone(), st.clone(), base.clone());
                 let svc = hyper::service::service_fn(move |req| {
-                    let (rx, st) = (rx.clone(), st.clone());
-                    async move { Ok::<_, std::convert::Infallible>(serve(req, rx, st).await) }
+                    let (rx, st, base) = (rx.clone(), st.clone(), base.clone());
+                    async move { Ok::<_, std::convert::Infallible>(serve(req, &base, rx, st).await) }
                 });
                 tokio::spawn(async move {
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -143,15 +186,33 @@ impl LambdaEmulator {
         });
         LambdaEmulator {
             addr,
+            base_path,
             queue,
             state,
             task,
         }
     }
 
-    /// The value for `AWS_LAMBDA_RUNTIME_API` (`127.0.0.1:port`).
+    /// The value for `AWS_LAMBDA_RUNTIME_API`: `127.0.0.1:port` as Lambda sets it, or
+    /// `http://127.0.0.1:port/base/path` when started with [`Self::start_at`].
     pub fn runtime_api(&self) -> String {
-        self.addr.to_string()
+        if self.base_path.is_empty() {
+            self.addr.to_string()
+        } else {
+            format!("http://{}{}", self.addr, self.base_path)
+        }
+    }
+
+    /// `AWS_LAMBDA_RUNTIME_API` as a URL, `http://127.0.0.1:port` (plus the base path, if any).
+    pub fn runtime_api_url(&self) -> String {
+        format!("http://{}{}", self.addr, self.base_path)
+    }
+
+    /// Answers the next `/next` call with `status` (Lambda documents a 500 there as an unrecoverable
+    /// state, after which the runtime should exit).
+    pub fn fail_next(&self, status: StatusCode) {
+        let body = serde_json::json!({"errorType": "Runtime.Unknown", "errorMessage": "emulated failure"});
+        let _ = self.queue.send(Next::Fail(status, body));
     }
 
     /// Invokes with default options (10 s timeout, an X-Ray trace id).
@@ -174,15 +235,20 @@ impl LambdaEmulator {
             request_id(st.seq)
         };
         let (done, answer) = oneshot::channel();
-        let deadline_ms = unix_ms() + opts.timeout.as_millis() as u64;
+        let deadline = match opts.deadline_header {
+            DeadlineHeader::FromTimeout => Some((unix_ms() + opts.timeout.as_millis() as u64).to_string()),
+            DeadlineHeader::Raw(text) => Some(text),
+            DeadlineHeader::Missing => None,
+        };
         let pending = Pending {
             id,
             event: event.into(),
-            deadline_ms,
+            deadline,
+            request_id_header: opts.request_id_header,
             trace_id: opts.trace_id,
             done,
         };
-        self.queue.send(pending).ok()?;
+        self.queue.send(Next::Event(pending)).ok()?;
         tokio::time::timeout(opts.wait, answer).await.ok()?.ok()
     }
 
@@ -243,11 +309,12 @@ fn accepted() -> Response<Full<Bytes>> {
 
 async fn serve(
     req: Request<Incoming>,
-    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Pending>>>,
+    base_path: &str,
+    queue: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Next>>>,
     state: Arc<Mutex<State>>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_owned();
-    let Some(rest) = path.strip_prefix(PREFIX) else {
+    let Some(rest) = path.strip_prefix(base_path).and_then(|p| p.strip_prefix(PREFIX)) else {
         return reply(StatusCode::NOT_FOUND, serde_json::json!({"errorType": "NotFound"}));
     };
     match (req.method().clone(), rest) {
@@ -257,8 +324,10 @@ async fn serve(
                 st.next_calls += 1;
                 st.first_next.get_or_insert_with(Instant::now);
             }
-            let Some(p) = queue.lock().await.recv().await else {
-                return reply(StatusCode::GONE, serde_json::json!({"errorType": "Shutdown"}));
+            let p = match queue.lock().await.recv().await {
+                Some(Next::Event(p)) => p,
+                Some(Next::Fail(status, body)) => return reply(status, body),
+                None => return reply(StatusCode::GONE, serde_json::json!({"errorType": "Shutdown"})),
             };
             state.lock().unwrap().waiting.insert(p.id.clone(), p.done);
             let mut r = Response::new(Full::new(p.event));
@@ -268,8 +337,12 @@ async fn serve(
                     h.insert(k, v);
                 }
             };
-            set("lambda-runtime-aws-request-id", &p.id);
-            set("lambda-runtime-deadline-ms", &p.deadline_ms.to_string());
+            if p.request_id_header {
+                set("lambda-runtime-aws-request-id", &p.id);
+            }
+            if let Some(deadline) = &p.deadline {
+                set("lambda-runtime-deadline-ms", deadline);
+            }
             set(
                 "lambda-runtime-invoked-function-arn",
                 "arn:aws:lambda:us-east-1:123456789012:function:nimbus-test",

@@ -1,6 +1,7 @@
 //! The two error types of the host and their one mapping to platform error
 //! types and HTTP statuses.
 
+use crate::invocation::DeadlineCause;
 use crate::manifest::ManifestError;
 use std::borrow::Cow;
 use std::path::PathBuf;
@@ -72,9 +73,10 @@ pub enum InvokeError {
     /// The guest trapped (panic, `unreachable`, out-of-bounds access, stack overflow).
     #[error("guest trapped: {0}")]
     Trap(String),
-    /// The guest ran past its deadline and was stopped.
-    #[error("deadline exceeded: the invocation ran longer than its {}ms timeout", .0.as_millis())]
-    Deadline(Duration),
+    /// The guest ran past its deadline and was stopped; the cause says which deadline (the manifest's
+    /// `timeout` or the platform's).
+    #[error("deadline exceeded: {0}")]
+    Deadline(DeadlineCause),
     /// The guest tried to grow its memory past the limit.
     #[error("out of memory: the guest tried to grow its memory past the {limit_mb}MiB limit")]
     Memory {

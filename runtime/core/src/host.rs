@@ -17,7 +17,7 @@ use crate::caps::{self, limits::MemoryLimiter};
 use crate::engine::{EngineOptions, NimbusEngine};
 use crate::error::{BootError, InvokeError};
 use crate::exports::Kind;
-use crate::invocation::{Event, EventSource, Invocation, Outcome, Payload, TraceContext};
+use crate::invocation::{DeadlineCause, Event, EventSource, Invocation, Outcome, Payload, TraceContext};
 use crate::logs::LogSink;
 use crate::manifest::{FunctionSpec, Limits, Manifest, Reuse, TaskSpec, WebSocketSpec};
 use crate::metrics::{InvocationReport, MetricsFormat};
@@ -615,16 +615,16 @@ impl Host {
             _ => Scheme::Http,
         };
         let (req, out) = {
-            let mut http = ready.store.data_mut().http();
-            let req = http.new_incoming_request(scheme, req).map_err(internal)?;
-            let out = http.new_response_outparam(tx).map_err(internal)?;
+            let state = ready.store.data_mut();
+            let req = crate::incoming::new_incoming_request(state, scheme, req).map_err(internal)?;
+            let out = state.http().new_response_outparam(tx).map_err(internal)?;
             (req, out)
         };
 
         // The guest keeps running after it hands over the response head (it
         // streams the body), so it runs in its own task holding the permit.
         let (pre, idle) = (pre.clone(), idle.clone());
-        let (deadline, timeout, reuse) = (inv.deadline, f.limits.timeout, f.reuse);
+        let (deadline, cause, reuse) = (inv.deadline, inv.deadline_cause, f.reuse);
         let task_inv = inv.clone();
         let task = tokio::spawn(async move {
             let _permit = permit;
@@ -634,8 +634,8 @@ impl Host {
             };
             let result = match tokio::time::timeout_at(deadline.into(), run).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, timeout)),
-                Err(_) => Err(InvokeError::Deadline(timeout)),
+                Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, cause)),
+                Err(_) => Err(InvokeError::Deadline(cause)),
             };
             meter.finish(&task_inv, ready.store.data().limits.peak(), result.as_ref().err());
             if result.is_ok() {
@@ -825,9 +825,17 @@ impl Host {
         let request_id = cx
             .request_id
             .unwrap_or_else(|| format!("{}-{}", run.task_id(), run.seq()));
-        let timeout = cx.time_left.map_or(f.limits.timeout, |left| left.min(f.limits.timeout));
         let trace = cx.trace.unwrap_or_else(TraceContext::new_root);
-        let inv = Arc::new(Invocation::new(f.name.clone(), timeout, Some(request_id), trace));
+        let inv = match cx.time_left {
+            // The run ends with the platform invocation it happens in, and a deadline error names that one's cause.
+            Some((left, cause)) if left < f.limits.timeout => {
+                let mut inv = Invocation::new(f.name.clone(), left, Some(request_id), trace);
+                inv.deadline_cause = cause;
+                inv
+            }
+            _ => Invocation::new(f.name.clone(), f.limits.timeout, Some(request_id), trace),
+        };
+        let inv = Arc::new(inv);
         let mut record = self
             .telemetry
             .as_ref()
@@ -848,8 +856,8 @@ impl Host {
         let (run, saves, fenced) = (state.run.take(), state.saves, state.fenced);
         let returned = match result {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
-            Err(_) => Err(InvokeError::Deadline(timeout)),
+            Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, inv.deadline_cause)),
+            Err(_) => Err(InvokeError::Deadline(inv.deadline_cause)),
         };
         meter.finish(&inv, peak, returned.as_ref().err());
         if let (Some(rec), Err(e)) = (&mut record, &returned) {
@@ -880,7 +888,7 @@ impl Host {
                 RunEnd::Failed(m)
             }
             Err(InvokeError::Deadline(d)) if saves > 0 => {
-                tracing::warn!(function = %f.name, task_id, saves, timeout_ms = d.as_millis() as u64,
+                tracing::warn!(function = %f.name, task_id, saves, timeout_ms = d.budget().as_millis() as u64,
                     "task run hit its deadline (it ignored should-yield); resuming from its last checkpoint");
                 run.yielded().await?;
                 RunEnd::DeadlineResumed
@@ -889,7 +897,7 @@ impl Host {
                 let m = match &e {
                     InvokeError::Deadline(d) => format!(
                         "the run hit its {}ms deadline without committing a checkpoint",
-                        d.as_millis()
+                        d.budget().as_millis()
                     ),
                     e => e.to_string(),
                 };
@@ -905,9 +913,10 @@ impl Host {
 /// What the platform knows about the invocation a task run happens in; all optional.
 #[derive(Debug, Clone, Default)]
 pub struct RunContext {
-    /// Time until the platform's own deadline (less a margin), when it is sooner than the function's
-    /// `timeout`: the run's deadline and `should-yield` follow it.
-    pub time_left: Option<Duration>,
+    /// Time until the deadline of the platform invocation the run happens in (less a margin), and what set
+    /// that deadline: when it is sooner than the function's `timeout`, the run's deadline, `should-yield` and a
+    /// deadline error follow it.
+    pub time_left: Option<(Duration, DeadlineCause)>,
     /// The platform's trace (e.g. Lambda's X-Ray header); else the run starts a new trace.
     pub trace: Option<TraceContext>,
     /// The platform's request id; else `{task id}-{seq}`.
@@ -981,8 +990,8 @@ fn settle<T, I>(
                 types::Error::Failed(m) => InvokeError::Guest(m),
             })
         }
-        Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, f.limits.timeout)),
-        Err(_) => Err(InvokeError::Deadline(f.limits.timeout)),
+        Ok(Err(e)) => Err(classify(e, &ready.store.data().limits, inv.deadline_cause)),
+        Err(_) => Err(InvokeError::Deadline(inv.deadline_cause)),
     };
     meter.finish(inv, peak, output.as_ref().err());
     output
@@ -1043,14 +1052,14 @@ fn trap_detail(err: &wasmtime::Error) -> String {
 }
 
 /// Turns a failed guest call into the invocation's error.
-fn classify(err: wasmtime::Error, limits: &MemoryLimiter, timeout: Duration) -> InvokeError {
+fn classify(err: wasmtime::Error, limits: &MemoryLimiter, deadline: DeadlineCause) -> InvokeError {
     if limits.hit {
         return InvokeError::Memory {
             limit_mb: limits.limit_mb(),
         };
     }
     match err.downcast_ref::<Trap>() {
-        Some(Trap::Interrupt) => InvokeError::Deadline(timeout),
+        Some(Trap::Interrupt) => InvokeError::Deadline(deadline),
         // The whole chain: the trap and the wasm backtrace (function names, offsets) for the log line.
         // Callers see only `InvokeError::public_message`.
         Some(_) => InvokeError::Trap(trap_detail(&err)),

@@ -19,6 +19,8 @@ pub struct Invocation {
     pub deadline: Instant,
     /// The same instant in milliseconds since the Unix epoch, as the guest sees it.
     pub deadline_unix_ms: u64,
+    /// What set the deadline: a deadline error names it.
+    pub deadline_cause: DeadlineCause,
     /// The W3C trace context, as the guest sees it: its `traceparent` names
     /// the invocation's own span ([`Invocation::span`]) as the parent, so
     /// whatever the guest does chains under the invocation.
@@ -44,31 +46,112 @@ impl Invocation {
             function,
             deadline: Instant::now() + timeout,
             deadline_unix_ms: now_unix_ms + timeout.as_millis() as u64,
+            deadline_cause: DeadlineCause::Timeout(timeout),
             trace,
             span,
         }
     }
 
     /// An invocation whose deadline the platform set (Lambda's
-    /// `Lambda-Runtime-Deadline-Ms`): the guest is stopped `margin` before
+    /// `Lambda-Runtime-Deadline-Ms`, named by `source`): the guest is stopped `margin` before
     /// it, so the host can always report an outcome before the platform
     /// kills the environment, and never later than `timeout` from now.
     pub fn with_platform_deadline(
         function: Arc<str>,
         timeout: Duration,
-        platform_deadline_unix_ms: u64,
+        platform: PlatformDeadline,
         margin: Duration,
         request_id: Option<String>,
         trace: TraceContext,
     ) -> Invocation {
-        let left =
-            Duration::from_millis(platform_deadline_unix_ms.saturating_sub(unix_ms_now())).saturating_sub(margin);
-        Invocation::new(function, left.min(timeout), request_id, trace)
+        let left = Duration::from_millis(platform.unix_ms.saturating_sub(unix_ms_now())).saturating_sub(margin);
+        if left >= timeout {
+            return Invocation::new(function, timeout, request_id, trace);
+        }
+        let mut inv = Invocation::new(function, left, request_id, trace);
+        inv.deadline_cause = DeadlineCause::Platform {
+            source: platform.source,
+            budget: left,
+            timeout,
+        };
+        inv
     }
 
     /// Time left before the deadline (zero once passed).
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// A platform's deadline for one invocation, as it announced it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PlatformDeadline {
+    /// The deadline in milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    /// Where it came from, for error messages (`Lambda-Runtime-Deadline-Ms`).
+    pub source: &'static str,
+}
+
+/// What set an invocation's deadline, carried with it so that a deadline error names the real cause: the
+/// manifest's `timeout`, or a platform deadline that came first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadlineCause {
+    /// The function's `timeout` (from the manifest, or the budget a caller gave [`Invocation::new`]).
+    Timeout(Duration),
+    /// The platform's deadline, less the host's margin, came before the manifest's `timeout`.
+    Platform {
+        /// Where the platform's deadline came from (`Lambda-Runtime-Deadline-Ms`).
+        source: &'static str,
+        /// The time the invocation had.
+        budget: Duration,
+        /// The manifest's `timeout`, which was longer.
+        timeout: Duration,
+    },
+}
+
+impl DeadlineCause {
+    /// The time the invocation had before it was stopped.
+    pub fn budget(&self) -> Duration {
+        match *self {
+            DeadlineCause::Timeout(t) => t,
+            DeadlineCause::Platform { budget, .. } => budget,
+        }
+    }
+}
+
+impl std::fmt::Display for DeadlineCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            DeadlineCause::Timeout(t) => write!(f, "the invocation ran longer than its {}ms timeout", t.as_millis()),
+            DeadlineCause::Platform {
+                source,
+                budget,
+                timeout,
+            } => write!(
+                f,
+                "stopped at the platform deadline ({source}, less the host's margin) after {}, {} before the \
+                 manifest timeout of {}",
+                Seconds(budget),
+                Seconds(timeout.saturating_sub(budget)),
+                Seconds(timeout)
+            ),
+        }
+    }
+}
+
+/// A duration for people: `850 ms`, `1.2 s`, `30 s`.
+struct Seconds(Duration);
+
+impl std::fmt::Display for Seconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        if ms < 1000 {
+            write!(f, "{ms} ms")
+        } else if ms.is_multiple_of(1000) {
+            write!(f, "{} s", ms / 1000)
+        } else {
+            write!(f, "{:.1} s", self.0.as_secs_f64())
+        }
     }
 }
 
@@ -253,15 +336,23 @@ mod tests {
         }
     }
 
+    fn lambda(unix_ms: u64) -> PlatformDeadline {
+        PlatformDeadline {
+            unix_ms,
+            source: "Lambda-Runtime-Deadline-Ms",
+        }
+    }
+
     #[test]
     fn platform_deadline_keeps_a_margin_and_never_exceeds_the_timeout() {
         let f: Arc<str> = Arc::from("f");
         let lambda_deadline = unix_ms_now() + 3_000;
         let margin = Duration::from_millis(100);
+        let thirty = Duration::from_secs(30);
         let inv = Invocation::with_platform_deadline(
             f.clone(),
-            Duration::from_secs(30),
-            lambda_deadline,
+            thirty,
+            lambda(lambda_deadline),
             margin,
             None,
             TraceContext::new_root(),
@@ -269,26 +360,68 @@ mod tests {
         let early = lambda_deadline - inv.deadline_unix_ms;
         assert!((100..=150).contains(&early), "{early}");
         assert!(inv.remaining() <= Duration::from_millis(2_900));
-        // The manifest's timeout still applies when it is shorter.
+        // The platform's deadline came first, and the cause says so.
+        assert!(
+            matches!(inv.deadline_cause, DeadlineCause::Platform { source: "Lambda-Runtime-Deadline-Ms", budget, timeout }
+                if timeout == thirty && budget <= Duration::from_millis(2_900) && budget >= Duration::from_millis(2_800)),
+            "{:?}",
+            inv.deadline_cause
+        );
+        // The manifest's timeout still applies when it is shorter, and is then the cause.
+        let half = Duration::from_millis(500);
         let inv = Invocation::with_platform_deadline(
             f.clone(),
-            Duration::from_millis(500),
-            lambda_deadline,
+            half,
+            lambda(lambda_deadline),
             margin,
             None,
             TraceContext::new_root(),
         );
-        assert!(inv.remaining() <= Duration::from_millis(500));
+        assert!(inv.remaining() <= half);
+        assert_eq!(inv.deadline_cause, DeadlineCause::Timeout(half));
         // A deadline already inside the margin leaves nothing: the guest is stopped at once.
         let inv = Invocation::with_platform_deadline(
             f,
-            Duration::from_secs(30),
-            unix_ms_now() + 50,
+            thirty,
+            lambda(unix_ms_now() + 50),
             margin,
             None,
             TraceContext::new_root(),
         );
         assert_eq!(inv.remaining(), Duration::ZERO);
+        assert_eq!(inv.deadline_cause.budget(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_deadline_cause_names_what_stopped_the_invocation() {
+        let timeout = DeadlineCause::Timeout(Duration::from_secs(30)).to_string();
+        assert_eq!(timeout, "the invocation ran longer than its 30000ms timeout");
+        let platform = DeadlineCause::Platform {
+            source: "Lambda-Runtime-Deadline-Ms",
+            budget: Duration::from_millis(1_850),
+            timeout: Duration::from_secs(30),
+        }
+        .to_string();
+        assert!(
+            platform.contains("platform deadline (Lambda-Runtime-Deadline-Ms"),
+            "{platform}"
+        );
+        assert!(
+            platform.contains("after 1.9 s") || platform.contains("after 1.8 s"),
+            "{platform}"
+        );
+        assert!(platform.contains("before the manifest timeout of 30 s"), "{platform}");
+        assert!(!platform.contains("30000ms timeout"), "{platform}");
+        let short = DeadlineCause::Platform {
+            source: "Lambda-Runtime-Deadline-Ms",
+            budget: Duration::from_millis(850),
+            timeout: Duration::from_millis(1_000),
+        }
+        .to_string();
+        assert!(
+            short.contains("after 850 ms, 150 ms before the manifest timeout of 1 s"),
+            "{short}"
+        );
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! invocations through [`crate::lambda`] until the environment is shut down.
 //! Anything that stops boot — a bad manifest, a bad artifact, a missing
 //! required config value — is reported to `/init/error` with a message that
-//! names the cause, and the process exits non-zero.
+//! names the cause, and the process exits non-zero. So does a Runtime API
+//! that cannot go on (see [`crate::lambda`]): one log line names the call and
+//! what was wrong, and the process exits 1.
 //!
 //! Settings (environment variables; a bad value is an init error):
 //! - `NIMBUS_MANIFEST`: the manifest (default: `$LAMBDA_TASK_ROOT/nimbus.toml`, then `/opt/nimbus.toml`);
@@ -267,9 +269,10 @@ pub fn main() -> ExitCode {
             }
         };
         match lambda::run(host, 0, opts).await {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(never) => match never {},
+            // One line naming the Runtime API call and what was wrong; never a panic.
             Err(e) => {
-                tracing::error!("the Runtime API loop stopped: {e}");
+                tracing::error!("stopping: {e}");
                 ExitCode::FAILURE
             }
         }

@@ -444,6 +444,9 @@ fn build(p: HttpParts) -> Result<Request<Bytes>, String> {
             .map_err(|e| format!("isBase64Encoded is true but the body is not base64: {e}"))?,
     };
     let mut headers = p.headers;
+    // The URI's authority: the Host header when it is a valid one, else the event's domain name, else
+    // `localhost`. The Host header itself is never rewritten: one that no authority can hold (AWS's sample
+    // events say `1234567890.execute-api.{dns_suffix}`) reaches the guest as given.
     let host = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
         Some(h) if h.parse::<http::uri::Authority>().is_ok() => h.to_owned(),
         _ => p
@@ -451,7 +454,9 @@ fn build(p: HttpParts) -> Result<Request<Bytes>, String> {
             .filter(|d| d.parse::<http::uri::Authority>().is_ok())
             .unwrap_or_else(|| "localhost".into()),
     };
-    if let Ok(v) = HeaderValue::from_str(&host) {
+    if !headers.contains_key(header::HOST)
+        && let Ok(v) = HeaderValue::from_str(&host)
+    {
         headers.insert(header::HOST, v);
     }
     let scheme = match headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) {
@@ -556,7 +561,35 @@ mod tests {
         assert_eq!(sniff(raw), Origin::ApiGatewayV1);
         let req = http_request(Origin::ApiGatewayV1, raw).unwrap();
         assert_eq!(req.uri().to_string(), "https://ok.example/a%20b/%3Cx%3E?q=a%20b%26c");
-        assert_eq!(req.headers()["host"], "ok.example");
+        assert_eq!(
+            req.headers()["host"],
+            "bad host",
+            "the Host header is passed on as given"
+        );
+    }
+
+    #[test]
+    fn a_host_that_is_no_authority_is_kept_beside_a_valid_one() {
+        // AWS's sample API Gateway console event, with no domainName: the URI falls back to localhost.
+        let fixture = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/events/aws_lambda_events/example-apigw-console-request.json"
+        );
+        let raw = std::fs::read_to_string(fixture).unwrap();
+        let req = http_request(sniff(&raw), &raw).unwrap();
+        assert_eq!(req.uri().authority().map(|a| a.as_str()), Some("localhost"));
+        assert_eq!(req.headers()["host"], "1234567890.execute-api.{dns_suffix}");
+        // HTTP API (v2): a valid requestContext.domainName is the authority; headers.host stays as given.
+        let raw = r#"{"version":"2.0","rawPath":"/","headers":{"host":"id.execute-api.{dns_suffix}"},
+            "requestContext":{"http":{"method":"GET"},"domainName":"id.execute-api.us-east-1.amazonaws.com"}}"#;
+        let req = http_request(Origin::ApiGatewayV2, raw).unwrap();
+        assert_eq!(req.uri().to_string(), "https://id.execute-api.us-east-1.amazonaws.com/");
+        assert_eq!(req.headers()["host"], "id.execute-api.{dns_suffix}");
+        // Without any Host header, the authority becomes one.
+        let raw =
+            r#"{"version":"2.0","rawPath":"/","requestContext":{"http":{"method":"GET"},"domainName":"d.example"}}"#;
+        let req = http_request(Origin::ApiGatewayV2, raw).unwrap();
+        assert_eq!(req.headers()["host"], "d.example");
     }
 
     #[test]

@@ -1,29 +1,42 @@
 //! AWS Lambda: the custom-runtime adapter behind `bootstrap`.
 //!
-//! The loop is `lambda_runtime`'s (`/next`, `/response`, `/error`); this
-//! module turns each event into one Nimbus invocation and back:
+//! The loop ([`run`]) speaks the Runtime API through [`runtime_api`]
+//! (`/next`, `/response`, `/error`); this module turns each event into one
+//! Nimbus invocation and back:
 //!
 //! - the deadline comes from `Lambda-Runtime-Deadline-Ms`, less a margin, so
-//!   the host reports an outcome before Lambda kills the environment;
+//!   the host reports an outcome before Lambda kills the environment; a
+//!   missing header, or one that is no deadline Lambda could set (`600000`,
+//!   as another emulator sent), leaves the manifest timeout in force, with a
+//!   warning logged once per process;
 //! - the trace id comes from `Lambda-Runtime-Trace-Id` (X-Ray), converted to
-//!   W3C for the guest and kept verbatim as its `_X_AMZN_TRACE_ID`;
+//!   W3C for the guest and kept verbatim as its `_X_AMZN_TRACE_ID`, never set
+//!   in the host's own environment;
 //! - HTTP events ([`decode`]) go to `wasi:http` functions and come back in
 //!   their source's response shape ([`encode`]), failures included (500,
 //!   504, … as API Gateway would answer);
 //! - other events go to `events.handle`; a failure is reported to
 //!   `/invocation/{id}/error` with Nimbus's `errorType`;
 //! - with span export or OTLP metrics on, the invocation's spans and metrics
-//!   are flushed (both at once) before the result goes back to
-//!   `lambda_runtime`: once it is posted, Lambda may freeze the environment
-//!   before a background export runs. The flush is bounded
-//!   (`NIMBUS_OTEL_FLUSH_TIMEOUT_MS`, default 200 ms), so a slow or
-//!   unreachable collector delays a result by at most that, never fails it.
+//!   are flushed (both at once) before the result is posted: once it is,
+//!   Lambda may freeze the environment before a background export runs. The
+//!   flush is bounded (`NIMBUS_OTEL_FLUSH_TIMEOUT_MS`, default 200 ms), so a
+//!   slow or unreachable collector delays a result by at most that, never
+//!   fails it.
+//!
+//! The loop ends only when the Runtime API cannot go on: no answer, a 5xx
+//! (which AWS documents as unrecoverable), or an event without a request id,
+//! which can never be answered. It returns that as a [`RuntimeApiError`]
+//! naming the call; `bootstrap` logs it and exits 1. A 4xx to a posted result
+//! (a response over Lambda's quota, a stale request id) fails that one
+//! invocation: it is logged and the loop goes on, as `lambda_runtime`'s did.
 //!
 //! Boot failures are reported to `/init/error` by [`report_init_error`].
 
 pub mod decode;
 pub mod encode;
 pub mod management;
+pub mod runtime_api;
 pub mod tasks;
 
 use crate::reply;
@@ -31,18 +44,21 @@ use crate::reply::Reply;
 use bytes::Bytes;
 use decode::Origin;
 use http_body_util::BodyExt;
-use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use lambda_runtime::Diagnostic;
 use nimbus_core::logs::{LogSink, format_record};
 use nimbus_core::manifest::offered_subprotocols;
 use nimbus_core::websocket::{Rejection, WsEvent, WsOutcome};
-use nimbus_core::{Event, EventSource, Function, Host, Invocation, InvokeError, Kind, Outcome, Payload, TraceContext};
-use serde::Deserialize;
+use nimbus_core::{
+    Event, EventSource, Function, Host, Invocation, InvokeError, Kind, Outcome, Payload, PlatformDeadline, TraceContext,
+};
+use runtime_api::{DEADLINE_HEADER, DeadlineHeader, NextEvent, RuntimeApi, RuntimeApiError};
 use serde_json::value::RawValue;
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// The Runtime API version prefix.
-pub const API_PREFIX: &str = "/2018-06-01/runtime";
+pub use runtime_api::API_PREFIX;
 
 /// What the Lambda adapter needs besides the host.
 #[derive(Clone)]
@@ -67,8 +83,8 @@ impl Default for LambdaOptions {
     }
 }
 
-/// The environment variables `lambda_runtime` requires (it panics without
-/// them); [`check_env`] names the missing ones instead.
+/// The environment variables Lambda sets for every custom runtime: without
+/// them this is not Lambda, and [`check_env`] says so.
 pub const REQUIRED_ENV: [&str; 4] = [
     "AWS_LAMBDA_RUNTIME_API",
     "AWS_LAMBDA_FUNCTION_NAME",
@@ -92,77 +108,65 @@ pub fn check_env() -> Result<(), String> {
     if std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").is_ok_and(|m| m.parse::<i32>().is_err()) {
         return Err("AWS_LAMBDA_FUNCTION_MEMORY_SIZE is not a number".into());
     }
+    if let Ok(api) = std::env::var(runtime_api::ENDPOINT_ENV) {
+        // Not even an init error could be reported to it.
+        runtime_api::parse_endpoint(&api).map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
-/// The host and port of the Runtime API from `AWS_LAMBDA_RUNTIME_API`'s value: `127.0.0.1:9001`, or a URL
-/// such as `http://127.0.0.1:9001/.rt/fn`. The host keeps IPv6 brackets off. `None`: neither.
-pub fn runtime_api_authority(value: &str) -> Option<(String, u16)> {
-    let (scheme, rest) = match value.trim().split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, value.trim()),
-    };
-    let authority: http::uri::Authority = rest.split(['/', '?']).next()?.parse().ok()?;
-    // `Authority` accepts any text after the colon; a port that is not a number is a bad value.
-    let has_port = !authority.as_str().ends_with(authority.host());
-    let port = match (authority.port_u16(), has_port, scheme) {
-        (Some(p), _, _) => p,
-        (None, true, _) => return None,
-        (None, false, Some("https")) => 443,
-        (None, false, _) => 80,
-    };
-    let host = authority.host();
-    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
-    (!host.is_empty()).then(|| (host.to_owned(), port))
-}
-
 /// The addresses of the Runtime API (which also serves the Extensions and Telemetry APIs), from
-/// `AWS_LAMBDA_RUNTIME_API`: no guest may reach them, whatever its allow-list says (a guest that could
-/// would take other invocations' events). Empty when the variable is unset; `Err` with the value when it
-/// cannot be read or its host does not resolve.
+/// `AWS_LAMBDA_RUNTIME_API` ([`runtime_api::parse_endpoint`]): no guest may reach them, whatever its
+/// allow-list says (a guest that could would take other invocations' events). Empty when the variable is
+/// unset; an error when it cannot be read or its host does not resolve.
 pub async fn runtime_api_endpoints() -> Result<Vec<std::net::SocketAddr>, String> {
-    let Ok(value) = std::env::var("AWS_LAMBDA_RUNTIME_API") else {
+    let Ok(value) = std::env::var(runtime_api::ENDPOINT_ENV) else {
         return Ok(Vec::new());
     };
-    let (host, port) = runtime_api_authority(&value).ok_or_else(|| value.clone())?;
-    match tokio::net::lookup_host((host.as_str(), port)).await {
+    let endpoint = runtime_api::parse_endpoint(&value).map_err(|e| e.to_string())?;
+    let authority = endpoint.authority();
+    let host = authority.host();
+    let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let port = authority.port_u16().unwrap_or(80);
+    match tokio::net::lookup_host((host, port)).await {
         Ok(addrs) => Ok(addrs.collect()),
-        Err(_) => Err(value),
+        Err(e) => Err(format!("{value:?}: its host does not resolve ({e})")),
     }
 }
 
-/// The event exactly as Lambda delivered it: JSON, or why it is not.
-///
-/// Deserializing never fails, so a malformed event reaches our handler and
-/// is reported as `Function.BadEvent` with a clear message instead of
-/// `lambda_runtime`'s internal error type.
-pub struct RawEvent(Result<Box<RawValue>, String>);
-
-impl<'de> Deserialize<'de> for RawEvent {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(RawEvent(Box::<RawValue>::deserialize(d).map_err(|e| e.to_string())))
-    }
-}
-
-/// Serves invocations of `function` until the Runtime API goes away.
-/// Call [`check_env`] first: `lambda_runtime` panics without its variables.
-pub async fn run(host: Arc<Host>, function: usize, opts: LambdaOptions) -> Result<(), lambda_runtime::Error> {
-    let handler = Arc::new(Handler {
+/// Serves invocations of `function` from the Runtime API that
+/// `AWS_LAMBDA_RUNTIME_API` names, until it cannot go on (see the module docs).
+pub async fn run(host: Arc<Host>, function: usize, opts: LambdaOptions) -> Result<Infallible, RuntimeApiError> {
+    let api = RuntimeApi::from_env()?;
+    let handler = Handler {
         host,
         function,
         opts,
         senders: management::Senders::default(),
         ws_endpoint: management::endpoint_from_env(),
-    });
-    let service = service_fn(move |ev: LambdaEvent<RawEvent>| {
-        let h = handler.clone();
-        async move {
-            let result = h.handle(ev).await;
-            h.host.flush_telemetry().await;
-            result
+        deadline_warned: AtomicBool::new(false),
+    };
+    loop {
+        let event = api.next().await?;
+        let result = handler.handle(&event).await;
+        handler.host.flush_telemetry().await;
+        let posted = match result {
+            Ok(body) => {
+                api.respond(&event, Bytes::from(Box::<str>::from(body).into_boxed_bytes()))
+                    .await
+            }
+            Err(diagnostic) => api.report_error(&event, &diagnostic).await,
+        };
+        match posted {
+            Ok(()) => {}
+            // The Runtime API refused this one answer (Lambda's quota, a stale id): the invocation fails, the
+            // environment goes on.
+            Err(e) if e.is_refusal() => {
+                tracing::error!(request_id = %event.request_id, "the Runtime API refused the result: {e}");
+            }
+            Err(e) => return Err(e),
         }
-    });
-    lambda_runtime::Runtime::new(service).run().await
+    }
 }
 
 struct Handler {
@@ -173,32 +177,38 @@ struct Handler {
     senders: management::Senders,
     /// `NIMBUS_WEBSOCKET_ENDPOINT`, read once: it overrides each event's own endpoint.
     ws_endpoint: Option<String>,
+    /// Whether an event without a usable deadline was warned about (once per process).
+    deadline_warned: AtomicBool,
 }
 
 impl Handler {
-    async fn handle(&self, ev: LambdaEvent<RawEvent>) -> Result<Box<RawValue>, Diagnostic> {
+    async fn handle(&self, ev: &NextEvent) -> Result<Box<RawValue>, Diagnostic> {
         let f = &self.host.functions()[self.function];
-        let ctx = ev.context;
-        let trace = match ctx.xray_trace_id.as_deref() {
+        let trace = match ev.trace_id.as_deref() {
             Some(x) => TraceContext::from_xray(x),
             None => TraceContext::new_root(),
         };
-        let rid = Some(ctx.request_id);
+        let rid = Some(ev.request_id.clone());
         // A task run's span joins the platform's trace itself (the invocation below only carries the deadline).
         let task_trace = (f.kind == Kind::Task).then(|| trace.clone());
-        let inv = if ctx.deadline > 0 {
-            Invocation::with_platform_deadline(
+        let inv = match &ev.deadline {
+            DeadlineHeader::Epoch(unix_ms) => Invocation::with_platform_deadline(
                 f.name.clone(),
                 f.limits.timeout,
-                ctx.deadline,
+                PlatformDeadline {
+                    unix_ms: *unix_ms,
+                    source: DEADLINE_HEADER,
+                },
                 self.opts.deadline_margin,
                 rid,
                 trace,
-            )
-        } else {
-            self.host.new_invocation(f, rid, trace)
+            ),
+            other => {
+                self.warn_no_deadline(other, f);
+                self.host.new_invocation(f, rid, trace)
+            }
         };
-        let raw = match ev.payload.0 {
+        let raw = match serde_json::from_slice::<Box<RawValue>>(&ev.body) {
             Ok(raw) => raw,
             Err(e) => return Err(self.failed(&inv, InvokeError::BadEvent(format!("the event is not valid JSON: {e}")))),
         };
@@ -339,6 +349,28 @@ impl Handler {
         }
     }
 
+    /// An event without a usable deadline runs with the manifest timeout; that is said once per process, since
+    /// a Runtime API that sends one such event sends them all.
+    fn warn_no_deadline(&self, header: &DeadlineHeader, f: &Function) {
+        if self.deadline_warned.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let timeout_ms = f.limits.timeout.as_millis() as u64;
+        match header {
+            DeadlineHeader::Implausible(value) => tracing::warn!(
+                function = %f.name,
+                timeout_ms,
+                "{DEADLINE_HEADER} {value:?} is no deadline (milliseconds since the Unix epoch, within the hour \
+                 ahead): invocations run with the manifest timeout instead (warned once)"
+            ),
+            _ => tracing::warn!(
+                function = %f.name,
+                timeout_ms,
+                "the event has no {DEADLINE_HEADER} header: invocations run with the manifest timeout (warned once)"
+            ),
+        }
+    }
+
     /// Logs a failed invocation and turns it into Lambda's error report.
     fn failed(&self, inv: &Invocation, e: InvokeError) -> Diagnostic {
         self.log_failure(inv, &e);
@@ -386,53 +418,13 @@ async fn collect(resp: http::Response<nimbus_core::Body>) -> Result<Reply, Invok
     })
 }
 
-/// Reports a boot failure to `/init/error` (Lambda then fails the init and
-/// shows the message). Errors reaching the Runtime API are returned, not panicked on.
-pub async fn report_init_error(error_type: &str, message: &str) -> Result<(), String> {
-    let api = std::env::var("AWS_LAMBDA_RUNTIME_API").map_err(|_| "AWS_LAMBDA_RUNTIME_API is not set".to_string())?;
-    let endpoint: http::Uri = format!("http://{api}")
-        .parse()
-        .map_err(|e| format!("bad AWS_LAMBDA_RUNTIME_API {api:?}: {e}"))?;
-    let client = lambda_runtime_api_client::Client::builder()
-        .with_endpoint(endpoint)
-        .build()
-        .map_err(|e| format!("Runtime API client: {e}"))?;
-    let body = serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string();
-    let req = lambda_runtime_api_client::build_request()
-        .method(http::Method::POST)
-        .uri(format!("{API_PREFIX}/init/error"))
-        .header("Lambda-Runtime-Function-Error-Type", error_type)
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(lambda_runtime_api_client::body::Body::from(body))
-        .map_err(|e| e.to_string())?;
-    let resp = client.call(req).await.map_err(|e| format!("POST /init/error: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("POST /init/error answered {}", resp.status()));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::runtime_api_authority;
-
-    #[test]
-    fn the_runtime_api_address_is_read_from_either_form() {
-        for (value, want) in [
-            ("127.0.0.1:9001", Some(("127.0.0.1", 9001))),
-            ("http://127.0.0.1:9001/.rt/fn", Some(("127.0.0.1", 9001))),
-            ("http://169.254.100.1:9001", Some(("169.254.100.1", 9001))),
-            ("localhost:9001", Some(("localhost", 9001))),
-            ("[::1]:9001", Some(("::1", 9001))),
-            ("http://[fd00::1]:8080/2018-06-01/runtime", Some(("fd00::1", 8080))),
-            ("http://runtime.internal/x", Some(("runtime.internal", 80))),
-            (" 127.0.0.1:9001 ", Some(("127.0.0.1", 9001))),
-            ("", None),
-            ("http://", None),
-            ("127.0.0.1:notaport", None),
-        ] {
-            let got = runtime_api_authority(value);
-            assert_eq!(got.as_ref().map(|(h, p)| (h.as_str(), *p)), want, "{value:?}");
-        }
-    }
+/// Reports a boot failure to `/init/error` at the Runtime API that
+/// `AWS_LAMBDA_RUNTIME_API` names (Lambda then fails the init and shows the
+/// message). Errors reaching the Runtime API are returned, not panicked on.
+pub async fn report_init_error(error_type: &str, message: &str) -> Result<(), RuntimeApiError> {
+    let diagnostic = Diagnostic {
+        error_type: error_type.to_owned(),
+        error_message: message.to_owned(),
+    };
+    RuntimeApi::from_env()?.init_error(&diagnostic).await
 }

@@ -214,7 +214,7 @@ impl LambdaTasks {
             }
         };
         let cx = RunContext {
-            time_left: Some(inv.remaining()),
+            time_left: Some((inv.remaining(), inv.deadline_cause)),
             trace: Some(trace.clone()),
             request_id: Some(inv.request_id.to_string()),
         };
