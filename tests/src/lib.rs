@@ -89,6 +89,23 @@ pub async fn boot_serving_with(text: &str, opts: BootOptions) -> (Arc<Host>, Log
     (host, logs, connections)
 }
 
+/// A host booted as by [`boot_serving`].
+pub type Serving = (Arc<Host>, Logs, Arc<Connections>);
+
+/// [`boot_serving`] once per test file: the first caller boots `text` into `cell` (on a thread of its own,
+/// since each `#[tokio::test]` has its own runtime), later callers share it.
+pub fn boot_serving_once(cell: &'static std::sync::OnceLock<Serving>, text: &'static str) -> Serving {
+    cell.get_or_init(|| {
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().expect("a tokio runtime");
+            rt.block_on(boot_serving(text))
+        })
+        .join()
+        .expect("boot thread")
+    })
+    .clone()
+}
+
 /// Starts a gateway (access log captured) whose WebSocket clients are `connections`.
 pub async fn ws_gateway(host: Arc<Host>, logs: Logs, connections: Arc<Connections>) -> Gateway {
     gateway_with_limits(host, logs, Some(connections), ListenerLimits::default()).await

@@ -40,17 +40,9 @@ path = "/ws"
 const PATIENCE: Duration = Duration::from_secs(20);
 
 /// The host every test here serves, with the connection registry its WebSocket function uses.
-fn host() -> (Arc<Host>, Logs, Arc<Connections>) {
-    static HOST: OnceLock<(Arc<Host>, Logs, Arc<Connections>)> = OnceLock::new();
-    HOST.get_or_init(|| {
-        std::thread::spawn(|| {
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(nimbus_tests::boot_serving(MANIFEST))
-        })
-        .join()
-        .unwrap()
-    })
-    .clone()
+fn host() -> nimbus_tests::Serving {
+    static HOST: OnceLock<nimbus_tests::Serving> = OnceLock::new();
+    nimbus_tests::boot_serving_once(&HOST, MANIFEST)
 }
 
 /// A gateway on this test's runtime with `limits`.
