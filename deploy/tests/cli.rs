@@ -966,7 +966,6 @@ fn task_sigkill_at_random_points_with_shipped_settings_loses_no_commit_and_resul
     );
 }
 
-
 #[test]
 fn serve_refuses_bad_listener_limits_at_start_naming_the_flag() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,12 +8,11 @@
 //! a second.
 
 use futures_util::{SinkExt, StreamExt};
-use nimbus_core::Host;
 use nimbus_platforms::listener::ListenerLimits;
-use nimbus_platforms::local::{Connections, Gateway};
+use nimbus_platforms::local::Gateway;
 use nimbus_tests::{Logs, connect_from};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

@@ -5,11 +5,10 @@
 //! (the machine is slow and shared); no assertion is tighter than seconds.
 
 use futures_util::{SinkExt, StreamExt};
-use nimbus_core::Host;
-use nimbus_platforms::local::{Connections, Gateway};
+use nimbus_platforms::local::Gateway;
 use nimbus_tests::Logs;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
