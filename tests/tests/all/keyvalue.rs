@@ -240,16 +240,7 @@ async fn kv_ops(host: &Host, ops: serde_json::Value) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_keys_up_to_one_kib_of_any_characters_round_trip_on_the_embedded_store() {
     let dir = tempfile::tempdir().unwrap();
-    let kv: Arc<dyn KvStore> = Arc::new(nimbus_kv::Embedded::open(dir.path()).unwrap());
-    let host = nimbus_tests::boot_with(
-        KV_OPS,
-        BootOptions {
-            keyvalue: Some(kv),
-            ..BootOptions::default()
-        },
-    )
-    .await
-    .0;
+    let host = kv_ops_host(dir.path()).await;
     let mut keys: Vec<String> = [128, 255, 1024].iter().map(|&n| "k".repeat(n)).collect();
     keys.extend(["a/b", "../..", "100%", "nul\0byte", "ключ 🔑"].map(String::from));
     keys.push("ü".repeat(512));
@@ -281,16 +272,7 @@ async fn guest_keys_up_to_one_kib_of_any_characters_round_trip_on_the_embedded_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_store_errors_never_show_host_paths() {
     let dir = tempfile::tempdir().unwrap();
-    let kv: Arc<dyn KvStore> = Arc::new(nimbus_kv::Embedded::open(dir.path()).unwrap());
-    let host = nimbus_tests::boot_with(
-        KV_OPS,
-        BootOptions {
-            keyvalue: Some(kv),
-            ..BootOptions::default()
-        },
-    )
-    .await
-    .0;
+    let host = kv_ops_host(dir.path()).await;
     let long = "k".repeat(300);
     let ops = serde_json::json!([
         {"op": "set", "key": "short", "value": "v"},
@@ -324,4 +306,14 @@ async fn guest_store_errors_never_show_host_paths() {
         );
         assert!(err.contains("failed on the host"), "{err}");
     }
+}
+
+/// A host serving the `kv_ops` program on an embedded store under `dir`.
+async fn kv_ops_host(dir: &std::path::Path) -> Arc<Host> {
+    let kv: Arc<dyn KvStore> = Arc::new(nimbus_kv::Embedded::open(dir).unwrap());
+    let opts = BootOptions {
+        keyvalue: Some(kv),
+        ..BootOptions::default()
+    };
+    nimbus_tests::boot_with(KV_OPS, opts).await.0
 }
