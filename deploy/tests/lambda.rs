@@ -79,6 +79,23 @@ component = "{ECHO}"
 [function.needs-config.config]
 api_key = { env = "NIMBUS_TEST_API_KEY" }
 token = { file = "token.txt" }
+
+# Only its deployment description is checked: every resource a deployment must grant, in every spelling.
+[function.described]
+component = "{HTTP_ECHO}"
+routes = ["GET /items/{id}", "POST /items", "/{*rest}"]
+timeout = "1500ms"
+memory = "300MiB"
+keyvalue = ["sessions", "carts"]
+allowed_outbound_hosts = ["https://api.example.com", "http://127.0.0.1:*"]
+[function.described.config]
+password = { ssm = "/shop/db/password:3", secret = true }
+flat = { ssm = "arn:aws:ssm:us-east-1:123456789012:parameter/flat-name" }
+labelled = { ssm = "/shop/db/password:prod" }
+everything = { ssm_path = "/shop/all/" }
+region = { env = "AWS_REGION", default = "us-east-1" }
+key = { env = "PAYMENT_KEY" }
+literal = { value = "x" }
 "#;
 
 fn packaged() -> &'static Packaged {
@@ -135,6 +152,7 @@ fn packaged() -> &'static Packaged {
             "chat",
             "fetch",
             "needs-config",
+            "described",
         ] {
             unzip(&dist.join(format!("lambda-x86_64/{f}.zip")), &tasks.join(f));
         }
@@ -762,6 +780,90 @@ fn packages_are_self_contained_or_split_into_layer_and_code() {
     assert!(manifest.contains("component = \"echo.wasm\""), "{manifest}");
     assert!(manifest.contains("precompiled = \"echo.cwasm.lz4\""), "{manifest}");
     assert!(!manifest.contains("http-echo"), "{manifest}");
+}
+
+/// `<function>.json`, what the Terraform modules read: every field, for each kind of function.
+#[test]
+fn packages_describe_each_function_for_terraform() {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let dist = &packaged().dist;
+    let describe = |name: &str| -> Value {
+        let text = std::fs::read_to_string(dist.join(format!("{name}.json"))).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let d = describe("described");
+    for (file, sum) in [
+        ("zip", "zip_sha256"),
+        ("code_zip", "code_zip_sha256"),
+        ("layer_zip", "layer_zip_sha256"),
+    ] {
+        let bytes = std::fs::read(dist.join(d["packages"][file].as_str().unwrap())).unwrap();
+        let expected = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(&bytes));
+        assert_eq!(d["packages"][sum], expected, "{file}");
+    }
+    let mut d = d;
+    d.as_object_mut().unwrap().remove("packages");
+    assert_eq!(
+        d,
+        json!({
+            "format": "nimbus.function/1",
+            "app": "nimbus",
+            "function": "described",
+            "kind": "http",
+            "architecture": "x86_64",
+            "runtime": "provided.al2023",
+            "handler": "bootstrap",
+            "timeout_seconds": 2,
+            "memory_mb": 428,
+            "instance_memory_mb": 300,
+            "reuse": false,
+            "routes": ["GET /items/{id}", "POST /items", "ANY /{rest+}"],
+            "websocket": null,
+            "task": null,
+            "ssm_parameters": ["/shop/db/password", "flat-name"],
+            "ssm_paths": ["/shop/all/"],
+            "env_vars": [{"name": "AWS_REGION", "required": false}, {"name": "PAYMENT_KEY", "required": true}],
+            "keyvalue_buckets": ["carts", "sessions"],
+            "outbound_hosts": ["https://api.example.com:443", "http://127.0.0.1:*"]
+        })
+    );
+    let packages = describe("echo")["packages"].clone();
+    assert_eq!(
+        (&packages["zip"], &packages["code_zip"], &packages["layer_zip"]),
+        (
+            &json!("echo.zip"),
+            &json!("echo-code.zip"),
+            &json!("nimbus-runtime.zip")
+        )
+    );
+
+    let task = describe("sha-task");
+    assert_eq!(task["kind"], "task");
+    assert_eq!(task["timeout_seconds"], 1);
+    assert_eq!(
+        task["routes"],
+        json!(["POST /tasks/sha-task", "GET /tasks/sha-task/{id}"])
+    );
+    assert_eq!(
+        task["task"],
+        json!({"max_checkpoint_bytes": 8 << 20, "yield_margin_ms": 850, "max_attempts": 3})
+    );
+    let ws = describe("ws");
+    assert_eq!((&ws["kind"], &ws["routes"]), (&json!("websocket"), &json!([])));
+    assert_eq!(
+        ws["websocket"],
+        json!({"route_selection_expression": "$request.body.action",
+               "route_keys": ["$connect", "$disconnect", "$default"]})
+    );
+    let chat = describe("chat");
+    assert_eq!(chat["keyvalue_buckets"], json!(["rooms"]));
+    assert_eq!(describe("echo")["kind"], "event");
+    assert_eq!(describe("warm")["reuse"], true);
+    assert_eq!(
+        describe("needs-config")["env_vars"],
+        json!([{"name": "NIMBUS_TEST_API_KEY", "required": true}])
+    );
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod compile;
+pub mod description;
 pub mod invoke;
 pub mod local_env;
 pub mod new;

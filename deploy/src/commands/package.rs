@@ -6,13 +6,16 @@
 //!   component and its precompiled artifact for that architecture;
 //! - `<function>-code.zip`: the same without `bootstrap`, for use with
 //! - `nimbus-runtime.zip`: a runtime layer holding only `bootstrap` (Lambda
-//!   runs `/opt/bootstrap` when the function package has none).
+//!   runs `/opt/bootstrap` when the function package has none);
+//! - `<function>.json`: the function's deployment description
+//!   ([`super::description`]), which the Terraform modules read.
 //!
 //! The packaged manifest keeps only that function, with paths rewritten to
 //! the package's files, and is checked by loading it as `bootstrap` will.
 //! Zips are reproducible: fixed timestamps, sorted entries.
 
 use super::compile::{Compiler, parse_arch};
+use super::description::{self, Description};
 use super::human_size;
 use anyhow::{Context as _, bail};
 use nimbus_core::Manifest;
@@ -85,7 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         executable: true,
     };
     write_zip(&layer, std::slice::from_ref(&boot_entry))?;
-    made.push(layer);
+    made.push(layer.clone());
 
     for f in &manifest.functions {
         if !args.functions.is_empty() && !args.functions.contains(&f.name) {
@@ -94,12 +97,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let wasm_name = format!("{}.wasm", f.name);
         let art_name = format!("{}.cwasm.lz4", f.name);
         let art_path = staging.path().join(&art_name);
+        let wasm = std::fs::read(&f.component)
+            .with_context(|| format!("{}: cannot read {}", f.name, f.component.display()))?;
+        let kind = description::component_kind(&wasm)
+            .with_context(|| format!("{}: {}", f.name, f.component.display()))?
+            .with_context(|| {
+                format!(
+                    "{}: {} exports none of wasi:http/incoming-handler, nimbus:function/events, \
+                     nimbus:function/task or nimbus:function/websocket",
+                    f.name,
+                    f.component.display()
+                )
+            })?;
         compiler.compile(Some(&f.name), &f.component, &art_path)?;
         let mut files = vec![
             Entry {
                 name: wasm_name.clone(),
-                bytes: std::fs::read(&f.component)
-                    .with_context(|| format!("{}: cannot read {}", f.name, f.component.display()))?,
+                bytes: wasm,
                 executable: false,
             },
             Entry {
@@ -144,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
         let thin = out.join(format!("{}-code.zip", f.name));
         write_zip(&thin, &files)?;
-        made.push(thin);
+        made.push(thin.clone());
         files.push(Entry {
             name: boot_entry.name.clone(),
             bytes: boot_entry.bytes.clone(),
@@ -152,7 +166,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
         let full = out.join(format!("{}.zip", f.name));
         write_zip(&full, &files)?;
+        let described = out.join(format!("{}.json", f.name));
+        Description::new(&description::Inputs {
+            app: &manifest.app_name,
+            function: f,
+            kind,
+            architecture: args.arch.lambda_name(),
+            zip: &full,
+            code_zip: &thin,
+            layer_zip: &layer,
+        })?
+        .write(&described)?;
         made.push(full);
+        made.push(described);
     }
 
     made.sort();

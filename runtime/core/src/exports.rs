@@ -20,8 +20,14 @@ impl Kind {
     /// Reads the component's exports. A component exporting several is served as HTTP, else as an event function.
     pub fn detect(component: &Component, engine: &Engine) -> Option<Kind> {
         let ty = component.component_type();
+        Kind::from_exports(ty.exports(engine).map(|(name, _)| name))
+    }
+
+    /// The kind for a component's top-level export names (`wasi:http/incoming-handler@0.2.6`, ...); what
+    /// [`Kind::detect`] uses, and what packaging uses on the `.wasm` without compiling it.
+    pub fn from_exports<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<Kind> {
         let mut kind = None;
-        for (name, _) in ty.exports(engine) {
+        for name in names {
             if name.starts_with("wasi:http/incoming-handler@0.2") {
                 return Some(Kind::Http);
             }

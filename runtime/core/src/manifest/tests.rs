@@ -461,6 +461,13 @@ websocket = {}
 }
 
 #[test]
+fn route_selection_prints_as_written_for_api_gateway() {
+    for expr in ["$request.body.action", "$request.body.meta.type", "chat"] {
+        assert_eq!(RouteSelection::parse(expr).unwrap().to_string(), expr);
+    }
+}
+
+#[test]
 fn websocket_route_selection_picks_declared_routes_else_default() {
     use crate::websocket::Message;
     let spec = |expr: &str| WebSocketSpec {

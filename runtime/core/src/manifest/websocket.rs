@@ -186,6 +186,16 @@ impl RouteSelection {
     }
 }
 
+impl std::fmt::Display for RouteSelection {
+    /// The expression as written in the manifest (and as API Gateway takes it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteSelection::Body(fields) => write!(f, "$request.body.{}", fields.join(".")),
+            RouteSelection::Literal(key) => f.write_str(key),
+        }
+    }
+}
+
 fn is_field(f: &str) -> bool {
     !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
