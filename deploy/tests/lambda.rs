@@ -13,6 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+/// The Terraform examples applied against moto, then served by the packaged `bootstrap`.
+#[path = "lambda/terraform.rs"]
+mod terraform;
+
 /// Every function the tests deploy, packaged once for the whole binary.
 struct Packaged {
     dist: PathBuf,

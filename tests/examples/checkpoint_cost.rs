@@ -226,7 +226,7 @@ async fn save_latency() {
         std::fs::create_dir_all(&peer_dir).unwrap();
         let e_peer = bare_file_write(&peer_dir, &state, n);
         let (a_med, a_p90) = saves(&aws, &state, n).await;
-        let a_peer = bare_put(&s3, &store.name, &state, n).await;
+        let a_peer = bare_put(&s3, &store.bucket, &state, n).await;
         println!("| {label} | {e_med:.2} ({e_p90:.2}) | {e_peer:.2} | {a_med:.1} ({a_p90:.1}) | {a_peer:.1} |");
     }
     println!();

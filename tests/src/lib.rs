@@ -191,4 +191,5 @@ pub mod lambda_emulator;
 pub mod moto;
 pub mod native;
 pub mod otlp_receiver;
+pub mod terraform;
 pub mod upstream;

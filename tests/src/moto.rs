@@ -120,39 +120,73 @@ read -r _ignored || true"#;
     pub async fn ssm(&self) -> aws_sdk_ssm::Client {
         aws_sdk_ssm::Client::new(&self.sdk_config().await)
     }
+
+    /// A raw call to one of moto's service APIs (`lambda`, `apigateway`, `iam`, ...), for the few reads
+    /// the tests have no SDK client for. The request is unsigned but names `service` in a SigV4-shaped
+    /// `Authorization` header, which is how moto's single endpoint tells its services apart.
+    pub async fn api(&self, service: &str, method: &str, path: &str, body: Option<&[u8]>) -> crate::Reply {
+        let auth = format!(
+            "AWS4-HMAC-SHA256 Credential=test/20260101/{REGION}/{service}/aws4_request, SignedHeaders=host, \
+             Signature=00"
+        );
+        let mut headers = vec![("authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/x-www-form-urlencoded"));
+        }
+        crate::request(self.addr, method, path, body, &headers).await
+    }
+
+    /// A Lambda function's configuration as `GetFunctionConfiguration` returns it.
+    pub async fn lambda_configuration(&self, function: &str) -> serde_json::Value {
+        let reply = self
+            .api("lambda", "GET", &format!("/2015-03-31/functions/{function}/configuration"), None)
+            .await;
+        assert_eq!(reply.status, 200, "GetFunctionConfiguration {function}: {}", reply.text());
+        reply.json()
+    }
 }
 
-/// A durable task store provisioned on moto: a bucket, a table and a queue, all named alike.
+/// A durable task store on moto: a bucket, a table and a queue ([`Moto::task_store`] makes them, or
+/// [`TaskStore::existing`] names ones made otherwise, e.g. by Terraform).
 #[derive(Debug, Clone)]
 pub struct TaskStore {
-    /// The S3 bucket, DynamoDB table and SQS queue name.
-    pub name: String,
-    /// The queue's URL.
+    /// The S3 bucket of checkpoints.
+    pub bucket: String,
+    /// The DynamoDB table of task records.
+    pub table: String,
+    /// The continuation queue's URL.
     pub queue_url: String,
+    /// The continuation queue's ARN, as Lambda's SQS event records carry it.
+    pub queue_arn: String,
 }
 
 impl TaskStore {
+    /// A store on resources that already exist.
+    pub fn existing(bucket: &str, table: &str, queue_url: &str, queue_arn: &str) -> TaskStore {
+        TaskStore {
+            bucket: bucket.into(),
+            table: table.into(),
+            queue_url: queue_url.into(),
+            queue_arn: queue_arn.into(),
+        }
+    }
+
     /// The resources for [`nimbus_checkpoint::Aws`] (path-style S3, no long polling).
     pub fn resources(&self) -> nimbus_checkpoint::AwsResources {
         nimbus_checkpoint::AwsResources {
-            bucket: self.name.clone(),
-            table: self.name.clone(),
+            bucket: self.bucket.clone(),
+            table: self.table.clone(),
             queue_url: self.queue_url.clone(),
             receive_wait_secs: 0,
             force_path_style: true,
         }
     }
 
-    /// The queue's ARN, as Lambda's SQS event records carry it.
-    pub fn queue_arn(&self) -> String {
-        format!("arn:aws:sqs:{REGION}:123456789012:{}", self.name)
-    }
-
     /// The environment a `bootstrap` serving a task function needs to use this store on `moto`.
     pub fn env(&self, moto: &Moto) -> Vec<(String, String)> {
         [
-            ("NIMBUS_STATE_BUCKET", self.name.clone()),
-            ("NIMBUS_TASK_TABLE", self.name.clone()),
+            ("NIMBUS_STATE_BUCKET", self.bucket.clone()),
+            ("NIMBUS_TASK_TABLE", self.table.clone()),
             ("NIMBUS_TASK_QUEUE_URL", self.queue_url.clone()),
             ("AWS_ENDPOINT_URL", moto.endpoint()),
             ("AWS_REGION", REGION.into()),
@@ -198,7 +232,7 @@ impl TaskStore {
             records.push(serde_json::json!({
                 "messageId": id, "receiptHandle": receipt, "body": m.body.unwrap_or_default(),
                 "attributes": {}, "messageAttributes": {}, "md5OfBody": m.md5_of_body.unwrap_or_default(),
-                "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn(), "awsRegion": REGION,
+                "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn, "awsRegion": REGION,
             }));
             receipts.push((id, receipt));
         }
@@ -250,7 +284,9 @@ impl Moto {
             .await
             .unwrap_or_else(|e| panic!("CreateQueue {name}: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)));
         TaskStore {
-            name,
+            queue_arn: format!("arn:aws:sqs:{REGION}:123456789012:{name}"),
+            bucket: name.clone(),
+            table: name,
             queue_url: queue.queue_url.expect("queue url"),
         }
     }

@@ -1,0 +1,1 @@
+logging_config_enabled = false

@@ -1,0 +1,3 @@
+logging_config_enabled = false
+enforce_tls            = false
+force_destroy          = true
