@@ -5,7 +5,10 @@ locals {
   two_way_route_keys = [for k in var.route_keys : k if !contains(["$connect", "$disconnect"], k)]
   other_route_keys   = [for k in var.route_keys : k if k != "$connect"]
 
-  management_endpoint = "https://${aws_apigatewayv2_api.this.id}.execute-api.${data.aws_region.current.name}.amazonaws.com/${aws_apigatewayv2_stage.this.name}"
+  # From the API and var.stage_name, not from the stage resource: the function module consumes these values
+  # (NIMBUS_WEBSOCKET_ENDPOINT, ManageConnections) while the stage depends on the function (routes ->
+  # integration -> invoke_arn); going through the stage would be a dependency cycle.
+  management_endpoint = "https://${aws_apigatewayv2_api.this.id}.execute-api.${data.aws_region.current.name}.amazonaws.com/${var.stage_name}"
 
   access_log_format = jsonencode({
     requestId          = "$context.requestId"

@@ -35,7 +35,7 @@ output "management_endpoint" {
 
 output "connections_arn" {
   description = "ARN pattern of the stage's connections for execute-api:ManageConnections (every method): {execution_arn}/{stage}/*/@connections/*. The function module grants only POST and DELETE."
-  value       = "${aws_apigatewayv2_api.this.execution_arn}/${aws_apigatewayv2_stage.this.name}/*/@connections/*"
+  value       = "${aws_apigatewayv2_api.this.execution_arn}/${var.stage_name}/*/@connections/*"
 }
 
 output "log_group_name" {
@@ -47,7 +47,7 @@ output "function_input" {
   description = "The object the function module's websocket_api input takes."
   value = {
     execution_arn       = aws_apigatewayv2_api.this.execution_arn
-    stage_name          = aws_apigatewayv2_stage.this.name
+    stage_name          = var.stage_name # not the stage resource: see local.management_endpoint
     management_endpoint = local.management_endpoint
   }
 }
