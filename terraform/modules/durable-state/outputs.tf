@@ -58,7 +58,7 @@ output "environment" {
 }
 
 output "function_input" {
-  description = "The object the function module's durable_state input takes."
+  description = "The object the function module's durable_state input takes (plus visibility_timeout_seconds, which that module uses to check its timeout against the queue)."
   value = {
     bucket_name = aws_s3_bucket.this.bucket
     bucket_arn  = aws_s3_bucket.this.arn
@@ -67,5 +67,7 @@ output "function_input" {
     queue_url   = aws_sqs_queue.this.url
     queue_arn   = aws_sqs_queue.this.arn
     kms_key_arn = local.kms_key_arn
+    # Not in the contract's durable_state object: lets the function module check timeout + 3 <= visibility.
+    visibility_timeout_seconds = local.visibility_timeout_seconds
   }
 }

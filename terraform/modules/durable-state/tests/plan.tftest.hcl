@@ -201,6 +201,8 @@ run "defaults" {
       queue_url   = "https://sqs.us-east-1.amazonaws.com/123456789012/app-sha-task-tasks"
       queue_arn   = "arn:aws:sqs:us-east-1:123456789012:app-sha-task-tasks"
       kms_key_arn = "arn:aws:kms:us-east-1:123456789012:key/00000000-0000-0000-0000-000000000001"
+
+      visibility_timeout_seconds = 30
     }
     error_message = "function_input is what the function module's durable_state takes."
   }
@@ -218,7 +220,7 @@ run "visibility_follows_timeout" {
   }
 
   assert {
-    condition     = aws_sqs_queue.this.visibility_timeout_seconds == 360
+    condition     = aws_sqs_queue.this.visibility_timeout_seconds == 360 && output.function_input.visibility_timeout_seconds == 360
     error_message = "Visibility timeout = 6 x 60 s."
   }
 }
