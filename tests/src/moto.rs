@@ -139,9 +139,19 @@ read -r _ignored || true"#;
     /// A Lambda function's configuration as `GetFunctionConfiguration` returns it.
     pub async fn lambda_configuration(&self, function: &str) -> serde_json::Value {
         let reply = self
-            .api("lambda", "GET", &format!("/2015-03-31/functions/{function}/configuration"), None)
+            .api(
+                "lambda",
+                "GET",
+                &format!("/2015-03-31/functions/{function}/configuration"),
+                None,
+            )
             .await;
-        assert_eq!(reply.status, 200, "GetFunctionConfiguration {function}: {}", reply.text());
+        assert_eq!(
+            reply.status,
+            200,
+            "GetFunctionConfiguration {function}: {}",
+            reply.text()
+        );
         reply.json()
     }
 }

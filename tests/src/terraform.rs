@@ -80,10 +80,7 @@ impl Example {
             template.replace("@ENDPOINT@", &moto.endpoint()),
         )
         .expect("write moto_override.tf");
-        Example {
-            dir,
-            _scratch: scratch,
-        }
+        Example { dir, _scratch: scratch }
     }
 
     /// Runs terraform here; panics with its output unless it succeeds. Returns stdout and how long it took.

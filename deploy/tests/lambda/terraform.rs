@@ -61,7 +61,9 @@ fn terraform_or_skip(test: &str) -> bool {
     match available() {
         Ok(()) => true,
         Err(why) => {
-            eprintln!("\n!!!!! SKIPPED {test}: {why}\n!!!!! install terraform and the hashicorp/aws provider to run it\n");
+            eprintln!(
+                "\n!!!!! SKIPPED {test}: {why}\n!!!!! install terraform and the hashicorp/aws provider to run it\n"
+            );
             false
         }
     }
@@ -81,10 +83,15 @@ async fn deployed_environment(moto: &Moto, function: &str, package: &str) -> Vec
     assert_eq!(config["Architectures"], json!([d["architecture"]]), "{config}");
     assert_eq!(config["Timeout"], d["timeout_seconds"], "{config}");
     assert_eq!(config["MemorySize"], d["memory_mb"], "{config}");
-    assert_eq!(config["CodeSha256"], d["packages"]["zip_sha256"], "the deployed code is the package: {config}");
+    assert_eq!(
+        config["CodeSha256"], d["packages"]["zip_sha256"],
+        "the deployed code is the package: {config}"
+    );
     assert_eq!(config["TracingConfig"]["Mode"], "Active", "{config}");
     assert!(
-        config["Role"].as_str().is_some_and(|r| r.starts_with("arn:aws:iam::123456789012:role/")),
+        config["Role"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("arn:aws:iam::123456789012:role/")),
         "{config}"
     );
     config["Environment"]["Variables"]
@@ -130,11 +137,18 @@ fn api_event(api_id: &str, route_key: &str, method: &str, path: &str, query: &st
 
 /// The route keys moto holds for an HTTP or WebSocket API.
 async fn route_keys(moto: &Moto, api_id: &str) -> Vec<String> {
-    let reply = moto.api("apigateway", "GET", &format!("/v2/apis/{api_id}/routes"), None).await;
+    let reply = moto
+        .api("apigateway", "GET", &format!("/v2/apis/{api_id}/routes"), None)
+        .await;
     assert_eq!(reply.status, 200, "GetRoutes: {}", reply.text());
     let mut keys: Vec<String> = reply.json()["items"]
         .as_array()
-        .map(|items| items.iter().filter_map(|r| r["routeKey"].as_str().map(str::to_owned)).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|r| r["routeKey"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     keys.sort();
     keys
@@ -242,12 +256,19 @@ async fn hello_http_example_deploys_on_moto_and_answers_through_its_http_api() {
     stack.init();
 
     // A route the manifest does not declare fails at plan, before anything exists.
-    let (ok, out) = stack.plan(&[("package_dir", dist.as_str()), ("name", "tf-hello"), ("routes", r#"["GET /nope"]"#)]);
+    let (ok, out) = stack.plan(&[
+        ("package_dir", dist.as_str()),
+        ("name", "tf-hello"),
+        ("routes", r#"["GET /nope"]"#),
+    ]);
     assert!(!ok, "an undeclared route must fail the plan:\n{out}");
     assert!(out.contains("GET /nope"), "the error names the route:\n{out}");
 
     let took = stack.apply(&vars);
-    eprintln!("hello-http: nimbus package {:?}, terraform apply {took:?}", shipped().took);
+    eprintln!(
+        "hello-http: nimbus package {:?}, terraform apply {took:?}",
+        shipped().took
+    );
     let outputs = stack.outputs();
     let function = outputs["function_name"].as_str().unwrap().to_owned();
     let api_id = outputs["api_id"].as_str().unwrap().to_owned();
@@ -332,7 +353,9 @@ async fn chat_websocket_example_deploys_on_moto_and_broadcasts_through_the_manag
         );
     }
     assert!(
-        granted.iter().all(|(a, r)| !a.starts_with("dynamodb:") || r.contains(&table)),
+        granted
+            .iter()
+            .all(|(a, r)| !a.starts_with("dynamodb:") || r.contains(&table)),
         "{granted:?}"
     );
 
@@ -400,7 +423,12 @@ async fn long_task_example_deploys_on_moto_and_runs_a_task_to_the_exact_result()
     let function = outputs["function_name"].as_str().unwrap().to_owned();
     let api_id = outputs["api_id"].as_str().unwrap().to_owned();
     let out = |k: &str| outputs[k].as_str().unwrap_or_else(|| panic!("output {k}")).to_owned();
-    let store = TaskStore::existing(&out("bucket_name"), &out("table_name"), &out("queue_url"), &out("queue_arn"));
+    let store = TaskStore::existing(
+        &out("bucket_name"),
+        &out("table_name"),
+        &out("queue_url"),
+        &out("queue_arn"),
+    );
     assert_eq!(
         route_keys(moto, &api_id).await,
         ["GET /tasks/sha-task/{id}", "POST /tasks/sha-task"]
@@ -416,13 +444,22 @@ async fn long_task_example_deploys_on_moto_and_runs_a_task_to_the_exact_result()
     let config = moto.lambda_configuration(&function).await;
     let arn = config["FunctionArn"].as_str().unwrap();
     let mappings = moto
-        .api("lambda", "GET", &format!("/2015-03-31/event-source-mappings/?FunctionName={arn}"), None)
+        .api(
+            "lambda",
+            "GET",
+            &format!("/2015-03-31/event-source-mappings/?FunctionName={arn}"),
+            None,
+        )
         .await
         .json();
     let esm = &mappings["EventSourceMappings"][0];
     assert_eq!(esm["EventSourceArn"], store.queue_arn, "{mappings}");
     assert_eq!(esm["BatchSize"], 1, "{mappings}");
-    assert_eq!(esm["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]), "{mappings}");
+    assert_eq!(
+        esm["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"]),
+        "{mappings}"
+    );
 
     let mut run_env = env.clone();
     run_env.extend(aws_env(moto));
@@ -432,7 +469,14 @@ async fn long_task_example_deploys_on_moto_and_runs_a_task_to_the_exact_result()
         timeout,
         ..InvokeOptions::default()
     };
-    let start = api_event(&api_id, "POST /tasks/sha-task", "POST", "/tasks/sha-task", "", r#"{"mib": 24, "seed": 9}"#);
+    let start = api_event(
+        &api_id,
+        "POST /tasks/sha-task",
+        "POST",
+        "/tasks/sha-task",
+        "",
+        r#"{"mib": 24, "seed": 9}"#,
+    );
     let (status, started) = http_json(&rt.invoke(start).await.json());
     assert_eq!(status, 202, "{started}; host: {:?}", rt.host_logs());
     let id = started["task_id"].as_str().unwrap().to_owned();
@@ -496,14 +540,18 @@ async fn purge_versions(moto: &Moto, bucket: &str) {
         .send()
         .await
         .unwrap_or_else(|e| panic!("ListObjectVersions: {}", aws_sdk_s3::error::DisplayErrorContext(&e)));
-    let versions = listed
-        .versions()
-        .iter()
-        .map(|v| (v.key().unwrap_or_default().to_owned(), v.version_id().map(str::to_owned)));
-    let markers = listed
-        .delete_markers()
-        .iter()
-        .map(|m| (m.key().unwrap_or_default().to_owned(), m.version_id().map(str::to_owned)));
+    let versions = listed.versions().iter().map(|v| {
+        (
+            v.key().unwrap_or_default().to_owned(),
+            v.version_id().map(str::to_owned),
+        )
+    });
+    let markers = listed.delete_markers().iter().map(|m| {
+        (
+            m.key().unwrap_or_default().to_owned(),
+            m.version_id().map(str::to_owned),
+        )
+    });
     for (key, version) in versions.chain(markers).collect::<Vec<_>>() {
         s3.delete_object()
             .bucket(bucket)
