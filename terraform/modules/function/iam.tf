@@ -35,7 +35,7 @@ locals {
     length(local.d.ssm_parameters) > 0 ? [{
       sid        = "SsmParameters"
       actions    = ["ssm:GetParameters"]
-      resources  = [for n in local.d.ssm_parameters : "${local.ssm_arn_prefix}${n}"]
+      resources  = [for n in local.d.ssm_parameters : "${local.ssm_arn_prefix}/${trimprefix(n, "/")}"]
       conditions = []
     }] : [],
     length(local.d.ssm_paths) > 0 ? [{
