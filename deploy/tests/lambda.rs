@@ -1614,9 +1614,16 @@ async fn chat_on_lambda_keeps_rooms_in_dynamodb_and_broadcasts_through_the_manag
         ("AWS_SECRET_ACCESS_KEY", "test"),
     ];
     let rt = Runtime::start("chat", &env).await;
+    chat_conversation(&rt, &proxy, "abc123").await;
+}
+
+/// Two clients of the chat function join a room, one sends, the other leaves: each reply is the route
+/// response, and each broadcast and notice reaches the Management API behind `proxy`.
+async fn chat_conversation(rt: &Runtime, proxy: &nimbus_tests::fault_proxy::FaultProxy, api_id: &str) {
     let msg = |conn: &str, route: &str, body: Value| {
         let mut ev = ws_event(route, Some(&body.to_string()), false, json!({}));
         ev["requestContext"]["connectionId"] = json!(conn);
+        ev["requestContext"]["apiId"] = json!(api_id);
         ev
     };
     let joined = rt
@@ -1648,7 +1655,12 @@ async fn chat_on_lambda_keeps_rooms_in_dynamodb_and_broadcasts_through_the_manag
         to_ann.contains(&r#"{"event":"message","from":"bob","text":"hi"}"#.to_owned()),
         "{to_ann:?}"
     );
-    let bye = ws_event("$disconnect", None, false, json!({"connectionId": "c1"}));
+    let bye = ws_event(
+        "$disconnect",
+        None,
+        false,
+        json!({"connectionId": "c1", "apiId": api_id}),
+    );
     assert_eq!(rt.invoke(bye).await.json(), json!({"statusCode": 200}));
     let to_bob = proxy
         .seen()

@@ -91,12 +91,34 @@ pub struct Inputs<'a> {
     pub kind: Kind,
     /// Lambda's name for the architecture (`x86_64`, `arm64`).
     pub architecture: &'static str,
-    /// The zips: self-contained, code-only, runtime layer.
-    pub zip: &'a Path,
+    /// The self-contained zip.
+    pub zip: &'a PackageFile,
     /// The zip without `bootstrap`, for use with the layer.
-    pub code_zip: &'a Path,
-    /// The runtime layer (`bootstrap` only).
-    pub layer_zip: &'a Path,
+    pub code_zip: &'a PackageFile,
+    /// The runtime layer (`bootstrap` only), shared by every function of a package run.
+    pub layer_zip: &'a PackageFile,
+}
+
+/// A zip the description names: its file name and hash, read once (the layer serves every function).
+#[derive(Debug, Clone)]
+pub struct PackageFile {
+    name: String,
+    sha256: String,
+}
+
+impl PackageFile {
+    /// Reads `path` to hash it.
+    pub fn read(path: &Path) -> anyhow::Result<PackageFile> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .with_context(|| format!("{} has no file name", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(PackageFile {
+            name,
+            sha256: base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes)),
+        })
+    }
 }
 
 impl Description {
@@ -157,7 +179,7 @@ impl Description {
         for decl in f.config.values() {
             match &decl.source {
                 ConfigSource::Ssm(name) => {
-                    ssm_parameters.insert(parameter_name(name));
+                    ssm_parameters.insert(parameter_name(name).with_context(|| f.name.clone())?);
                 }
                 ConfigSource::SsmPath(path) => {
                     ssm_paths.insert(path.clone());
@@ -187,12 +209,12 @@ impl Description {
             instance_memory_mb,
             reuse: f.reuse != nimbus_core::manifest::Reuse::Fresh,
             packages: Packages {
-                zip: file_name(i.zip)?,
-                zip_sha256: sha256_base64(i.zip)?,
-                code_zip: file_name(i.code_zip)?,
-                code_zip_sha256: sha256_base64(i.code_zip)?,
-                layer_zip: file_name(i.layer_zip)?,
-                layer_zip_sha256: sha256_base64(i.layer_zip)?,
+                zip: i.zip.name.clone(),
+                zip_sha256: i.zip.sha256.clone(),
+                code_zip: i.code_zip.name.clone(),
+                code_zip_sha256: i.code_zip.sha256.clone(),
+                layer_zip: i.layer_zip.name.clone(),
+                layer_zip_sha256: i.layer_zip.sha256.clone(),
             },
             routes,
             websocket,
@@ -251,30 +273,24 @@ fn route_key(r: &RouteSpec) -> String {
 }
 
 /// An SSM parameter's name as IAM and `GetParameters` know it: without a `:version` / `:label` selector,
-/// and reduced to its name when written as an ARN (`arn:aws:ssm:r:acct:parameter/a/b` is `/a/b`).
-fn parameter_name(written: &str) -> String {
-    if let Some(rest) = written.strip_prefix("arn:") {
-        // arn:partition:ssm:region:account:parameter/NAME[:selector]
-        let name = rest.split_once(":parameter/").map_or(rest, |(_, n)| n);
-        let name = name.split(':').next().unwrap_or(name);
-        return if name.contains('/') {
-            format!("/{name}")
-        } else {
-            name.to_owned()
-        };
-    }
-    written.split(':').next().unwrap_or(written).to_owned()
-}
-
-fn file_name(path: &Path) -> anyhow::Result<String> {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .with_context(|| format!("{} has no file name", path.display()))
-}
-
-fn sha256_base64(path: &Path) -> anyhow::Result<String> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes)))
+/// and reduced to its name when written as an ARN (`arn:aws:ssm:r:acct:parameter/a/b` is `/a/b`). An ARN that
+/// names no parameter is refused: no policy could be written for it.
+fn parameter_name(written: &str) -> anyhow::Result<String> {
+    let Some(rest) = written.strip_prefix("arn:") else {
+        return Ok(written.split(':').next().unwrap_or(written).to_owned());
+    };
+    // arn:partition:ssm:region:account:parameter/NAME[:selector]
+    let name = rest
+        .split_once(":parameter/")
+        .filter(|(head, _)| head.split(':').nth(1) == Some("ssm"))
+        .map(|(_, n)| n.split(':').next().unwrap_or(n))
+        .filter(|n| !n.is_empty())
+        .with_context(|| format!("SSM parameter {written:?} is an ARN that names no SSM parameter"))?;
+    Ok(if name.contains('/') {
+        format!("/{name}")
+    } else {
+        name.to_owned()
+    })
 }
 
 #[cfg(test)]
@@ -299,18 +315,24 @@ mod tests {
 
     #[test]
     fn parameter_names_drop_selectors_and_arns() {
-        assert_eq!(parameter_name("/app/db/password"), "/app/db/password");
-        assert_eq!(parameter_name("/app/key:3"), "/app/key");
-        assert_eq!(parameter_name("/app/key:prod"), "/app/key");
-        assert_eq!(parameter_name("flat"), "flat");
+        let name = |w: &str| parameter_name(w).unwrap();
+        assert_eq!(name("/app/db/password"), "/app/db/password");
+        assert_eq!(name("/app/key:3"), "/app/key");
+        assert_eq!(name("/app/key:prod"), "/app/key");
+        assert_eq!(name("flat"), "flat");
         assert_eq!(
-            parameter_name("arn:aws:ssm:us-east-1:123456789012:parameter/app/key:2"),
+            name("arn:aws:ssm:us-east-1:123456789012:parameter/app/key:2"),
             "/app/key"
         );
-        assert_eq!(
-            parameter_name("arn:aws:ssm:us-east-1:123456789012:parameter/flat"),
-            "flat"
-        );
+        assert_eq!(name("arn:aws:ssm:us-east-1:123456789012:parameter/flat"), "flat");
+        for bad in [
+            "arn:aws:ssm:us-east-1:123456789012:document/x",
+            "arn:aws:s3:us-east-1:123456789012:parameter/x",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/",
+            "arn:x",
+        ] {
+            assert!(parameter_name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

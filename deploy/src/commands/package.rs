@@ -15,7 +15,7 @@
 //! Zips are reproducible: fixed timestamps, sorted entries.
 
 use super::compile::{Compiler, parse_arch};
-use super::description::{self, Description};
+use super::description::{self, Description, PackageFile};
 use super::human_size;
 use anyhow::{Context as _, bail};
 use nimbus_core::Manifest;
@@ -88,7 +88,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         executable: true,
     };
     write_zip(&layer, std::slice::from_ref(&boot_entry))?;
-    made.push(layer.clone());
+    let layer_file = PackageFile::read(&layer)?;
+    made.push(layer);
 
     for f in &manifest.functions {
         if !args.functions.is_empty() && !args.functions.contains(&f.name) {
@@ -158,7 +159,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
         let thin = out.join(format!("{}-code.zip", f.name));
         write_zip(&thin, &files)?;
-        made.push(thin.clone());
         files.push(Entry {
             name: boot_entry.name.clone(),
             bytes: boot_entry.bytes.clone(),
@@ -172,13 +172,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             function: f,
             kind,
             architecture: args.arch.lambda_name(),
-            zip: &full,
-            code_zip: &thin,
-            layer_zip: &layer,
+            zip: &PackageFile::read(&full)?,
+            code_zip: &PackageFile::read(&thin)?,
+            layer_zip: &layer_file,
         })?
         .write(&described)?;
-        made.push(full);
-        made.push(described);
+        made.extend([thin, full, described]);
     }
 
     made.sort();

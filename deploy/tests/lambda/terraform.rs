@@ -369,37 +369,7 @@ async fn chat_websocket_example_deploys_on_moto_and_broadcasts_through_the_manag
     run_env.push(("NIMBUS_WEBSOCKET_ENDPOINT".into(), proxy.endpoint()));
     run_env.extend(aws_env(moto));
     let rt = run_deployed("chat", &run_env).await;
-    let msg = |conn: &str, route: &str, body: Value| {
-        let mut ev = super::ws_event(route, Some(&body.to_string()), false, json!({}));
-        ev["requestContext"]["connectionId"] = json!(conn);
-        ev["requestContext"]["apiId"] = json!(api_id);
-        ev
-    };
-    let joined = rt
-        .invoke(msg("c1", "join", json!({"room": "lobby", "name": "ann"})))
-        .await
-        .json();
-    assert_eq!(
-        joined["body"],
-        r#"{"joined":"lobby","members":1}"#,
-        "{joined}; host: {:?}",
-        rt.host_logs()
-    );
-    rt.invoke(msg("c2", "join", json!({"room": "lobby", "name": "bob"})))
-        .await
-        .json();
-    let sent = rt.invoke(msg("c2", "send", json!({"text": "hi"}))).await.json();
-    assert_eq!(sent["body"], r#"{"sent":2}"#, "{sent}");
-    let to_ann: Vec<String> = proxy
-        .seen()
-        .iter()
-        .filter(|s| s.method == "POST" && s.path == "/@connections/c1")
-        .map(|s| String::from_utf8_lossy(&s.body).into_owned())
-        .collect();
-    assert!(
-        to_ann.contains(&r#"{"event":"message","from":"bob","text":"hi"}"#.to_owned()),
-        "{to_ann:?}"
-    );
+    super::chat_conversation(&rt, &proxy, &api_id).await;
     drop(rt);
 
     let took = stack.destroy(&vars);
