@@ -13,7 +13,7 @@
 //! Run with `cargo run --release -p nimbus-tests --example checkpoint_cost` (needs `moto_server`:
 //! `scripts/setup`). `CHECKPOINT_COST_QUICK=1` runs a smaller version.
 
-use nimbus_checkpoint::{Aws, AwsEndpoint, Backend, Begin, Durable, Embedded, Settings, TaskStatus, format};
+use nimbus_checkpoint::{Aws, Backend, Begin, Durable, Embedded, Settings, TaskStatus, format};
 use nimbus_core::{Handled, Host, Tasks};
 use std::io::Write;
 use std::sync::Arc;
@@ -182,12 +182,7 @@ async fn bare_put(s3: &aws_sdk_s3::Client, bucket: &str, bytes: &[u8], n: usize)
 
 async fn aws_sdk() -> aws_config::SdkConfig {
     let moto = nimbus_tests::moto::shared();
-    nimbus_checkpoint::aws::sdk_config(&AwsEndpoint {
-        endpoint_url: Some(moto.endpoint()),
-        region: Some(nimbus_tests::moto::REGION.into()),
-        credentials: Some(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto")),
-    })
-    .await
+    nimbus_core::aws::sdk_config_with(&moto.settings(), nimbus_core::aws::CallPolicy::SELF_RETRYING).await
 }
 
 async fn save_latency() {

@@ -153,7 +153,7 @@ async fn invoke(host: &Host, args: &Args, first_route: Option<String>, body: Opt
     };
 
     match host.invoke(f, inv, payload).await {
-        Ok(Outcome::WebSocket(w)) => bail!("unexpected WebSocket outcome {w:?}"),
+        Ok(other @ (Outcome::WebSocket(_) | Outcome::Task(_))) => bail!("unexpected outcome {other:?}"),
         Ok(Outcome::Event(out)) => {
             let mut stdout = std::io::stdout().lock();
             stdout.write_all(&out)?;

@@ -11,8 +11,6 @@
 //! The SDK clients are built without their own retries: the driver retries [`StoreError::Transient`] failures,
 //! so an exhausted retry names the protocol step. Throttling, 5xx, timeouts and dispatch failures are transient.
 
-use std::time::Duration;
-
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -93,7 +91,8 @@ pub struct Aws {
 
 impl Aws {
     /// A backend using `sdk` (region, credentials, endpoint, HTTP client) for all three services.
-    /// Build `sdk` with [`sdk_config`] to get rustls-on-ring and no SDK-level retries.
+    /// Build `sdk` with `nimbus_core::aws::sdk_config_with(.., CallPolicy::SELF_RETRYING)` to get
+    /// rustls-on-ring and no SDK-level retries (the driver retries transient failures itself).
     pub fn new(sdk: &aws_config::SdkConfig, res: AwsResources) -> Self {
         let s3 = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(res.force_path_style)
@@ -463,51 +462,4 @@ where
             }
         }
     }
-}
-
-/// Where to reach AWS: explicit values for tests (moto) and overrides; anything unset comes from the standard
-/// AWS environment and credential chain.
-#[derive(Debug, Clone, Default)]
-pub struct AwsEndpoint {
-    /// Endpoint URL for all three services, e.g. `http://127.0.0.1:5000` for moto.
-    pub endpoint_url: Option<String>,
-    /// Region; else `AWS_REGION`/`AWS_DEFAULT_REGION`, else `us-east-1`.
-    pub region: Option<String>,
-    /// Static credentials; else the default credential chain.
-    pub credentials: Option<aws_sdk_s3::config::Credentials>,
-}
-
-/// An SDK configuration like nimbus-core's (rustls on ring, bounded timeouts, no instance-metadata region
-/// lookup) but with SDK retries off, since the driver retries transient failures itself.
-pub async fn sdk_config(endpoint: &AwsEndpoint) -> aws_config::SdkConfig {
-    use aws_config::meta::region::RegionProviderChain;
-    use aws_config::retry::RetryConfig;
-    use aws_config::timeout::TimeoutConfig;
-    use aws_sdk_s3::config::{BehaviorVersion, Region};
-    use aws_smithy_http_client::tls;
-
-    let http = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-        .build_https();
-    let region = RegionProviderChain::first_try(endpoint.region.clone().map(Region::new))
-        .or_else(aws_config::environment::EnvironmentVariableRegionProvider::new())
-        .or_else(Region::from_static("us-east-1"));
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(http)
-        .region(region)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(2))
-                // Long enough for a 20 s SQS long poll plus a large checkpoint upload.
-                .operation_attempt_timeout(Duration::from_secs(30))
-                .build(),
-        );
-    if let Some(url) = &endpoint.endpoint_url {
-        loader = loader.endpoint_url(url);
-    }
-    if let Some(creds) = &endpoint.credentials {
-        loader = loader.credentials_provider(creds.clone());
-    }
-    loader.load().await
 }

@@ -38,7 +38,7 @@ pub mod format;
 pub mod store;
 
 #[cfg(feature = "aws")]
-pub use aws::{Aws, AwsEndpoint, AwsResources};
+pub use aws::{Aws, AwsResources};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use driver::{Begin, Delivery, Durable, DurableError, Recovery, RetryPolicy, Run, SaveError, Settings, Started};
 pub use embedded::Embedded;

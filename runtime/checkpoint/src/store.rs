@@ -7,13 +7,10 @@
 //! The trait returns boxed futures instead of using `async fn`, so the host can pick a backend at runtime
 //! (`Arc<dyn Backend>`) without the `async_trait` macro, and wrappers (fault injection, metrics) compose.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use serde::{Deserialize, Serialize};
 
-/// A boxed, sendable future: the return type of every [`Backend`] method.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// (`futures`' own) A boxed, sendable future: the return type of every [`Backend`] method.
+pub use futures_util::future::BoxFuture;
 
 /// Where a task is in its life. Only `Done` and `Failed` are terminal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -26,10 +26,39 @@ pub struct AwsSettings {
     pub credentials: Option<Credentials>,
 }
 
-/// The SDK configuration for these settings: standard retries with
-/// [`MAX_ATTEMPTS`], bounded connect and attempt times, and rustls (ring) over
-/// HTTPS or plain HTTP (local endpoints such as moto).
+/// How an SDK client retries and how long one attempt may take: the one knob that differs between the
+/// clients Nimbus builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallPolicy {
+    /// Attempts per call with the SDK's standard retry mode; `1`: the SDK does not retry.
+    pub max_attempts: u32,
+    /// Longest one attempt may take.
+    pub attempt_timeout: Duration,
+}
+
+impl CallPolicy {
+    /// Config and capability calls (SSM, DynamoDB key-value, API Gateway Management): [`MAX_ATTEMPTS`]
+    /// with exponential backoff and jitter; throttling and transient errors are retried.
+    pub const STANDARD: CallPolicy = CallPolicy {
+        max_attempts: MAX_ATTEMPTS,
+        attempt_timeout: Duration::from_secs(4),
+    };
+    /// The durable-task store: no SDK retries (its driver retries transient failures itself), and attempts
+    /// long enough for a 20 s SQS long poll plus a large checkpoint upload.
+    pub const SELF_RETRYING: CallPolicy = CallPolicy {
+        max_attempts: 1,
+        attempt_timeout: Duration::from_secs(30),
+    };
+}
+
+/// The SDK configuration for these settings with [`CallPolicy::STANDARD`].
 pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
+    sdk_config_with(settings, CallPolicy::STANDARD).await
+}
+
+/// The SDK configuration for these settings and `policy`: bounded connect and attempt times, no
+/// instance-metadata region lookup, and rustls (ring) over HTTPS or plain HTTP (local endpoints such as moto).
+pub async fn sdk_config_with(settings: &AwsSettings, policy: CallPolicy) -> SdkConfig {
     use aws_config::meta::region::RegionProviderChain;
     use aws_config::retry::RetryConfig;
     use aws_config::timeout::TimeoutConfig;
@@ -46,11 +75,14 @@ pub async fn sdk_config(settings: &AwsSettings) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .http_client(http)
         .region(region)
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(match policy.max_attempts {
+            0 | 1 => RetryConfig::disabled(),
+            n => RetryConfig::standard().with_max_attempts(n),
+        })
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(2))
-                .operation_attempt_timeout(Duration::from_secs(4))
+                .operation_attempt_timeout(policy.attempt_timeout)
                 .build(),
         );
     if let Some(url) = &settings.endpoint_url {

@@ -1,6 +1,7 @@
 //! The two error types of the host and their one mapping to platform error
 //! types and HTTP statuses.
 
+use crate::exports::Kind;
 use crate::invocation::DeadlineCause;
 use crate::manifest::ManifestError;
 use std::borrow::Cow;
@@ -91,9 +92,12 @@ pub enum InvokeError {
         /// Suggested wait.
         retry_after: Duration,
     },
-    /// A payload is larger than its quota.
+    /// A payload is larger than its quota. Build it with [`InvokeError::request_too_large`] or
+    /// [`InvokeError::response_too_large`].
     #[error("{what} of {size} bytes exceeds the {limit} byte limit ({quota})")]
     TooLarge {
+        /// Into the guest (the caller's fault) or out of it (the function's).
+        direction: Direction,
         /// "request body", "response body", "event".
         what: &'static str,
         /// The size seen (at least).
@@ -113,16 +117,41 @@ pub enum InvokeError {
     #[error("the function returned without sending a response")]
     NoResponse,
     /// The payload does not fit the function's kind (an event sent to an HTTP-only function…).
-    #[error("function `{function}` is an {kind} function and cannot take this payload")]
+    #[error("function `{function}` is {} function and cannot take {} payload", kind.with_article(), payload.with_article())]
     WrongKind {
         /// The function.
         function: String,
         /// Its kind.
-        kind: &'static str,
+        kind: Kind,
+        /// The kind of payload it was given.
+        payload: Kind,
     },
-    /// A host fault; never the guest's fault.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A host fault; never the guest's fault. Build it with [`InvokeError::internal`].
+    #[error("internal error: {what}{}", cause_suffix(source.as_deref()))]
+    Internal {
+        /// What the host was doing.
+        what: String,
+        /// The underlying failure, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+    /// The durable-task store failed ending a task run; the run is delivered again.
+    #[error("task store: {0}")]
+    Store(#[from] nimbus_checkpoint::DurableError),
+}
+
+/// Which way a payload over its quota was going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Into the guest: a request body, an event, a WebSocket message, a task input.
+    In,
+    /// Out of the guest: a response body, an event result, a WebSocket reply.
+    Out,
+}
+
+/// `": cause"` for an internal error's message, so a log line that prints only the error keeps the cause.
+fn cause_suffix(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
+    source.map(|s| format!(": {s}")).unwrap_or_default()
 }
 
 impl BootError {
@@ -156,7 +185,8 @@ impl InvokeError {
             InvokeError::Guest(_) => "Function.Failed",
             InvokeError::NoResponse => "Nimbus.NoResponse",
             InvokeError::WrongKind { .. } => "Nimbus.WrongKind",
-            InvokeError::Internal(_) => "Nimbus.Internal",
+            InvokeError::Internal { .. } => "Nimbus.Internal",
+            InvokeError::Store(_) => "Nimbus.Store",
         }
     }
 
@@ -168,7 +198,9 @@ impl InvokeError {
     pub fn public_message(&self) -> Cow<'_, str> {
         match self {
             InvokeError::Trap(_) => Cow::Borrowed("the function trapped; the details are in its log"),
-            InvokeError::Internal(_) => Cow::Borrowed("internal error; the details are in the log"),
+            InvokeError::Internal { .. } | InvokeError::Store(_) => {
+                Cow::Borrowed("internal error; the details are in the log")
+            }
             other => Cow::Owned(other.to_string()),
         }
     }
@@ -181,11 +213,59 @@ impl InvokeError {
             InvokeError::Deadline(_) => S::GATEWAY_TIMEOUT,
             InvokeError::Overloaded { .. } => S::SERVICE_UNAVAILABLE,
             // A response over its quota is the function's fault, as API Gateway sees it.
-            InvokeError::TooLarge { what, .. } if what.starts_with("response") => S::BAD_GATEWAY,
-            InvokeError::TooLarge { .. } => S::PAYLOAD_TOO_LARGE,
+            InvokeError::TooLarge {
+                direction: Direction::Out,
+                ..
+            } => S::BAD_GATEWAY,
+            InvokeError::TooLarge {
+                direction: Direction::In,
+                ..
+            } => S::PAYLOAD_TOO_LARGE,
             InvokeError::BadEvent(_) => S::BAD_REQUEST,
             InvokeError::NoResponse => S::BAD_GATEWAY,
-            InvokeError::WrongKind { .. } | InvokeError::Internal(_) => S::INTERNAL_SERVER_ERROR,
+            InvokeError::WrongKind { .. } | InvokeError::Internal { .. } => S::INTERNAL_SERVER_ERROR,
+            InvokeError::Store(_) => S::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// An input (request body, event, message, task input) of `size` bytes over `max_request_body`.
+    pub fn request_too_large(what: &'static str, size: u64, limit: u64) -> InvokeError {
+        InvokeError::TooLarge {
+            direction: Direction::In,
+            what,
+            size,
+            limit,
+            quota: "max_request_body",
+        }
+    }
+
+    /// An output (response body, event result, reply) of `size` bytes over `max_response_body`.
+    pub fn response_too_large(what: &'static str, size: u64, limit: u64) -> InvokeError {
+        InvokeError::TooLarge {
+            direction: Direction::Out,
+            what,
+            size,
+            limit,
+            quota: "max_response_body",
+        }
+    }
+
+    /// A host fault with no underlying error (a host bug: an outcome of the wrong kind…).
+    pub fn internal(what: impl Into<String>) -> InvokeError {
+        InvokeError::Internal {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A host fault caused by `source`, which is kept as the error's source.
+    pub fn internal_from(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> InvokeError {
+        InvokeError::Internal {
+            what: what.into(),
+            source: Some(source.into()),
         }
     }
 }

@@ -269,6 +269,21 @@ pub enum Payload {
     /// A connection's lifecycle event for a WebSocket function, and the sender its `connections` calls
     /// use in this invocation (`None`: the boot's default).
     WebSocket(crate::websocket::WsEvent, Option<crate::websocket::Sender>),
+    /// One run of a durable task (from [`nimbus_checkpoint::Durable::begin`]) for a task function; the
+    /// invocation ends the run in the task store ([`Outcome::Task`]).
+    Task(nimbus_checkpoint::Run),
+}
+
+impl Payload {
+    /// The kind of function this payload is for.
+    pub fn kind(&self) -> crate::Kind {
+        match self {
+            Payload::Http(_) => crate::Kind::Http,
+            Payload::Event(_) => crate::Kind::Event,
+            Payload::WebSocket(..) => crate::Kind::WebSocket,
+            Payload::Task(_) => crate::Kind::Task,
+        }
+    }
 }
 
 /// What an invocation produced.
@@ -279,6 +294,25 @@ pub enum Outcome {
     Event(Vec<u8>),
     /// A WebSocket function's answer.
     WebSocket(crate::websocket::WsOutcome),
+    /// How a task run ended, once committed to the task store.
+    Task(RunEnd),
+}
+
+/// How one run of a task ended, once the invocation has committed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunEnd {
+    /// The task finished; its result is committed.
+    Done,
+    /// The guest yielded; the continuation is queued.
+    Yielded,
+    /// The guest hit its deadline after committing a checkpoint; the continuation is queued and the next run
+    /// resumes from that checkpoint.
+    DeadlineResumed,
+    /// The run failed with this error: retried from the last checkpoint, or the task is failed once
+    /// `task.max_attempts` runs failed (the task's status says which).
+    Failed(String),
+    /// A newer run took the task over; this run wrote nothing more.
+    Fenced,
 }
 
 impl Outcome {
@@ -287,7 +321,7 @@ impl Outcome {
     pub fn into_http(self) -> Result<http::Response<Body>, crate::InvokeError> {
         match self {
             Outcome::Http(resp) => Ok(resp),
-            other => Err(crate::InvokeError::Internal(format!(
+            other => Err(crate::InvokeError::internal(format!(
                 "an HTTP invocation produced {other:?}"
             ))),
         }
@@ -297,7 +331,7 @@ impl Outcome {
     pub fn into_event(self) -> Result<Vec<u8>, crate::InvokeError> {
         match self {
             Outcome::Event(out) => Ok(out),
-            other => Err(crate::InvokeError::Internal(format!(
+            other => Err(crate::InvokeError::internal(format!(
                 "an event invocation produced {other:?}"
             ))),
         }
@@ -310,6 +344,7 @@ impl std::fmt::Debug for Outcome {
             Outcome::Http(r) => write!(f, "Outcome::Http({})", r.status()),
             Outcome::Event(p) => write!(f, "Outcome::Event({} bytes)", p.len()),
             Outcome::WebSocket(w) => write!(f, "Outcome::WebSocket({w:?})"),
+            Outcome::Task(end) => write!(f, "Outcome::Task({end:?})"),
         }
     }
 }

@@ -7,15 +7,13 @@
 //! `nimbus serve`, the API Gateway Management API on Lambda.
 
 use crate::bindings::{connections, websocket};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 pub use connections::{ConnectionError, Message};
 pub use websocket::{ConnectRequest, Disconnect, IncomingMessage, Rejection};
 
-/// A boxed future, so [`ConnectionSender`] stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// (`futures`' own) A boxed future, so [`ConnectionSender`] stays object-safe.
+pub use futures_util::future::BoxFuture;
 
 /// What a WebSocket function is invoked for.
 #[derive(Debug, Clone)]

@@ -16,11 +16,8 @@ mod layout;
 
 pub use embedded::Embedded;
 
-use std::future::Future;
-use std::pin::Pin;
-
-/// A boxed future, so [`KvStore`] stays object-safe.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// (`futures`' own) A boxed future, so [`KvStore`] stays object-safe.
+pub use futures_util::future::BoxFuture;
 
 /// Longest key, in bytes (DynamoDB's sort key limit).
 pub const MAX_KEY: usize = 1024;

@@ -14,6 +14,7 @@ mod listener;
 mod metrics;
 mod outbound;
 mod reuse;
+mod shared_path;
 mod trace_export;
 pub mod websocket;
 mod wit;

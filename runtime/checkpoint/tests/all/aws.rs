@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use nimbus_checkpoint::{
-    Aws, AwsEndpoint, Backend, Begin, Condition, Durable, DurableError, ManualClock, SaveError, StoreError, TaskStatus,
+    Aws, Backend, Begin, Condition, Durable, DurableError, ManualClock, SaveError, StoreError, TaskStatus,
 };
 
 use crate::support::{assert_done, drive, job, kill_after_each_commit, settings};
@@ -18,12 +18,13 @@ async fn backend(name: &str) -> Aws {
 /// A fresh store on moto, reached through `endpoint` (moto itself, or a proxy in front of it).
 async fn backend_at(name: &str, endpoint: &str) -> Aws {
     let store = nimbus_tests::moto::shared().task_store(name).await;
-    let endpoint = AwsEndpoint {
+    let settings = nimbus_core::aws::AwsSettings {
         endpoint_url: Some(endpoint.to_owned()),
         region: Some(nimbus_tests::moto::REGION.into()),
         credentials: Some(aws_sdk_s3::config::Credentials::new("test", "test", None, None, "moto")),
     };
-    Aws::new(&nimbus_checkpoint::aws::sdk_config(&endpoint).await, store.resources())
+    let sdk = nimbus_core::aws::sdk_config_with(&settings, nimbus_core::aws::CallPolicy::SELF_RETRYING).await;
+    Aws::new(&sdk, store.resources())
 }
 
 /// A fresh store whose every request passes a fault-injecting proxy in front of moto.

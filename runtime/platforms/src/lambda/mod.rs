@@ -246,7 +246,7 @@ impl Handler {
                 }),
                 _ => Err(self.failed(
                     &inv,
-                    InvokeError::Internal(format!("task function `{}` has no task store", f.name)),
+                    InvokeError::internal(format!("task function `{}` has no task store", f.name)),
                 )),
             },
             Kind::Event => {
@@ -286,7 +286,7 @@ impl Handler {
             reply::for_error(&e)
         });
         encode::http_response(origin, reply).unwrap_or_else(|e| {
-            let e = InvokeError::Internal(format!("cannot encode the response: {e}"));
+            let e = InvokeError::internal_from("cannot encode the response", e);
             self.log_failure(&meta, &e);
             // An error reply is plain JSON text: it always encodes.
             encode::http_response(origin, reply::for_error(&e)).unwrap_or_default()
@@ -343,7 +343,7 @@ impl Handler {
             Ok(Outcome::WebSocket(outcome)) => Ok(encode::websocket_response(outcome, subprotocol.as_deref())),
             Ok(other) => Err(self.failed(
                 &meta,
-                InvokeError::Internal(format!("a WebSocket invocation produced {other:?}")),
+                InvokeError::internal(format!("a WebSocket invocation produced {other:?}")),
             )),
             Err(e) => Err(self.failed(&meta, e)),
         }
@@ -399,12 +399,9 @@ async fn collect(resp: http::Response<nimbus_core::Body>) -> Result<Reply, Invok
         Ok(b) => b.to_bytes(),
         Err(e) => {
             return Err(match e {
-                nimbus_core::HttpError::HttpResponseBodySize(limit) => InvokeError::TooLarge {
-                    what: "response body",
-                    size: limit.unwrap_or(0) + 1,
-                    limit: limit.unwrap_or(0),
-                    quota: "max_response_body",
-                },
+                nimbus_core::HttpError::HttpResponseBodySize(limit) => {
+                    InvokeError::response_too_large("response body", limit.unwrap_or(0) + 1, limit.unwrap_or(0))
+                }
                 other => InvokeError::Trap(format!(
                     "the function failed while sending its response body: {other:?}"
                 )),

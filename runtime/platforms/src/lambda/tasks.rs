@@ -22,7 +22,8 @@ use crate::task_api;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use lambda_runtime::Diagnostic;
 use nimbus_checkpoint::Delivery;
-use nimbus_checkpoint::aws::{Aws, AwsEndpoint, AwsResources};
+use nimbus_checkpoint::aws::{Aws, AwsResources};
+use nimbus_core::aws::{AwsSettings, CallPolicy, sdk_config_with};
 use nimbus_core::{EventSource, Function, Handled, Invocation, RunContext, Tasks, TraceContext};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -72,7 +73,7 @@ impl LambdaTasks {
                 detail: format!("NIMBUS_TASK_QUEUE_URL {:?} is not a queue URL", res.queue_url),
             });
         }
-        let sdk = nimbus_checkpoint::aws::sdk_config(&AwsEndpoint::default()).await;
+        let sdk = sdk_config_with(&AwsSettings::default(), CallPolicy::SELF_RETRYING).await;
         let tasks = Tasks::new(host, Arc::new(Aws::new(&sdk, res)));
         Ok(LambdaTasks {
             tasks: Arc::new(tasks),

@@ -13,6 +13,7 @@
 //! `GET /tasks/{name}/{id}` when the gateway is given the host's [`Tasks`].
 //! WebSocket functions accept upgrades on their `websocket.path` ([`websocket`]).
 
+mod body;
 mod encode;
 pub mod tasks;
 pub mod websocket;
@@ -298,22 +299,9 @@ async fn invoke_api(host: &Host, sink: &LogSink, req: Request<Incoming>, rest: &
     let inv = host.new_invocation(f, None, trace);
     let rid = inv.request_id.clone();
     let tag = Some((f.name.clone(), rid.clone()));
-    let limit = f.limits.max_request_body as usize;
-    let body = match http_body_util::Limited::new(req.into_body(), limit).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                InvokeError::TooLarge {
-                    what: "event",
-                    size: limit as u64 + 1,
-                    limit: limit as u64,
-                    quota: "max_request_body",
-                }
-            } else {
-                InvokeError::BadEvent(format!("cannot read the request body: {e}"))
-            };
-            return (tag, Err(failed(sink, &f.name, &rid, &err)));
-        }
+    let body = match body::read_limited(req.into_body(), f.limits.max_request_body, "event").await {
+        Ok(b) => b,
+        Err(err) => return (tag, Err(failed(sink, &f.name, &rid, &err))),
     };
     let event = Event {
         source: EventSource::Direct,

@@ -4,9 +4,8 @@
 use super::encode;
 use crate::task_api;
 use http::Request;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use nimbus_core::{Body, InvokeError, Tasks};
+use nimbus_core::{Body, Tasks};
 
 pub use task_api::task_path;
 
@@ -19,24 +18,9 @@ pub async fn handle(
     id: Option<&str>,
 ) -> Result<http::Response<Body>, http::Response<Body>> {
     let (parts, body) = req.into_parts();
-    let body = match http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
-                InvokeError::TooLarge {
-                    what: "task input",
-                    size: limit + 1,
-                    limit,
-                    quota: "max_request_body",
-                }
-            } else {
-                InvokeError::BadEvent(format!("cannot read the request body: {e}"))
-            };
-            return Err(encode::error(&err));
-        }
+    let body = match super::body::read_limited(body, limit, "task input").await {
+        Ok(b) => b,
+        Err(err) => return Err(encode::error(&err)),
     };
     let reply = task_api::serve(tasks, &parts.method, &parts.headers, body, function, id).await;
     let failed = reply.status.is_client_error() || reply.status.is_server_error();

@@ -6,15 +6,13 @@
 //! lookups, a name that resolves to a metadata address) without touching the machine's resolver.
 //! `connect` takes a [`SocketAddr`], never a name, so the address checked is the address connected to.
 
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpStream;
 
-/// A boxed, sendable future.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// (`futures`' own) A boxed, sendable future.
+pub use futures_util::future::BoxFuture;
 
 /// Name lookup and TCP connect for outbound requests.
 pub trait Network: Send + Sync + 'static {

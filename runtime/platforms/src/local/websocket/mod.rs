@@ -191,7 +191,7 @@ impl WebSockets {
                 let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::FORBIDDEN);
                 Some(encode::text_response(status, r.reason))
             }
-            Ok(other) => Some(failed(&InvokeError::Internal(format!("on-connect answered {other:?}")))),
+            Ok(other) => Some(failed(&InvokeError::internal(format!("on-connect answered {other:?}")))),
             Err(e) => Some(failed(&e)),
         };
         if let Some(resp) = refused {

@@ -380,13 +380,14 @@ impl Session {
                     return Ok(());
                 }
                 InvokeError::TooLarge {
+                    direction: nimbus_core::error::Direction::Out,
                     what: "WebSocket reply",
                     size,
                     limit: self.spec.max_message,
                     quota: "websocket.max_message",
                 }
             }
-            Ok(other) => InvokeError::Internal(format!("on-message answered {other:?}")),
+            Ok(other) => InvokeError::internal(format!("on-message answered {other:?}")),
             Err(e) => e,
         };
         self.log_failure("on-message", &request_id, Some(&route_key), &error);

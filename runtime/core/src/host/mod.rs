@@ -1,0 +1,152 @@
+//! The host: boot once, then invoke many times.
+//!
+//! - `boot.rs`: [`Host::boot`] builds the engine, loads and links every function, builds the route table;
+//! - `invoke.rs`: [`Host::invoke`], the one invocation path every kind of payload takes, and the event and
+//!   WebSocket steps;
+//! - `http.rs` and `http_body.rs`: the HTTP step and its body plumbing (quotas, the span carried to the
+//!   end of a streamed body);
+//! - `tasks.rs`: the task step, which commits a durable-task run, and [`Host::run_task`];
+//! - `instances.rs`: admission, warm and fresh instances, the epoch deadline, and the classification of a
+//!   failed guest call.
+
+mod boot;
+mod http;
+mod http_body;
+mod instances;
+mod invoke;
+mod tasks;
+
+pub use crate::invocation::RunEnd;
+pub use boot::{BootOptions, BootProgress};
+pub use tasks::{RunContext, TaskError};
+
+use crate::artifact::LoadedFrom;
+use crate::bindings::{
+    EventFunction, EventFunctionPre, TaskFunction, TaskFunctionPre, WebsocketFunction, WebsocketFunctionPre,
+};
+use crate::caps;
+use crate::engine::NimbusEngine;
+use crate::exports::Kind;
+use crate::invocation::{Invocation, TraceContext};
+use crate::logs::LogSink;
+use crate::manifest::{Limits, Reuse, TaskSpec, WebSocketSpec};
+use crate::metrics::MetricsFormat;
+use crate::router::{RouteMatch, Router};
+use crate::state::HostState;
+use crate::telemetry::{FunctionMetrics, Telemetry};
+use instances::Idle;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+
+/// A booted function.
+pub struct Function {
+    /// Its name.
+    pub name: Arc<str>,
+    /// HTTP or event.
+    pub kind: Kind,
+    /// Its limits.
+    pub limits: Limits,
+    /// Fresh instances, or warm ones reused.
+    pub reuse: Reuse,
+    /// How its code was loaded.
+    pub loaded_from: LoadedFrom,
+    /// Time spent loading and linking it at boot.
+    pub load_time: Duration,
+    /// Durable-task settings: `Some` exactly for task functions (the manifest's `task`, or its defaults).
+    pub task: Option<TaskSpec>,
+    /// WebSocket settings: `Some` exactly for WebSocket functions (the manifest's `websocket`, or its
+    /// defaults).
+    pub websocket: Option<WebSocketSpec>,
+    pre: Pre,
+    shared: caps::Shared,
+    permits: Arc<Semaphore>,
+    /// Its OTLP metric recorder (`NIMBUS_METRICS=otlp` only).
+    metrics: Option<Arc<FunctionMetrics>>,
+}
+
+enum Pre {
+    Http(ProxyPre<HostState>, Idle<Proxy>),
+    Event(EventFunctionPre<HostState>, Idle<EventFunction>),
+    Task(TaskFunctionPre<HostState>, Idle<TaskFunction>),
+    WebSocket(WebsocketFunctionPre<HostState>, Idle<WebsocketFunction>),
+}
+
+/// The booted runtime: engine, functions and routes.
+pub struct Host {
+    engine: NimbusEngine,
+    functions: Vec<Function>,
+    router: Router,
+    log_sink: LogSink,
+    queue_timeout: Duration,
+    /// Shared with each invocation's [`Meter`] without copying the namespace.
+    metrics: Arc<MetricsFormat>,
+    /// Until the first invocation: it is the cold start.
+    cold: AtomicBool,
+    telemetry: Option<Telemetry>,
+    /// Time from `boot` start to ready.
+    pub boot_time: Duration,
+}
+
+impl Host {
+    /// The span exporter, if tracing export is on.
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
+    }
+
+    /// Exports the spans and OTLP metrics recorded so far, both at once,
+    /// each waiting at most its flush timeout; what is not done by then goes
+    /// on in the background. Adapters whose environment may freeze between
+    /// invocations (Lambda) call it after each one. Never fails.
+    pub async fn flush_telemetry(&self) {
+        let spans = async {
+            if let Some(t) = &self.telemetry {
+                t.flush().await;
+            }
+        };
+        let metrics = async {
+            if let MetricsFormat::Otlp(m) = &*self.metrics {
+                m.flush().await;
+            }
+        };
+        tokio::join!(spans, metrics);
+    }
+
+    /// Exports the last spans and metrics and stops their exporters (at
+    /// shutdown), both at once, within `timeout`.
+    pub async fn shutdown_telemetry(&self, timeout: Duration) {
+        let spans = async {
+            if let Some(t) = &self.telemetry {
+                t.shutdown(timeout).await;
+            }
+        };
+        let metrics = async {
+            if let MetricsFormat::Otlp(m) = &*self.metrics {
+                m.shutdown(timeout).await;
+            }
+        };
+        tokio::join!(spans, metrics);
+    }
+
+    /// All booted functions.
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// The function with this name.
+    pub fn function(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| &*f.name == name)
+    }
+
+    /// Routes an HTTP request.
+    pub fn route(&self, method: &::http::Method, path: &str) -> RouteMatch {
+        self.router.route(method, path)
+    }
+
+    /// A new invocation of `f` with its configured timeout, starting now.
+    pub fn new_invocation(&self, f: &Function, request_id: Option<String>, trace: TraceContext) -> Invocation {
+        Invocation::new(f.name.clone(), f.limits.timeout, request_id, trace)
+    }
+}
