@@ -77,6 +77,9 @@ pub struct BootOptions {
     /// default) and the platform's control endpoints, which no allow-list entry opens (the Lambda
     /// adapter gives the Runtime API's address).
     pub outbound: caps::outbound::network::OutboundOptions,
+    /// Where `ssm` / `ssm_path` config keys are read from: SSM Parameter Store as the AWS environment
+    /// configures it (the default), or a local overrides file (`nimbus serve --ssm-overrides`).
+    pub ssm: caps::config::SsmProvider,
 }
 
 /// A booted function.
@@ -199,6 +202,8 @@ pub struct Host {
     /// Until the first invocation: it is the cold start.
     cold: AtomicBool,
     telemetry: Option<Telemetry>,
+    /// The manifest's `[app] name`: every invocation carries it into its log lines.
+    app: Arc<str>,
     /// Time from `boot` start to ready.
     pub boot_time: Duration,
 }
@@ -214,12 +219,15 @@ impl Host {
         let started_at = SystemTime::now();
         let outbound = caps::outbound::send::Connector::new(&opts.outbound)
             .map_err(|e| BootError::Engine(format!("outbound HTTP: cannot set up TLS: {e}")))?;
+        let app: Arc<str> = Arc::from(manifest.app_name.as_str());
         let boot = caps::Boot {
             telemetry: opts.telemetry.clone(),
             connections: opts.connections.clone(),
             keyvalue: opts.keyvalue.clone(),
             outbound: Arc::new(outbound),
             log_sink: opts.log_sink.clone(),
+            ssm: opts.ssm.clone(),
+            app: app.clone(),
             // A new root trace (an empty parent is malformed), sampled.
             init: caps::propagate::SpanIds::child_of(""),
         };
@@ -278,7 +286,7 @@ impl Host {
             };
             let precompiled = spec.precompiled.as_deref().zip(unpacked);
             let (component, loaded_from) = artifact::load(engine.engine(), &spec.name, &spec.component, precompiled)?;
-            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: component loaded");
+            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, app = %app, function = %spec.name, "boot: component loaded");
             let comp_err = |message: String| BootError::Component {
                 function: spec.name.clone(),
                 message,
@@ -314,7 +322,7 @@ impl Host {
                     Idle::default(),
                 ),
             };
-            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
+            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, app = %app, function = %spec.name, "boot: linked");
             let shared = caps::Shared::configure(spec, &boot).await?;
             let index = functions.len();
             for r in &spec.routes {
@@ -395,8 +403,14 @@ impl Host {
             cold: AtomicBool::new(true),
             queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
             telemetry: opts.telemetry,
+            app,
             boot_time: started.elapsed(),
         }))
+    }
+
+    /// The app's name (the manifest's `[app] name`), for adapters' log lines about its functions.
+    pub fn app(&self) -> &Arc<str> {
+        &self.app
     }
 
     /// The span exporter, if tracing export is on.
@@ -466,7 +480,7 @@ impl Host {
 
     /// A new invocation of `f` with its configured timeout, starting now.
     pub fn new_invocation(&self, f: &Function, request_id: Option<String>, trace: TraceContext) -> Invocation {
-        Invocation::new(f.name.clone(), f.limits.timeout, request_id, trace)
+        Invocation::new(self.app.clone(), f.name.clone(), f.limits.timeout, request_id, trace)
     }
 
     /// Runs one invocation in a fresh instance (or a warm one, for `reuse` functions).
@@ -829,11 +843,17 @@ impl Host {
         let inv = match cx.time_left {
             // The run ends with the platform invocation it happens in, and a deadline error names that one's cause.
             Some((left, cause)) if left < f.limits.timeout => {
-                let mut inv = Invocation::new(f.name.clone(), left, Some(request_id), trace);
+                let mut inv = Invocation::new(self.app.clone(), f.name.clone(), left, Some(request_id), trace);
                 inv.deadline_cause = cause;
                 inv
             }
-            _ => Invocation::new(f.name.clone(), f.limits.timeout, Some(request_id), trace),
+            _ => Invocation::new(
+                self.app.clone(),
+                f.name.clone(),
+                f.limits.timeout,
+                Some(request_id),
+                trace,
+            ),
         };
         let inv = Arc::new(inv);
         let mut record = self
@@ -871,7 +891,7 @@ impl Host {
         };
         let task_id = run.task_id().to_owned();
         if fenced {
-            tracing::warn!(function = %f.name, task_id, "task run fenced: a newer run owns the task");
+            tracing::warn!(app = %self.app, function = %f.name, task_id, "task run fenced: a newer run owns the task");
             return Ok(RunEnd::Fenced);
         }
         let end = match returned {
@@ -888,7 +908,7 @@ impl Host {
                 RunEnd::Failed(m)
             }
             Err(InvokeError::Deadline(d)) if saves > 0 => {
-                tracing::warn!(function = %f.name, task_id, saves, timeout_ms = d.budget().as_millis() as u64,
+                tracing::warn!(app = %self.app, function = %f.name, task_id, saves, timeout_ms = d.budget().as_millis() as u64,
                     "task run hit its deadline (it ignored should-yield); resuming from its last checkpoint");
                 run.yielded().await?;
                 RunEnd::DeadlineResumed
@@ -901,7 +921,7 @@ impl Host {
                     ),
                     e => e.to_string(),
                 };
-                tracing::warn!(function = %f.name, task_id, error = %m, "task run failed");
+                tracing::warn!(app = %self.app, function = %f.name, task_id, error = %m, "task run failed");
                 run.failed(m.clone()).await?;
                 RunEnd::Failed(m)
             }
