@@ -592,7 +592,8 @@ fn invoke_reads_dotenv_and_exports_its_spans_in_the_given_trace() {
     let m = write_manifest(
         dir.path(),
         &format!(
-            "manifest_version = 1\n[function.cfg]\ncomponent = \"{CONFIG_GET}\"\nroutes = [\"GET /c\"]\n\
+            "manifest_version = 1\napp = {{ name = \"cli-app\" }}\n\
+             [function.cfg]\ncomponent = \"{CONFIG_GET}\"\nroutes = [\"GET /c\"]\n\
              [function.cfg.config]\nwho = {{ env = \"NIMBUS_TEST_INVOKE_WHO\" }}\n\
              db = {{ ssm = \"/app/db\" }}\n"
         ),
@@ -625,6 +626,10 @@ fn invoke_reads_dotenv_and_exports_its_spans_in_the_given_trace() {
     for s in &invocations {
         assert_eq!(s.trace_id, "0af7651916cd43dd8448eb211c80319c", "{s:?}");
         assert_eq!(s.parent_span_id, "b7ad6b7169203331");
+        // The app is the service namespace; the service keeps its own name (the manifest's directory).
+        assert_eq!(s.resource["service.namespace"], "cli-app", "{s:?}");
+        let dir_name = dir.path().file_name().unwrap().to_str().unwrap();
+        assert_eq!(s.resource["service.name"], dir_name, "{s:?}");
     }
     assert!(spans.iter().any(|s| s.name == "nimbus.init"));
 

@@ -26,6 +26,7 @@ struct Packaged {
 
 const MANIFEST: &str = r#"
 manifest_version = 1
+app = { name = "lambda-suite" }
 defaults = { timeout = "30s" }
 
 [function.http-echo]
@@ -625,7 +626,13 @@ async fn http_failures_answer_in_the_sources_shape() {
     let panicked = ["deliberate panic", "8476a536-"];
     let logs = trap.wait_for_log(&panicked).await;
     assert!(logs.iter().any(|l| panicked.iter().all(|n| l.contains(n))), "{logs:?}");
-    let failed = [r#""msg":"invocation failed""#, "wasm backtrace", ".wasm!", "8476a536-"];
+    let failed = [
+        r#""msg":"invocation failed""#,
+        r#""app":"lambda-suite""#,
+        "wasm backtrace",
+        ".wasm!",
+        "8476a536-",
+    ];
     let logs = trap.wait_for_log(&failed).await;
     assert!(logs.iter().any(|l| failed.iter().all(|n| l.contains(n))), "{logs:?}");
 
@@ -812,7 +819,7 @@ fn packages_describe_each_function_for_terraform() {
         d,
         json!({
             "format": "nimbus.function/1",
-            "app": "nimbus",
+            "app": "lambda-suite",
             "function": "described",
             "kind": "http",
             "architecture": "x86_64",
@@ -890,6 +897,11 @@ async fn layer_bootstrap_serves_a_thin_function_package() {
     assert!(
         host.iter()
             .any(|l| l.contains("init done") && l.contains("\"loaded_from\":\"Precompiled\"")),
+        "{host:?}"
+    );
+    assert!(
+        host.iter()
+            .any(|l| l.contains("init done") && l.contains("\"app\":\"lambda-suite\"")),
         "{host:?}"
     );
 }
@@ -1099,6 +1111,7 @@ async fn a_warm_function_keeps_its_instance_between_invocations_until_it_traps()
         emf.iter()
             .all(|r| r["function"] == "warm" && r["request_id"].as_str().is_some_and(|id| !id.is_empty()))
     );
+    assert!(emf.iter().all(|r| r["app"] == "lambda-suite"), "{emf:?}");
 }
 
 #[tokio::test]
@@ -1157,6 +1170,7 @@ async fn spans_reach_the_collector_before_each_result_is_returned() {
         );
         for (k, v) in [
             ("service.name", json!("nimbus-test")),
+            ("service.namespace", json!("lambda-suite")),
             ("cloud.provider", json!("aws")),
             ("cloud.platform", json!("aws_lambda")),
             ("cloud.region", json!("eu-west-1")),
@@ -1226,6 +1240,7 @@ async fn otlp_metrics_reach_the_collector_before_each_result_is_returned() {
         assert!(last(&points, "faas.mem_usage", None).unwrap().min_max.0.unwrap() >= 65536.0);
         for (k, v) in [
             ("service.name", json!("nimbus-test")),
+            ("service.namespace", json!("lambda-suite")),
             ("cloud.platform", json!("aws_lambda")),
             ("cloud.region", json!("eu-west-1")),
             ("faas.name", json!("nimbus-test")),
@@ -1861,7 +1876,7 @@ async fn a_deadline_error_names_what_stopped_the_invocation() {
         "{msg}"
     );
     assert!(!msg.contains("30000ms"), "{msg}");
-    let logs = rt.logs();
+    let logs = rt.wait_for_log(&["Nimbus.Deadline", "platform deadline"]).await;
     assert!(
         logs.iter()
             .any(|l| l.contains("Nimbus.Deadline") && l.contains("platform deadline")),

@@ -51,8 +51,8 @@ pub fn load_env_file(args: &Args) -> anyhow::Result<()> {
 /// Boots only the named function, invokes it once, prints the result on
 /// stdout (guest logs go to stderr) and fails with the error type otherwise.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let mut manifest = super::load_manifest(&args.manifest)?;
-    args.env.apply_ssm_overrides(&mut manifest)?;
+    let manifest = super::load_manifest(&args.manifest)?;
+    let ssm = args.env.ssm_provider(&manifest)?;
     let Some(spec) = manifest.function(&args.function) else {
         let names: Vec<&str> = manifest.functions.iter().map(|f| f.name.as_str()).collect();
         bail!(
@@ -65,13 +65,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let first_route = spec.routes.first().map(|r| r.path.clone());
     let body = read_payload(&args)?;
     let platform = Platform::Local {
-        app: super::app_name(&args.manifest),
+        service: super::service_name(&args.manifest),
+        app: manifest.app_name.clone(),
     };
     let opts = BootOptions {
         only: Some(vec![args.function.clone()]),
         log_sink: LogSink::Stderr,
         metrics: nimbus_core::metrics::MetricsFormat::from_env(&platform)?,
         telemetry: nimbus_platforms::bootstrap::telemetry_from_env(platform)?,
+        ssm,
         ..BootOptions::default()
     };
     let host = Host::boot(manifest.clone(), opts).await?;

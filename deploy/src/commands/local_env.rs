@@ -38,22 +38,22 @@ impl LocalEnv {
         Ok(())
     }
 
-    /// Points the manifest's SSM keys at the overrides file, if one is given;
-    /// otherwise they use AWS as the environment configures it
-    /// (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...).
-    pub fn apply_ssm_overrides(&self, manifest: &mut Manifest) -> anyhow::Result<()> {
+    /// Where the manifest's SSM keys are read from ([`nimbus_core::BootOptions::ssm`]): the overrides
+    /// file, if one is given; otherwise AWS as the environment configures it (`AWS_ENDPOINT_URL`,
+    /// `AWS_REGION`, ...).
+    pub fn ssm_provider(&self, manifest: &Manifest) -> anyhow::Result<SsmProvider> {
         let file = self.ssm_overrides.clone().or_else(|| {
             std::env::var_os("NIMBUS_SSM_OVERRIDES")
                 .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
         });
-        if let Some(f) = file {
-            let provider = SsmProvider::overrides_file(f)?;
-            if manifest.uses_ssm() {
-                eprintln!("ssm config keys: read from {}", provider.describe());
-            }
-            manifest.set_ssm_provider(provider);
+        let Some(f) = file else {
+            return Ok(SsmProvider::default());
+        };
+        let provider = SsmProvider::overrides_file(f)?;
+        if manifest.uses_ssm() {
+            eprintln!("ssm config keys: read from {}", provider.describe());
         }
-        Ok(())
+        Ok(provider)
     }
 }

@@ -27,8 +27,9 @@ pub fn load_manifest(path: &Path) -> anyhow::Result<Manifest> {
         .context("invalid manifest")
 }
 
-/// The app's name for telemetry (`service.name`): the manifest's directory.
-pub fn app_name(manifest: &Path) -> String {
+/// The default `service.name` of a local host: the manifest's directory (the app's name, `[app] name`, is
+/// the `service.namespace`).
+pub fn service_name(manifest: &Path) -> String {
     manifest
         .canonicalize()
         .ok()

@@ -101,15 +101,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or(0),
         "serve: start"
     );
-    let mut manifest = super::load_manifest(&args.manifest)?;
-    args.env.apply_ssm_overrides(&mut manifest)?;
+    let manifest = super::load_manifest(&args.manifest)?;
+    let ssm = args.env.ssm_provider(&manifest)?;
     let step = Arc::new(Step::start(format!(
         "booting {} functions from {}",
         manifest.functions.len(),
         args.manifest.display()
     )));
     let platform = Platform::Local {
-        app: super::app_name(&args.manifest),
+        service: super::service_name(&args.manifest),
+        app: manifest.app_name.clone(),
     };
     let metrics = nimbus_core::metrics::MetricsFormat::from_env(&platform)?;
     let telemetry = nimbus_platforms::bootstrap::telemetry_from_env(platform)?;
@@ -130,6 +131,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         telemetry,
         keyvalue,
         connections: Some(connections.clone()),
+        ssm,
         ..BootOptions::default()
     };
     let host = Host::boot(manifest.clone(), opts).await?;

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub struct Invocation {
     /// The platform's request id (or a fresh one).
     pub request_id: Arc<str>,
+    /// The app the function belongs to (the manifest's `[app] name`): the `app` field of its log lines.
+    pub app: Arc<str>,
     /// The function's name.
     pub function: Arc<str>,
     /// When the guest is stopped, on the host's monotonic clock.
@@ -30,9 +32,10 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    /// An invocation of `function` that must finish within `timeout` from now.
+    /// An invocation of `function` (of `app`) that must finish within `timeout` from now.
     /// The invocation gets a span of its own, child of `trace`'s parent id.
     pub fn new(
+        app: Arc<str>,
         function: Arc<str>,
         timeout: Duration,
         request_id: Option<String>,
@@ -43,6 +46,7 @@ impl Invocation {
         trace.traceparent = span.traceparent_for(span.span_id);
         Invocation {
             request_id: request_id.map(Arc::from).unwrap_or_else(|| Arc::from(new_request_id())),
+            app,
             function,
             deadline: Instant::now() + timeout,
             deadline_unix_ms: now_unix_ms + timeout.as_millis() as u64,
@@ -57,6 +61,7 @@ impl Invocation {
     /// it, so the host can always report an outcome before the platform
     /// kills the environment, and never later than `timeout` from now.
     pub fn with_platform_deadline(
+        app: Arc<str>,
         function: Arc<str>,
         timeout: Duration,
         platform: PlatformDeadline,
@@ -66,9 +71,9 @@ impl Invocation {
     ) -> Invocation {
         let left = Duration::from_millis(platform.unix_ms.saturating_sub(unix_ms_now())).saturating_sub(margin);
         if left >= timeout {
-            return Invocation::new(function, timeout, request_id, trace);
+            return Invocation::new(app, function, timeout, request_id, trace);
         }
-        let mut inv = Invocation::new(function, left, request_id, trace);
+        let mut inv = Invocation::new(app, function, left, request_id, trace);
         inv.deadline_cause = DeadlineCause::Platform {
             source: platform.source,
             budget: left,
@@ -385,6 +390,7 @@ mod tests {
         let margin = Duration::from_millis(100);
         let thirty = Duration::from_secs(30);
         let inv = Invocation::with_platform_deadline(
+            Arc::from("shop"),
             f.clone(),
             thirty,
             lambda(lambda_deadline),
@@ -405,6 +411,7 @@ mod tests {
         // The manifest's timeout still applies when it is shorter, and is then the cause.
         let half = Duration::from_millis(500);
         let inv = Invocation::with_platform_deadline(
+            Arc::from("shop"),
             f.clone(),
             half,
             lambda(lambda_deadline),
@@ -416,6 +423,7 @@ mod tests {
         assert_eq!(inv.deadline_cause, DeadlineCause::Timeout(half));
         // A deadline already inside the margin leaves nothing: the guest is stopped at once.
         let inv = Invocation::with_platform_deadline(
+            Arc::from("shop"),
             f,
             thirty,
             lambda(unix_ms_now() + 50),

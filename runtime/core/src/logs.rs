@@ -3,7 +3,7 @@
 //! Alibaba SLS index without a parser:
 //!
 //! ```json
-//! {"ts":"2026-11-22T10:00:00.123Z","level":"INFO","msg":"hello","function":"hello",
+//! {"ts":"2026-11-22T10:00:00.123Z","level":"INFO","msg":"hello","app":"shop","function":"hello",
 //!  "request_id":"…","trace_id":"…","stream":"stdout"}
 //! ```
 
@@ -59,7 +59,7 @@ impl LogSink {
 /// Formats one record. `fields` are extra `"key": value` pairs (values already JSON).
 pub fn format_record(level: &str, msg: &str, inv: Option<&Invocation>, extra: &[(&str, serde_json::Value)]) -> String {
     use serde_json::{Map, Value};
-    let mut m = Map::with_capacity(6 + extra.len());
+    let mut m = Map::with_capacity(7 + extra.len());
     m.insert(
         "ts".into(),
         Value::String(humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()),
@@ -67,6 +67,7 @@ pub fn format_record(level: &str, msg: &str, inv: Option<&Invocation>, extra: &[
     m.insert("level".into(), Value::String(level.into()));
     m.insert("msg".into(), Value::String(msg.into()));
     if let Some(inv) = inv {
+        m.insert("app".into(), Value::String(inv.app.to_string()));
         m.insert("function".into(), Value::String(inv.function.to_string()));
         m.insert("request_id".into(), Value::String(inv.request_id.to_string()));
         m.insert("trace_id".into(), Value::String(inv.trace.trace_id().to_string()));
@@ -240,6 +241,7 @@ mod tests {
     #[test]
     fn lines_become_json_records_with_ids() {
         let inv = Arc::new(Invocation::new(
+            "shop".into(),
             "f".into(),
             Duration::from_secs(1),
             Some("req-1".into()),
@@ -263,6 +265,7 @@ mod tests {
         assert_eq!(v[1]["msg"], "two");
         assert_eq!(v[2]["msg"], "three \"quoted\"");
         assert_eq!(v[0]["request_id"], "req-1");
+        assert_eq!((&v[0]["app"], &v[0]["function"]), (&"shop".into(), &"f".into()));
         assert_eq!(v[0]["level"], "WARN");
         assert_eq!(v[0]["stream"], "stderr");
     }

@@ -113,6 +113,7 @@ fn emf_line(namespace: &str, r: &InvocationReport<'_>, now_ms: u64) -> String {
         json!({"Name": "Errors", "Unit": "Count"}),
     ];
     let mut record = json!({
+        "app": &*r.inv.app,
         "function": &*r.inv.function,
         "request_id": &*r.inv.request_id,
         "trace_id": r.inv.trace.trace_id(),
@@ -146,7 +147,11 @@ mod tests {
 
     fn format(vars: &[(&str, &str)]) -> Result<MetricsFormat, BootError> {
         let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
-        MetricsFormat::from_vars(&Platform::Local { app: "shop".into() }, &env)
+        let platform = Platform::Local {
+            service: "shop".into(),
+            app: "shop".into(),
+        };
+        MetricsFormat::from_vars(&platform, &env)
     }
 
     #[test]
@@ -183,6 +188,7 @@ mod tests {
     #[test]
     fn emf_lines_name_every_metric_they_carry() {
         let inv = Invocation::new(
+            "shop".into(),
             "hello".into(),
             Duration::from_secs(1),
             Some("r-1".into()),
@@ -209,6 +215,7 @@ mod tests {
         assert_eq!(v["PeakMemory"], 1 << 20);
         assert_eq!(v["Errors"], 1);
         assert_eq!(v["function"], "hello");
+        assert_eq!(v["app"], "shop", "the app rides along, not as a dimension");
         assert_eq!(v["request_id"], "r-1");
         // A warm, successful invocation has no InitDuration.
         let warm = InvocationReport {

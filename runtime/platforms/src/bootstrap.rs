@@ -165,6 +165,7 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
     let function = pick_function(&manifest)?;
     let platform = Platform::Lambda {
         function: function.clone(),
+        app: manifest.app_name.clone(),
     };
     let metrics = nimbus_core::metrics::MetricsFormat::from_env(&platform)?;
     let telemetry = telemetry_from_env(platform)?;
@@ -214,6 +215,7 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
         _ => None,
     };
     tracing::info!(
+        app = %host.app(),
         function = %f.name,
         kind = f.kind.as_str(),
         loaded_from = ?f.loaded_from,

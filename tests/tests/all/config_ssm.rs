@@ -21,13 +21,19 @@ fn prefix(test: &str) -> String {
 }
 
 /// A manifest with one HTTP `config_get` function at `GET /config` and these config lines.
-fn config_manifest(refresh: &str, keys: &str, moto: &Moto) -> nimbus_core::Manifest {
-    let mut m = manifest(&format!(
+fn config_manifest(refresh: &str, keys: &str) -> nimbus_core::Manifest {
+    manifest(&format!(
         "manifest_version = 1\n[function.cfg]\ncomponent = \"{{CONFIG_GET}}\"\nroutes = [\"GET /config\"]\n\
          config_refresh = \"{refresh}\"\n[function.cfg.config]\n{keys}\n"
-    ));
-    m.set_ssm_provider(SsmProvider::aws(moto.settings()));
-    m
+    ))
+}
+
+/// Boot options reading SSM keys from `moto`.
+fn on(moto: &Moto) -> BootOptions {
+    BootOptions {
+        ssm: SsmProvider::aws(moto.settings()),
+        ..BootOptions::default()
+    }
 }
 
 /// Everything the guest sees through `get-all`.
@@ -53,8 +59,8 @@ async fn wait_for(addr: SocketAddr, key: &str, want: &str, limit: Duration) -> O
     }
 }
 
-async fn boot(m: nimbus_core::Manifest) -> (std::sync::Arc<Host>, nimbus_platforms::local::Gateway) {
-    let (host, logs) = nimbus_tests::boot_manifest(m, BootOptions::default()).await;
+async fn boot(m: nimbus_core::Manifest, opts: BootOptions) -> (std::sync::Arc<Host>, nimbus_platforms::local::Gateway) {
+    let (host, logs) = nimbus_tests::boot_manifest(m, opts).await;
     let gw = nimbus_tests::gateway(host.clone(), logs).await;
     (host, gw)
 }
@@ -88,7 +94,7 @@ async fn ssm_parameters_of_every_kind_reach_the_guest() {
         put_parameter(&ssm, &format!("{p}/many/n{i}"), &format!("v{i}"), ParameterType::String).await;
         keys.push_str(&format!("n{i} = {{ ssm = \"{p}/many/n{i}\" }}\n"));
     }
-    let (_host, gw) = boot(config_manifest("0s", &keys, moto)).await;
+    let (_host, gw) = boot(config_manifest("0s", &keys), on(moto)).await;
     let seen = guest_config(gw.addr()).await;
     let mut want: BTreeMap<String, String> = [
         ("url", "postgres://db"),
@@ -115,8 +121,8 @@ async fn ssm_parameters_of_every_kind_reach_the_guest() {
 async fn missing_required_ssm_parameter_fails_boot_naming_key_and_parameter() {
     let moto = moto::shared();
     let p = prefix("missing");
-    let m = config_manifest("0s", &format!("db_url = {{ ssm = \"{p}/db-url\" }}"), moto);
-    let err = match Host::boot(m, BootOptions::default()).await {
+    let m = config_manifest("0s", &format!("db_url = {{ ssm = \"{p}/db-url\" }}"));
+    let err = match Host::boot(m, on(moto)).await {
         Err(e) => e,
         Ok(_) => panic!("boot must fail"),
     };
@@ -127,8 +133,8 @@ async fn missing_required_ssm_parameter_fails_boot_naming_key_and_parameter() {
         "{msg}"
     );
     // A path with nothing under it fails the same way.
-    let m = config_manifest("0s", &format!("db = {{ ssm_path = \"{p}/db\" }}"), moto);
-    let msg = match Host::boot(m, BootOptions::default()).await {
+    let m = config_manifest("0s", &format!("db = {{ ssm_path = \"{p}/db\" }}"));
+    let msg = match Host::boot(m, on(moto)).await {
         Err(e) => e.to_string(),
         Ok(_) => panic!("boot must fail"),
     };
@@ -144,7 +150,7 @@ async fn missing_optional_and_defaulted_ssm_keys() {
          region = {{ ssm = \"{p}/region\", default = \"eu-west-1\" }}\n\
          extra = {{ ssm_path = \"{p}/extra\", required = false }}\n"
     );
-    let (_host, gw) = boot(config_manifest("0s", &keys, moto)).await;
+    let (_host, gw) = boot(config_manifest("0s", &keys), on(moto)).await;
     let seen = guest_config(gw.addr()).await;
     assert_eq!(seen, BTreeMap::from([("region".to_string(), "eu-west-1".to_string())]));
 }
@@ -157,7 +163,7 @@ async fn ssm_refresh_shows_overwrites_and_keeps_values_that_disappear() {
     put_parameter(&ssm, &format!("{p}/flag"), "v1", ParameterType::String).await;
     put_parameter(&ssm, &format!("{p}/db/host"), "h1", ParameterType::String).await;
     let keys = format!("flag = {{ ssm = \"{p}/flag\" }}\ndb = {{ ssm_path = \"{p}/db\" }}\n");
-    let (_host, gw) = boot(config_manifest("300ms", &keys, moto)).await;
+    let (_host, gw) = boot(config_manifest("300ms", &keys), on(moto)).await;
     assert_eq!(guest_config(gw.addr()).await["flag"], "v1");
 
     put_parameter(&ssm, &format!("{p}/flag"), "v2", ParameterType::String).await;
@@ -192,8 +198,8 @@ async fn ssm_refresh_keeps_last_good_values_when_ssm_is_down() {
     let ssm = moto.ssm().await;
     let p = prefix("down");
     put_parameter(&ssm, &format!("{p}/flag"), "good", ParameterType::SecureString).await;
-    let m = config_manifest("300ms", &format!("flag = {{ ssm = \"{p}/flag\" }}"), &moto);
-    let (_host, gw) = boot(m).await;
+    let m = config_manifest("300ms", &format!("flag = {{ ssm = \"{p}/flag\" }}"));
+    let (_host, gw) = boot(m, on(&moto)).await;
     assert_eq!(guest_config(gw.addr()).await["flag"], "good");
     drop(moto);
     // Several failed refreshes later (each retried, then given up), the value is still there.
@@ -218,14 +224,17 @@ async fn ssm_overrides_file_stands_in_for_ssm() {
          \"/shop/db/host\" = \"localhost\"\n\"/shop/db/replica/port\" = \"6543\"\n",
     )
     .unwrap();
-    let mut m = manifest(
+    let m = manifest(
         "manifest_version = 1\n[function.cfg]\ncomponent = \"{CONFIG_GET}\"\nroutes = [\"GET /config\"]\n\
          config_refresh = \"300ms\"\n[function.cfg.config]\nurl = { ssm = \"/shop/db-url\" }\n\
          hosts = { ssm = \"/shop/hosts\" }\ndb = { ssm_path = \"/shop/db\" }\n\
          missing = { ssm = \"/shop/nope\", default = \"d\" }\n",
     );
-    m.set_ssm_provider(SsmProvider::overrides_file(&file).unwrap());
-    let (_host, gw) = boot(m).await;
+    let opts = BootOptions {
+        ssm: SsmProvider::overrides_file(&file).unwrap(),
+        ..BootOptions::default()
+    };
+    let (_host, gw) = boot(m, opts).await;
     let seen = guest_config(gw.addr()).await;
     let want: BTreeMap<String, String> = [
         ("url", "postgres://local"),

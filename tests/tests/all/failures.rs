@@ -48,6 +48,7 @@ async fn a_trap_tells_the_caller_its_type_and_request_id_and_only_the_log_has_th
         .unwrap_or_else(|| panic!("no failure line for {rid}: {lines:?}"));
     assert_eq!(failed["level"], "ERROR");
     assert_eq!(failed["function"], "trap");
+    assert_eq!(failed["app"], "shop");
     assert_eq!(failed["error_type"], "Nimbus.Trap");
     let error = failed["error"].as_str().unwrap();
     assert!(error.contains("wasm backtrace") && error.contains(".wasm!"), "{error}");

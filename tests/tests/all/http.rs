@@ -31,6 +31,11 @@ async fn hello_answers_200_with_request_id() {
             .any(|v| v["msg"] == "request" && v["status"] == 200 && v["path"] == "/hello"),
         "{guest:?}"
     );
+    // Both the guest's lines and the access log name the app (the manifest's `[app] name`).
+    assert!(
+        guest.len() >= 2 && guest.iter().all(|v| v["app"] == "shop"),
+        "{guest:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,6 +118,7 @@ async fn invocation_context_reaches_the_guest() {
     assert_eq!(error["stream"], "sdk");
     assert_eq!(error["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_eq!(error["function"], "context");
+    assert_eq!(error["app"], "shop");
     assert_eq!(error["request_id"], v["request_id"]);
     let debug = record("context sdk debug");
     assert_eq!(debug["level"], "DEBUG");

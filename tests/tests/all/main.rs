@@ -32,6 +32,7 @@ fn shared_manifest(token_file: &str) -> String {
     format!(
         r#"
 manifest_version = 1
+app = {{ name = "shop" }}
 defaults = {{ timeout = "10s" }}
 
 [function.hello]

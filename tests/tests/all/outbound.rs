@@ -107,6 +107,7 @@ allowed_outbound_hosts = ["http://127.0.0.1:{}", "http://169.254.169.254"]
     assert_eq!(r.len(), 3, "{r:?}");
     assert_eq!(r[0]["reason"], "not in allowed_outbound_hosts");
     assert_eq!(r[0]["function"], "denied");
+    assert_eq!(r[0]["app"], "nimbus", "a manifest without `[app]` is the app `nimbus`");
     assert_eq!(r[2]["reason"], "cloud metadata service");
     assert_eq!(r[2]["address"], "169.254.169.254:80");
     assert!(!logs.lock().unwrap().iter().any(|l| l.contains("meta-data")));

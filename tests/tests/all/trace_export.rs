@@ -459,15 +459,15 @@ async fn config_fetches_are_spans_under_init_then_roots_of_their_own() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ssm.toml");
     std::fs::write(&file, "\"/shop/url\" = \"u\"\n\"/shop/db/host\" = \"h\"\n").unwrap();
-    let mut m = nimbus_tests::manifest(
+    let m = nimbus_tests::manifest(
         "manifest_version = 1\n[function.cfg]\ncomponent = \"{CONFIG_GET}\"\nconfig_refresh = \"200ms\"\n\
          [function.cfg.config]\nurl = { ssm = \"/shop/url\" }\ndb = { ssm_path = \"/shop/db\" }\n",
     );
-    m.set_ssm_provider(nimbus_core::caps::config::SsmProvider::overrides_file(&file).unwrap());
     let _host = nimbus_tests::boot_manifest(
         m,
         BootOptions {
             telemetry: Some(tel.clone()),
+            ssm: nimbus_core::caps::config::SsmProvider::overrides_file(&file).unwrap(),
             ..BootOptions::default()
         },
     )

@@ -85,7 +85,7 @@ impl HostState {
                 wit::CheckpointError::Fenced
             }
             SaveError::Durable(e) => {
-                tracing::warn!(function = %self.inv.function, request_id = %self.inv.request_id, error = %e,
+                tracing::warn!(app = %self.inv.app, function = %self.inv.function, request_id = %self.inv.request_id, error = %e,
                     "checkpoint: the store failed");
                 wit::CheckpointError::Failed(e.to_string())
             }

@@ -59,7 +59,7 @@ impl HostState {
     /// paths, AWS errors), which goes to the host's log instead.
     fn kv_error(&self, op: &'static str, bucket: &str, e: KvError) -> store::Error {
         if let KvError::Backend(detail) = &e {
-            tracing::warn!(function = %self.inv.function, request_id = %self.inv.request_id, bucket, op,
+            tracing::warn!(app = %self.inv.app, function = %self.inv.function, request_id = %self.inv.request_id, bucket, op,
                 error = %detail, "key-value store failed");
         }
         store::Error::Other(e.guest_message())

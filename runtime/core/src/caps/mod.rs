@@ -81,6 +81,11 @@ pub struct Boot {
     pub outbound: Arc<outbound::send::Connector>,
     /// Where the host writes records about an invocation (e.g. a refused outbound request).
     pub log_sink: crate::logs::LogSink,
+    /// Where `ssm` / `ssm_path` config keys are read from ([`crate::BootOptions::ssm`]), shared by every
+    /// function so at most one SSM client is built.
+    pub ssm: config::SsmProvider,
+    /// The app's name (`[app] name`), for the log lines capabilities write about a function.
+    pub app: Arc<str>,
 }
 
 /// Every capability's shared state for one function.

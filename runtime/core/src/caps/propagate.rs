@@ -147,6 +147,7 @@ mod tests {
     fn injection_replaces_the_guests_headers() {
         let h = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=0";
         let inv = Arc::new(Invocation::new(
+            Arc::from("shop"),
             Arc::from("f"),
             Duration::from_secs(1),
             None,
@@ -170,7 +171,7 @@ mod tests {
             Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
             Some("congo=t61rcWkgMzE"),
         );
-        let inv = Invocation::new(Arc::from("f"), Duration::from_secs(1), None, trace);
+        let inv = Invocation::new(Arc::from("shop"), Arc::from("f"), Duration::from_secs(1), None, trace);
         let mut headers = HeaderMap::new();
         inject(&mut headers, &inv, 7);
         assert_eq!(headers["tracestate"], "congo=t61rcWkgMzE");

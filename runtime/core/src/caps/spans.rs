@@ -95,7 +95,7 @@ impl HostState {
     /// Logs, once per invocation, that the guest went past a tracing bound.
     fn warn_bound(&mut self, what: &str) {
         if !std::mem::replace(&mut self.spans.warned, true) {
-            tracing::warn!(function = %self.inv.function, request_id = %self.inv.request_id,
+            tracing::warn!(app = %self.inv.app, function = %self.inv.function, request_id = %self.inv.request_id,
                 "guest tracing: {what}; the excess is dropped (further drops are not logged)");
         }
     }

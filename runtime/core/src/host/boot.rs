@@ -57,6 +57,9 @@ pub struct BootOptions {
     /// default) and the platform's control endpoints, which no allow-list entry opens (the Lambda
     /// adapter gives the Runtime API's address).
     pub outbound: caps::outbound::network::OutboundOptions,
+    /// Where `ssm` / `ssm_path` config keys are read from: SSM Parameter Store as the AWS environment
+    /// configures it (the default), or a local overrides file (`nimbus serve --ssm-overrides`).
+    pub ssm: caps::config::SsmProvider,
 }
 
 impl Host {
@@ -66,12 +69,15 @@ impl Host {
         let started_at = SystemTime::now();
         let outbound = caps::outbound::send::Connector::new(&opts.outbound)
             .map_err(|e| BootError::Engine(format!("outbound HTTP: cannot set up TLS: {e}")))?;
+        let app: Arc<str> = Arc::from(manifest.app_name.as_str());
         let boot = caps::Boot {
             telemetry: opts.telemetry.clone(),
             connections: opts.connections.clone(),
             keyvalue: opts.keyvalue.clone(),
             outbound: Arc::new(outbound),
             log_sink: opts.log_sink.clone(),
+            ssm: opts.ssm.clone(),
+            app: app.clone(),
             // A new root trace (an empty parent is malformed), sampled.
             init: caps::propagate::SpanIds::child_of(""),
         };
@@ -130,7 +136,7 @@ impl Host {
             };
             let precompiled = spec.precompiled.as_deref().zip(unpacked);
             let (component, loaded_from) = artifact::load(engine.engine(), &spec.name, &spec.component, precompiled)?;
-            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: component loaded");
+            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, app = %app, function = %spec.name, "boot: component loaded");
             let comp_err = |message: String| BootError::Component {
                 function: spec.name.clone(),
                 message,
@@ -166,7 +172,7 @@ impl Host {
                     Idle::default(),
                 ),
             };
-            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, function = %spec.name, "boot: linked");
+            tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, app = %app, function = %spec.name, "boot: linked");
             let shared = caps::Shared::configure(spec, &boot).await?;
             let index = functions.len();
             for r in &spec.routes {
@@ -247,6 +253,7 @@ impl Host {
             cold: AtomicBool::new(true),
             queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
             telemetry: opts.telemetry,
+            app,
             boot_time: started.elapsed(),
         }))
     }

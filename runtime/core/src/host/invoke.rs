@@ -120,7 +120,7 @@ impl Host {
                     .await
             }
             (Pre::Task(pre, idle), Payload::Task(run)) => {
-                self.run(f, pre, idle, &inv, meter, super::tasks::TaskStep::new(run))
+                self.run(f, pre, idle, &inv, meter, super::tasks::TaskStep::new(run, self.app.clone()))
                     .await
             }
             (_, payload) => (

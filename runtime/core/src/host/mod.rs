@@ -86,11 +86,18 @@ pub struct Host {
     /// Until the first invocation: it is the cold start.
     cold: AtomicBool,
     telemetry: Option<Telemetry>,
+    /// The manifest's `[app] name`: every invocation carries it into its log lines.
+    app: Arc<str>,
     /// Time from `boot` start to ready.
     pub boot_time: Duration,
 }
 
 impl Host {
+    /// The app's name (the manifest's `[app] name`), for adapters' log lines about its functions.
+    pub fn app(&self) -> &Arc<str> {
+        &self.app
+    }
+
     /// The span exporter, if tracing export is on.
     pub fn telemetry(&self) -> Option<&Telemetry> {
         self.telemetry.as_ref()
@@ -147,6 +154,6 @@ impl Host {
 
     /// A new invocation of `f` with its configured timeout, starting now.
     pub fn new_invocation(&self, f: &Function, request_id: Option<String>, trace: TraceContext) -> Invocation {
-        Invocation::new(f.name.clone(), f.limits.timeout, request_id, trace)
+        Invocation::new(self.app.clone(), f.name.clone(), f.limits.timeout, request_id, trace)
     }
 }

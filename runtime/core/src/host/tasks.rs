@@ -10,6 +10,7 @@ use crate::invocation::{DeadlineCause, Invocation, Outcome, Payload, RunEnd, Tra
 use crate::manifest::Limits;
 use crate::state::HostState;
 use nimbus_checkpoint::Run;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Store;
 
@@ -65,11 +66,17 @@ impl Host {
         let inv = match cx.time_left {
             // The run ends with the platform invocation it happens in, and a deadline error names that one's cause.
             Some((left, cause)) if left < f.limits.timeout => {
-                let mut inv = Invocation::new(f.name.clone(), left, Some(request_id), trace);
+                let mut inv = Invocation::new(self.app.clone(), f.name.clone(), left, Some(request_id), trace);
                 inv.deadline_cause = cause;
                 inv
             }
-            _ => Invocation::new(f.name.clone(), f.limits.timeout, Some(request_id), trace),
+            _ => Invocation::new(
+                self.app.clone(),
+                f.name.clone(),
+                f.limits.timeout,
+                Some(request_id),
+                trace,
+            ),
         };
         // No free instance in time is like a crash: the message is delivered again once the lease and its
         // visibility pass.
@@ -87,6 +94,8 @@ impl Host {
 /// A task run's step: the run goes into the `checkpoint` capability for the call and comes back out with
 /// what the guest committed; [`Step::finish`] ends the run in the store.
 pub(super) struct TaskStep {
+    /// The app's name, for its log lines.
+    app: Arc<str>,
     run: Option<Run>,
     input: Vec<u8>,
     /// Checkpoints the guest committed in this run.
@@ -96,8 +105,9 @@ pub(super) struct TaskStep {
 }
 
 impl TaskStep {
-    pub(super) fn new(run: Run) -> TaskStep {
+    pub(super) fn new(run: Run, app: Arc<str>) -> TaskStep {
         TaskStep {
+            app,
             input: run.input().to_vec(),
             run: Some(run),
             saves: 0,
@@ -141,7 +151,7 @@ impl Finish<TaskFunction> for TaskStep {
         };
         let task_id = run.task_id().to_owned();
         if self.fenced {
-            tracing::warn!(function = %f.name, task_id, "task run fenced: a newer run owns the task");
+            tracing::warn!(app = %self.app, function = %f.name, task_id, "task run fenced: a newer run owns the task");
             return Ok(Outcome::Task(RunEnd::Fenced));
         }
         let end = match returned {
@@ -158,7 +168,7 @@ impl Finish<TaskFunction> for TaskStep {
                 RunEnd::Failed(m)
             }
             Err(InvokeError::Deadline(d)) if self.saves > 0 => {
-                tracing::warn!(function = %f.name, task_id, saves = self.saves,
+                tracing::warn!(app = %self.app, function = %f.name, task_id, saves = self.saves,
                     timeout_ms = d.budget().as_millis() as u64,
                     "task run hit its deadline (it ignored should-yield); resuming from its last checkpoint");
                 run.yielded().await?;
@@ -172,7 +182,7 @@ impl Finish<TaskFunction> for TaskStep {
                     ),
                     e => e.to_string(),
                 };
-                tracing::warn!(function = %f.name, task_id, error = %m, "task run failed");
+                tracing::warn!(app = %self.app, function = %f.name, task_id, error = %m, "task run failed");
                 run.failed(m.clone()).await?;
                 RunEnd::Failed(m)
             }

@@ -1,4 +1,6 @@
-//! Human-friendly sizes (`"128MiB"`) and durations (`"30s"`) for the manifest.
+//! Human-friendly sizes (`"128MiB"`), durations (`"30s"`) and counts (`64`) for the manifest. Each says in
+//! its error what it expects, so a plain `timeout = 30` or `concurrency = -4` is explained in the user's
+//! terms, not serde's (`expected u32`).
 
 use serde::{Deserialize, Deserializer, de};
 use std::fmt;
@@ -40,7 +42,10 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const MIB: u64 = 1024 * 1024;
-        if self.0 >= MIB && self.0.is_multiple_of(MIB) {
+        const GIB: u64 = 1024 * MIB;
+        if self.0 >= GIB && self.0.is_multiple_of(GIB) {
+            write!(f, "{}GiB", self.0 / GIB)
+        } else if self.0 >= MIB && self.0.is_multiple_of(MIB) {
             write!(f, "{}MiB", self.0 / MIB)
         } else if self.0 >= 1024 && self.0.is_multiple_of(1024) {
             write!(f, "{}KiB", self.0 / 1024)
@@ -75,14 +80,65 @@ impl<'de> Deserialize<'de> for ByteSize {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Dur).map_err(|e| {
-            de::Error::custom(format!(
-                "invalid duration {s:?} ({e}): expected e.g. \"30s\" or \"500ms\""
-            ))
-        })
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Dur;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration with its unit, such as \"30s\" or \"500ms\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Dur, E> {
+                humantime::parse_duration(s).map(Dur).map_err(|e| {
+                    E::custom(format!(
+                        "invalid duration {s:?} ({e}): expected e.g. \"30s\" or \"500ms\""
+                    ))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn not_a_count<E: de::Error>(v: impl fmt::Display) -> E {
+    E::custom(format!(
+        "{v} is not a count: expected a whole number from 0 to {}",
+        u32::MAX
+    ))
+}
+
+/// A whole number of things (instances, attempts, messages): `64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Count(pub u32);
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl de::Visitor<'_> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a whole number")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
+                u32::try_from(v).map(Count).map_err(|_| not_a_count(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
+                u32::try_from(v).map(Count).map_err(|_| not_a_count(v))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -100,5 +156,7 @@ mod tests {
         assert!(ByteSize::parse("MiB").is_err());
         assert!(ByteSize::parse("99999999999999GiB").unwrap_err().contains("too large"));
         assert_eq!(ByteSize(128 << 20).to_string(), "128MiB");
+        assert_eq!(ByteSize(4 << 30).to_string(), "4GiB");
+        assert_eq!(ByteSize(1536 << 20).to_string(), "1536MiB");
     }
 }

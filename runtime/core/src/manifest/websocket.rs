@@ -13,11 +13,8 @@
 //! subprotocols = ["chat.v2", "chat.v1"]    # `Sec-WebSocket-Protocol` values spoken, preferred first
 //! ```
 
-use super::{ByteSize, Dur, LimitError};
 use crate::websocket::Message;
-use serde::Deserialize;
 use std::time::Duration;
-use toml::Spanned;
 
 /// A WebSocket function's settings (`websocket = { ... }`), defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,13 +197,6 @@ fn is_field(f: &str) -> bool {
     !f.is_empty() && f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// An HTTP token (RFC 9110 §5.6.2), what a `Sec-WebSocket-Protocol` value must be.
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
 /// The values a client offers in its `Sec-WebSocket-Protocol` headers (`headers` as `on-connect` gets them:
 /// lowercase names, one entry per header line), in its order.
 pub fn offered_subprotocols(headers: &[(String, String)]) -> impl Iterator<Item = &str> {
@@ -231,190 +221,11 @@ fn body_field(text: &str, fields: &[String]) -> Option<String> {
 }
 
 /// Route keys are what API Gateway accepts: 1 to 128 printable characters without spaces.
-fn check_route_key(key: &str) -> Result<(), String> {
+pub(super) fn check_route_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > 128 || key.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(format!(
             "invalid route key {key:?}: use 1 to 128 characters without spaces"
         ));
     }
     Ok(())
-}
-
-/// The TOML of a `websocket` section.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawWebSocket {
-    path: Option<Spanned<String>>,
-    route_selection: Option<Spanned<String>>,
-    #[serde(default)]
-    routes: Vec<Spanned<String>>,
-    allowed_origins: Option<Vec<Spanned<String>>>,
-    max_message: Option<Spanned<ByteSize>>,
-    max_frame: Option<Spanned<ByteSize>>,
-    idle_timeout: Option<Spanned<Dur>>,
-    max_lifetime: Option<Spanned<Dur>>,
-    heartbeat: Option<Spanned<Dur>>,
-    max_connections_per_ip: Option<Spanned<u32>>,
-    messages_per_second: Option<Spanned<u32>>,
-    send_queue: Option<Spanned<u32>>,
-    #[serde(default)]
-    subprotocols: Vec<Spanned<String>>,
-}
-
-/// The shortest duration any WebSocket timer accepts.
-const MIN_TIMER: Duration = Duration::from_millis(100);
-
-impl RawWebSocket {
-    /// Checks each setting against its range and applies the defaults.
-    pub(super) fn parse(&self, prefix: &str) -> Result<WebSocketSpec, LimitError> {
-        let key = |name: &str| format!("{prefix}.websocket.{name}");
-        let mut spec = WebSocketSpec::default();
-
-        if let Some(p) = &self.path {
-            let path = p.get_ref();
-            if !path.starts_with('/') || path.contains(['{', '}', '?', '#']) || path.contains(char::is_whitespace) {
-                return Err((
-                    p.span(),
-                    key("path"),
-                    format!("websocket path {path:?} must start with '/' and be a plain path (no parameters)"),
-                ));
-            }
-            spec.path = Some(path.clone());
-        }
-        if let Some(r) = &self.route_selection {
-            spec.route_selection =
-                RouteSelection::parse(r.get_ref()).map_err(|m| (r.span(), key("route_selection"), m))?;
-        }
-        for r in &self.routes {
-            let k = r.get_ref();
-            // The predefined routes always exist; listing them (as API Gateway's console does) is harmless.
-            if ["$connect", "$disconnect", DEFAULT_ROUTE].contains(&k.as_str()) {
-                continue;
-            }
-            let bad = |m: String| (r.span(), key("routes"), m);
-            if k.starts_with('$') {
-                return Err(bad(format!(
-                    "route key {k:?}: keys starting with '$' are reserved ($connect, $disconnect, $default)"
-                )));
-            }
-            check_route_key(k).map_err(bad)?;
-            if spec.routes.contains(k) {
-                return Err(bad(format!("route key {k:?} is listed twice")));
-            }
-            spec.routes.push(k.clone());
-        }
-        for p in &self.subprotocols {
-            let name = p.get_ref();
-            let bad = |m: String| (p.span(), key("subprotocols"), m);
-            if !is_token(name) {
-                return Err(bad(format!(
-                    "subprotocol {name:?} is not an HTTP token: use letters, digits and `!#$%&'*+-.^_`|~` \
-                     (e.g. \"chat.v1\")"
-                )));
-            }
-            if spec.subprotocols.contains(name) {
-                return Err(bad(format!("subprotocol {name:?} is listed twice")));
-            }
-            spec.subprotocols.push(name.clone());
-        }
-        if let Some(origins) = &self.allowed_origins {
-            let mut allowed = Vec::with_capacity(origins.len());
-            for o in origins {
-                allowed.push(check_origin(o.get_ref()).map_err(|m| (o.span(), key("allowed_origins"), m))?);
-            }
-            spec.allowed_origins = Some(allowed);
-        }
-
-        let size = |v: &Option<Spanned<ByteSize>>, name: &str, lo: u64, hi: u64, default: u64| match v {
-            None => Ok(default),
-            Some(s) if (lo..=hi).contains(&s.get_ref().0) => Ok(s.get_ref().0),
-            Some(s) => Err((
-                s.span(),
-                key(name),
-                format!("{name} ({}..={}) is out of range", ByteSize(lo), ByteSize(hi)),
-            )),
-        };
-        spec.max_message = size(&self.max_message, "max_message", 1 << 10, 64 << 20, DEFAULT_MAX_MESSAGE)?;
-        spec.max_frame = size(
-            &self.max_frame,
-            "max_frame",
-            1 << 10,
-            spec.max_message,
-            DEFAULT_MAX_FRAME.min(spec.max_message),
-        )?;
-
-        let timer = |v: &Option<Spanned<Dur>>, name: &str, hi: Duration, default: Duration| match v {
-            None => Ok(default),
-            Some(d) if (MIN_TIMER..=hi).contains(&d.get_ref().0) => Ok(d.get_ref().0),
-            Some(d) => Err((
-                d.span(),
-                key(name),
-                format!(
-                    "{name} ({}ms..={}) is out of range",
-                    MIN_TIMER.as_millis(),
-                    humantime::format_duration(hi)
-                ),
-            )),
-        };
-        spec.idle_timeout = timer(
-            &self.idle_timeout,
-            "idle_timeout",
-            Duration::from_secs(24 * 3600),
-            DEFAULT_IDLE_TIMEOUT,
-        )?;
-        spec.max_lifetime = timer(
-            &self.max_lifetime,
-            "max_lifetime",
-            Duration::from_secs(7 * 24 * 3600),
-            DEFAULT_MAX_LIFETIME,
-        )?;
-        spec.heartbeat = timer(
-            &self.heartbeat,
-            "heartbeat",
-            Duration::from_secs(3600),
-            DEFAULT_HEARTBEAT,
-        )?;
-
-        let count = |v: &Option<Spanned<u32>>, name: &str, hi: u32, default: u32| match v {
-            None => Ok(default),
-            Some(n) if (1..=hi).contains(n.get_ref()) => Ok(*n.get_ref()),
-            Some(n) => Err((n.span(), key(name), format!("{name} (1..={hi}) is out of range"))),
-        };
-        spec.max_connections_per_ip = count(
-            &self.max_connections_per_ip,
-            "max_connections_per_ip",
-            1_000_000,
-            DEFAULT_MAX_CONNECTIONS_PER_IP,
-        )?;
-        spec.messages_per_second = count(
-            &self.messages_per_second,
-            "messages_per_second",
-            1_000_000,
-            DEFAULT_MESSAGES_PER_SECOND,
-        )?;
-        spec.send_queue = count(&self.send_queue, "send_queue", 65_536, DEFAULT_SEND_QUEUE)?;
-        Ok(spec)
-    }
-
-    /// The declared path, with its span, for the duplicate check across functions.
-    pub(super) fn path(&self) -> Option<&Spanned<String>> {
-        self.path.as_ref()
-    }
-}
-
-/// `"https://app.example.com"`, `"http://localhost:8080"` or `"*"`, lowercased without a trailing `/`.
-fn check_origin(origin: &str) -> Result<String, String> {
-    if origin == "*" {
-        return Ok(origin.to_owned());
-    }
-    let o = origin.trim_end_matches('/');
-    let ok = o
-        .split_once("://")
-        .is_some_and(|(scheme, host)| !scheme.is_empty() && !host.is_empty() && !host.contains('/'));
-    if !ok {
-        return Err(format!(
-            "invalid origin {origin:?}: expected scheme://host[:port], e.g. \"http://localhost:8080\", or \"*\""
-        ));
-    }
-    Ok(o.to_ascii_lowercase())
 }

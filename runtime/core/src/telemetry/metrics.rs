@@ -329,7 +329,10 @@ mod tests {
 
     #[test]
     fn endpoints_and_bounds() {
-        let platform = Platform::Local { app: "shop".into() };
+        let platform = Platform::Local {
+            service: "shop".into(),
+            app: "shop".into(),
+        };
         let vars = |pairs: &'static [(&'static str, &'static str)]| {
             move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
         };

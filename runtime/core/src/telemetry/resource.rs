@@ -4,16 +4,24 @@ use opentelemetry::KeyValue;
 use opentelemetry_semantic_conventions::attribute as semconv;
 
 /// Where the host runs, which decides the resource attributes.
+///
+/// `app` (the manifest's `[app] name`) is the `service.namespace` in both cases: the semantic conventions'
+/// group of services that `service.name` is unique in, which is what an app of functions is.
+/// `OTEL_SERVICE_NAME` replaces the default `service.name` only; the namespace stays the app's.
 #[derive(Debug, Clone)]
 pub enum Platform {
     /// AWS Lambda (`bootstrap`): `cloud.*` and `faas.*` from Lambda's variables.
     Lambda {
         /// The function served (default `service.name`).
         function: String,
+        /// The app it belongs to (`service.namespace`).
+        app: String,
     },
     /// `nimbus serve` or another local host, serving an app of several functions.
     Local {
-        /// The app's name (default `service.name`).
+        /// The default `service.name` (`nimbus serve`: the manifest's directory).
+        service: String,
+        /// The app served (`service.namespace`).
         app: String,
     },
 }
@@ -21,15 +29,17 @@ pub enum Platform {
 impl Platform {
     /// The resource attributes; `env` reads a (non-empty) environment variable.
     pub(super) fn resource(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<KeyValue> {
-        let default_name = match self {
-            Platform::Lambda { function } => env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| function.clone()),
-            Platform::Local { app } => app.clone(),
+        let (default_name, app) = match self {
+            Platform::Lambda { function, app } => {
+                (env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| function.clone()), app)
+            }
+            Platform::Local { service, app } => (service.clone(), app),
         };
-        let mut attrs = vec![KeyValue::new(
-            semconv::SERVICE_NAME,
-            env("OTEL_SERVICE_NAME").unwrap_or(default_name),
-        )];
-        if let Platform::Lambda { function } = self {
+        let mut attrs = vec![
+            KeyValue::new(semconv::SERVICE_NAME, env("OTEL_SERVICE_NAME").unwrap_or(default_name)),
+            KeyValue::new(semconv::SERVICE_NAMESPACE, app.clone()),
+        ];
+        if let Platform::Lambda { function, .. } = self {
             attrs.push(KeyValue::new(semconv::CLOUD_PROVIDER, "aws"));
             attrs.push(KeyValue::new(semconv::CLOUD_PLATFORM, "aws_lambda"));
             attrs.push(KeyValue::new(
@@ -68,7 +78,11 @@ mod tests {
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
         ];
         let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
-        let attrs = Platform::Lambda { function: "f".into() }.resource(&env);
+        let attrs = Platform::Lambda {
+            function: "f".into(),
+            app: "shop".into(),
+        }
+        .resource(&env);
         let get = |k: &str| {
             attrs
                 .iter()
@@ -76,6 +90,7 @@ mod tests {
                 .map(|kv| kv.value.to_string())
         };
         assert_eq!(get("service.name").as_deref(), Some("orders"));
+        assert_eq!(get("service.namespace").as_deref(), Some("shop"));
         assert_eq!(get("cloud.provider").as_deref(), Some("aws"));
         assert_eq!(get("cloud.platform").as_deref(), Some("aws_lambda"));
         assert_eq!(get("cloud.region").as_deref(), Some("eu-west-1"));
@@ -84,9 +99,26 @@ mod tests {
         assert_eq!(get("faas.instance").as_deref(), Some("2026/11/25/[7]abc"));
         assert_eq!(get("faas.max_memory").as_deref(), Some("134217728"));
 
-        let local =
-            Platform::Local { app: "shop".into() }.resource(&|k| (k == "OTEL_SERVICE_NAME").then(|| "svc".to_string()));
-        assert_eq!(local.len(), 1);
-        assert_eq!(local[0].value.to_string(), "svc");
+        let local = Platform::Local {
+            service: "dir".into(),
+            app: "shop".into(),
+        };
+        let named = local.resource(&|k| (k == "OTEL_SERVICE_NAME").then(|| "svc".to_string()));
+        let pairs = |attrs: Vec<KeyValue>| -> Vec<(String, String)> {
+            attrs
+                .into_iter()
+                .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                .collect()
+        };
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        assert_eq!(
+            pairs(named),
+            [pair("service.name", "svc"), pair("service.namespace", "shop")],
+            "OTEL_SERVICE_NAME names the service, never the app"
+        );
+        assert_eq!(
+            pairs(local.resource(&|_| None)),
+            [pair("service.name", "dir"), pair("service.namespace", "shop")]
+        );
     }
 }

@@ -193,6 +193,7 @@ impl Handler {
         let task_trace = (f.kind == Kind::Task).then(|| trace.clone());
         let inv = match &ev.deadline {
             DeadlineHeader::Epoch(unix_ms) => Invocation::with_platform_deadline(
+                self.host.app().clone(),
                 f.name.clone(),
                 f.limits.timeout,
                 PlatformDeadline {
@@ -358,12 +359,14 @@ impl Handler {
         let timeout_ms = f.limits.timeout.as_millis() as u64;
         match header {
             DeadlineHeader::Implausible(value) => tracing::warn!(
+                app = %self.host.app(),
                 function = %f.name,
                 timeout_ms,
                 "{DEADLINE_HEADER} {value:?} is no deadline (milliseconds since the Unix epoch, within the hour \
                  ahead): invocations run with the manifest timeout instead (warned once)"
             ),
             _ => tracing::warn!(
+                app = %self.host.app(),
                 function = %f.name,
                 timeout_ms,
                 "the event has no {DEADLINE_HEADER} header: invocations run with the manifest timeout (warned once)"

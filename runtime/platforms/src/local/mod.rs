@@ -193,7 +193,7 @@ async fn handle(
                     .invoke(f, inv, Payload::Http(req))
                     .await
                     .and_then(Outcome::into_http);
-                let r = r.map_err(|e| failed(&opts.log_sink, &f.name, &rid, &e));
+                let r = r.map_err(|e| failed(&opts.log_sink, host.app(), &f.name, &rid, &e));
                 (Some((f.name.clone(), rid)), r)
             }
             // A WebSocket path no HTTP route shares: say what it takes.
@@ -233,6 +233,7 @@ async fn handle(
             ("duration_ms", ((started.elapsed().as_micros() as f64) / 1000.0).into()),
         ];
         if let Some((f, rid)) = &function {
+            fields.push(("app", host.app().to_string().into()));
             fields.push(("function", f.to_string().into()));
             fields.push(("request_id", rid.to_string().into()));
         }
@@ -253,8 +254,9 @@ type Routed = (Option<(Arc<str>, Arc<str>)>, Result<Response<Body>, Response<Bod
 
 /// Logs a failed invocation with all its details (a trap's backtrace) and answers the caller with its type
 /// and the public part of its message.
-pub(super) fn failed(sink: &LogSink, function: &str, request_id: &str, e: &InvokeError) -> Response<Body> {
+pub(super) fn failed(sink: &LogSink, app: &str, function: &str, request_id: &str, e: &InvokeError) -> Response<Body> {
     let fields = [
+        ("app", app.into()),
         ("function", function.into()),
         ("request_id", request_id.into()),
         ("error_type", e.error_type().into()),
@@ -301,7 +303,7 @@ async fn invoke_api(host: &Host, sink: &LogSink, req: Request<Incoming>, rest: &
     let tag = Some((f.name.clone(), rid.clone()));
     let body = match body::read_limited(req.into_body(), f.limits.max_request_body, "event").await {
         Ok(b) => b,
-        Err(err) => return (tag, Err(failed(sink, &f.name, &rid, &err))),
+        Err(err) => return (tag, Err(failed(sink, host.app(), &f.name, &rid, &err))),
     };
     let event = Event {
         source: EventSource::Direct,
@@ -313,7 +315,7 @@ async fn invoke_api(host: &Host, sink: &LogSink, req: Request<Incoming>, rest: &
         .and_then(Outcome::into_event)
     {
         Ok(out) => (tag, Ok(encode::json_response(StatusCode::OK, Bytes::from(out)))),
-        Err(e) => (tag, Err(failed(sink, &f.name, &rid, &e))),
+        Err(e) => (tag, Err(failed(sink, host.app(), &f.name, &rid, &e))),
     }
 }
 

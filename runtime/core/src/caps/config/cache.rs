@@ -50,6 +50,7 @@ impl ConfigShared {
         boot: &Boot,
     ) -> Result<ConfigShared, BootError> {
         let mut resolver = Resolver {
+            app: boot.app.clone(),
             function: function.to_string(),
             fixed,
             keys: remote,
@@ -77,7 +78,7 @@ fn spawn_refresh(
     every: Duration,
 ) -> Option<tokio::task::AbortHandle> {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!(function = %resolver.function, "no async runtime: SSM config values will not be refreshed");
+        tracing::warn!(app = %resolver.app, function = %resolver.function, "no async runtime: SSM config values will not be refreshed");
         return None;
     };
     let task = rt.spawn(async move {
@@ -149,6 +150,8 @@ pub(super) enum Current {
 }
 
 struct Resolver {
+    /// The app and function the keys belong to, for log lines.
+    app: Arc<str>,
     function: String,
     /// Values from `value`, `env` and `file`, resolved at boot.
     fixed: BTreeMap<String, String>,
@@ -219,7 +222,7 @@ impl Resolver {
                     Lookup::Missing => format!("SSM parameter {n} does not exist in {source}"),
                     Lookup::Failed(e) => {
                         let why = format!("cannot fetch SSM parameter {n} from {source}: {e}");
-                        tracing::warn!(function = %self.function, key = %k.key, parameter = %n, error = %e, "config: SSM fetch failed at boot");
+                        tracing::warn!(app = %self.app, function = %self.function, key = %k.key, parameter = %n, error = %e, "config: SSM fetch failed at boot");
                         why
                     }
                 },
@@ -253,7 +256,7 @@ impl Resolver {
     /// could not get, and says so (parameter names only: values are never logged).
     fn apply_refresh(&mut self, fetched: &Fetched) {
         for f in &fetched.failed {
-            tracing::warn!(function = %self.function, parameters = ?f.parameters, error = %f.error,
+            tracing::warn!(app = %self.app, function = %self.function, parameters = ?f.parameters, error = %f.error,
                 "config refresh failed; keeping the last good values");
         }
         for k in &mut self.keys {
@@ -264,7 +267,7 @@ impl Resolver {
                     }
                     Lookup::Missing => {
                         if matches!(k.current, Current::Fetched(_)) {
-                            tracing::warn!(function = %self.function, key = %k.key, parameter = %n,
+                            tracing::warn!(app = %self.app, function = %self.function, key = %k.key, parameter = %n,
                                 "config refresh: SSM parameter no longer exists; keeping its last value");
                         }
                     }
@@ -279,7 +282,7 @@ impl Resolver {
                         if let Current::Fetched(before) = &k.current {
                             let gone: Vec<&String> = before.keys().filter(|key| !now.contains_key(*key)).collect();
                             if !gone.is_empty() {
-                                tracing::warn!(function = %self.function, path = %p, keys = ?gone,
+                                tracing::warn!(app = %self.app, function = %self.function, path = %p, keys = ?gone,
                                     "config refresh: SSM parameters no longer exist under the path; keeping their last values");
                             }
                             for (key, v) in before {
@@ -315,7 +318,7 @@ impl Resolver {
                         let path_clash = matches!(k.param, Param::Path(_))
                             && (self.fixed.contains_key(key) || declared.contains(&key.as_str()));
                         if path_clash {
-                            tracing::warn!(function = %self.function, key = %key,
+                            tracing::warn!(app = %self.app, function = %self.function, key = %key,
                                 "config: a parameter under an `ssm_path` maps to a declared key; the declared key wins");
                             continue;
                         }
@@ -350,6 +353,7 @@ mod tests {
 
     fn resolver(provider: SsmProvider) -> Resolver {
         Resolver {
+            app: "shop".into(),
             function: "f".into(),
             fixed: BTreeMap::from([("fixed".into(), "1".into())]),
             keys: vec![
@@ -373,6 +377,8 @@ mod tests {
                 crate::caps::outbound::send::Connector::new(&Default::default()).expect("TLS settings"),
             ),
             log_sink: Default::default(),
+            ssm: Default::default(),
+            app: "shop".into(),
         }
     }
 

@@ -93,7 +93,7 @@ impl Capability for Config {
                 None => {}
             }
         }
-        ConfigShared::boot(&spec.name, fixed, remote, spec.ssm.clone(), spec.config_refresh, boot).await
+        ConfigShared::boot(&spec.name, fixed, remote, boot.ssm.clone(), spec.config_refresh, boot).await
     }
 
     fn prepare(shared: &Self::Shared, _inv: &Arc<Invocation>) -> Self::State {

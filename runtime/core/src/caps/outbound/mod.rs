@@ -123,6 +123,7 @@ impl Capability for Outbound {
             // An entry no request can use is a mistake worth a line at boot.
             if let Some(refusal) = rule.ip.and_then(address::classify).filter(|r| r.is_absolute()) {
                 tracing::warn!(
+                    app = %boot.app,
                     function = %spec.name,
                     entry = %rule,
                     "allowed_outbound_hosts entry is never reachable: {refusal}"

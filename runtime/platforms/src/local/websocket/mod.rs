@@ -181,7 +181,7 @@ impl WebSockets {
         let rid = inv.request_id.clone();
         let tag = Some((f.name.clone(), rid.clone()));
         let event = WsEvent::Connect(connect);
-        let failed = |e: &InvokeError| super::failed(&self.log_sink, &f.name, &rid, e);
+        let failed = |e: &InvokeError| super::failed(&self.log_sink, host.app(), &f.name, &rid, e);
         let refused = match host
             .invoke(f, inv, Payload::WebSocket(event, Some(self.connections.clone())))
             .await

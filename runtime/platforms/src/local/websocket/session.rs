@@ -205,6 +205,7 @@ impl Session {
             let f = &self.host.functions()[self.function];
             let mut fields: Vec<(&str, serde_json::Value)> = vec![
                 ("path", self.spec.path.clone().unwrap_or_default().into()),
+                ("app", self.host.app().to_string().into()),
                 ("function", f.name.to_string().into()),
                 ("connection_id", self.id.to_string().into()),
                 ("duration_ms", (started.elapsed().as_millis() as u64).into()),
@@ -422,6 +423,7 @@ impl Session {
         let f = &self.host.functions()[self.function];
         let mut fields: Vec<(&str, serde_json::Value)> = vec![
             ("path", self.spec.path.clone().unwrap_or_default().into()),
+            ("app", self.host.app().to_string().into()),
             ("function", f.name.to_string().into()),
             ("request_id", request_id.into()),
             ("connection_id", self.id.to_string().into()),
