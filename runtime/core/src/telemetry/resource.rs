@@ -19,15 +19,16 @@ pub enum Platform {
 }
 
 impl Platform {
-    /// The resource attributes; `env` reads a (non-empty) environment variable.
-    pub(super) fn resource(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<KeyValue> {
+    /// The resource attributes: `service.name` is `service_name` (`OTEL_SERVICE_NAME`) or the platform's;
+    /// `env` reads one of Lambda's (non-empty) environment variables.
+    pub(super) fn resource(&self, service_name: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Vec<KeyValue> {
         let default_name = match self {
             Platform::Lambda { function } => env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| function.clone()),
             Platform::Local { app } => app.clone(),
         };
         let mut attrs = vec![KeyValue::new(
             semconv::SERVICE_NAME,
-            env("OTEL_SERVICE_NAME").unwrap_or(default_name),
+            service_name.map_or(default_name, str::to_owned),
         )];
         if let Platform::Lambda { function } = self {
             attrs.push(KeyValue::new(semconv::CLOUD_PROVIDER, "aws"));
@@ -68,7 +69,7 @@ mod tests {
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
         ];
         let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
-        let attrs = Platform::Lambda { function: "f".into() }.resource(&env);
+        let attrs = Platform::Lambda { function: "f".into() }.resource(None, &env);
         let get = |k: &str| {
             attrs
                 .iter()
@@ -84,8 +85,7 @@ mod tests {
         assert_eq!(get("faas.instance").as_deref(), Some("2026/11/25/[7]abc"));
         assert_eq!(get("faas.max_memory").as_deref(), Some("134217728"));
 
-        let local =
-            Platform::Local { app: "shop".into() }.resource(&|k| (k == "OTEL_SERVICE_NAME").then(|| "svc".to_string()));
+        let local = Platform::Local { app: "shop".into() }.resource(Some("svc"), &|_| None);
         assert_eq!(local.len(), 1);
         assert_eq!(local[0].value.to_string(), "svc");
     }
