@@ -4,6 +4,7 @@ mod commands;
 mod progress;
 
 use clap::{Parser, Subcommand};
+use nimbus_core::Settings;
 
 /// Nimbus: serverless functions in a WebAssembly sandbox.
 #[derive(Parser)]
@@ -37,31 +38,41 @@ pub static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLoc
 
 fn main() -> std::process::ExitCode {
     STARTED.get_or_init(std::time::Instant::now);
+    let cli = Cli::parse();
+    // The environment file first, while this is the only thread, so that it may set settings too; then the
+    // settings, once. A bad one is reported below, after logging is set up with the default filter.
+    let env_file = match &cli.command {
+        Command::Serve(a) => commands::serve::load_env_file(a),
+        Command::Invoke(a) => commands::invoke::load_env_file(a),
+        _ => Ok(None),
+    };
+    let settings = Settings::from_env();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NIMBUS_LOG")
-                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
+            settings
+                .as_ref()
+                .map_or_else(|_| Settings::default().log_filter(), Settings::log_filter),
         )
         .compact()
         .init();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::New(a) => commands::new::run(a),
-        Command::Build(a) => commands::build::run(a),
-        // The environment file is loaded while this is the only thread.
-        Command::Serve(a) => commands::serve::load_env_file(&a)
-            .and_then(|()| runtime())
-            .and_then(|rt| rt.block_on(commands::serve::run(a))),
-        Command::Invoke(a) => commands::invoke::load_env_file(&a)
-            .and_then(|()| runtime())
-            .and_then(|rt| rt.block_on(commands::invoke::run(a))),
-        Command::Compile(a) => commands::compile::run(a),
-        Command::Package(a) => commands::package::run(a),
-        Command::Task(a) => runtime().and_then(|rt| rt.block_on(commands::task::run(a))),
-    };
+    let result = env_file.and_then(|file| {
+        if let Some(file) = file {
+            tracing::debug!(file = %file.display(), "environment file loaded");
+        }
+        let settings = settings?;
+        match cli.command {
+            Command::New(a) => commands::new::run(a, &settings),
+            Command::Build(a) => commands::build::run(a),
+            Command::Serve(a) => runtime().and_then(|rt| rt.block_on(commands::serve::run(a, &settings))),
+            Command::Invoke(a) => runtime().and_then(|rt| rt.block_on(commands::invoke::run(a, &settings))),
+            Command::Compile(a) => commands::compile::run(a, &settings),
+            Command::Package(a) => commands::package::run(a, &settings),
+            Command::Task(a) => runtime().and_then(|rt| rt.block_on(commands::task::run(a, &settings))),
+        }
+    });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

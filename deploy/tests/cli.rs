@@ -1295,3 +1295,191 @@ fn serve_gives_back_the_memory_of_a_thousand_slow_clients_once_they_leave() {
         );
     });
 }
+
+/// What `NIMBUS_LOG` must say for the engine's settings line (README, "Settings (environment)").
+const ENGINE_LOG: &str = "warn,nimbus_core::engine=debug";
+
+/// The value of `name=…` in a compact log line.
+fn log_field<'a>(line: &'a str, name: &str) -> &'a str {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {name} in {line}"))
+}
+
+/// A `nimbus serve` of `manifest` with `env` set and the engine's settings line on, after one answered
+/// `GET /hello`: that line, and the process's stdout so far.
+fn serve_engine_settings(manifest: &Path, env: &[(&str, &str)]) -> (String, String) {
+    let mut cmd = nimbus();
+    cmd.env("NIMBUS_LOG", ENGINE_LOG).envs(env.iter().copied());
+    let (child, url, output) = start_serve_logged(manifest, &mut cmd, &[]);
+    let _serve = KillOnDrop(child);
+    let (status, body) = http_get(&format!("{url}/hello?name=settings"));
+    assert_eq!(status, 200, "{body}");
+    // The access-log and metric lines follow the answer through a pipe.
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while !output.stdout.lock().unwrap().contains(r#""msg":"request""#) && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stderr = output.stderr.lock().unwrap().clone();
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("engine settings"))
+        .unwrap_or_else(|| panic!("no engine settings line: {stderr}"))
+        .to_owned();
+    let stdout = output.stdout.lock().unwrap().clone();
+    (line, stdout)
+}
+
+/// Each engine setting, and the metrics settings, change what `nimbus serve` runs: before, `serve` built its
+/// engine from the defaults whatever the environment said.
+#[test]
+fn serve_honours_every_engine_and_metrics_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!("manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n"),
+    );
+    // The defaults: the pool fits the function's `concurrency` (64), no metric lines.
+    let (line, stdout) = serve_engine_settings(&m, &[]);
+    for (field, value) in [
+        ("pool_instances", "64"),
+        ("pooling", "true"),
+        ("epoch_tick_ms", "1"),
+        ("keep_resident", "4194304"),
+        ("memory_cow", "false"),
+    ] {
+        assert_eq!(log_field(&line, field), value, "{field} by default: {line}");
+    }
+    assert!(!stdout.contains("CloudWatchMetrics"), "{stdout}");
+
+    let (line, stdout) = serve_engine_settings(
+        &m,
+        &[
+            ("NIMBUS_POOL_INSTANCES", "100"),
+            ("NIMBUS_EPOCH_TICK_MS", "5"),
+            ("NIMBUS_KEEP_RESIDENT", "65536"),
+            ("NIMBUS_MEMORY_COW", "1"),
+            ("NIMBUS_METRICS", "emf"),
+            ("NIMBUS_METRICS_NAMESPACE", "SettingsTest"),
+        ],
+    );
+    for (field, value) in [
+        ("pool_instances", "100"),
+        ("pooling", "true"),
+        ("epoch_tick_ms", "5"),
+        ("keep_resident", "65536"),
+        ("memory_cow", "true"),
+    ] {
+        assert_eq!(log_field(&line, field), value, "{field} as set: {line}");
+    }
+    assert!(stdout.contains(r#""Namespace":"SettingsTest""#), "{stdout}");
+
+    // NIMBUS_POOLING=0 turns the pool off; a NIMBUS_POOL_INSTANCES below what the manifest needs is raised.
+    let (line, _) = serve_engine_settings(&m, &[("NIMBUS_POOLING", "0"), ("NIMBUS_POOL_INSTANCES", "8")]);
+    assert_eq!(log_field(&line, "pooling"), "false", "{line}");
+    assert_eq!(log_field(&line, "pool_instances"), "64", "{line}");
+}
+
+/// The OpenTelemetry settings reach `nimbus serve`'s span export: the collector, the service name and the
+/// compression.
+#[test]
+fn serve_exports_spans_as_the_opentelemetry_variables_say() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let receiver = rt.block_on(nimbus_tests::otlp_receiver::OtlpReceiver::start());
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!("manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n"),
+    );
+    let mut cmd = nimbus();
+    cmd.env("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint())
+        .env("OTEL_SERVICE_NAME", "settings-test")
+        .env("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip");
+    let (child, url) = start_serve_with(&m, &mut cmd, &[]);
+    let _serve = KillOnDrop(child);
+    assert_eq!(http_get(&format!("{url}/hello?name=otel")).0, 200);
+    let spans = rt.block_on(receiver.wait_for(Duration::from_secs(60), |s| s.iter().any(|s| s.name == "hello")));
+    let span = spans.iter().find(|s| s.name == "hello").unwrap();
+    assert_eq!(span.resource["service.name"], "settings-test", "{span:?}");
+    assert!(receiver.gzipped("/v1/traces") > 0, "the spans came uncompressed");
+}
+
+/// `nimbus invoke` builds its engine from the same settings (before, from the defaults), and warns once about
+/// a `NIMBUS_*` variable no setting has, naming the one it resembles.
+#[test]
+fn invoke_honours_the_engine_settings_and_warns_about_unknown_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!("manifest_version = 1\n[function.echo]\ncomponent = \"{ECHO}\"\n"),
+    );
+    let out = run(nimbus()
+        .env("NIMBUS_LOG", ENGINE_LOG)
+        .env("NIMBUS_POOL_INSTANCES", "100")
+        .env("NIMBUS_EPOCH_TICK_MS", "7")
+        .env("NIMBUS_KEEP_RESIDNET", "1")
+        .args(["invoke", "echo", "--data", "{}", "--manifest"])
+        .arg(&m));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("engine settings"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(log_field(line, "pool_instances"), "100", "{line}");
+    assert_eq!(log_field(line, "epoch_tick_ms"), "7", "{line}");
+    let unknown: Vec<&str> = stderr.lines().filter(|l| l.contains("NIMBUS_KEEP_RESIDNET")).collect();
+    assert_eq!(unknown.len(), 1, "{stderr}");
+    assert!(
+        unknown[0].contains("WARN") && unknown[0].contains("NIMBUS_KEEP_RESIDENT"),
+        "{stderr}"
+    );
+}
+
+/// A bad value for any setting stops `nimbus serve` and `nimbus invoke` before they boot, naming the variable
+/// and the value; before, `serve` and `invoke` ignored the engine settings whatever they held.
+#[test]
+fn serve_and_invoke_refuse_a_bad_setting_naming_the_variable() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!(
+            "manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n\
+             [function.echo]\ncomponent = \"{ECHO}\"\n"
+        ),
+    );
+    let not_utf8 = std::ffi::OsStr::from_bytes(b"64\xff");
+    let cases: [(&str, &std::ffi::OsStr, &str); 4] = [
+        ("NIMBUS_EPOCH_TICK_MS", "soon".as_ref(), "\"soon\""),
+        ("NIMBUS_POOL_INSTANCES", "-3".as_ref(), "\"-3\""),
+        ("NIMBUS_OTEL_FLUSH_TIMEOUT_MS", "1s".as_ref(), "\"1s\""),
+        ("NIMBUS_KEEP_RESIDENT", not_utf8, "UTF-8"),
+    ];
+    for (var, value, says) in cases {
+        let mut serve = nimbus()
+            .env(var, value)
+            .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
+            .arg(&m)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = serve.stderr.take().unwrap();
+        let status = wait_with_timeout(&mut serve, Duration::from_secs(60));
+        let mut text = String::new();
+        stderr.read_to_string(&mut text).unwrap();
+        assert!(!status.success(), "{var}: serve must not start");
+        assert!(text.contains(var) && text.contains(says), "{var}: {text}");
+        assert!(!text.contains("listening on"), "{text}");
+
+        let out = run(nimbus()
+            .env(var, value)
+            .args(["invoke", "echo", "--data", "{}", "--manifest"])
+            .arg(&m));
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{var}: invoke must not run");
+        assert!(text.contains(var) && text.contains(says), "{var}: {text}");
+        assert!(out.stdout.is_empty(), "{var}: nothing was invoked");
+    }
+}

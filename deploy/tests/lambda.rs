@@ -1294,6 +1294,36 @@ async fn a_tls_span_endpoint_is_a_warning_not_an_outage() {
     );
 }
 
+/// `NIMBUS_POOL_INSTANCES` sizes `bootstrap`'s instance pool: unset, the pool is the least that fits one
+/// invocation at a time (4 slots); set, it is used (before, boot overwrote it with that least). A bad value
+/// of a setting is an init error naming it.
+#[tokio::test]
+async fn bootstrap_sizes_its_pool_from_nimbus_pool_instances() {
+    for (asked, pool) in [(None, 4), (Some("12"), 12)] {
+        let mut env = vec![("NIMBUS_LOG", "warn,nimbus_core::engine=debug")];
+        env.extend(asked.map(|n| ("NIMBUS_POOL_INSTANCES", n)));
+        let rt = Runtime::start("echo", &env).await;
+        assert_eq!(rt.invoke(json!({"a": 1})).await.json()["echo"], json!({"a": 1}));
+        let line = rt
+            .host_log_line("engine settings", Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("{:?}", rt.host_logs()));
+        let fields = &serde_json::from_str::<Value>(&line).unwrap()["fields"];
+        assert_eq!(
+            fields["pool_instances"], pool,
+            "NIMBUS_POOL_INSTANCES={asked:?}: {line}"
+        );
+    }
+    let mut rt = Runtime::start("echo", &[("NIMBUS_POOL_INSTANCES", "many")]).await;
+    let (ty, msg) = rt.init_failure().await;
+    assert_eq!(ty, "Nimbus.Init.Setting");
+    assert!(
+        msg.contains("NIMBUS_POOL_INSTANCES") && msg.contains("\"many\""),
+        "{msg}"
+    );
+    assert_ne!(rt.exit_code(Duration::from_secs(10)).await, Some(0));
+}
+
 #[tokio::test]
 async fn otlp_metrics_without_a_collector_are_an_init_error() {
     let mut rt = Runtime::start("echo", &[("NIMBUS_METRICS", "otlp")]).await;

@@ -3,6 +3,7 @@
 use super::human_size;
 use crate::progress::Step;
 use anyhow::{Context as _, bail};
+use nimbus_core::Settings;
 use nimbus_core::artifact::{self, Target};
 use nimbus_core::engine::{self, Engine};
 use std::path::{Path, PathBuf};
@@ -13,9 +14,9 @@ use std::time::Instant;
 pub struct Args {
     /// Functions to compile (default: all in the manifest).
     functions: Vec<String>,
-    /// The manifest.
-    #[arg(long, short, default_value = "nimbus.toml", env = "NIMBUS_MANIFEST")]
-    manifest: PathBuf,
+    /// The manifest [default: nimbus.toml] [env: NIMBUS_MANIFEST].
+    #[arg(long, short)]
+    manifest: Option<PathBuf>,
     /// Compile this one `.wasm` instead of the manifest's functions.
     #[arg(long, conflicts_with = "functions")]
     wasm: Option<PathBuf>,
@@ -34,16 +35,17 @@ pub fn parse_arch(s: &str) -> Result<Target, String> {
 }
 
 /// Compiles each function's component to its `precompiled` path (or `<component>.cwasm.lz4`).
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
     let compiler = Compiler::new(args.arch)?;
     if let Some(wasm) = &args.wasm {
         let out = args.output.clone().unwrap_or_else(|| default_output(wasm));
         return compiler.compile(Some("component"), wasm, &out).map(drop);
     }
-    let manifest = super::load_manifest(&args.manifest)?;
+    let manifest_path = super::manifest_path(args.manifest.as_deref(), settings);
+    let manifest = super::load_manifest(&manifest_path)?;
     for name in &args.functions {
         if manifest.function(name).is_none() {
-            bail!("no function `{name}` in {}", args.manifest.display());
+            bail!("no function `{name}` in {}", manifest_path.display());
         }
     }
     for f in &manifest.functions {

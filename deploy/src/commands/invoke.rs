@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use nimbus_core::logs::LogSink;
 use nimbus_core::telemetry::Platform;
-use nimbus_core::{BootOptions, Event, EventSource, Host, Kind, Outcome, Payload, TraceContext};
+use nimbus_core::{BootOptions, Event, EventSource, Host, Kind, Outcome, Payload, Settings, TraceContext};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -14,9 +14,9 @@ use std::path::PathBuf;
 pub struct Args {
     /// The function to invoke (its name in the manifest).
     function: String,
-    /// The manifest.
-    #[arg(long, short, default_value = "nimbus.toml", env = "NIMBUS_MANIFEST")]
-    manifest: PathBuf,
+    /// The manifest [default: nimbus.toml] [env: NIMBUS_MANIFEST].
+    #[arg(long, short)]
+    manifest: Option<PathBuf>,
     /// Read the event (or request body) from this file; `-` reads stdin.
     #[arg(long, short, conflicts_with = "data")]
     event: Option<PathBuf>,
@@ -44,37 +44,39 @@ pub struct Args {
 }
 
 /// Loads the environment file (before the runtime starts: see [`super::local_env::LocalEnv::load_env_file`]).
-pub fn load_env_file(args: &Args) -> anyhow::Result<()> {
+pub fn load_env_file(args: &Args) -> anyhow::Result<Option<PathBuf>> {
     args.env.load_env_file()
 }
 
 /// Boots only the named function, invokes it once, prints the result on
 /// stdout (guest logs go to stderr) and fails with the error type otherwise.
-pub async fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = super::load_manifest(&args.manifest)?;
-    let ssm = args.env.ssm_provider(&manifest)?;
+pub async fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
+    let manifest_path = super::manifest_path(args.manifest.as_deref(), settings);
+    let manifest = super::load_manifest(&manifest_path);
+    // Before a manifest error, so that a misspelt NIMBUS_MANIFEST is named.
+    settings.warn(manifest.as_ref().ok());
+    let manifest = manifest?;
+    let ssm = args.env.ssm_provider(&manifest, settings)?;
     let Some(spec) = manifest.function(&args.function) else {
         let names: Vec<&str> = manifest.functions.iter().map(|f| f.name.as_str()).collect();
         bail!(
             "no function `{}` in {} (functions: {})",
             args.function,
-            args.manifest.display(),
+            manifest_path.display(),
             names.join(", ")
         );
     };
     let first_route = spec.routes.first().map(|r| r.path.clone());
     let body = read_payload(&args)?;
     let platform = Platform::Local {
-        service: super::service_name(&args.manifest),
+        service: super::service_name(&manifest_path),
         app: manifest.app_name.clone(),
     };
     let opts = BootOptions {
         only: Some(vec![args.function.clone()]),
         log_sink: LogSink::Stderr,
-        metrics: nimbus_core::metrics::MetricsFormat::from_env(&platform)?,
-        telemetry: nimbus_platforms::bootstrap::telemetry_from_env(platform)?,
         ssm,
-        ..BootOptions::default()
+        ..settings.boot_options(&platform)?
     };
     let host = Host::boot(manifest.clone(), opts).await?;
     let result = invoke(&host, &args, first_route, body).await;

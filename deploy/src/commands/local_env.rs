@@ -1,8 +1,8 @@
 //! What `nimbus serve` and `nimbus invoke` share to stand in for the cloud
 //! locally: an environment file and an SSM overrides file.
 
-use nimbus_core::Manifest;
 use nimbus_core::caps::config::SsmProvider;
+use nimbus_core::{Manifest, Settings};
 use std::path::PathBuf;
 
 /// The local-environment flags of `serve` and `invoke`.
@@ -13,40 +13,39 @@ pub struct LocalEnv {
     #[arg(long, value_name = "PATH")]
     env_file: Option<PathBuf>,
     /// Resolve `ssm` / `ssm_path` config keys from this TOML or JSON map of
-    /// parameter name to value instead of SSM (no AWS client is built).
-    /// Also `NIMBUS_SSM_OVERRIDES`, which a `.env` file may set.
+    /// parameter name to value instead of SSM (no AWS client is built)
+    /// [env: NIMBUS_SSM_OVERRIDES, which a `.env` file may set].
     #[arg(long, value_name = "FILE")]
     ssm_overrides: Option<PathBuf>,
 }
 
 impl LocalEnv {
     /// Loads `--env-file`, else `./.env` if it exists, into the process
-    /// environment without replacing variables that are already set. It must
-    /// run before the async runtime starts: setting variables is only sound
-    /// while no other thread reads the environment.
-    pub fn load_env_file(&self) -> anyhow::Result<()> {
+    /// environment without replacing variables that are already set; the file
+    /// loaded, if any. It must run before the async runtime starts (setting
+    /// variables is only sound while no other thread reads the environment)
+    /// and before the settings are read, so the file may set them too.
+    pub fn load_env_file(&self) -> anyhow::Result<Option<PathBuf>> {
         let (path, must_exist) = match &self.env_file {
             Some(p) => (p.clone(), true),
             None => (PathBuf::from(".env"), false),
         };
         if !must_exist && !path.is_file() {
-            return Ok(());
+            return Ok(None);
         }
         dotenvy::from_path(&path)
             .map_err(|e| anyhow::anyhow!("cannot load environment file {}: {e}", path.display()))?;
-        tracing::debug!(file = %path.display(), "environment file loaded");
-        Ok(())
+        Ok(Some(path))
     }
 
     /// Where the manifest's SSM keys are read from ([`nimbus_core::BootOptions::ssm`]): the overrides
-    /// file, if one is given; otherwise AWS as the environment configures it (`AWS_ENDPOINT_URL`,
-    /// `AWS_REGION`, ...).
-    pub fn ssm_provider(&self, manifest: &Manifest) -> anyhow::Result<SsmProvider> {
-        let file = self.ssm_overrides.clone().or_else(|| {
-            std::env::var_os("NIMBUS_SSM_OVERRIDES")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        });
+    /// file, if one is given (the flag, else `NIMBUS_SSM_OVERRIDES`); otherwise AWS as the environment
+    /// configures it (`AWS_ENDPOINT_URL`, `AWS_REGION`, ...).
+    pub fn ssm_provider(&self, manifest: &Manifest, settings: &Settings) -> anyhow::Result<SsmProvider> {
+        let file = self
+            .ssm_overrides
+            .clone()
+            .or_else(|| settings.local.ssm_overrides.clone());
         let Some(f) = file else {
             return Ok(SsmProvider::default());
         };

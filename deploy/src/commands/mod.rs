@@ -11,8 +11,15 @@ pub mod serve;
 pub mod task;
 
 use anyhow::Context as _;
-use nimbus_core::Manifest;
-use std::path::Path;
+use nimbus_core::{Manifest, Settings};
+use std::path::{Path, PathBuf};
+
+/// The manifest a command works on: its `--manifest`, else `NIMBUS_MANIFEST`, else `nimbus.toml`.
+pub fn manifest_path(flag: Option<&Path>, settings: &Settings) -> PathBuf {
+    flag.map(Path::to_path_buf)
+        .or_else(|| settings.manifest.clone())
+        .unwrap_or_else(|| PathBuf::from("nimbus.toml"))
+}
 
 /// Loads a manifest with a hint when it is missing.
 pub fn load_manifest(path: &Path) -> anyhow::Result<Manifest> {

@@ -14,13 +14,14 @@ pub struct Args {
     /// Parent directory (default: the current one).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// Path to the nimbus-sdk crate (it is not on crates.io yet).
-    #[arg(long, env = "NIMBUS_SDK_PATH")]
+    /// Path to the nimbus-sdk crate (it is not on crates.io yet) [default: this checkout's] [env:
+    /// NIMBUS_SDK_PATH].
+    #[arg(long)]
     sdk_path: Option<PathBuf>,
 }
 
 /// Writes `Cargo.toml`, `src/lib.rs`, `nimbus.toml` and `.gitignore`.
-pub fn run(args: Args) -> anyhow::Result<()> {
+pub fn run(args: Args, settings: &nimbus_core::Settings) -> anyhow::Result<()> {
     let name = &args.name;
     let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
@@ -32,7 +33,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "function names are kebab-case: lowercase letters, digits and '-', starting with a letter (got {name:?})"
         );
     }
-    let sdk = match &args.sdk_path {
+    let sdk = match args.sdk_path.as_ref().or(settings.local.sdk_path.as_ref()) {
         Some(p) => p.clone(),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk"),
     };

@@ -18,9 +18,9 @@ use super::compile::{Compiler, parse_arch};
 use super::description::{self, Description, PackageFile};
 use super::human_size;
 use anyhow::{Context as _, bail};
-use nimbus_core::Manifest;
 use nimbus_core::artifact::Target;
 use nimbus_core::manifest::ConfigSource;
+use nimbus_core::{Manifest, Settings};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
@@ -39,9 +39,9 @@ pub struct Args {
     /// The Lambda architecture: `x86_64` or `arm64`.
     #[arg(long, default_value = "x86_64", value_parser = parse_arch)]
     arch: Target,
-    /// The manifest.
-    #[arg(long, short, default_value = "nimbus.toml", env = "NIMBUS_MANIFEST")]
-    manifest: PathBuf,
+    /// The manifest [default: nimbus.toml] [env: NIMBUS_MANIFEST].
+    #[arg(long, short)]
+    manifest: Option<PathBuf>,
     /// Output directory; zips go to `<out>/lambda-<arch>/`.
     #[arg(long, short, default_value = "dist")]
     out: PathBuf,
@@ -60,14 +60,15 @@ struct Entry {
 }
 
 /// Builds the zips.
-pub fn run(args: Args) -> anyhow::Result<()> {
-    let manifest = super::load_manifest(&args.manifest)?;
+pub fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
+    let manifest_path = super::manifest_path(args.manifest.as_deref(), settings);
+    let manifest = super::load_manifest(&manifest_path)?;
     let source =
-        std::fs::read_to_string(&args.manifest).with_context(|| format!("cannot read {}", args.manifest.display()))?;
+        std::fs::read_to_string(&manifest_path).with_context(|| format!("cannot read {}", manifest_path.display()))?;
     let doc: toml::Table = source.parse().context("the manifest is not TOML")?;
     for name in &args.functions {
         if manifest.function(name).is_none() {
-            bail!("no function `{name}` in {}", args.manifest.display());
+            bail!("no function `{name}` in {}", manifest_path.display());
         }
     }
     let bootstrap_path = find_bootstrap(args.arch, args.bootstrap.as_deref())?;

@@ -3,8 +3,8 @@
 use crate::progress::{Step, boot_progress};
 use nimbus_core::artifact::LoadedFrom;
 use nimbus_core::telemetry::Platform;
-use nimbus_core::{BootOptions, Host, Kind, Tasks};
-use nimbus_platforms::listener::{self, ListenerLimits};
+use nimbus_core::{Host, Kind, Settings, Tasks};
+use nimbus_platforms::listener::{self, ListenerLimits, ListenerSettings};
 use nimbus_platforms::local::{Connections, Gateway, GatewayOptions};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,63 +14,58 @@ use std::time::Duration;
 /// `nimbus serve` options.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The manifest.
-    #[arg(long, short, default_value = "nimbus.toml", env = "NIMBUS_MANIFEST")]
-    manifest: PathBuf,
-    /// Address to listen on.
-    #[arg(long, short, default_value = "127.0.0.1:3000", env = "NIMBUS_LISTEN")]
-    listen: SocketAddr,
+    /// The manifest [default: nimbus.toml] [env: NIMBUS_MANIFEST].
+    #[arg(long, short)]
+    manifest: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:3000] [env: NIMBUS_LISTEN].
+    #[arg(long, short)]
+    listen: Option<SocketAddr>,
     /// Do not write a JSON access-log line per request.
     #[arg(long)]
     no_access_log: bool,
     #[command(flatten)]
     env: super::local_env::LocalEnv,
     /// Where durable tasks keep their records, checkpoints and queue (default: `.nimbus/state` next to the
-    /// manifest). A restarted `nimbus serve` on the same directory resumes the tasks in it.
-    #[arg(long, value_name = "DIR", env = "NIMBUS_STATE_DIR")]
+    /// manifest). A restarted `nimbus serve` on the same directory resumes the tasks in it [env:
+    /// NIMBUS_STATE_DIR].
+    #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     #[command(flatten)]
     limits: Limits,
 }
 
-/// The listener's connection limits (README, "Limits"); each unset one keeps its default.
+/// The listener's connection limits (README, "Limits"); each one not given is its variable's
+/// ([`ListenerSettings`]), else its default.
 #[derive(clap::Args)]
 struct Limits {
     /// How long a client may take to send a request's head, from connecting (or from the first byte of a
-    /// later request on the same connection) [default: 10s].
-    #[arg(long, value_name = "DURATION", env = "NIMBUS_HEADER_READ_TIMEOUT", value_parser = listener::parse_timeout)]
+    /// later request on the same connection) [default: 10s] [env: NIMBUS_HEADER_READ_TIMEOUT].
+    #[arg(long, value_name = "DURATION", value_parser = listener::parse_timeout)]
     header_read_timeout: Option<Duration>,
-    /// How long a kept-alive connection may sit without a request before it is closed [default: 60s].
-    #[arg(long, value_name = "DURATION", env = "NIMBUS_KEEP_ALIVE_IDLE", value_parser = listener::parse_timeout)]
+    /// How long a kept-alive connection may sit without a request before it is closed [default: 60s]
+    /// [env: NIMBUS_KEEP_ALIVE_IDLE].
+    #[arg(long, value_name = "DURATION", value_parser = listener::parse_timeout)]
     keep_alive_idle: Option<Duration>,
     /// Open connections at most, WebSockets included; more are answered 503 [default: 1024, lowered to
-    /// fit the open-file limit].
-    #[arg(long, value_name = "N", env = "NIMBUS_MAX_CONNECTIONS", value_parser = listener::parse_max_connections)]
+    /// fit the open-file limit] [env: NIMBUS_MAX_CONNECTIONS].
+    #[arg(long, value_name = "N", value_parser = listener::parse_max_connections)]
     max_connections: Option<u32>,
     /// Open HTTP connections per client address at most; more are answered 429; 0: no per-address bound
-    /// [default: 256].
-    #[arg(
-        long,
-        value_name = "N",
-        env = "NIMBUS_MAX_CONNECTIONS_PER_IP",
-        value_parser = listener::parse_max_connections_per_ip
-    )]
+    /// [default: 256] [env: NIMBUS_MAX_CONNECTIONS_PER_IP].
+    #[arg(long, value_name = "N", value_parser = listener::parse_max_connections_per_ip)]
     max_connections_per_ip: Option<u32>,
 }
 
 impl Limits {
-    /// The limits given, the defaults for the rest.
-    fn resolve(&self) -> ListenerLimits {
-        let d = ListenerLimits::default();
-        ListenerLimits {
-            header_read_timeout: self.header_read_timeout.unwrap_or(d.header_read_timeout),
-            keep_alive_idle: self.keep_alive_idle.unwrap_or(d.keep_alive_idle),
-            max_connections: self.max_connections.unwrap_or(d.max_connections),
-            max_connections_per_ip: match self.max_connections_per_ip {
-                Some(n) => listener::per_ip_bound(n),
-                None => d.max_connections_per_ip,
-            },
-        }
+    /// The limits given, else the ones `env` sets, else the defaults.
+    fn resolve(&self, env: &ListenerSettings) -> ListenerLimits {
+        let flags = ListenerSettings {
+            header_read_timeout: self.header_read_timeout,
+            keep_alive_idle: self.keep_alive_idle,
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+        };
+        ListenerLimits::from_settings(&flags.or(env))
     }
 }
 
@@ -88,12 +83,12 @@ pub fn state_dir(manifest: &std::path::Path, flag: Option<&std::path::Path>) -> 
 }
 
 /// Loads the environment file (before the runtime starts: see [`super::local_env::LocalEnv::load_env_file`]).
-pub fn load_env_file(args: &Args) -> anyhow::Result<()> {
+pub fn load_env_file(args: &Args) -> anyhow::Result<Option<PathBuf>> {
     args.env.load_env_file()
 }
 
 /// Boots the manifest's functions and serves until SIGINT/SIGTERM.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
     tracing::debug!(
         since_start_us = crate::STARTED
             .get()
@@ -101,22 +96,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .unwrap_or(0),
         "serve: start"
     );
-    let manifest = super::load_manifest(&args.manifest)?;
-    let ssm = args.env.ssm_provider(&manifest)?;
+    let manifest_path = super::manifest_path(args.manifest.as_deref(), settings);
+    let state_dir_flag = args.state_dir.as_deref().or(settings.local.state_dir.as_deref());
+    let listen = args
+        .listen
+        .or(settings.local.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 3000)));
+    let manifest = super::load_manifest(&manifest_path);
+    // Before a manifest error, so that a misspelt NIMBUS_MANIFEST is named.
+    settings.warn(manifest.as_ref().ok());
+    let manifest = manifest?;
+    let ssm = args.env.ssm_provider(&manifest, settings)?;
     let step = Arc::new(Step::start(format!(
         "booting {} functions from {}",
         manifest.functions.len(),
-        args.manifest.display()
+        manifest_path.display()
     )));
     let platform = Platform::Local {
-        service: super::service_name(&args.manifest),
+        service: super::service_name(&manifest_path),
         app: manifest.app_name.clone(),
     };
-    let metrics = nimbus_core::metrics::MetricsFormat::from_env(&platform)?;
-    let telemetry = nimbus_platforms::bootstrap::telemetry_from_env(platform)?;
+    let mut opts = settings.boot_options(&platform)?;
     // `wasi:keyvalue`: only when some function declares a bucket, so other apps create no state directory.
     let keyvalue: Option<Arc<dyn nimbus_kv::KvStore>> = if manifest.functions.iter().any(|f| !f.keyvalue.is_empty()) {
-        let dir = state_dir(&args.manifest, args.state_dir.as_deref()).join("kv");
+        let dir = state_dir(&manifest_path, state_dir_flag).join("kv");
         let store = nimbus_kv::Embedded::open(&dir)
             .map_err(|e| anyhow::anyhow!("cannot open the key-value store in {}: {e}", dir.display()))?;
         Some(Arc::new(store))
@@ -125,15 +128,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     // The gateway's WebSocket clients, made before boot so that every function's `connections` reaches them.
     let connections = Arc::new(Connections::new());
-    let opts = BootOptions {
-        progress: Some(boot_progress(step.clone())),
-        metrics,
-        telemetry,
-        keyvalue,
-        connections: Some(connections.clone()),
-        ssm,
-        ..BootOptions::default()
-    };
+    opts.progress = Some(boot_progress(step.clone()));
+    opts.keyvalue = keyvalue;
+    opts.connections = Some(connections.clone());
+    opts.ssm = ssm;
     let host = Host::boot(manifest.clone(), opts).await?;
     step.finish(format!(
         "booted {} functions in {} ms",
@@ -143,7 +141,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     // Durable tasks: only when some function is a task function, so other apps create no state directory.
     let tasks = if host.functions().iter().any(|f| f.kind == Kind::Task) {
-        let dir = state_dir(&args.manifest, args.state_dir.as_deref());
+        let dir = state_dir(&manifest_path, state_dir_flag);
         let tasks = Tasks::embedded(host.clone(), &dir)
             .map_err(|e| anyhow::anyhow!("cannot open the task store in {}: {e}", dir.display()))?;
         eprintln!("task store: {}", dir.display());
@@ -159,12 +157,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         access_log: !args.no_access_log,
         tasks,
         connections: Some(connections),
-        limits: args.limits.resolve(),
+        limits: args.limits.resolve(&settings.listener),
         ..GatewayOptions::default()
     };
-    let gateway = Gateway::start(host.clone(), args.listen, gw_opts)
+    let gateway = Gateway::start(host.clone(), listen, gw_opts)
         .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     let base = format!("http://{}", gateway.addr());
     for f in host.functions() {
         let routes = manifest
@@ -197,7 +195,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 Some(path) => eprintln!("    {:7} ws://{}{path}", "WS", gateway.addr()),
                 None => eprintln!(
                     "    (not served: give it a `websocket.path` in {})",
-                    args.manifest.display()
+                    manifest_path.display()
                 ),
             },
             Kind::Task => {
@@ -279,6 +277,10 @@ mod tests {
         }
         let none: [&str; 0] = [];
         let parsed = <Args as clap::FromArgMatches>::from_arg_matches(&cmd.clone().get_matches_from(none)).unwrap();
-        assert_eq!(parsed.limits.resolve(), d, "no flag: the defaults");
+        assert_eq!(
+            parsed.limits.resolve(&ListenerSettings::default()),
+            d,
+            "no flag: the defaults"
+        );
     }
 }

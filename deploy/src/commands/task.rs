@@ -2,7 +2,8 @@
 //! `nimbus serve` uses.
 
 use anyhow::{Context as _, bail};
-use nimbus_checkpoint::{Durable, Settings};
+use nimbus_checkpoint::Durable;
+use nimbus_core::Settings;
 use nimbus_core::tasks::status_json;
 use std::path::PathBuf;
 
@@ -34,33 +35,40 @@ pub enum Args {
 /// Where the task store is.
 #[derive(clap::Args)]
 pub struct Store {
-    /// The manifest (the store defaults to `.nimbus/state` beside it).
-    #[arg(long, short, default_value = "nimbus.toml", env = "NIMBUS_MANIFEST")]
-    manifest: PathBuf,
-    /// The task store directory, as given to `nimbus serve --state-dir`.
-    #[arg(long, value_name = "DIR", env = "NIMBUS_STATE_DIR")]
+    /// The manifest (the store defaults to `.nimbus/state` beside it) [default: nimbus.toml] [env:
+    /// NIMBUS_MANIFEST].
+    #[arg(long, short)]
+    manifest: Option<PathBuf>,
+    /// The task store directory, as given to `nimbus serve --state-dir` [env: NIMBUS_STATE_DIR].
+    #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
 }
 
 impl Store {
-    fn open(&self) -> anyhow::Result<Durable> {
-        let dir = super::serve::state_dir(&self.manifest, self.state_dir.as_deref());
+    /// The manifest: the flag's, else the setting's.
+    fn manifest(&self, settings: &Settings) -> PathBuf {
+        super::manifest_path(self.manifest.as_deref(), settings)
+    }
+
+    fn open(&self, settings: &Settings) -> anyhow::Result<Durable> {
+        let flag = self.state_dir.as_deref().or(settings.local.state_dir.as_deref());
+        let dir = super::serve::state_dir(&self.manifest(settings), flag);
         if !dir.is_dir() {
             bail!(
                 "no task store at {} (start `nimbus serve` first, or pass --state-dir)",
                 dir.display()
             );
         }
-        Durable::embedded(&dir, Settings::default())
+        Durable::embedded(&dir, nimbus_checkpoint::Settings::default())
             .with_context(|| format!("cannot open the task store in {}", dir.display()))
     }
 }
 
 /// Runs a `nimbus task` subcommand.
-pub async fn run(args: Args) -> anyhow::Result<()> {
+pub async fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
     match args {
         Args::Status { id, store } => {
-            let durable = store.open()?;
+            let durable = store.open(settings)?;
             let valid = !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
             let record = if valid { durable.status(&id).await? } else { None };
             let Some(record) = record else {
@@ -74,12 +82,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             idempotency_key,
             store,
         } => {
-            let manifest = super::load_manifest(&store.manifest)?;
+            let manifest_path = store.manifest(settings);
+            let manifest = super::load_manifest(&manifest_path)?;
             if manifest.function(&function).is_none() {
-                bail!("no function `{function}` in {}", store.manifest.display());
+                bail!("no function `{function}` in {}", manifest_path.display());
             }
             serde_json::from_str::<serde_json::Value>(&input).context("--input is not valid JSON")?;
-            let durable = store.open()?;
+            let durable = store.open(settings)?;
             let started = durable
                 .start(&function, input.into_bytes(), idempotency_key.as_deref())
                 .await?;

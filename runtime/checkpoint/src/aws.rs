@@ -45,7 +45,8 @@ const TRANSIENT_CODES: &[&str] = &[
 ];
 
 /// Which AWS resources hold the state (the planned Terraform `durable-state` module is to create them), passed
-/// as `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE` and `NIMBUS_TASK_QUEUE_URL`.
+/// to a Lambda as `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE` and `NIMBUS_TASK_QUEUE_URL` (read by the host's
+/// settings).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AwsResources {
     /// S3 bucket for checkpoint objects.
@@ -58,26 +59,6 @@ pub struct AwsResources {
     pub receive_wait_secs: i32,
     /// Path-style S3 addressing, needed by local endpoints such as moto.
     pub force_path_style: bool,
-}
-
-impl AwsResources {
-    /// Reads the resource names from `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE` and `NIMBUS_TASK_QUEUE_URL`.
-    pub fn from_env() -> Result<Self, StoreError> {
-        let var = |name: &'static str| {
-            std::env::var(name).map_err(|_| StoreError::Invalid {
-                op: "configure AWS backend",
-                what: "environment variable (missing or not UTF-8)",
-                value: name.to_owned(),
-            })
-        };
-        Ok(Self {
-            bucket: var("NIMBUS_STATE_BUCKET")?,
-            table: var("NIMBUS_TASK_TABLE")?,
-            queue_url: var("NIMBUS_TASK_QUEUE_URL")?,
-            receive_wait_secs: 0,
-            force_path_style: false,
-        })
-    }
 }
 
 /// A [`Backend`] on S3, DynamoDB and SQS.

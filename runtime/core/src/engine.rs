@@ -4,7 +4,8 @@
 //! One engine per process: compiled code, the instance pool and the epoch
 //! counter are shared by all functions. Every knob that matters for speed or
 //! safety is set here, with the reason next to it, and may be overridden by a
-//! `NIMBUS_*` environment variable (a bad value fails boot, never panics).
+//! `NIMBUS_*` environment variable ([`crate::settings::EngineSettings`]: a bad
+//! value fails boot, never panics).
 
 use crate::error::BootError;
 use std::sync::Arc;
@@ -17,8 +18,10 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 /// How the engine is built. `Default` is what `nimbus serve` and `bootstrap` use.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Minimum component instances the pool holds; boot raises it to the sum of
-    /// the functions' `concurrency`. Each slot costs address space and boot time.
+    /// The least component instances the pool holds (`NIMBUS_POOL_INSTANCES`;
+    /// 16 by default, [`MIN_POOL_INSTANCES`] under `bootstrap`); boot raises it
+    /// to what the functions' `concurrency` needs ([`EngineOptions::fit_pool`]).
+    /// Each slot costs address space and boot time.
     pub pool_instances: u32,
     /// Largest linear memory any function may grow to, in bytes.
     pub max_memory: u64,
@@ -51,35 +54,24 @@ impl Default for EngineOptions {
     }
 }
 
+/// The fewest slots a pool has. Its totals scale with its slots (two
+/// memories per slot, …): 4 keep room for a component with several memories
+/// and tables even when one invocation at a time is all there is.
+pub const MIN_POOL_INSTANCES: u32 = 4;
+
+/// The most slots boot sizes a pool to for the manifest's needs (a function's
+/// `concurrency` is at most 10 000 too).
+const MAX_FITTED_POOL: u64 = 10_000;
+
 impl EngineOptions {
-    /// Applies `NIMBUS_POOL_INSTANCES`, `NIMBUS_EPOCH_TICK_MS`, `NIMBUS_KEEP_RESIDENT`
-    /// and `NIMBUS_POOLING` from the environment.
-    pub fn with_env_overrides(mut self) -> Result<Self, BootError> {
-        fn var<T: std::str::FromStr>(name: &str) -> Result<Option<T>, BootError> {
-            match std::env::var(name) {
-                Ok(v) => v.trim().parse().map(Some).map_err(|_| BootError::Setting {
-                    name: name.into(),
-                    value: v,
-                }),
-                Err(_) => Ok(None),
-            }
-        }
-        if let Some(n) = var::<u32>("NIMBUS_POOL_INSTANCES")? {
-            self.pool_instances = n.max(1);
-        }
-        if let Some(ms) = var::<u64>("NIMBUS_EPOCH_TICK_MS")? {
-            self.epoch_tick = Duration::from_millis(ms.max(1));
-        }
-        if let Some(b) = var::<u64>("NIMBUS_KEEP_RESIDENT")? {
-            self.keep_resident = b;
-        }
-        if let Some(p) = var::<u8>("NIMBUS_POOLING")? {
-            self.pooling = p != 0;
-        }
-        if let Some(c) = var::<u8>("NIMBUS_MEMORY_COW")? {
-            self.memory_cow = c != 0;
-        }
-        Ok(self)
+    /// Sizes the pool for functions whose concurrency adds up to `needed`:
+    /// `pool_instances` is kept when it holds that many (and at least
+    /// [`MIN_POOL_INSTANCES`]), and raised to it otherwise. Never lowered: a
+    /// pool smaller than the concurrency it serves would fail invocations
+    /// where they should queue.
+    pub fn fit_pool(&mut self, needed: u64) {
+        let needed = needed.clamp(u64::from(MIN_POOL_INSTANCES), MAX_FITTED_POOL) as u32;
+        self.pool_instances = self.pool_instances.max(needed);
     }
 }
 
@@ -163,6 +155,16 @@ pub struct NimbusEngine {
 impl NimbusEngine {
     /// Builds the engine and starts the ticker.
     pub fn new(opts: &EngineOptions) -> Result<NimbusEngine, BootError> {
+        // What was asked of the engine, after boot fitted the pool to the manifest: `NIMBUS_LOG=debug` shows it.
+        tracing::debug!(
+            pool_instances = opts.pool_instances,
+            pooling = opts.pooling,
+            epoch_tick_ms = opts.epoch_tick.as_millis() as u64,
+            keep_resident = opts.keep_resident,
+            memory_cow = opts.memory_cow,
+            max_memory = opts.max_memory,
+            "engine settings"
+        );
         let config = full_config(opts);
         let engine = Engine::new(&config).map_err(|e| BootError::Engine(e.to_string()))?;
         let stop = Arc::new(AtomicBool::new(false));

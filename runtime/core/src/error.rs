@@ -15,14 +15,9 @@ pub enum BootError {
     /// The manifest is missing, unreadable or invalid.
     #[error("{0}")]
     Manifest(#[from] ManifestError),
-    /// A `NIMBUS_*` environment setting has a bad value.
-    #[error("bad value {value:?} for setting {name}")]
-    Setting {
-        /// The variable.
-        name: String,
-        /// What it held.
-        value: String,
-    },
+    /// An environment setting (`NIMBUS_*`, `OTEL_*`) has a bad value.
+    #[error(transparent)]
+    Setting(#[from] crate::settings::SettingsError),
     /// The wasmtime engine could not be built.
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
@@ -159,7 +154,7 @@ impl BootError {
     pub fn error_type(&self) -> &'static str {
         match self {
             BootError::Manifest(_) => "Nimbus.Init.Manifest",
-            BootError::Setting { .. } => "Nimbus.Init.Setting",
+            BootError::Setting(_) => "Nimbus.Init.Setting",
             BootError::Engine(_) => "Nimbus.Init.Engine",
             BootError::Artifact { .. } => "Nimbus.Init.Artifact",
             BootError::Component { .. } => "Nimbus.Init.Component",

@@ -37,6 +37,7 @@ pub mod logs;
 pub mod manifest;
 pub mod metrics;
 pub mod router;
+pub mod settings;
 pub mod state;
 pub mod tasks;
 pub mod telemetry;
@@ -48,6 +49,7 @@ pub use host::{BootOptions, Function, Host, RunContext, RunEnd, TaskError};
 pub use invocation::{DeadlineCause, Event, EventSource, Invocation, Outcome, Payload, PlatformDeadline, TraceContext};
 pub use manifest::Manifest;
 pub use router::RouteMatch;
+pub use settings::{Settings, SettingsError};
 pub use state::HostState;
 pub use tasks::{Handled, Tasks, TasksError};
 

@@ -12,7 +12,8 @@
 use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::logs::LogSink;
-use crate::telemetry::{MetricsConfig, OtlpMetrics, Platform, TelemetryError};
+use crate::settings::{MetricsSetting, SettingsError, TelemetrySettings};
+use crate::telemetry::{MetricsConfig, OtlpMetrics, Platform};
 use serde_json::json;
 use std::time::Duration;
 
@@ -33,49 +34,28 @@ pub enum MetricsFormat {
 }
 
 impl MetricsFormat {
-    /// Reads `NIMBUS_METRICS` (`off`, `emf` or `otlp`), `NIMBUS_METRICS_NAMESPACE`
-    /// for EMF, and for OTLP the `OTEL_*` variables, resource as for `platform`.
-    pub fn from_env(platform: &Platform) -> Result<MetricsFormat, BootError> {
-        MetricsFormat::from_vars(platform, &|k| std::env::var(k).ok())
-    }
-
-    fn from_vars(platform: &Platform, env: &dyn Fn(&str) -> Option<String>) -> Result<MetricsFormat, BootError> {
-        match env("NIMBUS_METRICS").as_deref().map(str::trim) {
-            None | Some("") | Some("off") => Ok(MetricsFormat::Off),
-            Some("emf") => Ok(MetricsFormat::Emf {
-                namespace: env("NIMBUS_METRICS_NAMESPACE").unwrap_or_else(|| "Nimbus".into()),
+    /// The metrics `NIMBUS_METRICS` asks for ([`crate::settings::MetricsSetting`]); for OTLP, the exporter
+    /// and its resource as for `platform`, built now.
+    pub fn from_settings(settings: &TelemetrySettings, platform: &Platform) -> Result<MetricsFormat, BootError> {
+        match &settings.metrics {
+            MetricsSetting::Off => Ok(MetricsFormat::Off),
+            MetricsSetting::Emf { namespace } => Ok(MetricsFormat::Emf {
+                namespace: namespace.clone(),
             }),
-            Some("otlp") => {
-                let config = MetricsConfig::from_vars(platform, env)
-                    .map_err(setting)?
-                    .ok_or_else(|| BootError::Setting {
-                        name: format!(
-                            "NIMBUS_METRICS (`otlp` needs a collector: set {})",
-                            MetricsConfig::endpoint_variables().join(" or ")
-                        ),
-                        value: "otlp".into(),
-                    })?;
-                OtlpMetrics::new(config).map(MetricsFormat::Otlp).map_err(setting)
-            }
-            Some(other) => Err(BootError::Setting {
-                name: "NIMBUS_METRICS (expected `off`, `emf` or `otlp`)".into(),
-                value: other.into(),
+            MetricsSetting::Otlp { url, variable } => OtlpMetrics::new(MetricsConfig {
+                endpoint: url.clone(),
+                resource: crate::telemetry::resource(settings, platform),
+                flush_timeout: settings.flush_timeout,
+            })
+            .map(MetricsFormat::Otlp)
+            .map_err(|e| {
+                BootError::Setting(SettingsError::Invalid {
+                    name: variable,
+                    value: url.clone(),
+                    expected: format!("an endpoint the OTLP metrics exporter accepts ({e})").into(),
+                })
             }),
         }
-    }
-}
-
-/// A telemetry setting error as a boot error.
-fn setting(e: TelemetryError) -> BootError {
-    match e {
-        TelemetryError::Setting { name, value, expected } => BootError::Setting {
-            name: format!("{name} ({expected})"),
-            value,
-        },
-        TelemetryError::Exporter { endpoint, message } => BootError::Setting {
-            name: format!("the OTLP metrics endpoint ({message})"),
-            value: endpoint,
-        },
     }
 }
 
@@ -144,46 +124,6 @@ fn emf_line(namespace: &str, r: &InvocationReport<'_>, now_ms: u64) -> String {
 mod tests {
     use super::*;
     use crate::invocation::TraceContext;
-
-    fn format(vars: &[(&str, &str)]) -> Result<MetricsFormat, BootError> {
-        let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
-        let platform = Platform::Local {
-            service: "shop".into(),
-            app: "shop".into(),
-        };
-        MetricsFormat::from_vars(&platform, &env)
-    }
-
-    #[test]
-    fn nimbus_metrics_selects_the_format() {
-        assert!(matches!(format(&[]), Ok(MetricsFormat::Off)));
-        assert!(matches!(format(&[("NIMBUS_METRICS", " off ")]), Ok(MetricsFormat::Off)));
-        let Ok(MetricsFormat::Emf { namespace }) = format(&[("NIMBUS_METRICS", "emf")]) else {
-            panic!("emf")
-        };
-        assert_eq!(namespace, "Nimbus");
-        let bad = format(&[("NIMBUS_METRICS", "prometheus")]).unwrap_err().to_string();
-        assert!(bad.contains("`off`, `emf` or `otlp`"), "{bad}");
-        // OTLP needs a collector, and says which variables name one.
-        let none = format(&[
-            ("NIMBUS_METRICS", "otlp"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://127.0.0.1:4318/v1/traces"),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(
-            none.contains("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") && none.contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
-            "{none}"
-        );
-        let bad_timeout = format(&[
-            ("NIMBUS_METRICS", "otlp"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
-            ("NIMBUS_OTEL_FLUSH_TIMEOUT_MS", "soon"),
-        ])
-        .unwrap_err()
-        .to_string();
-        assert!(bad_timeout.contains("NIMBUS_OTEL_FLUSH_TIMEOUT_MS"), "{bad_timeout}");
-    }
 
     #[test]
     fn emf_lines_name_every_metric_they_carry() {

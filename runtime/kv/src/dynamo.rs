@@ -11,8 +11,6 @@ use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-/// Environment variable naming the table.
-pub const TABLE_ENV: &str = "NIMBUS_KV_TABLE";
 /// Conflicting writers an `increment` outlasts before giving up.
 const INCREMENT_TRIES: u32 = 20;
 

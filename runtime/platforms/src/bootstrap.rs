@@ -10,17 +10,13 @@
 //! that cannot go on (see [`crate::lambda`]): one log line names the call and
 //! what was wrong, and the process exits 1.
 //!
-//! Settings (environment variables; a bad value is an init error):
+//! Settings: the environment, read once at start ([`nimbus_core::Settings`]; README, "Settings
+//! (environment)", lists them all). A bad value is an init error naming the variable. Besides the ones every
+//! entry point honours (engine, metrics, OpenTelemetry export, `NIMBUS_LOG`), `bootstrap` reads:
 //! - `NIMBUS_MANIFEST`: the manifest (default: `$LAMBDA_TASK_ROOT/nimbus.toml`, then `/opt/nimbus.toml`);
 //! - `NIMBUS_FUNCTION`: which function to serve when the manifest has several;
 //! - `NIMBUS_DEADLINE_MARGIN_MS`: how long before Lambda's deadline the guest is stopped (default 100);
-//! - `NIMBUS_METRICS=emf`: one CloudWatch Embedded Metric Format line per invocation
-//!   (`NIMBUS_METRICS_NAMESPACE`, default `Nimbus`); `NIMBUS_METRICS=otlp`: the
-//!   OpenTelemetry FaaS metrics over OTLP/HTTP to `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`
-//!   or `OTEL_EXPORTER_OTLP_ENDPOINT` (one of them is required), flushed with the spans;
-//! - `NIMBUS_LOG`: host log filter (default `info`); the engine's `NIMBUS_*` settings;
-//! - `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: export spans
-//!   (OTLP/HTTP), flushed after each invocation within `NIMBUS_OTEL_FLUSH_TIMEOUT_MS`;
+//! - `NIMBUS_OTEL_FLUSH_TIMEOUT_MS`: how long the flush after each invocation may hold up its result;
 //! - `NIMBUS_WEBSOCKET_ENDPOINT`: the API Gateway Management API endpoint `connections` sends to
 //!   (default for WebSocket invocations: the API the event came from);
 //! - `NIMBUS_KV_TABLE`: the DynamoDB table behind `wasi:keyvalue` (partition key `bucket`, sort key `key`,
@@ -28,17 +24,21 @@
 //! - task functions: `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE`, `NIMBUS_TASK_QUEUE_URL` (the AWS task
 //!   store, required; see [`crate::lambda::tasks`]).
 //!
+//! One invocation at a time: the instance pool is the least that fits ([`MIN_POOL_INSTANCES`] slots) unless
+//! `NIMBUS_POOL_INSTANCES` asks for more.
+//!
 //! The Runtime API's address (`AWS_LAMBDA_RUNTIME_API`, set by Lambda) is a control endpoint of the
 //! outbound policy: no guest request reaches it, whatever the allow-list says.
 
 use crate::lambda::tasks::LambdaTasks;
 use crate::lambda::{self, LambdaOptions};
-use nimbus_core::engine::EngineOptions;
-use nimbus_core::telemetry::{Platform, Telemetry, TelemetryError};
-use nimbus_core::{BootError, BootOptions, Host, Kind, Manifest};
+use nimbus_core::engine::MIN_POOL_INSTANCES;
+use nimbus_core::telemetry::Platform;
+use nimbus_core::{BootError, Host, Kind, Manifest, Settings, SettingsError};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Why `bootstrap` could not start serving.
 #[derive(Debug, thiserror::Error)]
@@ -49,22 +49,12 @@ pub enum InitError {
     /// The manifest names several functions and `NIMBUS_FUNCTION` does not pick one.
     #[error("{0}")]
     WhichFunction(String),
-    /// A `NIMBUS_*` setting of the bootstrap itself is bad.
-    #[error("bad value {value:?} for {name}: {expected}")]
-    Setting {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-        /// What it should be.
-        expected: &'static str,
-    },
+    /// A setting is bad (a `NIMBUS_*` or `OTEL_*` variable, or Lambda's `AWS_LAMBDA_RUNTIME_API`).
+    #[error(transparent)]
+    Setting(#[from] SettingsError),
     /// The host could not boot.
     #[error(transparent)]
     Boot(#[from] BootError),
-    /// An OpenTelemetry setting is bad.
-    #[error(transparent)]
-    Telemetry(TelemetryError),
     /// A task function's store is not configured.
     #[error(transparent)]
     TaskStore(#[from] crate::lambda::tasks::TaskStoreError),
@@ -76,9 +66,8 @@ impl InitError {
         match self {
             InitError::NoManifest(_) => "Nimbus.Init.NoManifest",
             InitError::WhichFunction(_) => "Nimbus.Init.Function",
-            InitError::Setting { .. } => "Nimbus.Init.Setting",
+            InitError::Setting(_) => "Nimbus.Init.Setting",
             InitError::Boot(e) => e.error_type(),
-            InitError::Telemetry(_) => "Nimbus.Init.Setting",
             InitError::TaskStore(_) => "Nimbus.Init.TaskStore",
         }
     }
@@ -86,9 +75,9 @@ impl InitError {
 
 /// The manifest to load: `NIMBUS_MANIFEST`, else the first of the package's
 /// and the layer's `nimbus.toml` that exists.
-pub fn find_manifest() -> Result<PathBuf, InitError> {
-    if let Some(p) = std::env::var_os("NIMBUS_MANIFEST") {
-        return Ok(PathBuf::from(p));
+pub fn find_manifest(settings: &Settings) -> Result<PathBuf, InitError> {
+    if let Some(p) = &settings.manifest {
+        return Ok(p.clone());
     }
     let task_root = std::env::var_os("LAMBDA_TASK_ROOT").map_or_else(|| PathBuf::from("/var/task"), PathBuf::from);
     let candidates = [task_root.join("nimbus.toml"), PathBuf::from("/opt/nimbus.toml")];
@@ -103,17 +92,17 @@ pub fn find_manifest() -> Result<PathBuf, InitError> {
     })
 }
 
-/// Which of the manifest's functions this environment serves.
-pub fn pick_function(manifest: &Manifest) -> Result<String, InitError> {
+/// Which of the manifest's functions this environment serves: `asked` (`NIMBUS_FUNCTION`), else the only one.
+pub fn pick_function(manifest: &Manifest, asked: Option<&str>) -> Result<String, InitError> {
     let names: Vec<&str> = manifest.functions.iter().map(|f| f.name.as_str()).collect();
-    match std::env::var("NIMBUS_FUNCTION") {
-        Ok(name) if names.contains(&name.as_str()) => Ok(name),
-        Ok(name) => Err(InitError::WhichFunction(format!(
+    match asked {
+        Some(name) if names.contains(&name) => Ok(name.to_owned()),
+        Some(name) => Err(InitError::WhichFunction(format!(
             "NIMBUS_FUNCTION={name:?} is not in {} (it has: {})",
             manifest.path.display(),
             names.join(", ")
         ))),
-        Err(_) => match names.as_slice() {
+        None => match names.as_slice() {
             [one] => Ok((*one).to_owned()),
             [] => Err(InitError::WhichFunction(format!(
                 "{} declares no function",
@@ -129,89 +118,49 @@ pub fn pick_function(manifest: &Manifest) -> Result<String, InitError> {
     }
 }
 
-fn margin_from_env() -> Result<Duration, InitError> {
-    match std::env::var("NIMBUS_DEADLINE_MARGIN_MS") {
-        Err(_) => Ok(LambdaOptions::default().deadline_margin),
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| InitError::Setting {
-                name: "NIMBUS_DEADLINE_MARGIN_MS",
-                value: v,
-                expected: "milliseconds, e.g. 100",
-            }),
-    }
-}
-
-/// Span export as `OTEL_*` configures it. A bad setting stops init; an
-/// exporter that cannot be built is logged and export stays off, since
-/// tracing must never take the function down.
-pub fn telemetry_from_env(platform: Platform) -> Result<Option<Telemetry>, InitError> {
-    match Telemetry::from_env(&platform) {
-        Ok(t) => Ok(t),
-        Err(e @ TelemetryError::Setting { .. }) => Err(InitError::Telemetry(e)),
-        Err(e) => {
-            tracing::warn!("span export is off: {e}");
-            Ok(None)
-        }
-    }
-}
-
 /// Boots the host for the packaged function.
-async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions), InitError> {
-    let deadline_margin = margin_from_env()?;
-    let manifest = Manifest::load(find_manifest()?).map_err(BootError::from)?;
-    let function = pick_function(&manifest)?;
+async fn init(started: Instant, settings: &Settings) -> Result<(Arc<Host>, LambdaOptions), InitError> {
+    let manifest = find_manifest(settings).and_then(|path| Manifest::load(path).map_err(|e| BootError::from(e).into()));
+    // Before a manifest error, so that a misspelt NIMBUS_MANIFEST is named.
+    settings.warn(manifest.as_ref().ok());
+    let manifest = manifest?;
+    let function = pick_function(&manifest, settings.lambda.function.as_deref())?;
     let platform = Platform::Lambda {
         function: function.clone(),
         app: manifest.app_name.clone(),
     };
-    let metrics = nimbus_core::metrics::MetricsFormat::from_env(&platform)?;
-    let telemetry = telemetry_from_env(platform)?;
+    let mut opts = settings.boot_options(&platform)?;
+    let aws = &settings.lambda;
     // Any function may send to WebSocket clients of the API this names.
-    let connections = match lambda::management::endpoint_from_env() {
-        Some(endpoint) => {
-            let sender: nimbus_core::websocket::Sender =
-                std::sync::Arc::new(lambda::management::ManagementApi::new(&endpoint).await);
-            Some(sender)
-        }
-        None => None,
-    };
-    let keyvalue: Option<std::sync::Arc<dyn nimbus_kv::KvStore>> = match std::env::var(nimbus_kv::dynamo::TABLE_ENV) {
-        Ok(table) if !table.trim().is_empty() => {
-            let sdk = nimbus_core::aws::sdk_config(&nimbus_core::aws::AwsSettings::default()).await;
-            let client = nimbus_kv::dynamo::Client::new(&sdk);
-            Some(std::sync::Arc::new(nimbus_kv::dynamo::Dynamo::new(client, table)))
-        }
-        _ => None,
-    };
+    if let Some(endpoint) = &aws.websocket_endpoint {
+        let sender: nimbus_core::websocket::Sender = Arc::new(lambda::management::ManagementApi::new(endpoint).await);
+        opts.connections = Some(sender);
+    }
+    if let Some(table) = &aws.kv_table {
+        let sdk = nimbus_core::aws::sdk_config(&nimbus_core::aws::AwsSettings::default()).await;
+        let client = nimbus_kv::dynamo::Client::new(&sdk);
+        opts.keyvalue = Some(Arc::new(nimbus_kv::dynamo::Dynamo::new(client, table.clone())));
+    }
     // Guests never reach the Runtime API, whatever their allow-list says.
-    let control_endpoints = lambda::runtime_api_endpoints()
-        .await
-        .map_err(|value| InitError::Setting {
-            name: "AWS_LAMBDA_RUNTIME_API",
-            value,
-            expected: "host:port (e.g. 127.0.0.1:9001) or a URL, whose host resolves",
-        })?;
-    let opts = BootOptions {
-        outbound: nimbus_core::caps::outbound::network::OutboundOptions {
-            control_endpoints,
-            ..Default::default()
-        },
-        connections,
-        keyvalue,
-        engine: EngineOptions::default().with_env_overrides()?,
-        only: Some(vec![function]),
-        concurrency_cap: Some(1),
-        metrics,
-        telemetry,
-        ..BootOptions::default()
-    };
+    opts.outbound.control_endpoints =
+        lambda::runtime_api_endpoints()
+            .await
+            .map_err(|value| SettingsError::Invalid {
+                name: "AWS_LAMBDA_RUNTIME_API",
+                value,
+                expected: "host:port (e.g. 127.0.0.1:9001) or a URL, whose host resolves".into(),
+            })?;
+    opts.only = Some(vec![function]);
+    // Lambda delivers one invocation at a time: no more instances, and the least pool that fits them unless
+    // NIMBUS_POOL_INSTANCES asks for more.
+    opts.concurrency_cap = Some(1);
+    opts.engine.pool_instances = settings.engine.pool_instances.unwrap_or(MIN_POOL_INSTANCES);
     let host = Host::boot(manifest, opts).await?;
     let f = &host.functions()[0];
     let tasks = match f.kind {
-        Kind::Task => Some(std::sync::Arc::new(LambdaTasks::from_env(host.clone(), &f.name).await?)),
+        Kind::Task => Some(Arc::new(
+            LambdaTasks::new(host.clone(), &f.name, &aws.task_store).await?,
+        )),
         _ => None,
     };
     tracing::info!(
@@ -223,12 +172,14 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
         init_ms = started.elapsed().as_secs_f64() * 1e3,
         "init done"
     );
+    let defaults = LambdaOptions::default();
     Ok((
         host,
         LambdaOptions {
-            deadline_margin,
+            deadline_margin: aws.deadline_margin.unwrap_or(defaults.deadline_margin),
             tasks,
-            ..LambdaOptions::default()
+            ws_endpoint: aws.websocket_endpoint.clone(),
+            ..defaults
         },
     ))
 }
@@ -236,15 +187,17 @@ async fn init(started: Instant) -> Result<(std::sync::Arc<Host>, LambdaOptions),
 /// The whole program: boot, report init errors, serve.
 pub fn main() -> ExitCode {
     let started = Instant::now();
+    let settings = Settings::from_env();
+    // A bad setting is reported as an init error below: log with the default filter meanwhile.
+    let filter = settings
+        .as_ref()
+        .map_or_else(|_| Settings::default().log_filter(), Settings::log_filter);
     tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_current_span(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("NIMBUS_LOG")
-                .unwrap_or_else(|_| "info,wasmtime=warn,cranelift=warn".into()),
-        )
+        .with_env_filter(filter)
         .init();
     if let Err(e) = lambda::check_env() {
         eprintln!("bootstrap: {e}");
@@ -260,7 +213,11 @@ pub fn main() -> ExitCode {
         }
     };
     rt.block_on(async {
-        let (host, opts) = match init(started).await {
+        let booted = match &settings {
+            Ok(settings) => init(started, settings).await,
+            Err(e) => Err(InitError::Setting(e.clone())),
+        };
+        let (host, opts) = match booted {
             Ok(booted) => booted,
             Err(e) => {
                 tracing::error!(error_type = e.error_type(), "init failed: {e}");

@@ -27,7 +27,7 @@ pub type BootProgress = Arc<dyn Fn(&str, usize, usize) + Send + Sync>;
 /// Boot settings that are not in the manifest.
 #[derive(Clone, Default)]
 pub struct BootOptions {
-    /// Engine settings (pool size is raised to fit the manifest).
+    /// Engine settings (pool size is raised to fit the manifest: [`EngineOptions::fit_pool`]).
     pub engine: EngineOptions,
     /// Where guest logs go.
     pub log_sink: LogSink,
@@ -43,7 +43,7 @@ pub struct BootOptions {
     pub concurrency_cap: Option<u32>,
     /// Per-invocation metrics (duration, cold-start init, peak memory).
     pub metrics: MetricsFormat,
-    /// Span export ([`Telemetry::from_env`]); `None`: trace headers are still
+    /// Span export ([`Telemetry::from_settings`]); `None`: trace headers are still
     /// propagated, nothing is exported.
     pub telemetry: Option<Telemetry>,
     /// How `connections` reaches WebSocket clients when the invocation brings no sender of its own: the
@@ -107,13 +107,8 @@ impl Host {
         let mut eopts = opts.engine.clone();
         let cap = opts.concurrency_cap.unwrap_or(u32::MAX).max(1);
         let needed: u64 = specs.iter().map(|f| u64::from(f.limits.concurrency.min(cap))).sum();
-        eopts.pool_instances = match opts.concurrency_cap {
-            // The pool's totals scale with its slots (two memories per slot, …);
-            // a floor of 4 keeps room for a component with several memories and
-            // tables even when one invocation at a time is all there is.
-            Some(_) => needed.clamp(4, 10_000) as u32,
-            None => eopts.pool_instances.max(needed.min(10_000) as u32),
-        };
+        // `pool_instances` (NIMBUS_POOL_INSTANCES) is raised to what the functions need, never lowered.
+        eopts.fit_pool(needed);
         eopts.max_memory = specs.iter().map(|f| f.limits.memory).max().unwrap_or(eopts.max_memory);
         let engine = NimbusEngine::new(&eopts)?;
         tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "boot: engine ready");

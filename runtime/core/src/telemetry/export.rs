@@ -14,22 +14,19 @@
 //!
 //! The thread does not wake per span: it sleeps until the schedule delay
 //! passes, a batch fills, or a flush or shutdown asks for an export.
-//! Batching follows the SDK's `OTEL_BSP_*` variables.
+//! Batching follows the SDK's `OTEL_BSP_*` variables ([`BatchSettings`]).
 
 use super::otlp_encode::{Envelope, span_field};
-use super::otlp_http::{HttpSettings, OtlpHttp, PostError};
+use super::otlp_http::{OtlpHttp, PostError};
 use super::spans::FinishedSpan;
 use super::warn_once::Warnings;
+use crate::settings::telemetry::{BatchSettings, OtlpHttpSettings};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Spans a batch holds at most (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE` overrides it).
-pub(super) const DEFAULT_MAX_BATCH: usize = 512;
-/// How long a span waits for a batch to fill (`OTEL_BSP_SCHEDULE_DELAY`, in ms, overrides it).
-pub(super) const DEFAULT_DELAY: Duration = Duration::from_secs(5);
 /// Wake-ups, flushes and shutdowns not yet taken: a flush is in flight at
 /// most once per caller (the [`super::warn_once::Guard`] sees to it), and a
 /// wake-up lost to a full queue is made up for by the next one.
@@ -63,40 +60,6 @@ pub(super) enum StartError {
     /// The thread ended before saying whether its client was built.
     #[error("the span export thread ended while starting")]
     Ended,
-}
-
-/// Queue and batch sizes and the schedule, as the `OTEL_BSP_*` variables give them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct BatchSettings {
-    /// Spans queued before new ones are dropped (`OTEL_BSP_MAX_QUEUE_SIZE`).
-    pub(super) max_queue: usize,
-    /// See [`DEFAULT_MAX_BATCH`]; never more than `max_queue`.
-    pub(super) max_batch: usize,
-    /// See [`DEFAULT_DELAY`].
-    pub(super) delay: Duration,
-}
-
-impl BatchSettings {
-    /// The settings the variables `env` reads give, over `max_queue` by
-    /// default. As in the SDK, an unparsable value is ignored; zeros, which
-    /// would never export or spin, are raised to the least that works.
-    pub(super) fn read(max_queue: usize, env: &dyn Fn(&str) -> Option<String>) -> BatchSettings {
-        let number = |name: &str| env(name).and_then(|v| v.trim().parse::<u64>().ok());
-        let max_queue = number("OTEL_BSP_MAX_QUEUE_SIZE")
-            .map_or(max_queue, |n| n as usize)
-            .max(1);
-        let max_batch = number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
-            .map_or(DEFAULT_MAX_BATCH, |n| n as usize)
-            .clamp(1, max_queue);
-        let delay = number("OTEL_BSP_SCHEDULE_DELAY")
-            .map_or(DEFAULT_DELAY, Duration::from_millis)
-            .max(Duration::from_millis(1));
-        BatchSettings {
-            max_queue,
-            max_batch,
-            delay,
-        }
-    }
 }
 
 /// What the export thread is asked.
@@ -164,7 +127,7 @@ impl SpanExport {
     /// once its HTTP client is built (so a failure to build it is reported here).
     pub(super) fn start(
         url: reqwest::Url,
-        http: HttpSettings,
+        http: OtlpHttpSettings,
         settings: BatchSettings,
         envelope: Envelope,
         warnings: Warnings,
@@ -427,8 +390,8 @@ mod tests {
     }
 
     /// The tests' HTTP settings: a header to check, bodies compressed or not.
-    fn http(gzip: bool) -> HttpSettings {
-        HttpSettings {
+    fn http(gzip: bool) -> OtlpHttpSettings {
+        OtlpHttpSettings {
             timeout: Duration::from_secs(5),
             headers: vec![("x-api-key".into(), "s3cret".into())],
             gzip,
@@ -439,7 +402,7 @@ mod tests {
         start_with(url, max_queue, max_batch, http(false))
     }
 
-    fn start_with(url: reqwest::Url, max_queue: usize, max_batch: usize, http: HttpSettings) -> SpanExport {
+    fn start_with(url: reqwest::Url, max_queue: usize, max_batch: usize, http: OtlpHttpSettings) -> SpanExport {
         let settings = BatchSettings {
             max_queue,
             max_batch,
@@ -546,51 +509,5 @@ mod tests {
         let e = export.flush(Duration::from_secs(10)).unwrap_err();
         assert!(e.to_string().contains("HTTP 400"), "{e}");
         assert_eq!(received.lock().unwrap().requests.len(), 1);
-    }
-
-    #[test]
-    fn batch_settings_follow_the_bsp_variables() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
-        };
-        assert_eq!(
-            BatchSettings::read(16_384, &vars(&[])),
-            BatchSettings {
-                max_queue: 16_384,
-                max_batch: 512,
-                delay: Duration::from_secs(5)
-            }
-        );
-        assert_eq!(
-            BatchSettings::read(
-                16_384,
-                &vars(&[
-                    ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
-                    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512"),
-                    ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
-                ])
-            ),
-            BatchSettings {
-                max_queue: 100,
-                max_batch: 100,
-                delay: Duration::from_secs(60)
-            },
-            "a batch is never larger than the queue"
-        );
-        assert_eq!(
-            BatchSettings::read(
-                16_384,
-                &vars(&[
-                    ("OTEL_BSP_MAX_QUEUE_SIZE", "0"),
-                    ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "lots"),
-                    ("OTEL_BSP_SCHEDULE_DELAY", "0"),
-                ])
-            ),
-            BatchSettings {
-                max_queue: 1,
-                max_batch: 1,
-                delay: Duration::from_millis(1)
-            }
-        );
     }
 }

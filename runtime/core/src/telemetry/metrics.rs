@@ -26,7 +26,7 @@
 //! `OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE` says otherwise.
 
 use super::warn_once::Guard;
-use super::{ExportEnv, Platform, Signal, TelemetryError, Trigger, exporter_error, scope};
+use super::{TelemetryError, Trigger, exporter_error, scope};
 use crate::metrics::InvocationReport;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, MeterProvider};
@@ -60,26 +60,6 @@ pub struct MetricsConfig {
     pub resource: Vec<KeyValue>,
     /// Longest [`OtlpMetrics::flush`] holds up its caller.
     pub flush_timeout: Duration,
-}
-
-impl MetricsConfig {
-    /// The configuration the `OTEL_*` variables `env` reads describe for
-    /// `platform`; `None` when no metrics endpoint is set.
-    pub(crate) fn from_vars(
-        platform: &Platform,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<MetricsConfig>, TelemetryError> {
-        Ok(ExportEnv::read(Signal::Metrics, platform, env)?.map(|e| MetricsConfig {
-            endpoint: e.endpoint,
-            resource: e.resource,
-            flush_timeout: e.flush_timeout,
-        }))
-    }
-
-    /// The variables that set the metrics endpoint, for error messages.
-    pub fn endpoint_variables() -> [&'static str; 2] {
-        [Signal::Metrics.endpoint_env(), super::ENDPOINT_ENV]
-    }
 }
 
 /// The FaaS instruments and their exporter; cheap to clone, shared by every function of a host.
@@ -328,44 +308,7 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_and_bounds() {
-        let platform = Platform::Local {
-            service: "shop".into(),
-            app: "shop".into(),
-        };
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
-        };
-        let c = MetricsConfig::from_vars(&platform, &vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]))
-            .unwrap()
-            .unwrap();
-        assert_eq!(c.endpoint, "http://c:4318/v1/metrics");
-        assert_eq!(c.flush_timeout, super::super::DEFAULT_FLUSH_TIMEOUT);
-        let c = MetricsConfig::from_vars(
-            &platform,
-            &vars(&[
-                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
-                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:9000/in"),
-                ("NIMBUS_OTEL_FLUSH_TIMEOUT_MS", "50"),
-            ]),
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(c.endpoint, "http://m:9000/in");
-        assert_eq!(c.flush_timeout, Duration::from_millis(50));
-        // The traces URL is not the metrics one.
-        let only_traces = vars(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4318/v1/traces")]);
-        assert!(MetricsConfig::from_vars(&platform, &only_traces).unwrap().is_none());
-        // Plain HTTP only: TLS and scheme-less endpoints are refused, naming the variable.
-        for (name, value) in [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://api.example.com"),
-            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "localhost:4318/v1/metrics"),
-        ] {
-            let one = move |k: &str| (k == name).then(|| value.to_owned());
-            let e = MetricsConfig::from_vars(&platform, &one).unwrap_err().to_string();
-            assert!(e.contains(name) && e.contains(value) && e.contains("plain HTTP"), "{e}");
-        }
-
+    fn bounds() {
         let mem = memory_bounds();
         assert_eq!(mem.first().copied(), Some((1u64 << 20) as f64));
         assert_eq!(mem.last().copied(), Some((1u64 << 32) as f64));

@@ -3,7 +3,8 @@
 //! and, with `NIMBUS_METRICS=otlp`, the FaaS metrics ([`OtlpMetrics`]).
 //!
 //! Spans are off unless `OTEL_EXPORTER_OTLP_ENDPOINT` or
-//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set ([`Telemetry::from_env`]);
+//! `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is set ([`Telemetry::from_settings`];
+//! every variable is read by [`crate::settings::telemetry`]);
 //! then the per-invocation cost is one `Option` branch. Endpoints are
 //! plain `http://` (no TLS client is built in; others are refused up front). Span ids are the
 //! host's own ([`crate::caps::propagate::SpanIds`]), made whether or not
@@ -20,7 +21,7 @@
 //! `spans.rs`) encoded on the spot, in about a quarter of a microsecond,
 //! to the OTLP protobuf field it will be in its batch (`otlp_encode.rs`)
 //! and appended to a bounded queue of batches; one export thread
-//! (`export.rs`, honouring the SDK's `OTEL_BSP_*` variables) wraps each
+//! (`export.rs`, batching as the SDK's `OTEL_BSP_*` variables say) wraps each
 //! batch in an `ExportTraceServiceRequest` (resource and scope encoded
 //! once) and POSTs it with a blocking HTTP client on a kept-alive
 //! connection (`otlp_http.rs`, with opentelemetry-otlp's headers, timeout
@@ -46,26 +47,16 @@ pub use metrics::{FunctionMetrics, Measuring, MetricsConfig, OtlpMetrics};
 pub use resource::Platform;
 pub use spans::{InvocationRecord, OutboundRecord, SpanRecord, Trigger};
 
-use export::{BatchSettings, SpanExport};
+pub use crate::settings::telemetry::{DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_QUEUE};
+
+use crate::settings::telemetry::{BatchSettings, Endpoint, OtlpHttpSettings, TelemetrySettings};
+use export::SpanExport;
 use opentelemetry::InstrumentationScope;
 use otlp_encode::Envelope;
-use otlp_http::HttpSettings;
 use spans::FinishedSpan;
 use std::sync::Arc;
 use std::time::Duration;
 use warn_once::Guard;
-
-/// The environment variable bounding the per-invocation flush on Lambda.
-pub const FLUSH_TIMEOUT_ENV: &str = "NIMBUS_OTEL_FLUSH_TIMEOUT_MS";
-
-/// Spans the export queue holds before it drops (`OTEL_BSP_MAX_QUEUE_SIZE`
-/// overrides it). The SDK's 2048 drops spans when a few invocations each
-/// record a couple of hundred guest spans faster than one export thread
-/// sends them; at a few hundred bytes a span, a full queue is a few MiB.
-pub const DEFAULT_MAX_QUEUE: usize = 16_384;
-
-/// Default bound of the per-invocation flush.
-pub const DEFAULT_FLUSH_TIMEOUT: Duration = Duration::from_millis(200);
 
 /// The least a span flush waits for the export thread's answer before it
 /// gives up (the SDK's batch processor waited as long); the caller itself
@@ -75,19 +66,9 @@ const MIN_FLUSH_WAIT: Duration = Duration::from_secs(5);
 /// The instrumentation scope's name and version, of everything Nimbus exports.
 const SCOPE: (&str, &str) = ("nimbus", env!("CARGO_PKG_VERSION"));
 
-/// Why telemetry could not be set up (reported at boot, as a setting error).
+/// Why an exporter could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
-    /// An `OTEL_*`/`NIMBUS_OTEL_*` variable has a bad value.
-    #[error("bad value {value:?} for {name}: {expected}")]
-    Setting {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-        /// What it should be.
-        expected: &'static str,
-    },
     /// The OTLP exporter could not be built (or its endpoint is not a URL).
     #[error("cannot build the OTLP exporter for {endpoint}: {message}")]
     Exporter {
@@ -112,83 +93,12 @@ pub struct TelemetryConfig {
     pub gzip: bool,
 }
 
-/// The OTLP signals Nimbus exports, each to a URL of its own.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Signal {
-    Traces,
-    Metrics,
-}
-
-/// The collector's base URL, to which a signal's path is appended.
-pub const ENDPOINT_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-
-impl Signal {
-    /// The variable giving this signal's full URL, used as is.
-    pub(crate) fn endpoint_env(self) -> &'static str {
-        match self {
-            Signal::Traces => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            Signal::Metrics => "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        }
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            Signal::Traces => "/v1/traces",
-            Signal::Metrics => "/v1/metrics",
-        }
-    }
-}
-
-/// Where and how one signal is exported, as the `OTEL_*` variables say.
-pub(crate) struct ExportEnv {
-    pub(crate) endpoint: String,
-    pub(crate) resource: Vec<opentelemetry::KeyValue>,
-    pub(crate) flush_timeout: Duration,
-}
-
-impl ExportEnv {
-    /// `None` when neither the signal's URL nor the base endpoint is set;
-    /// `env` reads a variable (empty counts as unset).
-    pub(crate) fn read(
-        signal: Signal,
-        platform: &Platform,
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Option<ExportEnv>, TelemetryError> {
-        let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        let (name, endpoint) = match (env(signal.endpoint_env()), env(ENDPOINT_ENV)) {
-            (Some(full), _) => (signal.endpoint_env(), full),
-            (None, Some(base)) => (ENDPOINT_ENV, format!("{}{}", base.trim_end_matches('/'), signal.path())),
-            (None, None) => return Ok(None),
-        };
-        // Export is plain HTTP (no TLS stack is built in): say so up front
-        // rather than fail every export.
-        if !endpoint.trim_start().to_ascii_lowercase().starts_with("http://") {
-            return Err(TelemetryError::Exporter {
-                endpoint,
-                message: format!(
-                    "{name} must be an http:// URL: OTLP is exported over plain HTTP (for a collector \
-                     behind TLS, send to a local one, e.g. the ADOT Lambda layer at http://localhost:4318)"
-                ),
-            });
-        }
-        let flush_timeout = match env(FLUSH_TIMEOUT_ENV) {
-            None => DEFAULT_FLUSH_TIMEOUT,
-            Some(v) => v
-                .trim()
-                .parse::<u64>()
-                .map(Duration::from_millis)
-                .map_err(|_| TelemetryError::Setting {
-                    name: FLUSH_TIMEOUT_ENV,
-                    value: v,
-                    expected: "milliseconds, e.g. 200",
-                })?,
-        };
-        Ok(Some(ExportEnv {
-            endpoint,
-            resource: platform.resource(&env),
-            flush_timeout,
-        }))
-    }
+/// The resource attributes of everything exported from a host on `platform`: `service.name`
+/// (`OTEL_SERVICE_NAME`, else the platform's) and, on Lambda, the `cloud.*` and `faas.*` attributes from
+/// Lambda's own (`AWS_*`) variables.
+pub(crate) fn resource(settings: &TelemetrySettings, platform: &Platform) -> Vec<opentelemetry::KeyValue> {
+    let lambda_env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    platform.resource(settings.service_name.as_deref(), &lambda_env)
 }
 
 /// An exporter build error, for `endpoint`.
@@ -196,21 +106,6 @@ fn exporter_error<E: std::fmt::Display>(endpoint: &str) -> impl FnOnce(E) -> Tel
     move |e| TelemetryError::Exporter {
         endpoint: endpoint.to_owned(),
         message: e.to_string(),
-    }
-}
-
-impl TelemetryConfig {
-    /// The configuration `OTEL_*` variables describe for `platform`, or
-    /// `None` when no OTLP endpoint is set (telemetry off).
-    pub fn from_env(platform: &Platform) -> Result<Option<TelemetryConfig>, TelemetryError> {
-        let vars = |k: &str| std::env::var(k).ok();
-        let env = ExportEnv::read(Signal::Traces, platform, &vars)?;
-        Ok(env.map(|e| TelemetryConfig {
-            traces_endpoint: e.endpoint,
-            resource: e.resource,
-            flush_timeout: e.flush_timeout,
-            gzip: otlp_http::gzip_asked(&vars),
-        }))
     }
 }
 
@@ -235,27 +130,53 @@ impl std::fmt::Debug for Telemetry {
 }
 
 impl Telemetry {
-    /// Telemetry as the environment configures it for `platform`; `None` when off.
-    pub fn from_env(platform: &Platform) -> Result<Option<Telemetry>, TelemetryError> {
-        TelemetryConfig::from_env(platform)?.map(Telemetry::new).transpose()
+    /// Span export as `settings` configure it for `platform`; `None` when off. An endpoint the exporter
+    /// cannot use, or an exporter that cannot start, is logged and leaves export off: tracing must never
+    /// take the host down.
+    pub fn from_settings(settings: &TelemetrySettings, platform: &Platform) -> Option<Telemetry> {
+        let started = match &settings.traces {
+            Endpoint::Unset => return None,
+            Endpoint::Refused(refused) => Err(TelemetryError::Exporter {
+                endpoint: refused.url.clone(),
+                message: refused.reason(),
+            }),
+            Endpoint::Http { url, .. } => Telemetry::start(
+                TelemetryConfig {
+                    traces_endpoint: url.clone(),
+                    resource: resource(settings, platform),
+                    flush_timeout: settings.flush_timeout,
+                    gzip: settings.http.gzip,
+                },
+                &settings.http,
+                settings.batch,
+            ),
+        };
+        started.inspect_err(|e| tracing::warn!("span export is off: {e}")).ok()
     }
 
-    /// Starts the export thread and its HTTP client. Queueing and batching
-    /// follow `OTEL_BSP_MAX_QUEUE_SIZE` (default [`DEFAULT_MAX_QUEUE`]),
-    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` and `OTEL_BSP_SCHEDULE_DELAY`; the
-    /// requests `OTEL_EXPORTER_OTLP_[TRACES_]HEADERS` and `…_TIMEOUT`; compression, the config.
+    /// Starts the export thread and its HTTP client, with the OpenTelemetry SDK's request and batching
+    /// defaults ([`OtlpHttpSettings`], [`BatchSettings`]; the queue holds [`DEFAULT_MAX_QUEUE`] spans).
     pub fn new(config: TelemetryConfig) -> Result<Telemetry, TelemetryError> {
+        Telemetry::start(config, &OtlpHttpSettings::default(), BatchSettings::default())
+    }
+
+    /// Starts the export thread: requests as `http` says (compression as `config` does), batches as
+    /// `batch` says.
+    fn start(
+        config: TelemetryConfig,
+        http: &OtlpHttpSettings,
+        batch: BatchSettings,
+    ) -> Result<Telemetry, TelemetryError> {
         let endpoint = &config.traces_endpoint;
         let url = reqwest::Url::parse(endpoint).map_err(exporter_error(endpoint))?;
-        let env = |k: &str| std::env::var(k).ok();
         let guard = Guard::new("spans", config.flush_timeout);
         let export = SpanExport::start(
             url,
-            HttpSettings {
+            OtlpHttpSettings {
                 gzip: config.gzip,
-                ..HttpSettings::read(&env)
+                ..http.clone()
             },
-            BatchSettings::read(DEFAULT_MAX_QUEUE, &env),
+            batch,
             Envelope::new(&config.resource, SCOPE.0, SCOPE.1),
             guard.warnings(),
         )

@@ -2,15 +2,14 @@
 //! `application/x-protobuf` on a blocking `reqwest` client (one kept-alive
 //! connection), with the headers, timeout and retries opentelemetry-otlp's
 //! HTTP exporter has, so the switch kept every setting that worked before,
-//! and gzip compression as `OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION` asks.
+//! and gzip compression as `OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION` asks
+//! ([`OtlpHttpSettings`], read by [`crate::settings::telemetry`]).
 
+use crate::settings::telemetry::OtlpHttpSettings;
 use bytes::Bytes;
 use reqwest::blocking::Client;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 use std::time::{Duration, Instant};
-
-/// The longest one export may take, retries included (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or `OTEL_EXPORTER_OTLP_TIMEOUT` overrides it).
-pub(super) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Retries after the first attempt, as opentelemetry-otlp's recommended policy.
 const RETRIES: u32 = 3;
@@ -52,58 +51,6 @@ impl PostError {
     }
 }
 
-/// The traces exporter's HTTP settings, as the `OTEL_EXPORTER_OTLP_*` variables give them.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct HttpSettings {
-    /// See [`DEFAULT_TIMEOUT`].
-    pub(super) timeout: Duration,
-    /// Extra request headers (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else `OTEL_EXPORTER_OTLP_HEADERS`).
-    pub(super) headers: Vec<(String, String)>,
-    /// Whether bodies are gzip-compressed ([`gzip_asked`]; `read` leaves it off:
-    /// it comes with the [`super::TelemetryConfig`]).
-    pub(super) gzip: bool,
-}
-
-impl HttpSettings {
-    /// The settings the variables `env` reads give; as opentelemetry-otlp,
-    /// a bad timeout or header entry is ignored, not an error.
-    pub(super) fn read(env: &dyn Fn(&str) -> Option<String>) -> HttpSettings {
-        let millis = |name: &str| env(name).and_then(|v| v.trim().parse::<u64>().ok());
-        let timeout = millis("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
-            .or_else(|| millis("OTEL_EXPORTER_OTLP_TIMEOUT"))
-            .map_or(DEFAULT_TIMEOUT, Duration::from_millis);
-        let headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS")
-            .or_else(|| env("OTEL_EXPORTER_OTLP_HEADERS"))
-            .map(|list| parse_headers(&list))
-            .unwrap_or_default();
-        HttpSettings {
-            timeout,
-            headers,
-            gzip: false,
-        }
-    }
-}
-
-/// Whether the compression variables ask for gzip. As opentelemetry-otlp
-/// does, a value it cannot honour (`zstd` here, or a typo) is warned about
-/// and ignored, falling back to the general variable, then to none.
-pub(super) fn gzip_asked(env: &dyn Fn(&str) -> Option<String>) -> bool {
-    for name in [
-        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-        "OTEL_EXPORTER_OTLP_COMPRESSION",
-    ] {
-        let Some(value) = env(name).filter(|v| !v.trim().is_empty()) else {
-            continue;
-        };
-        match value.trim().to_ascii_lowercase().as_str() {
-            "gzip" => return true,
-            "none" => return false,
-            _ => tracing::warn!("{name}={value:?} is ignored: span export supports \"gzip\" and \"none\""),
-        }
-    }
-    false
-}
-
 /// `body` gzip-compressed, at the fast level: the export thread shares the
 /// cores with invocations.
 fn gzipped(body: &[u8]) -> Bytes {
@@ -112,21 +59,6 @@ fn gzipped(body: &[u8]) -> Bytes {
     // Writing to a Vec cannot fail.
     let _ = encoder.write_all(body);
     Bytes::from(encoder.finish().unwrap_or_default())
-}
-
-/// `key1=value1,key2=value2`, values percent-decoded (kept as written if
-/// that fails); entries without a key or a value are left out.
-fn parse_headers(list: &str) -> Vec<(String, String)> {
-    list.split_terminator(',')
-        .filter_map(|entry| {
-            let (key, value) = entry.trim().split_once('=')?;
-            let (key, value) = (key.trim(), value.trim());
-            let value = percent_encoding::percent_decode_str(value)
-                .decode_utf8()
-                .map_or_else(|_| value.to_owned(), |v| v.into_owned());
-            (!key.is_empty() && !value.is_empty()).then(|| (key.to_owned(), value))
-        })
-        .collect()
 }
 
 /// A blocking OTLP/HTTP client for one traces URL.
@@ -141,7 +73,7 @@ pub(super) struct OtlpHttp {
 impl OtlpHttp {
     /// A client POSTing to `url`. Blocks while the client starts its own
     /// runtime thread: call it outside any async runtime (the export thread).
-    pub(super) fn new(url: reqwest::Url, settings: &HttpSettings) -> Result<OtlpHttp, reqwest::Error> {
+    pub(super) fn new(url: reqwest::Url, settings: &OtlpHttpSettings) -> Result<OtlpHttp, reqwest::Error> {
         let mut headers = HeaderMap::new();
         headers.insert(
             USER_AGENT,
@@ -237,63 +169,6 @@ fn unreachable(e: reqwest::Error) -> PostError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn settings_follow_the_otlp_variables() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
-        };
-        assert_eq!(
-            HttpSettings::read(&vars(&[])),
-            HttpSettings {
-                timeout: DEFAULT_TIMEOUT,
-                headers: Vec::new(),
-                gzip: false,
-            }
-        );
-        let s = HttpSettings::read(&vars(&[
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "ignored=1"),
-            (
-                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                " api-key = s%20cret ,novalue=, =nokey,x-tenant=a=b,bad=%zz,",
-            ),
-        ]));
-        assert_eq!(s.timeout, Duration::from_secs(3));
-        assert_eq!(
-            s.headers,
-            [("api-key", "s cret"), ("x-tenant", "a=b"), ("bad", "%zz")].map(|(k, v)| (k.to_owned(), v.to_owned()))
-        );
-        let s = HttpSettings::read(&vars(&[
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
-            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "250"),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "k=v"),
-        ]));
-        assert_eq!(s.timeout, Duration::from_millis(250));
-        assert_eq!(s.headers, [("k".to_owned(), "v".to_owned())]);
-        let bad = HttpSettings::read(&vars(&[("OTEL_EXPORTER_OTLP_TIMEOUT", "soon")]));
-        assert_eq!(bad.timeout, DEFAULT_TIMEOUT);
-    }
-
-    #[test]
-    fn compression_follows_the_otlp_variables() {
-        let gzip_with = |pairs: &'static [(&'static str, &'static str)]| {
-            gzip_asked(&move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
-        };
-        assert!(!gzip_with(&[]));
-        assert!(gzip_with(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]));
-        assert!(gzip_with(&[("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", " GZIP ")]));
-        assert!(!gzip_with(&[
-            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none"),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
-        ]));
-        // Not supported: ignored, the general variable decides.
-        assert!(gzip_with(&[
-            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd"),
-            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
-        ]));
-        assert!(!gzip_with(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "brotli")]));
-    }
 
     #[test]
     fn what_is_retried() {

@@ -27,8 +27,9 @@ pub enum Platform {
 }
 
 impl Platform {
-    /// The resource attributes; `env` reads a (non-empty) environment variable.
-    pub(super) fn resource(&self, env: &dyn Fn(&str) -> Option<String>) -> Vec<KeyValue> {
+    /// The resource attributes: `service.name` is `service_name` (`OTEL_SERVICE_NAME`) or the platform's,
+    /// `service.namespace` the app; `env` reads one of Lambda's (non-empty) environment variables.
+    pub(super) fn resource(&self, service_name: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Vec<KeyValue> {
         let (default_name, app) = match self {
             Platform::Lambda { function, app } => {
                 (env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| function.clone()), app)
@@ -36,7 +37,7 @@ impl Platform {
             Platform::Local { service, app } => (service.clone(), app),
         };
         let mut attrs = vec![
-            KeyValue::new(semconv::SERVICE_NAME, env("OTEL_SERVICE_NAME").unwrap_or(default_name)),
+            KeyValue::new(semconv::SERVICE_NAME, service_name.map_or(default_name, str::to_owned)),
             KeyValue::new(semconv::SERVICE_NAMESPACE, app.clone()),
         ];
         if let Platform::Lambda { function, .. } = self {
@@ -82,7 +83,7 @@ mod tests {
             function: "f".into(),
             app: "shop".into(),
         }
-        .resource(&env);
+        .resource(None, &env);
         let get = |k: &str| {
             attrs
                 .iter()
@@ -103,7 +104,7 @@ mod tests {
             service: "dir".into(),
             app: "shop".into(),
         };
-        let named = local.resource(&|k| (k == "OTEL_SERVICE_NAME").then(|| "svc".to_string()));
+        let named = local.resource(Some("svc"), &|_| None);
         let pairs = |attrs: Vec<KeyValue>| -> Vec<(String, String)> {
             attrs
                 .into_iter()
@@ -117,7 +118,7 @@ mod tests {
             "OTEL_SERVICE_NAME names the service, never the app"
         );
         assert_eq!(
-            pairs(local.resource(&|_| None)),
+            pairs(local.resource(None, &|_| None)),
             [pair("service.name", "dir"), pair("service.namespace", "shop")]
         );
     }

@@ -2,7 +2,8 @@
 //! WebSocket API, as a [`ConnectionSender`].
 //!
 //! A WebSocket event names its API (`https://{domainName}/{stage}`), so invocations it starts send there.
-//! Any function (HTTP, event, task) sends to the API named by `NIMBUS_WEBSOCKET_ENDPOINT`, which also
+//! Any function (HTTP, event, task) sends to the API named by `NIMBUS_WEBSOCKET_ENDPOINT`
+//! ([`nimbus_core::settings::LambdaSettings::websocket_endpoint`]), which also
 //! overrides the event's endpoint (custom domains, tests). The function's role needs
 //! `execute-api:ManageConnections` on the API's `@connections` resources.
 
@@ -12,9 +13,6 @@ use nimbus_core::aws::{AwsSettings, sdk_config};
 use nimbus_core::websocket::{BoxFuture, ConnectionError, ConnectionSender, Message, Sender};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-
-/// Environment variable naming the Management API endpoint every invocation sends to.
-pub const ENDPOINT_ENV: &str = "NIMBUS_WEBSOCKET_ENDPOINT";
 
 /// The largest message API Gateway delivers (128 KB).
 pub const MAX_MESSAGE: u64 = 128 * 1024;
@@ -105,9 +103,4 @@ impl Senders {
         }
         sender
     }
-}
-
-/// The endpoint `NIMBUS_WEBSOCKET_ENDPOINT` names, if set.
-pub fn endpoint_from_env() -> Option<String> {
-    std::env::var(ENDPOINT_ENV).ok().filter(|v| !v.trim().is_empty())
 }

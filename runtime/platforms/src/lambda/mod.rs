@@ -69,6 +69,9 @@ pub struct LambdaOptions {
     pub log_sink: LogSink,
     /// The AWS task store, when the function is a task function.
     pub tasks: Option<Arc<tasks::LambdaTasks>>,
+    /// The API Gateway Management API every WebSocket send goes to (`NIMBUS_WEBSOCKET_ENDPOINT`), over the
+    /// one each WebSocket event names.
+    pub ws_endpoint: Option<String>,
 }
 
 impl Default for LambdaOptions {
@@ -79,6 +82,7 @@ impl Default for LambdaOptions {
             deadline_margin: Duration::from_millis(100),
             log_sink: LogSink::Stdout,
             tasks: None,
+            ws_endpoint: None,
         }
     }
 }
@@ -143,7 +147,6 @@ pub async fn run(host: Arc<Host>, function: usize, opts: LambdaOptions) -> Resul
         function,
         opts,
         senders: management::Senders::default(),
-        ws_endpoint: management::endpoint_from_env(),
         deadline_warned: AtomicBool::new(false),
     };
     loop {
@@ -175,8 +178,6 @@ struct Handler {
     opts: LambdaOptions,
     /// Management API senders by endpoint, for WebSocket invocations.
     senders: management::Senders,
-    /// `NIMBUS_WEBSOCKET_ENDPOINT`, read once: it overrides each event's own endpoint.
-    ws_endpoint: Option<String>,
     /// Whether an event without a usable deadline was warned about (once per process).
     deadline_warned: AtomicBool,
 }
@@ -335,7 +336,7 @@ impl Handler {
             },
             _ => None,
         };
-        let sender = match self.ws_endpoint.clone().or(req.endpoint) {
+        let sender = match self.opts.ws_endpoint.clone().or(req.endpoint) {
             Some(endpoint) => Some(self.senders.get(&endpoint).await),
             None => None,
         };

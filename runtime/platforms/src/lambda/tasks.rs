@@ -24,6 +24,8 @@ use lambda_runtime::Diagnostic;
 use nimbus_checkpoint::Delivery;
 use nimbus_checkpoint::aws::{Aws, AwsResources};
 use nimbus_core::aws::{AwsSettings, CallPolicy, sdk_config_with};
+use nimbus_core::settings::TaskStoreSettings;
+use nimbus_core::settings::lambda::{TASK_STORE_VARIABLES, queue_name};
 use nimbus_core::{EventSource, Function, Handled, Invocation, RunContext, Tasks, TraceContext};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -47,32 +49,49 @@ pub struct LambdaTasks {
 }
 
 impl LambdaTasks {
-    /// The AWS store from `NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE` and `NIMBUS_TASK_QUEUE_URL`, with the
-    /// standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`). S3 is addressed path-style when an
-    /// S3 endpoint is overridden (local S3s such as moto or MinIO need it).
-    pub async fn from_env(host: Arc<nimbus_core::Host>, function: &str) -> Result<LambdaTasks, TaskStoreError> {
-        let mut res = AwsResources::from_env().map_err(|e| TaskStoreError {
-            function: function.to_owned(),
-            detail: format!(
-                "{e}; set NIMBUS_STATE_BUCKET, NIMBUS_TASK_TABLE and NIMBUS_TASK_QUEUE_URL \
-                 (the bucket, table and queue of the task store)"
-            ),
-        })?;
-        res.force_path_style =
-            std::env::var_os("AWS_ENDPOINT_URL_S3").is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some();
-        let queue_name = res
-            .queue_url
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        if queue_name.is_empty() {
+    /// The AWS store `settings` name (`NIMBUS_STATE_BUCKET`, `NIMBUS_TASK_TABLE`, `NIMBUS_TASK_QUEUE_URL`), with
+    /// the standard AWS environment (region, credentials, `AWS_ENDPOINT_URL`). S3 is addressed path-style when
+    /// an S3 endpoint is overridden (local S3s such as moto or MinIO need it).
+    pub async fn new(
+        host: Arc<nimbus_core::Host>,
+        function: &str,
+        settings: &TaskStoreSettings,
+    ) -> Result<LambdaTasks, TaskStoreError> {
+        let (Some(bucket), Some(table), Some(queue_url)) = (
+            settings.state_bucket.clone(),
+            settings.task_table.clone(),
+            settings.task_queue_url.clone(),
+        ) else {
+            let missing: Vec<&str> = [&settings.state_bucket, &settings.task_table, &settings.task_queue_url]
+                .iter()
+                .zip(TASK_STORE_VARIABLES)
+                .filter(|(value, _)| value.is_none())
+                .map(|(_, name)| name)
+                .collect();
             return Err(TaskStoreError {
                 function: function.to_owned(),
-                detail: format!("NIMBUS_TASK_QUEUE_URL {:?} is not a queue URL", res.queue_url),
+                detail: format!(
+                    "{} not set; set {} (the bucket, table and queue of the task store)",
+                    missing.join(", "),
+                    TASK_STORE_VARIABLES.join(", ")
+                ),
             });
-        }
+        };
+        // Settings read from the environment were checked already.
+        let Some(queue_name) = queue_name(&queue_url) else {
+            return Err(TaskStoreError {
+                function: function.to_owned(),
+                detail: format!("NIMBUS_TASK_QUEUE_URL {queue_url:?} is not a queue URL"),
+            });
+        };
+        let res = AwsResources {
+            bucket,
+            table,
+            queue_url,
+            receive_wait_secs: 0,
+            force_path_style: std::env::var_os("AWS_ENDPOINT_URL_S3").is_some()
+                || std::env::var_os("AWS_ENDPOINT_URL").is_some(),
+        };
         let sdk = sdk_config_with(&AwsSettings::default(), CallPolicy::SELF_RETRYING).await;
         let tasks = Tasks::new(host, Arc::new(Aws::new(&sdk, res)));
         Ok(LambdaTasks {

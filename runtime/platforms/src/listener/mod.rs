@@ -37,7 +37,7 @@ mod refusal;
 mod trim;
 
 pub use limits::{
-    HTTP2_MAX_CONCURRENT_STREAMS, ListenerLimits, MAX_REQUEST_HEAD, parse_max_connections,
+    HTTP2_MAX_CONCURRENT_STREAMS, ListenerLimits, ListenerSettings, MAX_REQUEST_HEAD, parse_max_connections,
     parse_max_connections_per_ip, parse_timeout, per_ip_bound,
 };
 pub use nofile::raise_open_file_limit;
