@@ -1,4 +1,6 @@
-//! Unit tests of the decoders on hand-written events; `fixtures` decodes every sample event.
+//! Unit tests of the decoders on hand-written events; [`fixtures`] decodes every sample event.
+
+mod fixtures;
 
 use super::*;
 use nimbus_core::websocket::{Message, WsEvent};
