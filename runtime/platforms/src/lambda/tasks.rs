@@ -152,10 +152,11 @@ impl LambdaTasks {
         raw: &RawValue,
     ) -> Result<Box<RawValue>, Diagnostic> {
         let batch = decode::task::sqs_batch(raw.get(), &self.queue_name).map_err(bad_event)?;
+        let total = batch.records.len() + batch.unidentified.len();
         // A run started with less time than this would be told to yield at once.
         let least = f.task.map_or(Duration::ZERO, |t| t.yield_margin);
         let mut failures = Vec::new();
-        for SqsRecord { message_id: id, work } in batch {
+        for SqsRecord { message_id: id, work } in batch.records {
             let ok = match work {
                 SqsWork::Continue { .. } if inv.remaining() <= least => {
                     tracing::info!(message_id = %id, "too little time left for another run; it comes back later");
@@ -175,6 +176,19 @@ impl LambdaTasks {
             if !ok {
                 failures.push(json!({ "itemIdentifier": id }));
             }
+        }
+        if !batch.unidentified.is_empty() {
+            // No `itemIdentifier` can name these records (see `decode::task::sqs_batch`): the invocation fails,
+            // so the whole batch comes back (until the queue's maxReceiveCount moves it to its dead-letter
+            // queue); the records served above start no second task when it does.
+            let positions: Vec<String> = batch.unidentified.iter().map(|p| (p + 1).to_string()).collect();
+            return Err(bad_event(format!(
+                "SQS records without a messageId (number {} of {}): no batchItemFailures entry can name them and \
+                 no task can be keyed by them, so the invocation fails and the whole batch comes back (the other \
+                 records were served as usual: their starts are idempotent by messageId)",
+                positions.join(", "),
+                total,
+            )));
         }
         Ok(encode::raw_json(json!({ "batchItemFailures": failures }).to_string()))
     }

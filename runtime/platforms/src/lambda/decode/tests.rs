@@ -114,3 +114,38 @@ fn bad_base64_is_a_bad_event() {
     let err = http_request(Origin::ApiGatewayV2, raw).unwrap_err();
     assert!(err.contains("base64"), "{err}");
 }
+
+#[test]
+fn sqs_records_without_a_message_id_never_share_a_task_key() {
+    // Two records without an id (one missing, one empty) and distinct bodies, beside one with an id.
+    let raw = r#"{"Records": [
+        {"messageId": "m1", "body": "one", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:orders"},
+        {"body": "two", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:orders"},
+        {"messageId": "", "body": "three", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:orders"}]}"#;
+    let batch = task::sqs_batch(raw, "continuations").unwrap();
+    let keys: Vec<&str> = batch
+        .records
+        .iter()
+        .filter_map(|r| match &r.work {
+            task::SqsWork::Start { key, .. } => Some(key.as_str()),
+            task::SqsWork::Continue { .. } => None,
+        })
+        .collect();
+    assert_eq!(keys, ["sqs:m1"], "only a record with an id starts a task");
+    assert_eq!(batch.unidentified, [1, 2], "the records without one are set apart");
+    // The same holds on the continuation queue: a run without an id could not be reported either.
+    let batch = task::sqs_batch(&raw.replace(":orders", ":continuations"), "continuations").unwrap();
+    assert_eq!(batch.records.len(), 1, "{batch:?}");
+    assert_eq!(batch.records[0].message_id, "m1");
+    assert_eq!(batch.unidentified, [1, 2]);
+}
+
+#[test]
+fn an_eventbridge_event_with_an_empty_id_is_keyed_by_its_request() {
+    let start = |raw: &str, request: &str| task::start_key(EventSource::EventBridge, raw, request);
+    assert_eq!(start(r#"{"id": "ev-1"}"#, "r1"), "eventbridge:ev-1");
+    // Two events without a usable id are two tasks, not one.
+    assert_eq!(start(r#"{"id": ""}"#, "r1"), "lambda:r1");
+    assert_eq!(start(r#"{"id": ""}"#, "r2"), "lambda:r2");
+    assert_eq!(start(r#"{"detail": {}}"#, "r3"), "lambda:r3");
+}
