@@ -1496,6 +1496,52 @@ async fn durable_task_runs_across_many_lambda_invocations_on_the_aws_store() {
     assert_eq!(status, 404, "{body}");
 }
 
+/// An SQS record without a `messageId` can neither key a task (an empty key would make every such record one
+/// task) nor be named in `batchItemFailures` (Lambda fails the whole batch for an empty or missing
+/// `itemIdentifier`): the invocation fails, naming it, so the whole batch comes back; the records with an id
+/// are served first, and a redelivery starts no second task for them.
+#[tokio::test]
+async fn a_task_functions_sqs_record_without_a_message_id_fails_the_whole_batch() {
+    let moto = nimbus_tests::moto::shared();
+    let store = moto.task_store("lambda-task-no-id").await;
+    let env = store.env(moto);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let rt = Runtime::start("sha-task", &env).await;
+    // Records of another queue than the continuation queue: each starts a task.
+    let record = |id: Option<&str>, seed: u64| {
+        let mut r = json!({"receiptHandle": "r", "body": json!({"mib": 1, "seed": seed}).to_string(),
+                           "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:orders"});
+        if let Some(id) = id {
+            r["messageId"] = json!(id);
+        }
+        r
+    };
+    let batch = json!({"Records": [record(Some("m1"), 1), record(None, 2), record(Some(""), 3)]});
+    for _ in 0..2 {
+        let (kind, message) = rt.invoke(batch.clone()).await.error();
+        assert_eq!(kind, "Function.BadEvent", "{message}");
+        assert!(
+            message.contains("without a messageId (number 2, 3 of 3)") && message.contains("whole batch"),
+            "{message}"
+        );
+    }
+    let logs = rt.wait_for_log(&["invocation failed", "without a messageId"]).await;
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("Function.BadEvent") && l.contains("without a messageId")),
+        "{logs:?}"
+    );
+    // The record with an id started its task once, under its message id (the key space the task API shares).
+    let start = http_api(
+        "POST",
+        "/tasks/sha-task",
+        json!({"content-type": "application/json", "idempotency-key": "sqs:m1"}),
+        r#"{"mib": 1, "seed": 1}"#,
+    );
+    let (status, started) = http_json(&rt.invoke(start).await.json());
+    assert_eq!((status, &started["created"]), (202, &json!(false)), "{started}");
+}
+
 /// A task function without its store's settings fails init, naming what is missing.
 #[tokio::test]
 async fn task_function_without_a_store_is_an_init_error() {

@@ -1,28 +1,40 @@
 //! Lambda events → Nimbus payloads. Pure functions, tested on fixtures.
 //!
 //! The event's source is sniffed once with a probe that skips everything it
-//! does not need, then the event is deserialized once into its
+//! does not need ([`sniff`]), then the event is deserialized once into its
 //! `aws_lambda_events` type. HTTP events (API Gateway REST v1 and HTTP API
-//! v2, Function URLs, ALB) become `http::Request`s for `wasi:http`; every
-//! other event goes to `events.handle` verbatim with its source kind.
+//! v2, Function URLs, ALB) become `http::Request`s for `wasi:http`
+//! ([`http_request`]); WebSocket API events become lifecycle events
+//! ([`websocket_request`]); every other event goes to `events.handle`
+//! verbatim with its source kind ([`event`]).
 //!
 //! The request conversion is ours rather than `lambda_http`'s: that one
 //! panics on a malformed `Host` header or path and keeps the API Gateway
 //! stage in the path, where a guest should see the same path it sees under
 //! `nimbus serve`.
+//!
+//! Every sample event in `tests/fixtures/events` is decoded in `tests/`, with
+//! what each decoder yields for it written out.
+
+mod sniff;
+pub mod task;
+#[cfg(test)]
+mod tests;
+mod websocket;
+
+pub use sniff::sniff;
+pub use websocket::{WebSocketRequest, websocket_request};
 
 use aws_lambda_events::alb::AlbTargetGroupRequest;
-use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::query_map::QueryMap;
 use base64::Engine as _;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, header};
-use nimbus_core::EventSource;
-use nimbus_core::websocket::{ConnectRequest, Disconnect, IncomingMessage, Message, WsEvent};
+use nimbus_core::{Event, EventSource};
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
-use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
 
 /// Where an event came from, as far as the response shape is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,100 +85,18 @@ impl Origin {
     }
 }
 
-/// Just enough of an event to tell its source; everything else is skipped.
-#[derive(Deserialize)]
-struct Probe {
-    #[serde(rename = "requestContext")]
-    request_context: Option<ProbeContext>,
-    #[serde(rename = "httpMethod")]
-    http_method: Option<IgnoredAny>,
-    #[serde(rename = "multiValueHeaders")]
-    multi_value_headers: Option<IgnoredAny>,
-    #[serde(rename = "Records")]
-    records: Option<ProbeRecords>,
-    #[serde(rename = "detail-type")]
-    detail_type: Option<String>,
-    source: Option<IgnoredAny>,
-}
-
-#[derive(Deserialize)]
-struct ProbeContext {
-    http: Option<IgnoredAny>,
-    elb: Option<IgnoredAny>,
-    #[serde(rename = "connectionId")]
-    connection_id: Option<IgnoredAny>,
-    #[serde(rename = "domainName")]
-    domain_name: Option<String>,
-}
-
-/// The first record's `eventSource` (`EventSource` for SNS); the rest are skipped.
-struct ProbeRecords(Option<String>);
-
-impl<'de> Deserialize<'de> for ProbeRecords {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = ProbeRecords;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a list of records")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ProbeRecords, A::Error> {
-                #[derive(Deserialize)]
-                struct First {
-                    #[serde(rename = "eventSource", alias = "EventSource")]
-                    event_source: Option<String>,
-                }
-                let first = seq.next_element::<First>().ok().flatten();
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(ProbeRecords(first.and_then(|f| f.event_source)))
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
-/// Tells an event's origin. Anything that is not recognisably an AWS
-/// source — including JSON that is not an object — is a direct invocation.
-pub fn sniff(raw: &str) -> Origin {
-    let Ok(p) = serde_json::from_str::<Probe>(raw) else {
-        return Origin::Event(EventSource::Direct);
+/// The event for an event function: the event's JSON text verbatim (what
+/// Lambda sent, byte for byte) with the source kind [`sniff`] told. Events of
+/// other shapes (HTTP, WebSocket) reach an event function as `Other`.
+pub fn event(origin: Origin, raw: Box<RawValue>) -> Event {
+    let source = match origin {
+        Origin::Event(s) => s,
+        _ => EventSource::Other,
     };
-    if let Some(ctx) = &p.request_context {
-        if ctx.connection_id.is_some() {
-            return Origin::WebSocket;
-        }
-        if ctx.elb.is_some() {
-            return Origin::Alb {
-                multi_value: p.multi_value_headers.is_some(),
-            };
-        }
-        if ctx.http.is_some() {
-            let url = ctx.domain_name.as_deref().is_some_and(|d| d.contains(".lambda-url."));
-            return if url { Origin::FunctionUrl } else { Origin::ApiGatewayV2 };
-        }
-        if p.http_method.is_some() {
-            return Origin::ApiGatewayV1;
-        }
+    Event {
+        source,
+        payload: Box::<str>::from(raw).into_boxed_bytes().into_vec(),
     }
-    if let Some(ProbeRecords(Some(src))) = &p.records {
-        let source = match src.as_str() {
-            "aws:sqs" => EventSource::Sqs,
-            "aws:sns" => EventSource::Sns,
-            "aws:s3" => EventSource::S3,
-            "aws:dynamodb" => EventSource::DynamoDb,
-            "aws:kinesis" => EventSource::Kinesis,
-            _ => EventSource::Other,
-        };
-        return Origin::Event(source);
-    }
-    if let (Some(dt), Some(_)) = (&p.detail_type, &p.source) {
-        return Origin::Event(if dt == "Scheduled Event" {
-            EventSource::Schedule
-        } else {
-            EventSource::EventBridge
-        });
-    }
-    Origin::Event(EventSource::Direct)
 }
 
 /// The source-independent parts of an HTTP event, before validation.
@@ -195,74 +125,6 @@ pub fn http_request(origin: Origin, raw: &str) -> Result<Request<Bytes>, String>
         other => return Err(format!("{} events are not HTTP requests", other.name())),
     };
     build(parts)
-}
-
-/// An API Gateway WebSocket event, decoded: the lifecycle event for the guest and the API it came from.
-#[derive(Debug)]
-pub struct WebSocketRequest {
-    /// What the guest is invoked for.
-    pub event: WsEvent,
-    /// `https://{domainName}/{stage}`: the API's Management API endpoint (`@connections`).
-    pub endpoint: Option<String>,
-}
-
-/// Decodes an API Gateway WebSocket event (`$connect`, `$disconnect`, or a message's route key).
-pub fn websocket_request(raw: &str) -> Result<WebSocketRequest, String> {
-    let ev: ApiGatewayWebsocketProxyRequest =
-        serde_json::from_str(raw).map_err(|e| format!("malformed API Gateway WebSocket event: {e}"))?;
-    let ctx = ev.request_context;
-    let connection_id = ctx
-        .connection_id
-        .ok_or("the WebSocket event has no requestContext.connectionId")?;
-    let endpoint = match (&ctx.domain_name, &ctx.stage) {
-        (Some(domain), Some(stage)) => Some(format!("https://{domain}/{stage}")),
-        _ => None,
-    };
-    let route_key = ctx.route_key.unwrap_or_else(|| "$default".into());
-    let event = match (route_key.as_str(), ctx.event_type.as_deref()) {
-        ("$connect", _) | (_, Some("CONNECT")) => {
-            let headers = merge_headers(ev.multi_value_headers, ev.headers)
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                .collect();
-            let params = if ev.multi_value_query_string_parameters.is_empty() {
-                &ev.query_string_parameters
-            } else {
-                &ev.multi_value_query_string_parameters
-            };
-            let query = params.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
-            WsEvent::Connect(ConnectRequest {
-                connection_id,
-                path: ev.path.or(ctx.resource_path).unwrap_or_else(|| "/".into()),
-                headers,
-                query,
-                source_ip: ctx.identity.source_ip,
-            })
-        }
-        ("$disconnect", _) | (_, Some("DISCONNECT")) => WsEvent::Disconnect(Disconnect {
-            connection_id,
-            status_code: ctx.disconnect_status_code.and_then(|c| u16::try_from(c).ok()),
-            reason: ctx.disconnect_reason.unwrap_or_default(),
-        }),
-        _ => {
-            let body = ev.body.unwrap_or_default();
-            let message = if ev.is_base64_encoded {
-                Message::Binary(
-                    base64::engine::general_purpose::STANDARD
-                        .decode(body.as_bytes())
-                        .map_err(|e| format!("the WebSocket message is not valid base64: {e}"))?,
-                )
-            } else {
-                Message::Text(body)
-            };
-            WsEvent::Message(IncomingMessage {
-                connection_id,
-                route_key,
-                message,
-            })
-        }
-    };
-    Ok(WebSocketRequest { event, endpoint })
 }
 
 fn v1_parts(ev: ApiGatewayProxyRequest) -> HttpParts {
@@ -483,120 +345,4 @@ fn build(p: HttpParts) -> Result<Request<Bytes>, String> {
     *req.uri_mut() = uri;
     *req.headers_mut() = headers;
     Ok(req)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn websocket_events_decode_with_their_api_endpoint() {
-        let connect = r#"{"requestContext": {"routeKey": "$connect", "eventType": "CONNECT", "connectionId": "abc=", "connectedAt": 1, "requestTimeEpoch": 1,
-            "domainName": "id.execute-api.eu-west-1.amazonaws.com", "stage": "dev",
-            "identity": {"sourceIp": "198.51.100.7"}},
-            "headers": {"Origin": "https://app.example"},
-            "multiValueQueryStringParameters": {"room": ["a", "b"]}}"#;
-        let req = websocket_request(connect).unwrap();
-        assert_eq!(
-            req.endpoint.as_deref(),
-            Some("https://id.execute-api.eu-west-1.amazonaws.com/dev")
-        );
-        let WsEvent::Connect(c) = req.event else {
-            panic!("not a connect")
-        };
-        assert_eq!(c.connection_id, "abc=");
-        assert_eq!(c.source_ip.as_deref(), Some("198.51.100.7"));
-        assert!(
-            c.headers.contains(&("origin".into(), "https://app.example".into())),
-            "{:?}",
-            c.headers
-        );
-        assert_eq!(c.query.iter().filter(|(k, _)| k == "room").count(), 2);
-
-        let bad = r#"{"requestContext": {"routeKey": "send", "connectionId": "x", "connectedAt": 1, "requestTimeEpoch": 1}, "body": "%%", "isBase64Encoded": true}"#;
-        assert!(websocket_request(bad).unwrap_err().contains("base64"));
-        let anonymous =
-            r#"{"requestContext": {"routeKey": "send", "connectedAt": 1, "requestTimeEpoch": 1}, "body": "hi"}"#;
-        assert!(websocket_request(anonymous).unwrap_err().contains("connectionId"));
-        let message = r#"{"requestContext": {"routeKey": "send", "connectionId": "x", "connectedAt": 1, "requestTimeEpoch": 1}, "body": "hi"}"#;
-        let req = websocket_request(message).unwrap();
-        assert_eq!(req.endpoint, None);
-        assert!(
-            matches!(req.event, WsEvent::Message(m) if m.route_key == "send" && matches!(&m.message, Message::Text(t) if t == "hi"))
-        );
-    }
-
-    #[test]
-    fn stage_is_stripped_only_as_a_whole_segment() {
-        assert_eq!(strip_stage("/prod/hello", Some("prod")), "/hello");
-        assert_eq!(strip_stage("/prod", Some("prod")), "/");
-        assert_eq!(strip_stage("/production/x", Some("prod")), "/production/x");
-        assert_eq!(strip_stage("/hello", Some("$default")), "/hello");
-        assert_eq!(strip_stage("/hello", None), "/hello");
-    }
-
-    #[test]
-    fn non_objects_and_unknown_shapes_are_direct() {
-        for raw in [
-            "42",
-            "\"hi\"",
-            "[1,2]",
-            "{}",
-            "{\"Records\": [1, 2]}",
-            "{\"requestContext\": 5}",
-            "null",
-        ] {
-            assert_eq!(sniff(raw), Origin::Event(EventSource::Direct), "{raw}");
-        }
-        assert_eq!(
-            sniff(r#"{"Records":[{"eventSource":"aws:custom"}]}"#),
-            Origin::Event(EventSource::Other)
-        );
-    }
-
-    #[test]
-    fn bad_host_header_and_odd_paths_do_not_panic() {
-        let raw = r#"{"httpMethod":"GET","path":"/a b/<x>","headers":{"Host":"bad host"},
-            "queryStringParameters":{"q":"a b&c"},"requestContext":{"httpMethod":"GET","domainName":"ok.example"}}"#;
-        assert_eq!(sniff(raw), Origin::ApiGatewayV1);
-        let req = http_request(Origin::ApiGatewayV1, raw).unwrap();
-        assert_eq!(req.uri().to_string(), "https://ok.example/a%20b/%3Cx%3E?q=a%20b%26c");
-        assert_eq!(
-            req.headers()["host"],
-            "bad host",
-            "the Host header is passed on as given"
-        );
-    }
-
-    #[test]
-    fn a_host_that_is_no_authority_is_kept_beside_a_valid_one() {
-        // AWS's sample API Gateway console event, with no domainName: the URI falls back to localhost.
-        let fixture = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../tests/fixtures/events/aws_lambda_events/example-apigw-console-request.json"
-        );
-        let raw = std::fs::read_to_string(fixture).unwrap();
-        let req = http_request(sniff(&raw), &raw).unwrap();
-        assert_eq!(req.uri().authority().map(|a| a.as_str()), Some("localhost"));
-        assert_eq!(req.headers()["host"], "1234567890.execute-api.{dns_suffix}");
-        // HTTP API (v2): a valid requestContext.domainName is the authority; headers.host stays as given.
-        let raw = r#"{"version":"2.0","rawPath":"/","headers":{"host":"id.execute-api.{dns_suffix}"},
-            "requestContext":{"http":{"method":"GET"},"domainName":"id.execute-api.us-east-1.amazonaws.com"}}"#;
-        let req = http_request(Origin::ApiGatewayV2, raw).unwrap();
-        assert_eq!(req.uri().to_string(), "https://id.execute-api.us-east-1.amazonaws.com/");
-        assert_eq!(req.headers()["host"], "id.execute-api.{dns_suffix}");
-        // Without any Host header, the authority becomes one.
-        let raw =
-            r#"{"version":"2.0","rawPath":"/","requestContext":{"http":{"method":"GET"},"domainName":"d.example"}}"#;
-        let req = http_request(Origin::ApiGatewayV2, raw).unwrap();
-        assert_eq!(req.headers()["host"], "d.example");
-    }
-
-    #[test]
-    fn bad_base64_is_a_bad_event() {
-        let raw = r#"{"version":"2.0","rawPath":"/","requestContext":{"http":{"method":"POST"}},
-            "body":"***","isBase64Encoded":true}"#;
-        let err = http_request(Origin::ApiGatewayV2, raw).unwrap_err();
-        assert!(err.contains("base64"), "{err}");
-    }
 }

@@ -49,7 +49,7 @@ use nimbus_core::logs::{LogSink, format_record};
 use nimbus_core::manifest::offered_subprotocols;
 use nimbus_core::websocket::{Rejection, WsEvent, WsOutcome};
 use nimbus_core::{
-    Event, EventSource, Function, Host, Invocation, InvokeError, Kind, Outcome, Payload, PlatformDeadline, TraceContext,
+    Event, Function, Host, Invocation, InvokeError, Kind, Outcome, Payload, PlatformDeadline, TraceContext,
 };
 use runtime_api::{DEADLINE_HEADER, DeadlineHeader, NextEvent, RuntimeApi, RuntimeApiError};
 use serde_json::value::RawValue;
@@ -251,13 +251,7 @@ impl Handler {
                     InvokeError::internal(format!("task function `{}` has no task store", f.name)),
                 )),
             },
-            Kind::Event => {
-                let source = match origin {
-                    Origin::Event(s) => s,
-                    _ => EventSource::Other,
-                };
-                self.event(f, inv, source, raw).await
-            }
+            Kind::Event => self.event(f, inv, decode::event(origin, raw)).await,
         }
     }
 
@@ -295,18 +289,11 @@ impl Handler {
         })
     }
 
-    async fn event(
-        &self,
-        f: &Function,
-        inv: Invocation,
-        source: EventSource,
-        raw: Box<RawValue>,
-    ) -> Result<Box<RawValue>, Diagnostic> {
+    async fn event(&self, f: &Function, inv: Invocation, event: Event) -> Result<Box<RawValue>, Diagnostic> {
         let meta = inv.clone();
-        let payload = Box::<str>::from(raw).into_boxed_bytes().into_vec();
         match self
             .host
-            .invoke(f, inv, Payload::Event(Event { source, payload }))
+            .invoke(f, inv, Payload::Event(event))
             .await
             .and_then(Outcome::into_event)
         {

@@ -16,10 +16,10 @@
 //!   starts a second task. The answer is `{"task_id", "created", "status_url"}` (`batchItemFailures` for
 //!   SQS).
 
+use super::decode::task::{SqsRecord, SqsWork};
 use super::decode::{self, Origin};
 use super::encode;
 use crate::task_api;
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use lambda_runtime::Diagnostic;
 use nimbus_checkpoint::Delivery;
 use nimbus_checkpoint::aws::{Aws, AwsResources};
@@ -27,7 +27,6 @@ use nimbus_core::aws::{AwsSettings, CallPolicy, sdk_config_with};
 use nimbus_core::settings::TaskStoreSettings;
 use nimbus_core::settings::lambda::{TASK_STORE_VARIABLES, queue_name};
 use nimbus_core::{EventSource, Function, Handled, Invocation, RunContext, Tasks, TraceContext};
-use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -115,10 +114,7 @@ impl LambdaTasks {
         match origin {
             Origin::Event(EventSource::Sqs) => self.sqs(f, inv, trace, raw).await,
             Origin::Event(source) => {
-                let key = match (source, serde_json::from_str::<EventId>(raw.get())) {
-                    (EventSource::EventBridge, Ok(EventId { id: Some(id) })) => format!("eventbridge:{id}"),
-                    _ => format!("lambda:{}", inv.request_id),
-                };
+                let key = decode::task::start_key(source, raw.get(), &inv.request_id);
                 let reply = self.start(&f.name, raw.get().as_bytes().to_vec(), &key).await?;
                 Ok(encode::raw_json(reply.to_string()))
             }
@@ -175,57 +171,58 @@ impl LambdaTasks {
         trace: TraceContext,
         raw: &RawValue,
     ) -> Result<Box<RawValue>, Diagnostic> {
-        let batch: SqsEvent =
-            serde_json::from_str(raw.get()).map_err(|e| bad_event(format!("malformed SQS event: {e}")))?;
+        let batch = decode::task::sqs_batch(raw.get(), &self.queue_name).map_err(bad_event)?;
+        let total = batch.records.len() + batch.unidentified.len();
         // A run started with less time than this would be told to yield at once.
         let least = f.task.map_or(Duration::ZERO, |t| t.yield_margin);
         let mut failures = Vec::new();
-        for record in batch.records {
-            let id = record.message_id.clone().unwrap_or_default();
-            let ok = if self.is_continuation(&record) {
-                if inv.remaining() <= least {
+        for SqsRecord { message_id: id, work } in batch.records {
+            let ok = match work {
+                SqsWork::Continue { .. } if inv.remaining() <= least => {
                     tracing::info!(message_id = %id, "too little time left for another run; it comes back later");
                     false
-                } else {
-                    self.continuation(inv, &trace, record).await
                 }
-            } else {
-                let key = format!("sqs:{id}");
-                let input = record.body.unwrap_or_default().into_bytes();
-                match self.start(&f.name, input, &key).await {
+                SqsWork::Continue { body, receipt_handle } => {
+                    self.continuation(inv, &trace, &id, &body, receipt_handle).await
+                }
+                SqsWork::Start { key, input } => match self.start(&f.name, input, &key).await {
                     Ok(_) => true,
                     Err(d) => {
                         tracing::warn!(message_id = %id, error = %d.error_message, "task start failed; the message comes back");
                         false
                     }
-                }
+                },
             };
             if !ok {
                 failures.push(json!({ "itemIdentifier": id }));
             }
         }
+        if !batch.unidentified.is_empty() {
+            // No `itemIdentifier` can name these records (see `decode::task::sqs_batch`): the invocation fails,
+            // so the whole batch comes back (until the queue's maxReceiveCount moves it to its dead-letter
+            // queue); the records served above start no second task when it does.
+            let positions: Vec<String> = batch.unidentified.iter().map(|p| (p + 1).to_string()).collect();
+            return Err(bad_event(format!(
+                "SQS records without a messageId (number {} of {}): no batchItemFailures entry can name them and \
+                 no task can be keyed by them, so the invocation fails and the whole batch comes back (the other \
+                 records were served as usual: their starts are idempotent by messageId)",
+                positions.join(", "),
+                total,
+            )));
+        }
         Ok(encode::raw_json(json!({ "batchItemFailures": failures }).to_string()))
     }
 
-    /// Whether a record came from the continuation queue: its ARN ends in the queue's name (a record without
-    /// an ARN, from a test or a replay, counts as one if its body is a continuation message).
-    fn is_continuation(&self, record: &SqsMessage) -> bool {
-        match record.event_source_arn.as_deref() {
-            Some(arn) => arn.rsplit(':').next() == Some(self.queue_name.as_str()),
-            None => record
-                .body
-                .as_deref()
-                .is_some_and(|b| Delivery::from_message(b, "").is_ok()),
-        }
-    }
-
     /// Runs one continuation record; false when it must come back (busy task, store failure).
-    async fn continuation(&self, inv: &Invocation, trace: &TraceContext, record: SqsMessage) -> bool {
-        let id = record.message_id.unwrap_or_default();
-        let delivery = match Delivery::from_message(
-            record.body.as_deref().unwrap_or_default(),
-            record.receipt_handle.unwrap_or_default(),
-        ) {
+    async fn continuation(
+        &self,
+        inv: &Invocation,
+        trace: &TraceContext,
+        id: &str,
+        body: &str,
+        receipt_handle: String,
+    ) -> bool {
+        let delivery = match Delivery::from_message(body, receipt_handle) {
             Ok(d) => d,
             Err(e) => {
                 // Not a message Nimbus wrote: retrying cannot fix it, and no task state lives in it.
@@ -255,12 +252,6 @@ impl LambdaTasks {
             }
         }
     }
-}
-
-/// An event's own id (EventBridge's `id`), used as its idempotency key.
-#[derive(Deserialize)]
-struct EventId {
-    id: Option<String>,
 }
 
 fn bad_event(message: String) -> Diagnostic {
