@@ -120,8 +120,15 @@ impl Host {
                     .await
             }
             (Pre::Task(pre, idle), Payload::Task(run)) => {
-                self.run(f, pre, idle, &inv, meter, super::tasks::TaskStep::new(run, self.app.clone()))
-                    .await
+                self.run(
+                    f,
+                    pre,
+                    idle,
+                    &inv,
+                    meter,
+                    super::tasks::TaskStep::new(run, self.app.clone()),
+                )
+                .await
             }
             (_, payload) => (
                 Err(InvokeError::WrongKind {
