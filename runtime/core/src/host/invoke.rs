@@ -16,20 +16,18 @@
 //! task step in `tasks.rs` (it commits the run to the task store).
 
 use super::instances::{Idle, Instantiate, Ready, classify};
+use super::meter::Meter;
 use super::{Function, Host, Pre};
 use crate::bindings::{EventFunction, WebsocketFunction, types};
 use crate::error::InvokeError;
 use crate::invocation::{Event, EventSource, Invocation, Outcome, Payload};
-use crate::logs::LogSink;
 use crate::manifest::{Limits, Reuse};
-use crate::metrics::{InvocationReport, MetricsFormat};
 use crate::state::HostState;
-use crate::telemetry::{InvocationRecord, Measuring, Trigger};
+use crate::telemetry::{InvocationRecord, Trigger};
 use crate::websocket::{Sender, WsEvent, WsOutcome};
 use http_body_util::BodyExt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
 
@@ -206,17 +204,6 @@ impl Host {
             _permit: permit,
         })
     }
-
-    /// Starts measuring one invocation of `f` for the configured metrics.
-    fn meter(&self, f: &Function, trigger: Trigger, cold: bool) -> Meter {
-        Meter {
-            started: Instant::now(),
-            cold_start_init: cold.then_some(self.boot_time),
-            publish: matches!(*self.metrics, MetricsFormat::Emf { .. })
-                .then(|| (self.metrics.clone(), self.log_sink.clone())),
-            otlp: f.metrics.as_ref().map(|m| m.start(trigger)),
-        }
-    }
 }
 
 impl<P: Instantiate, S: Step<P::Instance>> Admitted<P, S> {
@@ -379,37 +366,6 @@ impl Finish<WebsocketFunction> for WebSocketStep {
             }
         }
         Ok(Outcome::WebSocket(outcome))
-    }
-}
-
-/// Measures one invocation for [`MetricsFormat`]; publishes when the guest returns.
-pub(super) struct Meter {
-    started: Instant,
-    cold_start_init: Option<Duration>,
-    /// EMF only; `None` when metrics are off: nothing is cloned or formatted.
-    publish: Option<(Arc<MetricsFormat>, LogSink)>,
-    /// OTLP only: the function's recorder, for this invocation.
-    otlp: Option<Measuring>,
-}
-
-impl Meter {
-    fn finish(self, inv: &Invocation, peak_memory: u64, error: Option<&InvokeError>) {
-        if self.publish.is_none() && self.otlp.is_none() {
-            return;
-        }
-        let report = InvocationReport {
-            inv,
-            duration: self.started.elapsed(),
-            peak_memory,
-            cold_start_init: self.cold_start_init,
-            error_type: error.map(InvokeError::error_type),
-        };
-        if let Some((format, sink)) = &self.publish {
-            format.publish(sink, &report);
-        }
-        if let Some(m) = self.otlp {
-            m.record(&report);
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 //!   WebSocket steps;
 //! - `http.rs` and `http_body.rs`: the HTTP step and its body plumbing (quotas, the span carried to the
 //!   end of a streamed body);
+//! - `meter.rs`: per-invocation metrics, the same for every kind;
 //! - `tasks.rs`: the task step, which commits a durable-task run, and [`Host::run_task`];
 //! - `instances.rs`: admission, warm and fresh instances, the epoch deadline, and the classification of a
 //!   failed guest call.
@@ -14,6 +15,7 @@ mod http;
 mod http_body;
 mod instances;
 mod invoke;
+mod meter;
 mod tasks;
 
 pub use crate::invocation::RunEnd;

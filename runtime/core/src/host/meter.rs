@@ -1,0 +1,55 @@
+//! Per-invocation metrics ([`MetricsFormat`]): started when an invocation is admitted, published when its
+//! guest call ends, the same for every kind.
+
+use super::{Function, Host};
+use crate::error::InvokeError;
+use crate::invocation::Invocation;
+use crate::logs::LogSink;
+use crate::metrics::{InvocationReport, MetricsFormat};
+use crate::telemetry::{Measuring, Trigger};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+impl Host {
+    /// Starts measuring one invocation of `f` for the configured metrics.
+    pub(super) fn meter(&self, f: &Function, trigger: Trigger, cold: bool) -> Meter {
+        Meter {
+            started: Instant::now(),
+            cold_start_init: cold.then_some(self.boot_time),
+            publish: matches!(*self.metrics, MetricsFormat::Emf { .. })
+                .then(|| (self.metrics.clone(), self.log_sink.clone())),
+            otlp: f.metrics.as_ref().map(|m| m.start(trigger)),
+        }
+    }
+}
+
+/// Measures one invocation for [`MetricsFormat`]; publishes when the guest returns.
+pub(super) struct Meter {
+    started: Instant,
+    cold_start_init: Option<Duration>,
+    /// EMF only; `None` when metrics are off: nothing is cloned or formatted.
+    publish: Option<(Arc<MetricsFormat>, LogSink)>,
+    /// OTLP only: the function's recorder, for this invocation.
+    otlp: Option<Measuring>,
+}
+
+impl Meter {
+    pub(super) fn finish(self, inv: &Invocation, peak_memory: u64, error: Option<&InvokeError>) {
+        if self.publish.is_none() && self.otlp.is_none() {
+            return;
+        }
+        let report = InvocationReport {
+            inv,
+            duration: self.started.elapsed(),
+            peak_memory,
+            cold_start_init: self.cold_start_init,
+            error_type: error.map(InvokeError::error_type),
+        };
+        if let Some((format, sink)) = &self.publish {
+            format.publish(sink, &report);
+        }
+        if let Some(m) = self.otlp {
+            m.record(&report);
+        }
+    }
+}
