@@ -56,14 +56,19 @@ pub trait Capability {
 pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    config::Config::link(linker)?;
-    invocation::InvocationCap::link(linker)?;
-    logging::Logging::link(linker)?;
-    spans::Spans::link(linker)?;
-    checkpoint::Checkpoint::link(linker)?;
-    connections::Connections::link(linker)?;
-    keyvalue::KeyValue::link(linker)?;
+    link::<config::Config>(linker)?;
+    link::<invocation::InvocationCap>(linker)?;
+    link::<logging::Logging>(linker)?;
+    link::<spans::Spans>(linker)?;
+    link::<checkpoint::Checkpoint>(linker)?;
+    link::<connections::Connections>(linker)?;
+    link::<keyvalue::KeyValue>(linker)?;
     Ok(())
+}
+
+/// Links one capability; a failure names it.
+fn link<C: Capability>(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    C::link(linker).map_err(|e| e.context(format!("linking the `{}` capability", C::NAME)))
 }
 
 /// What the host hands every capability's `configure`: what the boot shares.
