@@ -330,14 +330,17 @@ allowed_outbound_hosts = ["http://*.example.org:*"]
 async fn https_verifies_the_name_over_the_pinned_connection() {
     let tls_server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls_addr = tls_server.local_addr().unwrap();
-    // Reads the first TLS record (the ClientHello), then hangs up, which fails the handshake.
+    // Reads the first TLS record (the ClientHello), then refuses the handshake with a fatal
+    // `handshake_failure` alert, as a server that cannot prove the name would. (A bare hang-up is
+    // `ConnectionTerminated` under wasmtime 50; it was `TlsProtocolError` under 48.)
     let hello = tokio::spawn(async move {
-        use tokio::io::AsyncReadExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut s, _) = tls_server.accept().await.unwrap();
         let mut head = [0u8; 5];
         s.read_exact(&mut head).await.unwrap();
         let mut body = vec![0u8; usize::from(u16::from_be_bytes([head[3], head[4]]))];
         s.read_exact(&mut body).await.unwrap();
+        s.write_all(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]).await.unwrap();
         (head[0], body)
     });
     let net = Arc::new(FakeNetwork::default());
