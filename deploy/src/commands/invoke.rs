@@ -90,7 +90,7 @@ async fn invoke(host: &Host, args: &Args, first_route: Option<String>, body: Opt
     let f = host.function(&args.function).context("function did not boot")?;
     let trace = match &args.traceparent {
         Some(tp) => {
-            if nimbus_core::caps::propagate::parse_traceparent(tp).is_none() {
+            if nimbus_core::caps::trace::propagate::parse_traceparent(tp).is_none() {
                 bail!("--traceparent {tp:?} is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)");
             }
             TraceContext::from_w3c(Some(tp), None)

@@ -43,4 +43,4 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use driver::{Begin, Delivery, Durable, DurableError, Recovery, RetryPolicy, Run, SaveError, Settings, Started};
 pub use embedded::Embedded;
 pub use format::FormatError;
-pub use store::{Backend, Condition, Continuation, Created, Lease, StoreError, TaskRecord, TaskStatus};
+pub use store::{Backend, Condition, Continuation, Created, Lease, Received, StoreError, TaskRecord, TaskStatus};

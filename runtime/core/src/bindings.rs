@@ -41,7 +41,7 @@ mod generated {
             "wasi:filesystem": wasmtime_wasi::p2::bindings::filesystem,
             "wasi:sockets": wasmtime_wasi::p2::bindings::sockets,
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
-            "nimbus:function/tracing.span": crate::caps::spans::GuestSpan,
+            "nimbus:function/tracing.span": crate::caps::trace::GuestSpan,
             "wasi:keyvalue/store.bucket": crate::caps::keyvalue::Bucket,
         },
     });
@@ -84,6 +84,7 @@ export_world!(task_generated, "nimbus:function/task-function");
 export_world!(websocket_generated, "nimbus:function/websocket-function");
 
 pub use generated::nimbus::function::{checkpoint, connections, invocation, tracing, types};
+pub use generated::wasi::config::store as config;
 pub use generated::wasi::keyvalue;
 pub use generated::wasi::logging::logging;
 pub use generated::{EventFunction, EventFunctionPre};

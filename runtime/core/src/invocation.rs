@@ -3,8 +3,8 @@
 //! platform edge; capabilities read them, never a process-wide variable.
 
 use crate::Body;
-use crate::caps::propagate::SpanIds;
-use std::fmt::Write as _;
+use crate::caps::trace::SpanIds;
+pub use crate::caps::trace::TraceContext;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -168,54 +168,6 @@ pub fn unix_ms_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// A W3C trace context (`traceparent` and optional `tracestate`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceContext {
-    /// `00-<trace-id>-<parent-id>-<flags>`.
-    pub traceparent: String,
-    /// Vendor state, passed through untouched.
-    pub tracestate: Option<String>,
-    /// The AWS X-Ray header this context came from (`Root=…;Parent=…;Sampled=…`),
-    /// kept verbatim: the guest sees it as `_X_AMZN_TRACE_ID`, as on Lambda.
-    pub xray: Option<String>,
-}
-
-impl TraceContext {
-    /// Uses the caller's `traceparent` if it is valid W3C (and its
-    /// `tracestate` if that is valid too), else starts a new sampled trace:
-    /// bad input never fails an invocation.
-    pub fn from_w3c(traceparent: Option<&str>, tracestate: Option<&str>) -> TraceContext {
-        TraceContext::from_headers(|name| match name {
-            crate::caps::trace_headers::TRACEPARENT => traceparent.map(str::as_bytes),
-            crate::caps::trace_headers::TRACESTATE => tracestate.map(str::as_bytes),
-            _ => None,
-        })
-    }
-
-    /// A new sampled root trace with random ids.
-    pub fn new_root() -> TraceContext {
-        let mut s = String::with_capacity(55);
-        let trace = fastrand::u128(1..);
-        let span = fastrand::u64(1..);
-        let _ = write!(s, "00-{trace:032x}-{span:016x}-01");
-        TraceContext {
-            traceparent: s,
-            tracestate: None,
-            xray: None,
-        }
-    }
-
-    /// The 32-hex-digit trace id.
-    pub fn trace_id(&self) -> &str {
-        self.traceparent.get(3..35).unwrap_or("")
-    }
-}
-
-/// Whether `tp` is a `traceparent` a W3C receiver accepts.
-pub(crate) fn is_valid_traceparent(tp: &str) -> bool {
-    crate::caps::trace_headers::parse_traceparent(tp).is_some()
-}
-
 /// A fresh request id, formatted like a UUID v4 (as Lambda's are).
 pub fn new_request_id() -> String {
     let v = fastrand::u128(..);
@@ -357,6 +309,7 @@ impl std::fmt::Debug for Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::caps::trace::is_valid_traceparent;
 
     #[test]
     fn traceparent_is_validated() {

@@ -1,6 +1,6 @@
 //! `HostState`: the data of one invocation's `Store`.
 
-use crate::caps::{self, Capability};
+use crate::caps::{self, Contexts, Grants, View};
 use crate::invocation::Invocation;
 use crate::logs::{CurrentInvocation, GuestLog, LogSink, Stream};
 use crate::manifest::Reuse;
@@ -9,7 +9,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-/// Everything one invocation's store holds.
+/// Everything one invocation's store holds: the resource table, WASI's and `wasi:http`'s contexts, the
+/// memory limiter, and one context per capability ([`Contexts`]), each reached only through its view.
 pub struct HostState {
     pub(crate) table: ResourceTable,
     pub(crate) wasi: WasiCtx,
@@ -18,21 +19,16 @@ pub struct HostState {
     pub(crate) inv: Arc<Invocation>,
     /// The same invocation, as the log streams see it (swapped by [`HostState::begin`]).
     current: CurrentInvocation,
-    /// Where `wasi:logging` records go (stdout/stderr have their own copy).
-    pub(crate) sink: LogSink,
-    pub(crate) config: <caps::config::Config as Capability>::State,
-    pub(crate) outbound: <caps::outbound::Outbound as Capability>::State,
-    pub(crate) spans: <caps::spans::Spans as Capability>::State,
-    pub(crate) checkpoint: <caps::checkpoint::Checkpoint as Capability>::State,
-    pub(crate) connections: <caps::connections::Connections as Capability>::State,
-    pub(crate) keyvalue: <caps::keyvalue::KeyValue as Capability>::State,
+    /// The capabilities' contexts.
+    pub(crate) caps: Contexts,
 }
 
 impl HostState {
-    /// The per-invocation setup: every capability's `prepare`, nothing else.
+    /// The per-invocation setup: WASI's context and every capability's `prepare`, nothing else.
     pub fn prepare(
         shared: &caps::Shared,
         inv: &Arc<Invocation>,
+        grants: &mut Grants,
         memory: u64,
         sink: &LogSink,
         reuse: Reuse,
@@ -53,8 +49,6 @@ impl HostState {
             // the SDK derives the header from the invocation's trace context.
             wasi.env(caps::trace::XRAY_ENV, xray);
         }
-        caps::invocation::InvocationCap::prepare(&(), inv);
-        caps::logging::Logging::prepare(&(), inv);
         HostState {
             table: ResourceTable::new(),
             wasi: wasi.build(),
@@ -62,30 +56,26 @@ impl HostState {
             limits: caps::limits::MemoryLimiter::new(memory),
             inv: inv.clone(),
             current,
-            sink: sink.clone(),
-            config: caps::config::Config::prepare(&shared.config, inv),
-            outbound: caps::outbound::Outbound::prepare(&shared.outbound, inv),
-            spans: caps::spans::Spans::prepare(&shared.spans, inv),
-            checkpoint: caps::checkpoint::Checkpoint::prepare(&shared.checkpoint, inv),
-            connections: caps::connections::Connections::prepare(&shared.connections, inv),
-            keyvalue: caps::keyvalue::KeyValue::prepare(&shared.keyvalue, inv),
+            caps: Contexts::prepare(shared, inv, grants),
         }
     }
 
-    /// Points a warm instance's state at its next invocation: the same
-    /// `prepare` of every capability, keeping what the instance holds (its
-    /// resource table, its WASI context and streams).
-    pub fn begin(&mut self, shared: &caps::Shared, inv: &Arc<Invocation>) {
+    /// Points a warm instance's state at its next invocation: the same `prepare` of every capability,
+    /// keeping what the instance holds (its resource table, its WASI context and streams).
+    pub fn begin(&mut self, shared: &caps::Shared, inv: &Arc<Invocation>, grants: &mut Grants) {
         self.current.set(inv.clone());
         self.inv = inv.clone();
         self.limits.hit = false;
-        caps::invocation::InvocationCap::prepare(&(), inv);
-        self.config = caps::config::Config::prepare(&shared.config, inv);
-        self.outbound = caps::outbound::Outbound::prepare(&shared.outbound, inv);
-        self.spans = caps::spans::Spans::prepare(&shared.spans, inv);
-        self.checkpoint = caps::checkpoint::Checkpoint::prepare(&shared.checkpoint, inv);
-        self.connections = caps::connections::Connections::prepare(&shared.connections, inv);
-        self.keyvalue = caps::keyvalue::KeyValue::prepare(&shared.keyvalue, inv);
+        self.caps = Contexts::prepare(shared, inv, grants);
+    }
+
+    /// One capability's view: its context (picked by `pick`), the invocation and the table.
+    pub(crate) fn view<C>(&mut self, pick: impl FnOnce(&mut Contexts) -> &mut C) -> View<'_, C> {
+        View {
+            ctx: pick(&mut self.caps),
+            inv: &self.inv,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -103,7 +93,7 @@ impl WasiHttpView for HostState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.outbound,
+            hooks: &mut self.caps.outbound,
         }
     }
 }

@@ -72,8 +72,10 @@ pub enum TasksError {
 }
 
 impl Tasks {
-    /// The tasks of `host` on `backend` (e.g. the AWS backend, or [`nimbus_checkpoint::Embedded`]).
+    /// The tasks of `host` on `backend` (e.g. the AWS backend, or [`nimbus_checkpoint::Embedded`]), wrapped
+    /// by the host's interceptor ([`crate::caps::Intercept::checkpoint`]).
     pub fn new(host: Arc<Host>, backend: Arc<dyn Backend>) -> Tasks {
+        let backend = host.intercept().checkpoint(backend);
         let mut drivers = HashMap::new();
         let mut total_slots = 0u32;
         for f in host.functions() {

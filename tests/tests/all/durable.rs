@@ -53,7 +53,7 @@ fn tasks() -> (Arc<Tasks>, tempfile::TempDir) {
 
 /// Receives and runs deliveries one at a time until the task is done or failed; returns its record and how
 /// each run ended.
-async fn drive(tasks: &Tasks, id: &str, within: Duration) -> (TaskRecord, Vec<RunEnd>) {
+pub(crate) async fn drive(tasks: &Tasks, id: &str, within: Duration) -> (TaskRecord, Vec<RunEnd>) {
     let until = Instant::now() + within;
     let mut ends = Vec::new();
     loop {

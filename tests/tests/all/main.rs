@@ -9,6 +9,7 @@ mod durable;
 mod events;
 mod failures;
 mod http;
+mod intercept;
 mod keyvalue;
 mod listener;
 mod metrics;

@@ -85,7 +85,7 @@ fn connect(query: &[(&str, &str)], headers: &[(&str, &str)]) -> WsEvent {
     })
 }
 
-fn text(route: &str, t: &str) -> WsEvent {
+pub(crate) fn text(route: &str, t: &str) -> WsEvent {
     WsEvent::Message(IncomingMessage {
         connection_id: "c1".into(),
         route_key: route.into(),
@@ -93,7 +93,7 @@ fn text(route: &str, t: &str) -> WsEvent {
     })
 }
 
-fn reply_text(outcome: WsOutcome) -> String {
+pub(crate) fn reply_text(outcome: WsOutcome) -> String {
     match outcome {
         WsOutcome::Handled(Some(Message::Text(t))) => t,
         other => panic!("{other:?}"),

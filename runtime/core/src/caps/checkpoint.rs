@@ -1,7 +1,7 @@
 //! `checkpoint`: durable state for long tasks (`nimbus:function/checkpoint`).
 //!
-//! The per-invocation state holds the task's current [`Run`] (put there by
-//! [`crate::Host::run_task`] after `prepare`, taken back when the guest
+//! The per-invocation context holds the task's current [`Run`] (a grant of the
+//! task invocation, taken by `prepare`; handed back by [`CheckpointCtx::take`] when the guest
 //! returns). `save` and `set-progress` go through the run, so every save is
 //! committed with the protocol's fencing before the guest sees `ok`.
 //! `should-yield` is a clock comparison against the instant prepared from
@@ -11,7 +11,7 @@
 //! writes fail with `failed`, so an HTTP or event function that imports the
 //! interface gets an answer, not a trap.
 
-use super::{Boot, Capability};
+use super::{Boot, Capability, Grants, View, ViewFn, ViewOf};
 use crate::bindings::checkpoint as wit;
 use crate::error::BootError;
 use crate::invocation::Invocation;
@@ -20,31 +20,31 @@ use crate::state::HostState;
 use nimbus_checkpoint::{Run, SaveError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 /// The `checkpoint` capability.
 pub struct Checkpoint;
 
-/// One invocation's checkpoint state.
-pub struct CheckpointState {
+/// One invocation's checkpoint context.
+pub struct CheckpointCtx {
     /// The task run this invocation serves; `None` outside tasks.
-    pub(crate) run: Option<Run>,
+    run: Option<Run>,
     /// When `should-yield` turns true: the deadline minus the yield margin.
     yield_at: Instant,
     /// Checkpoints this invocation committed.
-    pub(crate) saves: u64,
+    saves: u64,
     /// A save was fenced: a newer run owns the task and this run must write nothing more.
-    pub(crate) fenced: bool,
+    fenced: bool,
 }
 
 impl Capability for Checkpoint {
     const NAME: &'static str = "checkpoint";
     /// The function's yield margin.
     type Shared = Duration;
-    type State = CheckpointState;
+    type Ctx = CheckpointCtx;
 
-    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        wit::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    fn link(linker: &mut Linker<HostState>, view: ViewFn<CheckpointCtx>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<HostState, ViewOf<CheckpointCtx>>(linker, view)
     }
 
     async fn configure(spec: &FunctionSpec, _boot: &Boot) -> Result<Duration, BootError> {
@@ -52,9 +52,9 @@ impl Capability for Checkpoint {
         Ok(task.yield_margin)
     }
 
-    fn prepare(margin: &Duration, inv: &Arc<Invocation>) -> CheckpointState {
-        CheckpointState {
-            run: None,
+    fn prepare(margin: &Duration, inv: &Arc<Invocation>, grants: &mut Grants) -> CheckpointCtx {
+        CheckpointCtx {
+            run: grants.run.take(),
             yield_at: inv.deadline.checked_sub(*margin).unwrap_or(inv.deadline),
             saves: 0,
             fenced: false,
@@ -67,13 +67,34 @@ fn no_task() -> wit::CheckpointError {
     wit::CheckpointError::Failed("not a task invocation: only task functions can checkpoint".into())
 }
 
-impl HostState {
+/// What a task invocation gets back from its checkpoint context when the guest returns.
+pub(crate) struct Handback {
+    /// The run (`None` only if it was never granted).
+    pub run: Option<Run>,
+    /// Checkpoints committed in this invocation.
+    pub saves: u64,
+    /// A save was fenced: a newer run owns the task.
+    pub fenced: bool,
+}
+
+impl CheckpointCtx {
+    /// Hands the run back, with what the guest did with it.
+    pub(crate) fn take(&mut self) -> Handback {
+        Handback {
+            run: self.run.take(),
+            saves: self.saves,
+            fenced: self.fenced,
+        }
+    }
+}
+
+impl View<'_, CheckpointCtx> {
     /// The run, unless there is none or it was fenced.
     fn live_run(&mut self) -> Result<&mut Run, wit::CheckpointError> {
-        if self.checkpoint.fenced {
+        if self.ctx.fenced {
             return Err(wit::CheckpointError::Fenced);
         }
-        self.checkpoint.run.as_mut().ok_or_else(no_task)
+        self.ctx.run.as_mut().ok_or_else(no_task)
     }
 
     /// Maps a driver error to the guest's, remembering fencing.
@@ -81,7 +102,7 @@ impl HostState {
         match e {
             SaveError::TooLarge { limit, .. } => wit::CheckpointError::TooLarge(limit as u64),
             SaveError::Fenced { .. } => {
-                self.checkpoint.fenced = true;
+                self.ctx.fenced = true;
                 wit::CheckpointError::Fenced
             }
             SaveError::Durable(e) => {
@@ -93,9 +114,9 @@ impl HostState {
     }
 }
 
-impl wit::Host for HostState {
+impl wit::Host for View<'_, CheckpointCtx> {
     fn resumed(&mut self) -> Option<Vec<u8>> {
-        self.checkpoint.run.as_ref()?.resumed().map(<[u8]>::to_vec)
+        self.ctx.run.as_ref()?.resumed().map(<[u8]>::to_vec)
     }
 
     async fn save(&mut self, state: Vec<u8>) -> wasmtime::Result<Result<(), wit::CheckpointError>> {
@@ -105,7 +126,7 @@ impl wit::Host for HostState {
         };
         match run.save(&state).await {
             Ok(()) => {
-                self.checkpoint.saves += 1;
+                self.ctx.saves += 1;
                 Ok(Ok(()))
             }
             Err(e) => Ok(Err(self.save_error(e))),
@@ -113,7 +134,7 @@ impl wit::Host for HostState {
     }
 
     fn should_yield(&mut self) -> bool {
-        Instant::now() >= self.checkpoint.yield_at
+        Instant::now() >= self.ctx.yield_at
     }
 
     async fn set_progress(&mut self, progress: String) -> wasmtime::Result<Result<(), wit::CheckpointError>> {

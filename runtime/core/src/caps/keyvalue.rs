@@ -6,7 +6,7 @@
 //! ([`crate::BootOptions::keyvalue`]): the embedded one under `nimbus serve`, DynamoDB on AWS; both enforce
 //! the same key and value limits ([`nimbus_kv::MAX_KEY`], [`nimbus_kv::MAX_VALUE`]).
 
-use super::{Boot, Capability};
+use super::{Boot, Capability, Grants, View, ViewFn, ViewOf};
 use crate::bindings::keyvalue::{atomics, batch, store};
 use crate::error::BootError;
 use crate::invocation::Invocation;
@@ -14,7 +14,7 @@ use crate::manifest::FunctionSpec;
 use crate::state::HostState;
 use nimbus_kv::{KvError, KvStore};
 use std::sync::Arc;
-use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime::component::{Linker, Resource};
 
 /// The `wasi:keyvalue` capability.
 pub struct KeyValue;
@@ -34,12 +34,12 @@ pub struct Bucket {
 impl Capability for KeyValue {
     const NAME: &'static str = "keyvalue";
     type Shared = KvShared;
-    type State = KvShared;
+    type Ctx = KvShared;
 
-    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        store::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-        atomics::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)?;
-        batch::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    fn link(linker: &mut Linker<HostState>, view: ViewFn<KvShared>) -> wasmtime::Result<()> {
+        store::add_to_linker::<HostState, ViewOf<KvShared>>(linker, view)?;
+        atomics::add_to_linker::<HostState, ViewOf<KvShared>>(linker, view)?;
+        batch::add_to_linker::<HostState, ViewOf<KvShared>>(linker, view)
     }
 
     async fn configure(spec: &FunctionSpec, boot: &Boot) -> Result<KvShared, BootError> {
@@ -49,12 +49,12 @@ impl Capability for KeyValue {
         })
     }
 
-    fn prepare(shared: &KvShared, _inv: &Arc<Invocation>) -> KvShared {
+    fn prepare(shared: &KvShared, _inv: &Arc<Invocation>, _grants: &mut Grants) -> KvShared {
         shared.clone()
     }
 }
 
-impl HostState {
+impl View<'_, KvShared> {
     /// A store failure as the guest sees it: limits as they are, a backend failure without its detail (host
     /// paths, AWS errors), which goes to the host's log instead.
     fn kv_error(&self, op: &'static str, bucket: &str, e: KvError) -> store::Error {
@@ -70,7 +70,7 @@ impl HostState {
         let name = self.table.get(b)?.name.clone();
         // A bucket only opens when a store exists, so this is a host bug if it fails.
         let store = self
-            .keyvalue
+            .ctx
             .store
             .clone()
             .ok_or_else(|| wasmtime::Error::msg("keyvalue: a bucket is open without a store"))?;
@@ -78,24 +78,24 @@ impl HostState {
     }
 }
 
-impl store::Host for HostState {
+impl store::Host for View<'_, KvShared> {
     async fn open(&mut self, identifier: String) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
         let name = if identifier.is_empty() {
             "default".to_owned()
         } else {
             identifier
         };
-        if self.keyvalue.store.is_none() {
+        if self.ctx.store.is_none() {
             return Ok(Err(store::Error::NoSuchStore));
         }
-        if !self.keyvalue.buckets.contains(&name) {
+        if !self.ctx.buckets.contains(&name) {
             return Ok(Err(store::Error::AccessDenied));
         }
         Ok(Ok(self.table.push(Bucket { name })?))
     }
 }
 
-impl store::HostBucket for HostState {
+impl store::HostBucket for View<'_, KvShared> {
     async fn get(
         &mut self,
         b: Resource<Bucket>,
@@ -157,7 +157,7 @@ impl store::HostBucket for HostState {
     }
 }
 
-impl atomics::Host for HostState {
+impl atomics::Host for View<'_, KvShared> {
     async fn increment(
         &mut self,
         b: Resource<Bucket>,
@@ -172,7 +172,7 @@ impl atomics::Host for HostState {
     }
 }
 
-impl batch::Host for HostState {
+impl batch::Host for View<'_, KvShared> {
     async fn get_many(
         &mut self,
         b: Resource<Bucket>,

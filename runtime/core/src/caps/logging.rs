@@ -3,33 +3,38 @@
 //! the guest's context string — on the same sink as guest stdout/stderr,
 //! so a guest logs with levels without formatting JSON itself.
 
-use super::{Boot, Capability};
+use super::{Boot, Capability, Grants, View, ViewFn, ViewOf};
 use crate::bindings::logging as wit;
 use crate::error::BootError;
 use crate::invocation::Invocation;
-use crate::logs::{MAX_LINE, format_record};
+use crate::logs::{LogSink, MAX_LINE, format_record};
 use crate::manifest::FunctionSpec;
 use crate::state::HostState;
 use std::sync::Arc;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 /// The `logging` capability. Its state is the store's log sink and invocation.
 pub struct Logging;
 
+/// Where `wasi:logging` records go (stdout and stderr have their own copy, in the WASI context).
+pub struct LoggingCtx(LogSink);
+
 impl Capability for Logging {
     const NAME: &'static str = "logging";
-    type Shared = ();
-    type State = ();
+    type Shared = LogSink;
+    type Ctx = LoggingCtx;
 
-    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        wit::add_to_linker::<HostState, HasSelf<HostState>>(linker, |s| s)
+    fn link(linker: &mut Linker<HostState>, view: ViewFn<LoggingCtx>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<HostState, ViewOf<LoggingCtx>>(linker, view)
     }
 
-    async fn configure(_spec: &FunctionSpec, _boot: &Boot) -> Result<(), BootError> {
-        Ok(())
+    async fn configure(_spec: &FunctionSpec, boot: &Boot) -> Result<LogSink, BootError> {
+        Ok(boot.log_sink.clone())
     }
 
-    fn prepare(_shared: &(), _inv: &Arc<Invocation>) {}
+    fn prepare(sink: &LogSink, _inv: &Arc<Invocation>, _grants: &mut Grants) -> LoggingCtx {
+        LoggingCtx(sink.clone())
+    }
 }
 
 /// The record's `level` field: the names CloudWatch and SLS filter on.
@@ -44,7 +49,7 @@ fn level_name(level: wit::Level) -> &'static str {
     }
 }
 
-impl wit::Host for HostState {
+impl wit::Host for View<'_, LoggingCtx> {
     fn log(&mut self, level: wit::Level, context: String, message: String) {
         // One runaway message cannot hold unbounded host memory in a record.
         let message = truncate(&message, MAX_LINE);
@@ -52,8 +57,8 @@ impl wit::Host for HostState {
         if !context.is_empty() {
             extra.push(("context", truncate(&context, 256).into()));
         }
-        let line = format_record(level_name(level), message, Some(&self.inv), &extra);
-        self.sink.write_line(&line);
+        let line = format_record(level_name(level), message, Some(self.inv), &extra);
+        self.ctx.0.write_line(&line);
     }
 }
 

@@ -1,36 +1,50 @@
 //! Host capabilities: what a guest can reach beyond its own memory.
 //!
-//! Every capability has the same three phases, so per-request work stays
-//! visible and tiny:
-//! 1. `link`: once per engine, add its WIT bindings to the linker;
-//! 2. `configure`: once per function at boot, read its manifest section and
-//!    build shared state (I/O allowed here and only here);
-//! 3. `prepare`: once per invocation, put cheap clones into the store.
+//! Every capability is isolated the way wasmtime's own WASI crates are: it owns a per-invocation
+//! context (its `Ctx`), and its WIT host traits are implemented on a borrowed [`View`] of that context
+//! (plus the invocation, read-only, and the store's resource table), never on the whole store data.
+//! A capability can reach only its own state; what two of them share (the innermost guest span that an
+//! outgoing request is a child of) is handed to both, explicitly, in [`Grants`].
 //!
-//! [`link_all`] and [`crate::state::HostState::prepare`] name every
-//! capability explicitly: together they are the whole per-request cost.
+//! Every capability has the same three phases, so per-request work stays visible and tiny:
+//! 1. `link`: once per engine, add its WIT bindings to the linker;
+//! 2. `configure`: once per function at boot, read its manifest section and build shared state (I/O
+//!    allowed here and only here);
+//! 3. `prepare`: once per invocation, build its context from the shared state, the invocation and the
+//!    [`Grants`] the invocation's kind brings (a WebSocket event's sender, a task's run): clones only.
+//!
+//! The one list of capabilities is the [`capabilities!`] invocation below: it declares the shared and
+//! per-invocation structs, `configure`, `prepare`, the views and `link_all`, so a new capability is one
+//! line there plus its module.
+//!
+//! Every call that leaves the sandbox goes through one small trait per call family — the seam that
+//! fault injection, circuit breakers and recording wrap ([`Intercept`]):
+//! outbound HTTP ([`outbound::OutboundHttp`]), config ([`config::ConfigStore`]), key-value
+//! ([`nimbus_kv::KvStore`]), the checkpoint store ([`nimbus_checkpoint::Backend`]) and WebSocket sends
+//! ([`crate::websocket::ConnectionSender`]).
 
 pub mod checkpoint;
 pub mod config;
 pub mod connections;
+pub mod intercept;
 pub mod invocation;
 pub mod keyvalue;
 pub mod limits;
 pub mod logging;
 pub mod outbound;
-pub mod propagate;
-pub mod spans;
 pub mod trace;
-pub mod trace_headers;
+
+pub use intercept::Intercept;
 
 use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::manifest::FunctionSpec;
 use crate::state::HostState;
 use crate::telemetry::Telemetry;
-use propagate::SpanIds;
+use std::marker::PhantomData;
 use std::sync::Arc;
-use wasmtime::component::Linker;
+use trace::SpanIds;
+use wasmtime::component::{HasData, Linker, ResourceTable};
 
 /// A host capability.
 pub trait Capability {
@@ -38,37 +52,62 @@ pub trait Capability {
     const NAME: &'static str;
     /// Built once per function at boot.
     type Shared: Send + Sync + 'static;
-    /// One per invocation, kept in [`HostState`].
-    type State: Send + 'static;
+    /// Its per-invocation context, kept in the store; the only state its host traits reach.
+    type Ctx: Send + 'static;
 
-    /// Adds the capability's imports to the linker (once per engine).
-    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()>;
+    /// Adds the capability's imports to the linker (once per engine), reaching the store data through
+    /// `view`, which borrows only this capability's context.
+    fn link(linker: &mut Linker<HostState>, view: ViewFn<Self::Ctx>) -> wasmtime::Result<()>;
 
     /// Builds the function's shared state from its manifest entry.
     fn configure(spec: &FunctionSpec, boot: &Boot) -> impl Future<Output = Result<Self::Shared, BootError>> + Send;
 
-    /// Makes the per-invocation state: clones only, no I/O, no parsing.
-    fn prepare(shared: &Self::Shared, inv: &Arc<Invocation>) -> Self::State;
+    /// Makes the per-invocation context: clones only, no I/O, no parsing. Takes from `grants` what the
+    /// invocation's kind brings for this capability.
+    fn prepare(shared: &Self::Shared, inv: &Arc<Invocation>, grants: &mut Grants) -> Self::Ctx;
 }
 
-/// Links WASI (cli, clocks, random, io, filesystem, sockets — all empty or
-/// denied by default), `wasi:http`, `wasi:logging`, and every Nimbus capability.
-pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_async(linker)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
-    link::<config::Config>(linker)?;
-    link::<invocation::InvocationCap>(linker)?;
-    link::<logging::Logging>(linker)?;
-    link::<spans::Spans>(linker)?;
-    link::<checkpoint::Checkpoint>(linker)?;
-    link::<connections::Connections>(linker)?;
-    link::<keyvalue::KeyValue>(linker)?;
-    Ok(())
+/// What a capability's host traits are implemented on: its own context, the invocation (read-only) and
+/// the store's resource table (for the resources it hands out).
+pub struct View<'a, C> {
+    /// The capability's per-invocation context.
+    pub ctx: &'a mut C,
+    /// The invocation being served.
+    pub inv: &'a Arc<Invocation>,
+    /// The store's resource table.
+    pub table: &'a mut ResourceTable,
 }
 
-/// Links one capability; a failure names it.
-fn link<C: Capability>(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    C::link(linker).map_err(|e| e.context(format!("linking the `{}` capability", C::NAME)))
+/// How the linker reaches a capability's [`View`] from the store data.
+pub type ViewFn<C> = fn(&mut HostState) -> View<'_, C>;
+
+/// The [`HasData`] of a capability whose context is `C`: its bindings see a [`View`] of `C`.
+pub struct ViewOf<C>(PhantomData<C>);
+
+impl<C: Send + 'static> HasData for ViewOf<C> {
+    type Data<'a> = View<'a, C>;
+}
+
+/// What one invocation brings its capabilities beyond the [`Invocation`], each taken by the capability
+/// it is for in its `prepare`.
+pub struct Grants {
+    /// A WebSocket event's own sender (the API that delivered it), for `connections`.
+    pub connections: Option<crate::websocket::Sender>,
+    /// A task run, for `checkpoint`.
+    pub run: Option<nimbus_checkpoint::Run>,
+    /// The innermost open guest span: written by `trace`, read by `outbound` for its client spans.
+    pub span_cursor: trace::SpanCursor,
+}
+
+impl Grants {
+    /// The grants of an invocation that brings nothing of its own (HTTP, events).
+    pub fn none() -> Grants {
+        Grants {
+            connections: None,
+            run: None,
+            span_cursor: trace::SpanCursor::default(),
+        }
+    }
 }
 
 /// What the host hands every capability's `configure`: what the boot shares.
@@ -81,9 +120,9 @@ pub struct Boot {
     /// The default WebSocket sender ([`crate::BootOptions::connections`]).
     pub connections: Option<crate::websocket::Sender>,
     /// The key-value store ([`crate::BootOptions::keyvalue`]).
-    pub keyvalue: Option<std::sync::Arc<dyn nimbus_kv::KvStore>>,
-    /// How outbound requests connect ([`crate::BootOptions::outbound`]), shared by every function.
-    pub outbound: Arc<outbound::send::Connector>,
+    pub keyvalue: Option<Arc<dyn nimbus_kv::KvStore>>,
+    /// How outbound requests are sent ([`crate::BootOptions::outbound`]), shared by every function.
+    pub outbound: Arc<dyn outbound::OutboundHttp>,
     /// Where the host writes records about an invocation (e.g. a refused outbound request).
     pub log_sink: crate::logs::LogSink,
     /// Where `ssm` / `ssm_path` config keys are read from ([`crate::BootOptions::ssm`]), shared by every
@@ -91,34 +130,64 @@ pub struct Boot {
     pub ssm: config::SsmProvider,
     /// The app's name (`[app] name`), for the log lines capabilities write about a function.
     pub app: Arc<str>,
+    /// What wraps the host-call families ([`crate::BootOptions::intercept`]).
+    pub intercept: intercept::Interceptor,
 }
 
-/// Every capability's shared state for one function.
-pub struct Shared {
-    /// `config`.
-    pub config: <config::Config as Capability>::Shared,
-    /// `outbound`.
-    pub outbound: <outbound::Outbound as Capability>::Shared,
-    /// `spans`.
-    pub spans: <spans::Spans as Capability>::Shared,
-    /// `checkpoint`.
-    pub checkpoint: <checkpoint::Checkpoint as Capability>::Shared,
-    /// `connections`.
-    pub connections: <connections::Connections as Capability>::Shared,
-    /// `keyvalue`.
-    pub keyvalue: <keyvalue::KeyValue as Capability>::Shared,
+/// Declares every capability once: the field of its shared state and of its context, its type.
+macro_rules! capabilities {
+    ($($field:ident: $cap:ty),* $(,)?) => {
+        /// Every capability's shared state for one function.
+        pub struct Shared {
+            $(
+                #[doc = concat!("`", stringify!($field), "`.")]
+                pub $field: <$cap as Capability>::Shared,
+            )*
+        }
+
+        /// Every capability's context for one invocation.
+        pub struct Contexts {
+            $(
+                #[doc = concat!("`", stringify!($field), "`.")]
+                pub $field: <$cap as Capability>::Ctx,
+            )*
+        }
+
+        impl Shared {
+            /// Runs every capability's `configure` for one function.
+            pub async fn configure(spec: &FunctionSpec, boot: &Boot) -> Result<Shared, BootError> {
+                Ok(Shared { $($field: <$cap>::configure(spec, boot).await?,)* })
+            }
+        }
+
+        impl Contexts {
+            /// Runs every capability's `prepare` for one invocation: the whole per-request setup.
+            pub fn prepare(shared: &Shared, inv: &Arc<Invocation>, grants: &mut Grants) -> Contexts {
+                Contexts { $($field: <$cap>::prepare(&shared.$field, inv, grants),)* }
+            }
+        }
+
+        /// Links WASI (cli, clocks, random, io, filesystem, sockets — all empty or denied by default),
+        /// `wasi:http`, and every Nimbus capability, each through its own view.
+        pub fn link_all(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+            wasmtime_wasi::p2::add_to_linker_async(linker)?;
+            wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+            $(
+                <$cap>::link(linker, |s| s.view(|c| &mut c.$field))
+                    .map_err(|e| e.context(format!("linking the `{}` capability", <$cap>::NAME)))?;
+            )*
+            Ok(())
+        }
+    };
 }
 
-impl Shared {
-    /// Runs every capability's `configure` for one function.
-    pub async fn configure(spec: &FunctionSpec, boot: &Boot) -> Result<Shared, BootError> {
-        Ok(Shared {
-            config: config::Config::configure(spec, boot).await?,
-            outbound: outbound::Outbound::configure(spec, boot).await?,
-            spans: spans::Spans::configure(spec, boot).await?,
-            checkpoint: checkpoint::Checkpoint::configure(spec, boot).await?,
-            connections: connections::Connections::configure(spec, boot).await?,
-            keyvalue: keyvalue::KeyValue::configure(spec, boot).await?,
-        })
-    }
+capabilities! {
+    invocation: invocation::InvocationCap,
+    logging: logging::Logging,
+    config: config::Config,
+    trace: trace::Trace,
+    outbound: outbound::Outbound,
+    checkpoint: checkpoint::Checkpoint,
+    connections: connections::Connections,
+    keyvalue: keyvalue::KeyValue,
 }

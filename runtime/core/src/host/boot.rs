@@ -60,6 +60,10 @@ pub struct BootOptions {
     /// Where `ssm` / `ssm_path` config keys are read from: SSM Parameter Store as the AWS environment
     /// configures it (the default), or a local overrides file (`nimbus serve --ssm-overrides`).
     pub ssm: caps::config::SsmProvider,
+    /// What wraps the calls guests make that leave the sandbox (outbound HTTP, config, key-value,
+    /// WebSocket sends): the seam fault injection and circuit breakers plug into; wraps nothing by default.
+    /// by default.
+    pub intercept: caps::intercept::Interceptor,
 }
 
 impl Host {
@@ -70,16 +74,18 @@ impl Host {
         let outbound = caps::outbound::send::Connector::new(&opts.outbound)
             .map_err(|e| BootError::Engine(format!("outbound HTTP: cannot set up TLS: {e}")))?;
         let app: Arc<str> = Arc::from(manifest.app_name.as_str());
+        let intercept = opts.intercept.clone();
         let boot = caps::Boot {
             telemetry: opts.telemetry.clone(),
-            connections: opts.connections.clone(),
-            keyvalue: opts.keyvalue.clone(),
-            outbound: Arc::new(outbound),
+            connections: opts.connections.clone().map(|c| intercept.connections(c)),
+            keyvalue: opts.keyvalue.clone().map(|kv| intercept.keyvalue(kv)),
+            outbound: intercept.outbound(Arc::new(outbound)),
             log_sink: opts.log_sink.clone(),
             ssm: opts.ssm.clone(),
             app: app.clone(),
             // A new root trace (an empty parent is malformed), sampled.
-            init: caps::propagate::SpanIds::child_of(""),
+            init: caps::trace::SpanIds::child_of(""),
+            intercept,
         };
         let specs: Vec<&FunctionSpec> = manifest
             .functions
@@ -249,6 +255,7 @@ impl Host {
             queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
             telemetry: opts.telemetry,
             app,
+            intercept: opts.intercept,
             boot_time: started.elapsed(),
         }))
     }

@@ -5,6 +5,7 @@ use super::{Function, Host};
 use crate::bindings::{
     EventFunction, EventFunctionPre, TaskFunction, TaskFunctionPre, WebsocketFunction, WebsocketFunctionPre,
 };
+use crate::caps::Grants;
 use crate::caps::limits::MemoryLimiter;
 use crate::error::InvokeError;
 use crate::invocation::{DeadlineCause, Invocation};
@@ -104,7 +105,13 @@ impl Host {
     }
 
     /// A warm idle instance pointed at `inv`, or else a fresh store for one.
-    pub(super) fn ready<I>(&self, f: &Function, idle: &Idle<I>, inv: &Arc<Invocation>) -> Ready<I> {
+    pub(super) fn ready<I>(
+        &self,
+        f: &Function,
+        idle: &Idle<I>,
+        inv: &Arc<Invocation>,
+        grants: &mut Grants,
+    ) -> Ready<I> {
         let warm = match f.reuse {
             Reuse::Fresh => None,
             Reuse::Warm { .. } => idle.lock().ok().and_then(|mut idle| idle.pop()),
@@ -112,12 +119,12 @@ impl Host {
         let tick = self.engine.tick();
         match warm {
             Some(mut ready) => {
-                ready.store.data_mut().begin(&f.shared, inv);
+                ready.store.data_mut().begin(&f.shared, inv, grants);
                 ready.store.set_epoch_deadline(ticks_left(inv.deadline, tick));
                 ready
             }
             None => Ready {
-                store: self.new_store(f, inv),
+                store: self.new_store(f, inv, grants),
                 instance: None,
                 uses: 0,
             },
@@ -127,8 +134,8 @@ impl Host {
     /// A store for one invocation, with its memory limit and deadline. The
     /// deadline is read from the store's current invocation, so a warm
     /// store keeps the same callback.
-    fn new_store(&self, f: &Function, inv: &Arc<Invocation>) -> Store<HostState> {
-        let state = HostState::prepare(&f.shared, inv, f.limits.memory, &self.log_sink, f.reuse);
+    fn new_store(&self, f: &Function, inv: &Arc<Invocation>, grants: &mut Grants) -> Store<HostState> {
+        let state = HostState::prepare(&f.shared, inv, grants, f.limits.memory, &self.log_sink, f.reuse);
         let mut store = Store::new(self.engine.engine(), state);
         store.limiter(|s| &mut s.limits);
         let tick = self.engine.tick();

@@ -19,6 +19,7 @@ use super::instances::{Idle, Instantiate, Ready, classify};
 use super::meter::Meter;
 use super::{Function, Host, Pre};
 use crate::bindings::{EventFunction, WebsocketFunction, types};
+use crate::caps::Grants;
 use crate::error::InvokeError;
 use crate::invocation::{Event, EventSource, Invocation, Outcome, Payload};
 use crate::manifest::{Limits, Reuse};
@@ -39,8 +40,13 @@ pub(super) trait Step<I>: Send + Sized + 'static {
     /// Refuses an input over its quota before the invocation waits for an instance.
     fn check_input(&self, limits: &Limits) -> Result<(), InvokeError>;
 
-    /// Puts this invocation's kind-specific state into the store (a WebSocket sender, a task run, the
-    /// WASI HTTP request resources).
+    /// What this invocation brings its capabilities (a WebSocket event's sender, a task's run), taken by
+    /// their `prepare`.
+    fn grants(&mut self) -> Grants {
+        Grants::none()
+    }
+
+    /// Puts this invocation's input into the store once it is prepared (the WASI HTTP request resources).
     fn enter(&mut self, _state: &mut HostState) -> Result<(), InvokeError> {
         Ok(())
     }
@@ -191,7 +197,8 @@ impl Host {
     ) -> Result<Admitted<P, S>, InvokeError> {
         step.check_input(&f.limits)?;
         let permit = self.acquire(f, inv).await?;
-        let mut ready = self.ready(f, idle, inv);
+        let mut grants = step.grants();
+        let mut ready = self.ready(f, idle, inv, &mut grants);
         step.enter(ready.store.data_mut())?;
         Ok(Admitted {
             ready,
@@ -320,11 +327,11 @@ impl Step<WebsocketFunction> for WebSocketStep {
         Ok(())
     }
 
-    fn enter(&mut self, state: &mut HostState) -> Result<(), InvokeError> {
-        if let Some(sender) = self.sender.take() {
-            state.connections = Some(sender);
+    fn grants(&mut self) -> Grants {
+        Grants {
+            connections: self.sender.take(),
+            ..Grants::none()
         }
-        Ok(())
     }
 
     async fn call(

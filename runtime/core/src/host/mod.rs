@@ -90,6 +90,8 @@ pub struct Host {
     telemetry: Option<Telemetry>,
     /// The manifest's `[app] name`: every invocation carries it into its log lines.
     app: Arc<str>,
+    /// What wraps the host-call families ([`BootOptions::intercept`]).
+    intercept: crate::caps::intercept::Interceptor,
     /// Time from `boot` start to ready.
     pub boot_time: Duration,
 }
@@ -98,6 +100,12 @@ impl Host {
     /// The app's name (the manifest's `[app] name`), for adapters' log lines about its functions.
     pub fn app(&self) -> &Arc<str> {
         &self.app
+    }
+
+    /// What wraps the calls guests make that leave the sandbox ([`BootOptions::intercept`]); the task
+    /// driver wraps its checkpoint store with it.
+    pub fn intercept(&self) -> &dyn crate::caps::Intercept {
+        &*self.intercept
     }
 
     /// The span exporter, if tracing export is on.

@@ -5,6 +5,7 @@
 use super::invoke::{Finish, Step};
 use super::{Function, Host};
 use crate::bindings::{TaskFunction, TaskOutcome, types};
+use crate::caps::Grants;
 use crate::error::InvokeError;
 use crate::invocation::{DeadlineCause, Invocation, Outcome, Payload, RunEnd, TraceContext};
 use crate::manifest::Limits;
@@ -124,9 +125,11 @@ impl Step<TaskFunction> for TaskStep {
         Ok(())
     }
 
-    fn enter(&mut self, state: &mut HostState) -> Result<(), InvokeError> {
-        state.checkpoint.run = self.run.take();
-        Ok(())
+    fn grants(&mut self) -> Grants {
+        Grants {
+            run: self.run.take(),
+            ..Grants::none()
+        }
     }
 
     async fn call(
@@ -138,9 +141,8 @@ impl Step<TaskFunction> for TaskStep {
     }
 
     fn leave(&mut self, state: &mut HostState) {
-        let checkpoint = &mut state.checkpoint;
-        self.run = checkpoint.run.take();
-        (self.saves, self.fenced) = (checkpoint.saves, checkpoint.fenced);
+        let back = state.caps.checkpoint.take();
+        (self.run, self.saves, self.fenced) = (back.run, back.saves, back.fenced);
     }
 }
 

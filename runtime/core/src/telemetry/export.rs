@@ -313,7 +313,7 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caps::propagate::SpanIds;
+    use crate::caps::trace::propagate::SpanIds;
     use crate::telemetry::spans::Kind;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message;

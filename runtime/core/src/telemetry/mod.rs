@@ -7,7 +7,7 @@
 //! every variable is read by [`crate::settings::telemetry`]);
 //! then the per-invocation cost is one `Option` branch. Endpoints are
 //! plain `http://` (no TLS client is built in; others are refused up front). Span ids are the
-//! host's own ([`crate::caps::propagate::SpanIds`]), made whether or not
+//! host's own ([`crate::caps::trace::propagate::SpanIds`]), made whether or not
 //! anything is exported, so propagation never depends on export. Only a
 //! trace whose flags say sampled is exported.
 //!

@@ -1,7 +1,7 @@
 //! The spans Nimbus exports, built as [`FinishedSpan`]s with the host's own ids.
 
 use super::Telemetry;
-use crate::caps::propagate::SpanIds;
+use crate::caps::trace::propagate::SpanIds;
 use crate::invocation::{EventSource, Invocation};
 use opentelemetry::{KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;

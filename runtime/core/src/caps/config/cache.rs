@@ -6,8 +6,9 @@
 //! values, as does a parameter that disappears.
 
 use super::ssm::{Fetched, Lookup, SsmProvider, path_key};
+use super::store::ConfigValues;
 use crate::caps::Boot;
-use crate::caps::propagate::{SpanIds, new_span_id};
+use crate::caps::trace::propagate::{SpanIds, new_span_id};
 use crate::error::BootError;
 use crate::telemetry::{SpanRecord, Telemetry};
 use arc_swap::ArcSwap;
@@ -16,12 +17,11 @@ use opentelemetry_semantic_conventions::attribute as semconv;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
-use wasmtime_wasi_config::WasiConfigVariables;
 
 /// A function's config: the current snapshot, and the refresh task if any
 /// (stopped when this is dropped, i.e. with its `Host`).
 pub struct ConfigShared {
-    snapshot: Arc<ArcSwap<WasiConfigVariables>>,
+    snapshot: Arc<ArcSwap<ConfigValues>>,
     refresher: Option<tokio::task::AbortHandle>,
 }
 
@@ -35,7 +35,7 @@ impl Drop for ConfigShared {
 
 impl ConfigShared {
     /// The values an invocation sees: a clone of the current snapshot.
-    pub fn current(&self) -> Arc<WasiConfigVariables> {
+    pub fn current(&self) -> Arc<ConfigValues> {
         self.snapshot.load_full()
     }
 
@@ -74,7 +74,7 @@ impl ConfigShared {
 /// also ends by itself once the function is gone; it never panics.
 fn spawn_refresh(
     mut resolver: Resolver,
-    snapshot: Weak<ArcSwap<WasiConfigVariables>>,
+    snapshot: Weak<ArcSwap<ConfigValues>>,
     every: Duration,
 ) -> Option<tokio::task::AbortHandle> {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -300,7 +300,7 @@ impl Resolver {
 
     /// The guest's view: fixed keys, then SSM keys. A key under a path never
     /// replaces a key declared on its own.
-    fn snapshot(&self) -> WasiConfigVariables {
+    fn snapshot(&self) -> ConfigValues {
         self.view().into_iter().collect()
     }
 
@@ -379,6 +379,7 @@ mod tests {
             log_sink: Default::default(),
             ssm: Default::default(),
             app: "shop".into(),
+            intercept: Default::default(),
         }
     }
 

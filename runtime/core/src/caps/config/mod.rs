@@ -9,17 +9,23 @@
 //!
 //! - `ssm.rs`: fetching from SSM (batched, retried, bounded) or an overrides file;
 //! - `overrides.rs`: the overrides file format;
-//! - `cache.rs`: the swappable snapshot invocations read, and its refresh task.
+//! - `cache.rs`: the swappable snapshot invocations read, and its refresh task;
+//! - `store.rs`: what the guest's reads go through ([`ConfigStore`], the seam
+//!   [`super::Intercept::config`] wraps) and the snapshot that implements it.
 
 mod cache;
 mod overrides;
 mod ssm;
+mod store;
 
 pub use cache::ConfigShared;
 pub use overrides::OverridesError;
 pub use ssm::SsmProvider;
+pub use store::{ConfigError, ConfigStore, ConfigValues};
 
-use super::{Boot, Capability};
+use super::intercept::Interceptor;
+use super::{Boot, Capability, Grants, View, ViewFn, ViewOf};
+use crate::bindings::config as wit;
 use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::manifest::{ConfigSource, FunctionSpec};
@@ -28,21 +34,31 @@ use cache::{Param, RemoteKey};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::Linker;
-use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 
-/// The `config` capability.
+/// The `config` capability (`wasi:config/store`).
 pub struct Config;
+
+/// A function's config: its values (and their refresh), and what wraps an invocation's reads.
+pub struct ConfigFunction {
+    values: ConfigShared,
+    function: Arc<str>,
+    intercept: Interceptor,
+}
+
+/// What one invocation reads: the snapshot current when it was prepared (a refresh never changes the
+/// values under a running invocation), through the interceptor.
+pub struct ConfigCtx(Arc<dyn ConfigStore>);
 
 impl Capability for Config {
     const NAME: &'static str = "config";
-    type Shared = ConfigShared;
-    type State = Arc<WasiConfigVariables>;
+    type Shared = ConfigFunction;
+    type Ctx = ConfigCtx;
 
-    fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-        wasmtime_wasi_config::add_to_linker(linker, |s: &mut HostState| WasiConfig::from(&*s.config))
+    fn link(linker: &mut Linker<HostState>, view: ViewFn<ConfigCtx>) -> wasmtime::Result<()> {
+        wit::add_to_linker::<HostState, ViewOf<ConfigCtx>>(linker, view)
     }
 
-    async fn configure(spec: &FunctionSpec, boot: &Boot) -> Result<Self::Shared, BootError> {
+    async fn configure(spec: &FunctionSpec, boot: &Boot) -> Result<ConfigFunction, BootError> {
         let mut fixed = BTreeMap::new();
         let mut remote = Vec::new();
         for (key, decl) in &spec.config {
@@ -93,10 +109,32 @@ impl Capability for Config {
                 None => {}
             }
         }
-        ConfigShared::boot(&spec.name, fixed, remote, boot.ssm.clone(), spec.config_refresh, boot).await
+        let values = ConfigShared::boot(&spec.name, fixed, remote, boot.ssm.clone(), spec.config_refresh, boot).await?;
+        Ok(ConfigFunction {
+            values,
+            function: Arc::from(spec.name.as_str()),
+            intercept: boot.intercept.clone(),
+        })
     }
 
-    fn prepare(shared: &Self::Shared, _inv: &Arc<Invocation>) -> Self::State {
-        shared.current()
+    fn prepare(shared: &ConfigFunction, _inv: &Arc<Invocation>, _grants: &mut Grants) -> ConfigCtx {
+        ConfigCtx(shared.intercept.config(&shared.function, shared.values.current()))
+    }
+}
+
+fn wit_error(e: ConfigError) -> wit::Error {
+    match e {
+        ConfigError::Upstream(m) => wit::Error::Upstream(m),
+        ConfigError::Io(m) => wit::Error::Io(m),
+    }
+}
+
+impl wit::Host for View<'_, ConfigCtx> {
+    fn get(&mut self, key: String) -> Result<Option<String>, wit::Error> {
+        self.ctx.0.get(&key).map_err(wit_error)
+    }
+
+    fn get_all(&mut self) -> Result<Vec<(String, String)>, wit::Error> {
+        self.ctx.0.get_all().map_err(wit_error)
     }
 }

@@ -15,27 +15,82 @@
 //!
 //! An allowed request carries the invocation's trace: the host writes
 //! `traceparent`/`tracestate` (and `X-Amzn-Trace-Id` on AWS) naming a new
-//! client span ([`super::propagate`]), and exports that span when telemetry is
-//! on, as a child of the guest span open at the time ([`super::spans`]).
+//! client span ([`super::trace::propagate`]), and exports that span when telemetry is
+//! on, as a child of the guest span open at the time ([`super::trace::SpanCursor`]).
+//!
+//! The exchange itself goes through [`OutboundHttp`], the seam fault injection and circuit breakers wrap
+//! ([`super::Intercept::outbound`]); the host's own implementation is the [`Connector`].
 
 pub mod address;
 pub mod network;
 pub mod send;
 
 use super::logging::truncate;
-use super::propagate;
-use super::{Boot, Capability};
+use super::trace::{SpanCursor, propagate};
+use super::{Boot, Capability, Grants, ViewFn};
 use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::logs::{LogSink, format_record};
 use crate::manifest::{FunctionSpec, OutboundRule, literal_ip};
 use crate::state::HostState;
 use crate::telemetry::{OutboundRecord, Telemetry};
-use send::{ConnectError, Connector, Target};
+use address::Refusal;
+use futures_util::future::BoxFuture;
+use send::{ConnectError, Connector, Io, ResponseBody, Target};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
+
+/// A request that passed the allow-list, its trace headers set: what [`OutboundHttp`] sends.
+pub struct OutboundCall {
+    /// Where it may connect (the address is checked when connecting).
+    pub target: Target,
+    /// The request, as the guest made it plus the host's trace headers.
+    pub request: http::Request<WasiBody>,
+    /// The guest's timeouts.
+    pub options: Option<RequestOptions>,
+}
+
+/// Why an outbound call got no response.
+#[derive(Debug)]
+pub enum SendError {
+    /// The address policy refused an address the host resolved to (the guest sees
+    /// `destination-ip-prohibited`; the refusal is logged).
+    Refused {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        refusal: Refusal,
+    },
+    /// Lookup, connect, TLS, protocol or timeout failure, as the guest sees it.
+    Failed(HttpError),
+}
+
+/// A response head and the task that drives the rest of the exchange.
+pub type Exchange = (http::Response<ResponseBody>, Io);
+
+/// Sends one outbound HTTP exchange: the seam for outbound calls. The host's implementation is the
+/// [`Connector`] (checked addresses, TLS, HTTP/1.1); [`super::Intercept::outbound`] may wrap it.
+pub trait OutboundHttp: Send + Sync + 'static {
+    /// Connects to `call.target` and sends `call.request`.
+    fn send(&self, call: OutboundCall) -> BoxFuture<'_, Result<Exchange, SendError>>;
+}
+
+impl OutboundHttp for Connector {
+    fn send(&self, call: OutboundCall) -> BoxFuture<'_, Result<Exchange, SendError>> {
+        Box::pin(async move {
+            let connect_timeout = send::connect_timeout(call.options.as_ref());
+            let stream = self.connect(&call.target, connect_timeout).await.map_err(|e| match e {
+                ConnectError::Refused { addr, refusal } => SendError::Refused { addr, refusal },
+                ConnectError::Failed(e) => SendError::Failed(e),
+            })?;
+            send::exchange(stream, call.request, call.options)
+                .await
+                .map_err(SendError::Failed)
+        })
+    }
+}
 
 /// The `outbound` capability.
 pub struct Outbound;
@@ -47,25 +102,24 @@ pub struct OutboundShared(Arc<Settings>);
 struct Settings {
     /// Allowed origins.
     rules: Box<[OutboundRule]>,
-    /// The host's connector (network, address policy, TLS).
-    connector: Arc<Connector>,
+    /// How allowed requests are sent (the host's connector, or what wraps it).
+    sender: Arc<dyn OutboundHttp>,
     /// Where client spans go (`None`: propagation only).
     telemetry: Option<Telemetry>,
     /// Where refusals are logged.
     sink: LogSink,
 }
 
-/// The policy for one invocation (an `Arc` of the function's settings) and the
-/// invocation whose trace outgoing requests carry.
-pub struct OutboundPolicy {
+/// The outbound context of one invocation: the function's settings, the invocation whose trace outgoing
+/// requests carry, and the innermost open guest span they are children of. `wasi:http` reaches it as its
+/// hooks.
+pub struct OutboundCtx {
     settings: Arc<Settings>,
     inv: Arc<Invocation>,
-    /// The guest span requests are made under (0: the invocation span),
-    /// kept by [`super::spans`].
-    pub(crate) parent_span: u64,
+    cursor: SpanCursor,
 }
 
-impl OutboundPolicy {
+impl OutboundCtx {
     /// Where a request to `uri` would connect, if the allow-list lets it leave the sandbox; the address
     /// it resolves to is checked when it is sent.
     pub fn target(&self, uri: &http::Uri) -> Option<Target> {
@@ -110,11 +164,11 @@ fn log_refusal(sink: &LogSink, inv: &Invocation, host: &str, port: u16, addr: Op
 impl Capability for Outbound {
     const NAME: &'static str = "outbound";
     type Shared = OutboundShared;
-    type State = OutboundPolicy;
+    type Ctx = OutboundCtx;
 
-    fn link(_linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    fn link(_linker: &mut Linker<HostState>, _view: ViewFn<OutboundCtx>) -> wasmtime::Result<()> {
         // `wasi:http/outgoing-handler` is linked with the rest of `wasi:http`;
-        // this capability acts through the hooks below.
+        // this capability acts through the hooks below ([`HostState`]'s `WasiHttpView`).
         Ok(())
     }
 
@@ -132,17 +186,17 @@ impl Capability for Outbound {
         }
         Ok(OutboundShared(Arc::new(Settings {
             rules: spec.allowed_outbound_hosts.clone().into(),
-            connector: boot.outbound.clone(),
+            sender: boot.outbound.clone(),
             telemetry: boot.telemetry.clone(),
             sink: boot.log_sink.clone(),
         })))
     }
 
-    fn prepare(shared: &Self::Shared, inv: &Arc<Invocation>) -> OutboundPolicy {
-        OutboundPolicy {
+    fn prepare(shared: &Self::Shared, inv: &Arc<Invocation>, grants: &mut Grants) -> OutboundCtx {
+        OutboundCtx {
             settings: shared.0.clone(),
             inv: inv.clone(),
-            parent_span: 0,
+            cursor: grants.span_cursor.clone(),
         }
     }
 }
@@ -152,7 +206,7 @@ type SendResult = wasmtime_wasi_http::Result<(
     Box<dyn Future<Output = Result<(), HttpError>> + Send>,
 )>;
 
-impl WasiHttpHooks for OutboundPolicy {
+impl WasiHttpHooks for OutboundCtx {
     fn send_request(
         &mut self,
         mut request: http::Request<WasiBody>,
@@ -176,37 +230,37 @@ impl WasiHttpHooks for OutboundPolicy {
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         };
-        let span_id = propagate::new_span_id();
-        propagate::inject(request.headers_mut(), &self.inv, span_id);
-        let parent = match self.parent_span {
-            0 => self.inv.span.span_id,
-            guest => guest,
-        };
+        let ids = propagate::client_span(request.headers_mut(), &self.inv, &self.cursor);
         let record = self
             .settings
             .telemetry
             .as_ref()
-            .map(|t| OutboundRecord::start(t, &self.inv, (span_id, parent), &request));
+            .map(|t| OutboundRecord::start(t, &self.inv, ids, &request));
+        // For the refusal's log line (an `Authority` clone shares its bytes).
+        let shown = target.clone();
+        let call = OutboundCall {
+            target,
+            request,
+            options,
+        };
         let settings = self.settings.clone();
         let inv = self.inv.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
-            let connect_timeout = send::connect_timeout(options.as_ref());
-            let sent = match settings.connector.connect(&target, connect_timeout).await {
-                Ok(stream) => send::exchange(stream, request, options).await,
-                Err(ConnectError::Refused { addr, refusal }) => {
+            let sent = settings.sender.send(call).await.map_err(|e| match e {
+                SendError::Refused { addr, refusal } => {
                     log_refusal(
                         &settings.sink,
                         &inv,
-                        target.host(),
-                        target.port,
+                        shown.host(),
+                        shown.port,
                         Some(addr),
                         refusal.as_str(),
                     );
-                    Err(HttpError::DestinationIpProhibited)
+                    HttpError::DestinationIpProhibited
                 }
-                Err(ConnectError::Failed(e)) => Err(e),
-            };
+                SendError::Failed(e) => e,
+            });
             if let Some(record) = record {
                 record.end(match &sent {
                     Ok((res, _)) => Ok(res.status().as_u16()),

@@ -1,5 +1,4 @@
-//! `trace`: one trace context per invocation, whatever header the platform
-//! sent.
+//! AWS X-Ray trace headers, bridged to W3C ([`super::TraceContext::from_xray`]).
 //!
 //! Platforms speak different trace dialects: Lambda hands the runtime an
 //! AWS X-Ray header (`Lambda-Runtime-Trace-Id`, the value Lambda's own
@@ -11,8 +10,8 @@
 //! The value lives in the invocation, never in a process-wide variable, so
 //! concurrent invocations cannot see each other's ids.
 
-use crate::invocation::{TraceContext, is_valid_traceparent};
-use std::fmt::Write as _;
+#[cfg(test)]
+use super::{TraceContext, context::is_valid_traceparent};
 
 /// The guest environment variable that carries the X-Ray header, as on Lambda.
 pub const XRAY_ENV: &str = "_X_AMZN_TRACE_ID";
@@ -58,7 +57,7 @@ pub fn parse_xray(header: &str) -> Option<XrayHeader<'_>> {
 }
 
 /// The 32 hex digits of a W3C trace id inside an X-Ray root (`1-{8}-{24}`).
-fn xray_root_hex(root: &str) -> Option<(&str, &str)> {
+pub(super) fn xray_root_hex(root: &str) -> Option<(&str, &str)> {
     let rest = root.strip_prefix("1-")?;
     let (time, id) = rest.split_once('-')?;
     (time.len() == 8 && id.len() == 24 && is_hex(time) && is_hex(id) && !(all_zero(time) && all_zero(id)))
@@ -71,42 +70,6 @@ fn is_hex(s: &str) -> bool {
 
 fn all_zero(s: &str) -> bool {
     s.bytes().all(|b| b == b'0')
-}
-
-impl TraceContext {
-    /// Converts an X-Ray header to W3C: the root's 32 hex digits become the
-    /// trace id, `Parent` the parent span id (a fresh one if absent),
-    /// `Sampled=1` the sampled flag. The header itself is kept in
-    /// [`TraceContext::xray`]. A malformed header starts a new root trace
-    /// (bad input never fails an invocation) but is still passed on verbatim.
-    pub fn from_xray(header: &str) -> TraceContext {
-        let header = header.trim();
-        let mut ctx = match parse_xray(header) {
-            Some(x) => {
-                let (time, id) = xray_root_hex(x.root).unwrap_or_default();
-                let mut tp = String::with_capacity(55);
-                let _ = write!(tp, "00-{}{}-", time.to_ascii_lowercase(), id.to_ascii_lowercase());
-                match x.parent {
-                    Some(p) => tp.push_str(&p.to_ascii_lowercase()),
-                    None => {
-                        let _ = write!(tp, "{:016x}", fastrand::u64(1..));
-                    }
-                }
-                tp.push_str(if x.sampled == Some(true) { "-01" } else { "-00" });
-                debug_assert!(is_valid_traceparent(&tp));
-                TraceContext {
-                    traceparent: tp,
-                    tracestate: None,
-                    xray: None,
-                }
-            }
-            None => TraceContext::new_root(),
-        };
-        if !header.is_empty() {
-            ctx.xray = Some(header.to_owned());
-        }
-        ctx
-    }
 }
 
 #[cfg(test)]

@@ -10,13 +10,44 @@
 //! always match the spans the host exports. Propagation never depends on
 //! exporting: it works with telemetry off.
 
-use crate::invocation::{Invocation, TraceContext};
+use super::TraceContext;
+use super::headers::XRAY_HEADER;
+use crate::invocation::Invocation;
 use http::{HeaderMap, HeaderValue};
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-/// The AWS X-Ray header on outgoing requests.
-pub const XRAY_HEADER: &str = "x-amzn-trace-id";
+/// The innermost open guest span of one invocation (0: none). The trace capability moves it as guest
+/// spans open and end; `outbound` reads it to parent the client span of each request. Handed to both in
+/// [`crate::caps::Grants`].
+#[derive(Clone, Debug, Default)]
+pub struct SpanCursor(Arc<AtomicU64>);
+
+impl SpanCursor {
+    pub(super) fn set(&self, span_id: u64) {
+        self.0.store(span_id, Ordering::Relaxed);
+    }
+
+    /// The innermost open guest span's id, or 0.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts the client span of an outgoing request made under `inv`: writes its trace headers
+/// ([`inject`]) and returns `(span id, parent span id)`, the parent being the innermost open guest span
+/// or else the invocation span.
+pub fn client_span(headers: &mut HeaderMap, inv: &Invocation, cursor: &SpanCursor) -> (u64, u64) {
+    let span_id = new_span_id();
+    inject(headers, inv, span_id);
+    let parent = match cursor.get() {
+        0 => inv.span.span_id,
+        guest => guest,
+    };
+    (span_id, parent)
+}
 
 /// One invocation's place in its trace: its own span and its caller's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,9 +107,9 @@ pub fn new_span_id() -> u64 {
 }
 
 /// `(trace id, parent id, flags)` of a `traceparent` a W3C receiver accepts
-/// (the grammar lives in [`super::trace_headers::parse_traceparent`]).
+/// (the grammar lives in [`super::headers::parse_traceparent`]).
 pub fn parse_traceparent(tp: &str) -> Option<(u128, u64, u8)> {
-    let tp = super::trace_headers::parse_traceparent(tp)?;
+    let tp = super::headers::parse_traceparent(tp)?;
     let trace = u128::from_str_radix(tp.trace_id, 16).ok()?;
     let parent = u64::from_str_radix(tp.parent_id, 16).ok()?;
     Some((trace, parent, tp.flags))
@@ -138,7 +169,7 @@ mod tests {
             out,
             "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=0000000000001234;Sampled=1"
         );
-        let back = crate::caps::trace::parse_xray(&out).unwrap();
+        let back = super::super::xray::parse_xray(&out).unwrap();
         assert_eq!(back.root, "1-5759e988-bd862e3fe1be46a994272793");
         assert_eq!(back.sampled, Some(true));
     }

@@ -1,5 +1,5 @@
 //! Trace headers from every dialect Nimbus meets, bridged into one W3C
-//! context ([`TraceContext::from_headers`]).
+//! context ([`super::TraceContext::from_headers`]).
 //!
 //! - W3C Trace Context (`traceparent`, `tracestate`), validated as the
 //!   specification and its conformance suite (`w3c/trace-context`, `test/`)
@@ -9,15 +9,15 @@
 //!   combined into one list, a duplicated key kept once, and a bad
 //!   `tracestate` dropped whole while the `traceparent` is kept.
 //! - AWS X-Ray (`X-Amzn-Trace-Id`, Lambda's `Lambda-Runtime-Trace-Id`):
-//!   [`crate::caps::trace`].
+//!   [`super::xray`].
 //! - Alibaba Cloud Function Compute's OpenTracing (Jaeger) span context,
 //!   `x-fc-tracing-opentracing-span-context: {trace-id}:{span-id}:{parent-id}:{flags}`.
 //!
 //! Malformed input never fails an invocation and never logs above `debug`:
 //! a client sending garbage on every request must not flood the logs.
 
-use crate::invocation::TraceContext;
-use std::fmt::Write as _;
+#[cfg(test)]
+use super::TraceContext;
 
 /// The W3C header carrying the trace and parent span ids.
 pub const TRACEPARENT: &str = "traceparent";
@@ -87,7 +87,7 @@ pub fn parse_traceparent(header: &str) -> Option<Traceparent<'_>> {
 /// are refused like an invalid one (the conformance suite expects a new
 /// trace then), and so is a line that is not text; both are logged at
 /// `debug` only.
-fn single_traceparent<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Option<Traceparent<'a>> {
+pub(super) fn single_traceparent<'a>(lines: impl IntoIterator<Item = &'a [u8]>) -> Option<Traceparent<'a>> {
     let mut lines = lines.into_iter();
     let (line, extra) = (lines.next()?, lines.next());
     if extra.is_some() {
@@ -192,50 +192,6 @@ pub fn parse_fc_span_context(header: &str) -> Option<FcSpanContext> {
         span_id: hex_id(span, 16)?,
         sampled: flags & 1 == 1,
     })
-}
-
-impl TraceContext {
-    /// Bridges whatever trace header a request carries into one W3C
-    /// context. Order: exactly one valid W3C `traceparent` (with its
-    /// `tracestate` lines combined, if valid); else an X-Ray header (kept
-    /// verbatim as [`TraceContext::xray`]); else a Function Compute span
-    /// context; else a new root trace. `lines` yields every field line of a
-    /// header, by its lowercase name, in the order received: an adapter must
-    /// hand over all of them, so that `tracestate` lines can be combined and
-    /// a repeated `traceparent` refused.
-    pub fn from_headers<'a, L>(lines: impl Fn(&str) -> L) -> TraceContext
-    where
-        L: IntoIterator<Item = &'a [u8]>,
-    {
-        if let Some(parsed) = single_traceparent(lines(TRACEPARENT)) {
-            return TraceContext {
-                traceparent: parsed.to_header(),
-                tracestate: combine_tracestate(lines(TRACESTATE)),
-                xray: None,
-            };
-        }
-        // The other dialects are single-valued: the first line is the one read.
-        let get = |name: &str| lines(name).into_iter().next().and_then(|v| std::str::from_utf8(v).ok());
-        if let Some(xray) = get(XRAY_HEADER).filter(|x| !x.trim().is_empty()) {
-            return TraceContext::from_xray(xray);
-        }
-        if let Some(fc) = get(FC_HEADER) {
-            match parse_fc_span_context(fc) {
-                Some(fc) => {
-                    let mut traceparent = String::with_capacity(55);
-                    let flags = if fc.sampled { "01" } else { "00" };
-                    let _ = write!(traceparent, "00-{}-{}-{flags}", fc.trace_id, fc.span_id);
-                    return TraceContext {
-                        traceparent,
-                        tracestate: None,
-                        xray: None,
-                    };
-                }
-                None => tracing::debug!(header = fc, "ignoring an invalid Function Compute span context"),
-            }
-        }
-        TraceContext::new_root()
-    }
 }
 
 fn is_lower_hex(s: &str) -> bool {

@@ -1,0 +1,45 @@
+//! What a guest's `wasi:config/store` calls read: the seam [`crate::caps::Intercept::config`] wraps, and
+//! the host's implementation of it, a function's values at one instant ([`ConfigValues`]).
+
+use std::collections::HashMap;
+
+/// Why a config read failed, as `wasi:config` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The source of the values failed.
+    #[error("upstream: {0}")]
+    Upstream(String),
+    /// An I/O error reading the values.
+    #[error("io: {0}")]
+    Io(String),
+}
+
+/// The reads of `wasi:config/store`, one invocation's view of its function's configuration.
+pub trait ConfigStore: Send + Sync + 'static {
+    /// The value of `key`, if declared and set.
+    fn get(&self, key: &str) -> Result<Option<String>, ConfigError>;
+
+    /// Every declared key that has a value.
+    fn get_all(&self) -> Result<Vec<(String, String)>, ConfigError>;
+}
+
+/// A function's config values at one instant (a snapshot a refresh replaces whole): what invocations read
+/// unless an interceptor wraps it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConfigValues(HashMap<String, String>);
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for ConfigValues {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> ConfigValues {
+        ConfigValues(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+impl ConfigStore for ConfigValues {
+    fn get(&self, key: &str) -> Result<Option<String>, ConfigError> {
+        Ok(self.0.get(key).cloned())
+    }
+
+    fn get_all(&self) -> Result<Vec<(String, String)>, ConfigError> {
+        Ok(self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
