@@ -44,7 +44,13 @@ async fn http_once(host: &nimbus_core::Host) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let (host, _logs) = nimbus_tests::boot(
+    // The engine settings (`NIMBUS_KEEP_RESIDENT`, `NIMBUS_POOL_INSTANCES`, ...) act here as under `serve`.
+    let settings = nimbus_core::settings::Settings::from_env().expect("NIMBUS_* settings");
+    let opts = nimbus_core::BootOptions {
+        engine: settings.engine.apply(nimbus_core::engine::EngineOptions::default()),
+        ..nimbus_core::BootOptions::default()
+    };
+    let (host, _logs) = nimbus_tests::boot_with(
         r#"
 manifest_version = 1
 [function.check]
@@ -53,6 +59,7 @@ component = "{EVENT_CHECK}"
 component = "{PROXY_HELLO}"
 routes = ["GET /"]
 "#,
+        opts,
     )
     .await;
     for (name, http) in [("event (event_check)", false), ("http (proxy_hello)", true)] {

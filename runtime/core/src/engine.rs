@@ -35,6 +35,10 @@ pub struct EngineOptions {
     /// Initialise linear memories by mapping a copy-on-write image (`NIMBUS_MEMORY_COW=1`)
     /// instead of copying data segments.
     pub memory_cow: bool,
+    /// Ask the kernel which pages a request dirtied (`PAGEMAP_SCAN`, Linux 6.7+) when an
+    /// instance is freed, instead of resetting all of the `keep_resident` bytes
+    /// (`NIMBUS_PAGEMAP_SCAN`).
+    pub pagemap_scan: bool,
 }
 
 impl Default for EngineOptions {
@@ -43,16 +47,29 @@ impl Default for EngineOptions {
             pool_instances: 16,
             max_memory: 128 << 20,
             epoch_tick: Duration::from_millis(1),
-            // A Rust hello touches ~1-2 MiB of its memory per request. Keeping
-            // that resident means freeing an instance never calls `madvise`,
-            // which on a multi-threaded host costs a TLB shootdown on every
-            // core: the main per-request cost of `wasmtime serve`.
+            // A Rust hello's memory is ~1.1 MiB (a 1 MiB stack and its data).
+            // Keeping it resident means freeing an instance never calls
+            // `madvise`, which on a multi-threaded host costs a TLB shootdown
+            // on every core: the main per-request cost of `wasmtime serve`.
+            // Without the pagemap scan the kept bytes are zeroed on each free;
+            // a smaller budget measured slower (page faults on the next use).
             keep_resident: 4 << 20,
             pooling: true,
             memory_cow: false,
+            pagemap_scan: PAGEMAP_SCAN_DEFAULT,
         }
     }
 }
+
+/// Whether freeing an instance asks the kernel for its dirty pages by default: no.
+///
+/// wasmtime 50's scan no longer requires dirty pages to be present, and Linux
+/// (6.18 here) reports every untouched page of a page table the guest touched as
+/// written, so the scan resets the whole memory up to `keep_resident` and costs
+/// the scan on top: release `invoke_cost`, event 65-75 µs with the scan against
+/// 48-53 µs without (wasmtime 48's scan: 21 µs). BENCHMARKS.md, "wasmtime 48.0.8
+/// → 50.0.1". Kernels before 6.7 (Lambda's) have no scan at all.
+pub const PAGEMAP_SCAN_DEFAULT: bool = false;
 
 /// The fewest slots a pool has. Its totals scale with its slots (two
 /// memories per slot, …): 4 keep room for a component with several memories
@@ -116,9 +133,7 @@ fn full_config(opts: &EngineOptions) -> Config {
         pool.max_memory_size(usize::try_from(opts.max_memory).unwrap_or(usize::MAX));
         pool.linear_memory_keep_resident(usize::try_from(opts.keep_resident).unwrap_or(usize::MAX));
         pool.table_keep_resident(64 << 10);
-        // Reset only the pages a request dirtied (Linux 6.7+), so keeping
-        // memory resident costs no more than the memory actually touched.
-        pool.pagemap_scan(wasmtime::Enabled::Auto);
+        pool.pagemap_scan(if opts.pagemap_scan { wasmtime::Enabled::Auto } else { wasmtime::Enabled::No });
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
@@ -162,6 +177,7 @@ impl NimbusEngine {
             epoch_tick_ms = opts.epoch_tick.as_millis() as u64,
             keep_resident = opts.keep_resident,
             memory_cow = opts.memory_cow,
+            pagemap_scan = opts.pagemap_scan,
             max_memory = opts.max_memory,
             "engine settings"
         );

@@ -1,5 +1,5 @@
 //! The engine's settings: `NIMBUS_POOL_INSTANCES`, `NIMBUS_EPOCH_TICK_MS`, `NIMBUS_KEEP_RESIDENT`,
-//! `NIMBUS_POOLING` and `NIMBUS_MEMORY_COW` (what each knob does, and its default, is in
+//! `NIMBUS_POOLING`, `NIMBUS_MEMORY_COW` and `NIMBUS_PAGEMAP_SCAN` (what each knob does, and its default, is in
 //! [`crate::engine::EngineOptions`]).
 
 use super::SettingsError;
@@ -21,6 +21,9 @@ pub struct EngineSettings {
     pub pooling: Option<bool>,
     /// `NIMBUS_MEMORY_COW`: a number other than `0` maps linear memories from a copy-on-write image.
     pub memory_cow: Option<bool>,
+    /// `NIMBUS_PAGEMAP_SCAN`: `0` resets all kept-resident memory on free instead of asking the kernel
+    /// which pages were dirtied.
+    pub pagemap_scan: Option<bool>,
 }
 
 impl EngineSettings {
@@ -36,6 +39,7 @@ impl EngineSettings {
             keep_resident: vars.parse::<u64>("NIMBUS_KEEP_RESIDENT", "bytes, e.g. 4194304")?,
             pooling: switch("NIMBUS_POOLING")?,
             memory_cow: switch("NIMBUS_MEMORY_COW")?,
+            pagemap_scan: switch("NIMBUS_PAGEMAP_SCAN")?,
         })
     }
 
@@ -47,6 +51,7 @@ impl EngineSettings {
             keep_resident: self.keep_resident.unwrap_or(base.keep_resident),
             pooling: self.pooling.unwrap_or(base.pooling),
             memory_cow: self.memory_cow.unwrap_or(base.memory_cow),
+            pagemap_scan: self.pagemap_scan.unwrap_or(base.pagemap_scan),
             ..base
         }
     }

@@ -69,6 +69,12 @@ const CASES: &[Case] = &[
         Some("yes"),
     ),
     case(
+        "NIMBUS_PAGEMAP_SCAN",
+        "0",
+        |s| s.engine.pagemap_scan == Some(false),
+        Some("no"),
+    ),
+    case(
         "NIMBUS_METRICS",
         " emf ",
         |s| {
