@@ -1347,7 +1347,14 @@ fn serve_honours_every_engine_and_metrics_setting() {
         ("epoch_tick_ms", "1"),
         ("keep_resident", "4194304"),
         ("memory_cow", "false"),
-        ("pagemap_scan", if nimbus_core::engine::PAGEMAP_SCAN_DEFAULT { "true" } else { "false" }),
+        (
+            "pagemap_scan",
+            if nimbus_core::engine::PAGEMAP_SCAN_DEFAULT {
+                "true"
+            } else {
+                "false"
+            },
+        ),
     ] {
         assert_eq!(log_field(&line, field), value, "{field} by default: {line}");
     }
@@ -1360,7 +1367,14 @@ fn serve_honours_every_engine_and_metrics_setting() {
             ("NIMBUS_EPOCH_TICK_MS", "5"),
             ("NIMBUS_KEEP_RESIDENT", "65536"),
             ("NIMBUS_MEMORY_COW", "1"),
-            ("NIMBUS_PAGEMAP_SCAN", if nimbus_core::engine::PAGEMAP_SCAN_DEFAULT { "0" } else { "1" }),
+            (
+                "NIMBUS_PAGEMAP_SCAN",
+                if nimbus_core::engine::PAGEMAP_SCAN_DEFAULT {
+                    "0"
+                } else {
+                    "1"
+                },
+            ),
             ("NIMBUS_METRICS", "emf"),
             ("NIMBUS_METRICS_NAMESPACE", "SettingsTest"),
         ],
@@ -1371,7 +1385,14 @@ fn serve_honours_every_engine_and_metrics_setting() {
         ("epoch_tick_ms", "5"),
         ("keep_resident", "65536"),
         ("memory_cow", "true"),
-        ("pagemap_scan", if nimbus_core::engine::PAGEMAP_SCAN_DEFAULT { "false" } else { "true" }),
+        (
+            "pagemap_scan",
+            if nimbus_core::engine::PAGEMAP_SCAN_DEFAULT {
+                "false"
+            } else {
+                "true"
+            },
+        ),
     ] {
         assert_eq!(log_field(&line, field), value, "{field} as set: {line}");
     }

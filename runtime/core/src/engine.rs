@@ -133,7 +133,11 @@ fn full_config(opts: &EngineOptions) -> Config {
         pool.max_memory_size(usize::try_from(opts.max_memory).unwrap_or(usize::MAX));
         pool.linear_memory_keep_resident(usize::try_from(opts.keep_resident).unwrap_or(usize::MAX));
         pool.table_keep_resident(64 << 10);
-        pool.pagemap_scan(if opts.pagemap_scan { wasmtime::Enabled::Auto } else { wasmtime::Enabled::No });
+        pool.pagemap_scan(if opts.pagemap_scan {
+            wasmtime::Enabled::Auto
+        } else {
+            wasmtime::Enabled::No
+        });
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
