@@ -40,7 +40,6 @@ pub mod router;
 pub mod settings;
 pub mod state;
 pub mod tasks;
-pub mod telemetry;
 pub mod websocket;
 
 pub use error::{BootError, InvokeError};
@@ -52,6 +51,9 @@ pub use router::RouteMatch;
 pub use settings::{Settings, SettingsError};
 pub use state::HostState;
 pub use tasks::{Handled, Tasks, TasksError};
+/// Spans, span ids and OTLP metrics: the nimbus-telemetry crate, under the path the host's users (platforms,
+/// the CLI, the tests) have always imported it from.
+pub use nimbus_telemetry as telemetry;
 
 /// The HTTP body type Nimbus hands to and receives from guests.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, HttpError>;

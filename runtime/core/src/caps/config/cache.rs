@@ -7,12 +7,12 @@
 
 use super::ssm::{Fetched, Lookup, SsmProvider, path_key};
 use crate::caps::Boot;
-use crate::caps::propagate::{SpanIds, new_span_id};
+use crate::caps::propagate::{ChildOf, SpanIds, new_span_id};
 use crate::error::BootError;
 use crate::telemetry::{SpanRecord, Telemetry};
 use arc_swap::ArcSwap;
-use opentelemetry::KeyValue;
-use opentelemetry_semantic_conventions::attribute as semconv;
+use crate::telemetry::opentelemetry::KeyValue;
+use crate::telemetry::opentelemetry_semantic_conventions::attribute as semconv;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
