@@ -24,8 +24,9 @@ use wasmtime::component::Component;
 pub const MAGIC: &[u8; 8] = b"NIMBUS\0A";
 /// The layout version written by this build.
 pub const FORMAT_VERSION: u16 = 3;
-/// The wasmtime version this build links.
-pub const WASMTIME_VERSION: &str = "48.0.8";
+/// The wasmtime version this build links (a test checks it against the workspace's pinned version, so an
+/// upgrade cannot leave it behind).
+pub const WASMTIME_VERSION: &str = "50.0.1";
 
 /// What an artifact was built for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,17 +150,25 @@ pub fn precompile_for(engine: &Engine, target: &str, wasm: &[u8]) -> Result<Vec<
         engine: crate::engine::CODE_SETTINGS.into(),
         source_len: wasm.len() as u64,
         source_crc32: crc32fast::hash(wasm),
-        code_len: code.len() as u64,
-        code_crc32: crc32fast::hash(&code),
+        code_len: 0,
+        code_crc32: 0,
     };
-    let header = serde_json::to_vec(&header).map_err(|e| ArtifactError::Compile(e.to_string()))?;
+    Ok(pack(header, &code))
+}
+
+/// Lays out an artifact: `header` (its code length and checksum set from `code`) and `code`, compressed.
+pub fn pack(mut header: Header, code: &[u8]) -> Vec<u8> {
+    header.code_len = code.len() as u64;
+    header.code_crc32 = crc32fast::hash(code);
+    // A struct of strings and integers always serializes.
+    let header = serde_json::to_vec(&header).unwrap_or_default();
     let mut out = Vec::with_capacity(code.len() / 2);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&(header.len() as u32).to_le_bytes());
     out.extend_from_slice(&header);
-    out.extend_from_slice(&lz4_flex::block::compress(&code));
-    Ok(out)
+    out.extend_from_slice(&lz4_flex::block::compress(code));
+    out
 }
 
 /// Splits artifact bytes into header and compressed body.

@@ -56,10 +56,6 @@ fn forbidden_but_host(name: &HeaderName) -> bool {
 }
 
 impl WasiHttpHooks for KeepHost {
-    fn is_forbidden_header(&mut self, name: &HeaderName) -> bool {
-        forbidden_but_host(name)
-    }
-
     fn forbidden_header_filter(&mut self) -> ForbiddenHeaderFilter {
         Arc::new(forbidden_but_host)
     }

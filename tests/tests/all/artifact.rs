@@ -53,8 +53,12 @@ async fn damaged_or_foreign_artifacts_fall_back_to_the_wasm() {
     let n = flipped.len();
     flipped[n / 2] ^= 0xff;
     let mut foreign = good.clone();
-    let at = good.windows(6).position(|w| w == b"48.0.8").expect("version in header");
-    foreign[at..at + 6].copy_from_slice(b"99.0.0");
+    let ours = artifact::WASMTIME_VERSION.as_bytes();
+    let at = good
+        .windows(ours.len())
+        .position(|w| w == ours)
+        .expect("version in header");
+    foreign[at..at + 2].copy_from_slice(b"99");
     let cases: Vec<(&str, Option<Vec<u8>>)> = vec![
         ("truncated", Some(good[..good.len() / 3].to_vec())),
         ("flipped", Some(flipped)),
@@ -79,6 +83,56 @@ async fn damaged_or_foreign_artifacts_fall_back_to_the_wasm() {
             f.loaded_from
         );
     }
+}
+
+/// The wasmtime version artifacts are stamped with is the one the workspace pins (an upgrade that forgot
+/// the constant would stamp new code with the old version, or accept old code as new).
+#[test]
+fn artifacts_are_stamped_with_the_linked_wasmtime_version() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).unwrap();
+    let pinned = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("wasmtime = { version = \"="))
+        .and_then(|rest| rest.split('"').next())
+        .expect("the workspace pins wasmtime as `wasmtime = { version = \"=X.Y.Z\", ... }`");
+    assert_eq!(artifact::WASMTIME_VERSION, pinned);
+}
+
+/// Code serialized by the previous engine (wasmtime 48.0.2's CLI compiled `(component)`; the fixture is that
+/// `.cwasm`), even inside an artifact whose header claims this engine, is refused by wasmtime's own check and
+/// the `.wasm` is compiled instead: it is never loaded.
+#[test]
+fn code_from_an_older_wasmtime_is_refused_even_under_a_current_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = dir.path().join("empty.wasm");
+    let source = wat::parse_str("(component)").unwrap();
+    std::fs::write(&wasm, &source).unwrap();
+    let engine = NimbusEngine::new(&EngineOptions {
+        pool_instances: 1,
+        ..Default::default()
+    })
+    .unwrap();
+    let current = artifact::precompile(engine.engine(), &source).unwrap();
+    let (header, _) = artifact::read_header(&current).unwrap();
+    let old = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/artifacts/empty-component.wasmtime-48.0.2.cwasm"
+    ))
+    .unwrap();
+    let art = dir.path().join("empty.cwasm.lz4");
+    std::fs::write(&art, artifact::pack(header, &old)).unwrap();
+    let unpacked = artifact::unpack_file(&art, &wasm);
+    assert!(unpacked.is_ok(), "the container is sound: only the code is foreign");
+    let (_, from) = artifact::load(engine.engine(), "empty", &wasm, Some((&art, unpacked))).unwrap();
+    match from {
+        LoadedFrom::FellBack(reason) => assert!(reason.contains("wasmtime rejected"), "{reason}"),
+        other => panic!("old code must not load: {other:?}"),
+    }
+    // The current engine's own code under the same header loads.
+    std::fs::write(&art, &current).unwrap();
+    let unpacked = artifact::unpack_file(&art, &wasm);
+    let (_, from) = artifact::load(engine.engine(), "empty", &wasm, Some((&art, unpacked))).unwrap();
+    assert_eq!(from, LoadedFrom::Precompiled);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
