@@ -23,8 +23,7 @@
 use nimbus_core::telemetry::opentelemetry_semantic_conventions::attribute as semconv;
 use nimbus_core::telemetry::settings::{DEFAULT_MAX_QUEUE, TelemetrySettings};
 use nimbus_core::telemetry::{
-    InvocationRecord, OutboundRecord, Platform, Telemetry, TelemetryConfig, Trigger, new_span_id,
-    yield_to_invocations,
+    InvocationRecord, OutboundRecord, Platform, Telemetry, TelemetryConfig, Trigger, new_span_id, yield_to_invocations,
 };
 use nimbus_core::{Invocation, TraceContext};
 use nimbus_tests::otlp_sink::OtlpSink;
@@ -51,9 +50,19 @@ const FLUSH_WAIT: Duration = Duration::from_secs(30);
 enum Pipeline {
     /// Nimbus's own: `nimbus_core::telemetry::Telemetry`.
     Nimbus(Telemetry),
-    /// The SDK's batch processor over opentelemetry-otlp's exporter, and the scope the host set on each span.
-    Sdk(BatchSpanProcessor, InstrumentationScope),
+    /// The SDK's batch processor over opentelemetry-otlp's exporter.
+    Sdk(Box<Sdk>),
 }
+
+/// The SDK's pipeline, as the host used it.
+struct Sdk {
+    processor: BatchSpanProcessor,
+    /// The scope the host set on each span.
+    scope: InstrumentationScope,
+}
+
+/// Starts a pipeline exporting to the given traces URL.
+type Start = fn(String) -> Pipeline;
 
 /// One pipeline under test and what its rounds measured.
 struct Variant {
@@ -129,7 +138,9 @@ fn sdk(endpoint: String) -> Pipeline {
         .expect("opentelemetry-otlp's span exporter");
     // The queue the host uses (the SDK's default of 2,048 drops bursts); batch size and delay are the SDK's
     // defaults, which are also the host's.
-    let config = BatchConfigBuilder::default().with_max_queue_size(DEFAULT_MAX_QUEUE).build();
+    let config = BatchConfigBuilder::default()
+        .with_max_queue_size(DEFAULT_MAX_QUEUE)
+        .build();
     let mut processor = BatchSpanProcessor::builder(Niced(exporter))
         .with_batch_config(config)
         .build();
@@ -137,7 +148,7 @@ fn sdk(endpoint: String) -> Pipeline {
     let scope = InstrumentationScope::builder("nimbus")
         .with_version(env!("CARGO_PKG_VERSION"))
         .build();
-    Pipeline::Sdk(processor, scope)
+    Pipeline::Sdk(Box::new(Sdk { processor, scope }))
 }
 
 impl Pipeline {
@@ -151,7 +162,7 @@ impl Pipeline {
                 record.http_status(200);
                 // Dropped: the invocation span is exported.
             }
-            Pipeline::Sdk(processor, scope) => sdk_spans(processor, scope, inv, inputs),
+            Pipeline::Sdk(sdk) => sdk_spans(&sdk.processor, &sdk.scope, inv, inputs),
         }
     }
 
@@ -162,7 +173,7 @@ impl Pipeline {
                 rt.block_on(t.flush());
                 Ok(())
             }
-            Pipeline::Sdk(processor, _) => processor.force_flush().map_err(|e| e.to_string()),
+            Pipeline::Sdk(sdk) => sdk.processor.force_flush().map_err(|e| e.to_string()),
         }
     }
 }
@@ -174,7 +185,10 @@ fn sdk_spans(processor: &BatchSpanProcessor, scope: &InstrumentationScope, inv: 
     let ids = &inv.span;
     let mut attributes = Vec::with_capacity(10);
     attributes.extend([
-        KeyValue::new(semconv::FAAS_INVOCATION_ID, Value::String(inv.request_id.clone().into())),
+        KeyValue::new(
+            semconv::FAAS_INVOCATION_ID,
+            Value::String(inv.request_id.clone().into()),
+        ),
         KeyValue::new(semconv::FAAS_COLDSTART, false),
         KeyValue::new(semconv::FAAS_TRIGGER, "http"),
         KeyValue::new(semconv::FAAS_NAME, Value::String(inv.function.clone().into())),
@@ -322,7 +336,7 @@ fn main() {
         .build()
         .expect("a runtime for Nimbus's flush");
     let sink = OtlpSink::start();
-    let pipelines: [(&'static str, &'static str, fn(String) -> Pipeline); 3] = [
+    let pipelines: [(&'static str, &'static str, Start); 3] = [
         ("Nimbus's pipeline", "nimbus", nimbus),
         ("SDK + opentelemetry-otlp", "sdk", sdk),
         ("Nimbus's again (A/A)", "control", nimbus),
@@ -348,7 +362,9 @@ fn main() {
                 ))
             })
             .collect(),
-        inbound: http::Request::get("http://localhost/orders/42").body(()).expect("a request"),
+        inbound: http::Request::get("http://localhost/orders/42")
+            .body(())
+            .expect("a request"),
         outbound: http::Request::get("http://127.0.0.1:8080/stock?item=42")
             .body(())
             .expect("a request"),
@@ -374,7 +390,9 @@ fn main() {
          {cores} core(s); load average before: {}",
         loadavg.trim()
     );
-    println!("  pipeline                    CPU ns/span, whole process   wall ns/span, emitting loop   spans at the sink");
+    println!(
+        "  pipeline                    CPU ns/span, whole process   wall ns/span, emitting loop   spans at the sink"
+    );
     for v in &variants {
         println!(
             "  {:26}  {:>27}  {:>28}  {} of {}{}",

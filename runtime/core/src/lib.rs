@@ -47,13 +47,13 @@ pub use exports::Kind;
 pub use host::{BootOptions, Function, Host, RunContext, RunEnd, TaskError};
 pub use invocation::{DeadlineCause, Event, EventSource, Invocation, Outcome, Payload, PlatformDeadline, TraceContext};
 pub use manifest::Manifest;
+/// Spans, span ids and OTLP metrics: the nimbus-telemetry crate, under the path the host's users (platforms,
+/// the CLI, the tests) have always imported it from.
+pub use nimbus_telemetry as telemetry;
 pub use router::RouteMatch;
 pub use settings::{Settings, SettingsError};
 pub use state::HostState;
 pub use tasks::{Handled, Tasks, TasksError};
-/// Spans, span ids and OTLP metrics: the nimbus-telemetry crate, under the path the host's users (platforms,
-/// the CLI, the tests) have always imported it from.
-pub use nimbus_telemetry as telemetry;
 
 /// The HTTP body type Nimbus hands to and receives from guests.
 pub type Body = http_body_util::combinators::UnsyncBoxBody<bytes::Bytes, HttpError>;

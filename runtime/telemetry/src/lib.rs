@@ -54,15 +54,15 @@ mod warn_once;
 
 pub use ids::{SpanIds, new_span_id};
 pub use metrics::{FunctionMetrics, Measurement, Measuring, MetricsConfig, OtlpMetrics};
-pub use priority::yield_to_invocations;
-pub use resource::Platform;
-pub use settings::{DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_QUEUE};
-pub use spans::{InvocationRecord, OutboundRecord, SpanRecord, SpanSource, Trigger};
 /// The OpenTelemetry API this crate exports with (attribute keys and values for [`SpanRecord`],
 /// [`TelemetryConfig::resource`]), so users build them with the very version it links.
 pub use opentelemetry;
 /// The OpenTelemetry semantic conventions (attribute names) of the version this crate exports with.
 pub use opentelemetry_semantic_conventions;
+pub use priority::yield_to_invocations;
+pub use resource::Platform;
+pub use settings::{DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_QUEUE};
+pub use spans::{InvocationRecord, OutboundRecord, SpanRecord, SpanSource, Trigger};
 
 use export::SpanExport;
 use opentelemetry::InstrumentationScope;
