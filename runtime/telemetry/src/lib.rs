@@ -22,6 +22,10 @@
 //! to protobuf messages, grouping them by resource and scope, encoding),
 //! which slowed an empty handler by about 5% on a quiet 2-core machine and
 //! by 10–20% on a busy one (BENCHMARKS.md, "Span export per invocation").
+//! Re-measured against opentelemetry-otlp 0.33.1 with an A/A control
+//! (`span_export_cost`, 2026-12-03), the SDK's pipeline took 2.4–4.4 µs of
+//! the process's CPU per span against this one's 0.9–1.7 µs, pinned to one
+//! core and on two.
 //! Instead a
 //! finished span is a compact record (integer ids, Unix-nanosecond times;
 //! `spans.rs`) encoded on the spot, in about a quarter of a microsecond,
