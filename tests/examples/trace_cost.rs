@@ -1,10 +1,10 @@
 //! What span export costs per invocation: the plain HTTP hello through
 //! `Host::invoke`, with export off, with export on to a collector that
 //! decodes every span (the test OTLP receiver, on a thread of its own, like
-//! a sidecar sharing the machine), and with export on to a sink that reads
-//! and discards (the host's own cost: building, batching, encoding and
-//! sending spans), plainly and gzip-compressed. Measured in rotating rounds
-//! in one run.
+//! a sidecar sharing the machine), and with export on to a sink that reads,
+//! counts and discards (`nimbus_tests::otlp_sink`; the host's own cost:
+//! building, batching, encoding and sending spans), plainly and
+//! gzip-compressed. Measured in rotating rounds in one run.
 //! Run with `cargo run --release -p nimbus-tests --example trace_cost`.
 
 use bytes::Bytes;
@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, Full};
 use nimbus_core::telemetry::{Telemetry, TelemetryConfig};
 use nimbus_core::{BootOptions, Host, Outcome, Payload, TraceContext};
 use nimbus_tests::otlp_receiver::OtlpReceiver;
+use nimbus_tests::otlp_sink::OtlpSink;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -66,30 +67,6 @@ fn on_own_thread<T: Send + 'static, F: Future<Output = T> + 'static>(serve: impl
     rx.recv().unwrap()
 }
 
-/// An OTLP/HTTP endpoint that reads each export and answers 200 with an
-/// empty (valid) response, decoding nothing; returns its traces URL.
-async fn discarding_sink() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((s, _)) = listener.accept().await {
-            let svc = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                let _ = req.into_body().collect().await;
-                Ok::<_, std::convert::Infallible>(
-                    http::Response::builder()
-                        .header("content-type", "application/x-protobuf")
-                        .body(Full::new(Bytes::new()))
-                        .unwrap(),
-                )
-            });
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(s), svc),
-            );
-        }
-    });
-    format!("http://{addr}/v1/traces")
-}
-
 async fn exporting_host(traces_endpoint: String, gzip: bool) -> (Arc<Host>, Telemetry) {
     let telemetry = Telemetry::new(TelemetryConfig {
         traces_endpoint,
@@ -125,11 +102,11 @@ fn summary(mut ratios: Vec<f64>) -> String {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let receiver = on_own_thread(OtlpReceiver::start);
-    let sink = on_own_thread(discarding_sink);
+    let sink = OtlpSink::start();
     let (off, _) = nimbus_tests::boot(MANIFEST).await;
     let (decoded, decoded_t) = exporting_host(receiver.traces_endpoint(), false).await;
-    let (discarded, discarded_t) = exporting_host(sink.clone(), false).await;
-    let (gzipped, gzipped_t) = exporting_host(sink, true).await;
+    let (discarded, discarded_t) = exporting_host(sink.traces_endpoint("plain"), false).await;
+    let (gzipped, gzipped_t) = exporting_host(sink.traces_endpoint("gzip"), true).await;
     // A second host with export off: how far apart two identical hosts
     // measure (the noise floor of the ratios above).
     let (control, _) = nimbus_tests::boot(MANIFEST).await;
@@ -173,4 +150,9 @@ async fn main() {
         println!("  {name}  {:8.0}/s  {}", avg(i + 1), summary(ratios));
     }
     println!("  spans the collector decoded: {}", receiver.spans().len());
+    println!(
+        "  spans the sink counted: {} plain, {} gzip",
+        sink.spans("plain"),
+        sink.spans("gzip")
+    );
 }

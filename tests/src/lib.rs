@@ -191,5 +191,6 @@ pub mod lambda_emulator;
 pub mod moto;
 pub mod native;
 pub mod otlp_receiver;
+pub mod otlp_sink;
 pub mod terraform;
 pub mod upstream;

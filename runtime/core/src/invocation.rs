@@ -5,6 +5,8 @@
 use crate::Body;
 use crate::caps::trace::SpanIds;
 pub use crate::caps::trace::TraceContext;
+use crate::caps::trace::propagate::ChildOf;
+use crate::telemetry::{SpanSource, Trigger};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -85,6 +87,25 @@ impl Invocation {
     /// Time left before the deadline (zero once passed).
     pub fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+/// What the invocation's spans (and the client spans of its outgoing requests) read from it.
+impl SpanSource for Invocation {
+    fn span_ids(&self) -> &SpanIds {
+        &self.span
+    }
+
+    fn tracestate(&self) -> Option<&str> {
+        self.trace.tracestate.as_deref()
+    }
+
+    fn request_id(&self) -> &Arc<str> {
+        &self.request_id
+    }
+
+    fn function(&self) -> &Arc<str> {
+        &self.function
     }
 }
 
@@ -204,6 +225,18 @@ pub enum EventSource {
     Kinesis,
     /// Anything else.
     Other,
+}
+
+/// The `faas.trigger` of an event from each source.
+impl From<EventSource> for Trigger {
+    fn from(source: EventSource) -> Trigger {
+        match source {
+            EventSource::Sqs | EventSource::Sns | EventSource::EventBridge | EventSource::Kinesis => Trigger::PubSub,
+            EventSource::S3 | EventSource::DynamoDb => Trigger::Datasource,
+            EventSource::Schedule => Trigger::Timer,
+            EventSource::Direct | EventSource::Other => Trigger::Other,
+        }
+    }
 }
 
 /// An event for an event function.

@@ -40,7 +40,6 @@ pub mod router;
 pub mod settings;
 pub mod state;
 pub mod tasks;
-pub mod telemetry;
 pub mod websocket;
 
 pub use error::{BootError, InvokeError};
@@ -48,6 +47,9 @@ pub use exports::Kind;
 pub use host::{BootOptions, Function, Host, RunContext, RunEnd, TaskError};
 pub use invocation::{DeadlineCause, Event, EventSource, Invocation, Outcome, Payload, PlatformDeadline, TraceContext};
 pub use manifest::Manifest;
+/// Spans, span ids and OTLP metrics: the nimbus-telemetry crate, under the path the host's users (platforms,
+/// the CLI, the tests) have always imported it from.
+pub use nimbus_telemetry as telemetry;
 pub use router::RouteMatch;
 pub use settings::{Settings, SettingsError};
 pub use state::HostState;

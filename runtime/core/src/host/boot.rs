@@ -5,6 +5,7 @@ use super::{Function, Host, Pre};
 use crate::artifact;
 use crate::bindings::{EventFunctionPre, TaskFunctionPre, WebsocketFunctionPre};
 use crate::caps;
+use crate::caps::trace::propagate::ChildOf as _;
 use crate::engine::{EngineOptions, NimbusEngine};
 use crate::error::BootError;
 use crate::exports::Kind;

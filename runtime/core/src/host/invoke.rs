@@ -98,7 +98,7 @@ impl Host {
         let cold = self.cold.swap(false, Ordering::Relaxed);
         let trigger = match &payload {
             Payload::Http(_) | Payload::WebSocket(..) => Trigger::Http,
-            Payload::Event(ev) => Trigger::of(ev.source),
+            Payload::Event(ev) => Trigger::from(ev.source),
             Payload::Task(_) => Trigger::PubSub,
         };
         let meter = self.meter(f, trigger, cold);

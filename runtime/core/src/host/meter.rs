@@ -6,7 +6,7 @@ use crate::error::InvokeError;
 use crate::invocation::Invocation;
 use crate::logs::LogSink;
 use crate::metrics::{InvocationReport, MetricsFormat};
-use crate::telemetry::{Measuring, Trigger};
+use crate::telemetry::{Measurement, Measuring, Trigger};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,13 @@ impl Meter {
             format.publish(sink, &report);
         }
         if let Some(m) = self.otlp {
-            m.record(&report);
+            m.record(&Measurement {
+                duration: report.duration,
+                peak_memory,
+                cold_start_init: report.cold_start_init,
+                error_type: report.error_type,
+                timed_out: matches!(error, Some(InvokeError::Deadline(_))),
+            });
         }
     }
 }

@@ -38,14 +38,14 @@ pub const TASK_STORE_VARIABLES: [&str; 3] = ["NIMBUS_STATE_BUCKET", "NIMBUS_TASK
 
 /// The queue a queue URL names: its last path segment (`https://sqs.{region}.amazonaws.com/{account}/{name}`).
 pub fn queue_name(url: &str) -> Option<String> {
-    let url = reqwest::Url::parse(url.trim()).ok()?;
+    let url = url::Url::parse(url.trim()).ok()?;
     url.path_segments()?.rfind(|s| !s.is_empty()).map(str::to_owned)
 }
 
 /// An `http://` or `https://` URL with a host, as `parse_with` wants it.
 fn web_url(value: &str, what: &'static str) -> Result<String, Cow<'static, str>> {
     let value = value.trim();
-    match reqwest::Url::parse(value) {
+    match url::Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty()) => {
             Ok(value.to_owned())
         }

@@ -122,7 +122,7 @@ impl Settings {
             log,
             manifest: vars.path("NIMBUS_MANIFEST"),
             engine: EngineSettings::read(&vars)?,
-            telemetry: TelemetrySettings::read(&vars)?,
+            telemetry: telemetry::read(&vars)?,
             listener: ListenerSettings::read(&vars)?,
             lambda: LambdaSettings::read(&vars)?,
             local: LocalSettings::read(&vars)?,

@@ -8,12 +8,12 @@
 use super::ssm::{Fetched, Lookup, SsmProvider, path_key};
 use super::store::ConfigValues;
 use crate::caps::Boot;
-use crate::caps::trace::propagate::{SpanIds, new_span_id};
+use crate::caps::trace::propagate::{ChildOf, SpanIds, new_span_id};
 use crate::error::BootError;
+use crate::telemetry::opentelemetry::KeyValue;
+use crate::telemetry::opentelemetry_semantic_conventions::attribute as semconv;
 use crate::telemetry::{SpanRecord, Telemetry};
 use arc_swap::ArcSwap;
-use opentelemetry::KeyValue;
-use opentelemetry_semantic_conventions::attribute as semconv;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};

@@ -14,10 +14,8 @@ use super::TraceContext;
 use super::headers::XRAY_HEADER;
 use crate::invocation::Invocation;
 use http::{HeaderMap, HeaderValue};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::SystemTime;
 
 /// The innermost open guest span of one invocation (0: none). The trace capability moves it as guest
 /// spans open and end; `outbound` reads it to parent the client span of each request. Handed to both in
@@ -49,61 +47,20 @@ pub fn client_span(headers: &mut HeaderMap, inv: &Invocation, cursor: &SpanCurso
     (span_id, parent)
 }
 
-/// One invocation's place in its trace: its own span and its caller's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpanIds {
-    /// The W3C trace id (never zero).
-    pub trace_id: u128,
-    /// The invocation span's id (never zero).
-    pub span_id: u64,
-    /// The caller's span id: the incoming `traceparent` parent id.
-    pub parent_id: u64,
-    /// W3C trace flags (bit 0: sampled).
-    pub flags: u8,
-    /// When the invocation started (wall clock, for exported spans).
-    pub started: SystemTime,
-}
+/// The invocation span's ids, and fresh ids for the spans under it, are nimbus-telemetry's.
+pub use crate::telemetry::{SpanIds, new_span_id};
 
-impl SpanIds {
+/// `SpanIds::child_of`: the ids type is nimbus-telemetry's, the W3C grammar that reads the caller's span is
+/// here ([`parse_traceparent`]).
+pub trait ChildOf {
     /// A new span, child of the span named by `traceparent` (a new root if it is malformed).
-    pub fn child_of(traceparent: &str) -> SpanIds {
-        let (trace_id, parent_id, flags) = parse_traceparent(traceparent).unwrap_or((fastrand::u128(1..), 0, 1));
-        SpanIds {
-            trace_id,
-            span_id: new_span_id(),
-            parent_id,
-            flags,
-            started: SystemTime::now(),
-        }
-    }
-
-    /// Whether the trace is sampled (exported spans follow the caller's decision).
-    pub fn sampled(&self) -> bool {
-        self.flags & 1 == 1
-    }
-
-    /// `traceparent` naming `span_id` as the parent, in this trace.
-    pub fn traceparent_for(&self, span_id: u64) -> String {
-        let mut s = String::with_capacity(55);
-        let _ = write!(s, "00-{:032x}-{span_id:016x}-{:02x}", self.trace_id, self.flags);
-        s
-    }
-
-    /// An X-Ray header naming `span_id` as the parent segment, in this trace.
-    pub fn xray_for(&self, span_id: u64) -> String {
-        let hex = format!("{:032x}", self.trace_id);
-        format!(
-            "Root=1-{}-{};Parent={span_id:016x};Sampled={}",
-            &hex[..8],
-            &hex[8..],
-            u8::from(self.sampled())
-        )
-    }
+    fn child_of(traceparent: &str) -> Self;
 }
 
-/// A fresh, non-zero span id.
-pub fn new_span_id() -> u64 {
-    fastrand::u64(1..)
+impl ChildOf for SpanIds {
+    fn child_of(traceparent: &str) -> SpanIds {
+        SpanIds::child(parse_traceparent(traceparent))
+    }
 }
 
 /// `(trace id, parent id, flags)` of a `traceparent` a W3C receiver accepts

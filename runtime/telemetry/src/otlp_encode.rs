@@ -229,7 +229,7 @@ fn fixed32(b: &mut Vec<u8>, tag: u32, value: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::telemetry::spans::Kind;
+    use crate::spans::Kind;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{self as common, AnyValue, ArrayValue, any_value};
     use opentelemetry_proto::tonic::trace::v1::{Span, Status};

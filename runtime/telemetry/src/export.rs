@@ -20,7 +20,7 @@ use super::otlp_encode::{Envelope, span_field};
 use super::otlp_http::{OtlpHttp, PostError};
 use super::spans::FinishedSpan;
 use super::warn_once::Warnings;
-use crate::settings::telemetry::{BatchSettings, OtlpHttpSettings};
+use crate::settings::{BatchSettings, OtlpHttpSettings};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
@@ -313,8 +313,8 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caps::trace::propagate::SpanIds;
-    use crate::telemetry::spans::Kind;
+    use crate::SpanIds;
+    use crate::spans::Kind;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message;
     use std::io::{BufRead, BufReader, Read, Write};
@@ -413,7 +413,7 @@ mod tests {
     }
 
     fn span(id: u64) -> FinishedSpan<'static> {
-        let trace = SpanIds::child_of("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let trace = SpanIds::child(Some((0x4bf92f3577b34da6a3ce929d0e0e4736, 0x00f067aa0ba902b7, 1)));
         FinishedSpan::new(&trace, (id, 0), Kind::Internal, "test", SystemTime::now())
     }
 

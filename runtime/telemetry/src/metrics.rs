@@ -27,7 +27,6 @@
 
 use super::warn_once::Guard;
 use super::{TelemetryError, Trigger, exporter_error, scope};
-use crate::metrics::InvocationReport;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, MeterProvider};
 use opentelemetry::{StringValue, Value};
@@ -243,6 +242,21 @@ impl FunctionMetrics {
     }
 }
 
+/// What one finished invocation measured, as the FaaS instruments record it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measurement {
+    /// Wall time from the invocation's start to the guest's return (`faas.invoke_duration`).
+    pub duration: Duration,
+    /// The guest's peak linear memory, in bytes (`faas.mem_usage`).
+    pub peak_memory: u64,
+    /// The host's boot time, on the process's first invocation only (`faas.init_duration`, `faas.coldstarts`).
+    pub cold_start_init: Option<Duration>,
+    /// `None` on success, else the error's type (`faas.errors`' `error.type`).
+    pub error_type: Option<&'static str>,
+    /// Whether it was stopped at its deadline (`faas.timeouts`).
+    pub timed_out: bool,
+}
+
 /// An invocation being measured: [`OtlpMetrics::flush`] waits until it is
 /// recorded or dropped (an invocation refused before it ran records nothing).
 pub struct Measuring {
@@ -258,7 +272,7 @@ impl Drop for Measuring {
 
 impl Measuring {
     /// Records the finished invocation (no allocation once its series exist).
-    pub fn record(self, r: &InvocationReport<'_>) {
+    pub fn record(self, r: &Measurement) {
         let i = &self.metrics.instruments;
         let attrs = &self.metrics.attributes[self.trigger.index()];
         i.invoke_duration.record(r.duration.as_secs_f64(), attrs);
@@ -273,7 +287,7 @@ impl Measuring {
                 let [name, trigger] = attrs.clone();
                 i.errors
                     .add(1, &[name, trigger, KeyValue::new(semconv::ERROR_TYPE, error_type)]);
-                if error_type == crate::InvokeError::DEADLINE {
+                if r.timed_out {
                     i.timeouts.add(1, attrs);
                 }
             }

@@ -3,9 +3,9 @@
 //! connection), with the headers, timeout and retries opentelemetry-otlp's
 //! HTTP exporter has, so the switch kept every setting that worked before,
 //! and gzip compression as `OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION` asks
-//! ([`OtlpHttpSettings`], read by [`crate::settings::telemetry`]).
+//! ([`OtlpHttpSettings`], read by nimbus-core's settings parser).
 
-use crate::settings::telemetry::OtlpHttpSettings;
+use crate::settings::OtlpHttpSettings;
 use bytes::Bytes;
 use reqwest::blocking::Client;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};

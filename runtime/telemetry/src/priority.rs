@@ -20,8 +20,9 @@ thread_local! {
     static LOWERED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Lowers the calling (export) thread's priority, once per thread.
-pub(super) fn yield_to_invocations() {
+/// Lowers the calling (export) thread's priority, once per thread. Public for export threads this crate
+/// does not start (an SDK exporter's, whose first export calls it, as the metrics exporter here does).
+pub fn yield_to_invocations() {
     if LOWERED.with(|l| l.replace(true)) {
         return;
     }

@@ -1,8 +1,7 @@
 //! The spans Nimbus exports, built as [`FinishedSpan`]s with the host's own ids.
 
 use super::Telemetry;
-use crate::caps::trace::propagate::SpanIds;
-use crate::invocation::{EventSource, Invocation};
+use crate::SpanIds;
 use opentelemetry::{KeyValue, StringValue, Value};
 use opentelemetry_semantic_conventions::attribute as semconv;
 use std::borrow::Cow;
@@ -25,16 +24,6 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// The trigger of an event from `source`.
-    pub fn of(source: EventSource) -> Trigger {
-        match source {
-            EventSource::Sqs | EventSource::Sns | EventSource::EventBridge | EventSource::Kinesis => Trigger::PubSub,
-            EventSource::S3 | EventSource::DynamoDb => Trigger::Datasource,
-            EventSource::Schedule => Trigger::Timer,
-            EventSource::Direct | EventSource::Other => Trigger::Other,
-        }
-    }
-
     /// Every trigger, in [`Trigger::index`] order.
     pub(super) const ALL: [Trigger; 5] = [
         Trigger::Http,
@@ -169,11 +158,27 @@ fn unix_nanos(t: SystemTime) -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
+/// What the spans of one invocation read from it: its ids, names and the caller's `tracestate`.
+///
+/// nimbus-core's `Invocation` implements it. A record keeps the invocation it was started for (one `Arc`
+/// clone) and reads these when it ends, instead of copying its strings into a struct of this crate's on
+/// every invocation.
+pub trait SpanSource: Send + Sync + 'static {
+    /// The invocation span's ids and its caller's span.
+    fn span_ids(&self) -> &SpanIds;
+    /// The caller's W3C `tracestate`, validated when it came in.
+    fn tracestate(&self) -> Option<&str>;
+    /// The platform's request id (`faas.invocation_id`).
+    fn request_id(&self) -> &Arc<str>;
+    /// The function's name (`faas.name`, and the invocation span's name).
+    fn function(&self) -> &Arc<str>;
+}
+
 /// An invocation span in progress; exported when dropped (so it covers a
 /// streamed HTTP response body too, whichever way the invocation ends).
 pub struct InvocationRecord {
     telemetry: Telemetry,
-    inv: Arc<Invocation>,
+    inv: Arc<dyn SpanSource>,
     trigger: Trigger,
     attributes: Vec<KeyValue>,
     status: Option<u16>,
@@ -183,15 +188,20 @@ pub struct InvocationRecord {
 impl InvocationRecord {
     /// Starts recording `inv` (its start time is the invocation's);
     /// `coldstart` is the host's: true for the process's first invocation.
-    pub fn start(telemetry: &Telemetry, inv: &Arc<Invocation>, trigger: Trigger, coldstart: bool) -> InvocationRecord {
+    pub fn start<I: SpanSource>(
+        telemetry: &Telemetry,
+        inv: &Arc<I>,
+        trigger: Trigger,
+        coldstart: bool,
+    ) -> InvocationRecord {
         // Sized for everything the span can get, and the ids shared, not
         // copied: the span costs as few allocations as it can.
         let mut attributes = Vec::with_capacity(10);
         attributes.extend([
-            KeyValue::new(semconv::FAAS_INVOCATION_ID, shared(&inv.request_id)),
+            KeyValue::new(semconv::FAAS_INVOCATION_ID, shared(inv.request_id())),
             KeyValue::new(semconv::FAAS_COLDSTART, coldstart),
             KeyValue::new(semconv::FAAS_TRIGGER, trigger.as_str()),
-            KeyValue::new(semconv::FAAS_NAME, shared(&inv.function)),
+            KeyValue::new(semconv::FAAS_NAME, shared(inv.function())),
         ]);
         InvocationRecord {
             telemetry: telemetry.clone(),
@@ -226,7 +236,7 @@ impl InvocationRecord {
 
 impl Drop for InvocationRecord {
     fn drop(&mut self) {
-        if !self.inv.span.sampled() {
+        if !self.inv.span_ids().sampled() {
             return;
         }
         let mut error = None;
@@ -243,17 +253,17 @@ impl Drop for InvocationRecord {
             error = Some(Cow::Borrowed(e));
             self.attributes.push(KeyValue::new(semconv::ERROR_TYPE, e));
         }
-        let ids = &self.inv.span;
+        let ids = self.inv.span_ids();
         self.telemetry.emit(&FinishedSpan {
             parent_is_remote: ids.parent_id != 0,
             attributes: &self.attributes,
             error,
-            tracestate: self.inv.trace.tracestate.as_deref(),
+            tracestate: self.inv.tracestate(),
             ..FinishedSpan::new(
                 ids,
                 (ids.span_id, ids.parent_id),
                 self.trigger.kind(),
-                &self.inv.function,
+                self.inv.function(),
                 ids.started,
             )
         });
@@ -264,7 +274,7 @@ impl Drop for InvocationRecord {
 /// invocation span or of the guest span open when the request was sent.
 pub struct OutboundRecord {
     telemetry: Telemetry,
-    inv: Arc<Invocation>,
+    inv: Arc<dyn SpanSource>,
     span_id: u64,
     parent_id: u64,
     started: SystemTime,
@@ -275,9 +285,9 @@ pub struct OutboundRecord {
 impl OutboundRecord {
     /// Starts recording the request `span_id` names (its headers carry that
     /// id), made under the span `parent_id`.
-    pub fn start<B>(
+    pub fn start<I: SpanSource, B>(
         telemetry: &Telemetry,
-        inv: &Arc<Invocation>,
+        inv: &Arc<I>,
         (span_id, parent_id): (u64, u64),
         req: &http::Request<B>,
     ) -> Self {
@@ -311,7 +321,7 @@ impl OutboundRecord {
 
     /// Ends the span with the response status, or the error that stopped the request.
     pub fn end(mut self, outcome: Result<u16, String>) {
-        let ids = &self.inv.span;
+        let ids = self.inv.span_ids();
         if !ids.sampled() {
             return;
         }
@@ -335,7 +345,7 @@ impl OutboundRecord {
         self.telemetry.emit(&FinishedSpan {
             attributes: &self.attributes,
             error,
-            tracestate: self.inv.trace.tracestate.as_deref(),
+            tracestate: self.inv.tracestate(),
             ..FinishedSpan::new(
                 ids,
                 (self.span_id, self.parent_id),
