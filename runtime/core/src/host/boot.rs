@@ -61,9 +61,9 @@ pub struct BootOptions {
     /// Where `ssm` / `ssm_path` config keys are read from: SSM Parameter Store as the AWS environment
     /// configures it (the default), or a local overrides file (`nimbus serve --ssm-overrides`).
     pub ssm: caps::config::SsmProvider,
-    /// What wraps the calls guests make that leave the sandbox (outbound HTTP, config, key-value,
-    /// WebSocket sends): the seam fault injection and circuit breakers plug into; wraps nothing by default.
-    /// by default.
+    /// What wraps the calls guests make that leave the sandbox (outbound HTTP, config, key-value, the
+    /// checkpoint store, WebSocket sends): the seam fault injection and circuit breakers plug into; wraps
+    /// nothing by default.
     pub intercept: caps::intercept::Interceptor,
 }
 
