@@ -970,6 +970,76 @@ fn bootstrap_outside_lambda_says_so() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `bootstrap`'s first log line names the platform it chose and why: Lambda from its own variable.
+#[test]
+fn bootstrap_says_first_which_platform_it_chose_and_why() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        // A Runtime API nobody serves and a manifest that is not there: init fails, after the first line.
+        .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:1")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "hello")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("NIMBUS_MANIFEST", "/nonexistent/nimbus.toml")
+        .env_remove("NIMBUS_PLATFORM")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first: serde_json::Value = serde_json::from_str(err.lines().next().unwrap_or_default()).expect(&err);
+    assert_eq!(first["fields"]["platform"], "lambda", "{err}");
+    assert_eq!(first["fields"]["reason"], "AWS_LAMBDA_RUNTIME_API is set", "{err}");
+    assert!(err.contains("/nonexistent/nimbus.toml"), "{err}");
+}
+
+/// A platform without an adapter yet is recognised and named, and `bootstrap` stops instead of
+/// pretending to serve it; `--platform` overrides the environment, and a bad name is refused.
+#[test]
+fn bootstrap_names_a_platform_it_cannot_serve_yet() {
+    for (env, flag, platform, reason) in [
+        (("FC_FUNCTION_NAME", "hello"), None, "fc", "FC_FUNCTION_NAME is set"),
+        (("K_SERVICE", "hello"), None, "knative", "K_SERVICE is set"),
+        (
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", "40000"),
+            None,
+            "azure",
+            "FUNCTIONS_CUSTOMHANDLER_PORT is set",
+        ),
+        (("NIMBUS_PLATFORM", "fc"), Some("azure"), "azure", "--platform azure"),
+    ] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        cmd.env_remove("AWS_LAMBDA_RUNTIME_API").env(env.0, env.1);
+        if let Some(flag) = flag {
+            cmd.args(["--platform", flag]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{env:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first: serde_json::Value = serde_json::from_str(err.lines().next().unwrap_or_default()).expect(&err);
+        assert_eq!(first["fields"]["platform"], platform, "{err}");
+        assert_eq!(first["fields"]["reason"], reason, "{err}");
+        assert!(err.contains("has no adapter") && !err.contains("panicked"), "{err}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .args(["--platform", "gcp"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown platform \"gcp\"") && err.contains("lambda, fc, knative or azure"),
+        "{err}"
+    );
+    // A bad NIMBUS_PLATFORM outside any platform is a settings error naming the variable.
+    let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env("NIMBUS_PLATFORM", "gcp")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("NIMBUS_PLATFORM") && err.contains("\"gcp\""), "{err}");
+}
+
 /// Every real sample event in `tests/fixtures/events` reaches the right
 /// handler: HTTP shapes become requests with the event's method and path,
 /// the rest reach `events.handle` with the right source kind.

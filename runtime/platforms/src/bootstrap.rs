@@ -1,5 +1,9 @@
-//! `bootstrap`: the executable Lambda starts for a custom runtime
+//! `bootstrap`: the executable a FaaS platform starts for a custom runtime; today it serves AWS Lambda
 //! (`provided.al2023`).
+//!
+//! Its first log line names the platform it chose and why ([`nimbus_core::settings::platform`]):
+//! `--platform` or `NIMBUS_PLATFORM`, else the variables the platform sets. Function Compute, Cloud Run /
+//! Knative and Azure Functions are recognised but have no adapter yet: `bootstrap` says so and exits 1.
 //!
 //! It finds the manifest in the function package (`$LAMBDA_TASK_ROOT`) or a
 //! runtime layer (`/opt`), boots one engine for one function, and serves
@@ -33,6 +37,7 @@
 use crate::lambda::tasks::LambdaTasks;
 use crate::lambda::{self, LambdaOptions};
 use nimbus_core::engine::MIN_POOL_INSTANCES;
+use nimbus_core::settings::{PlatformChoice, PlatformKind};
 use nimbus_core::telemetry::Platform;
 use nimbus_core::{BootError, Host, Kind, Manifest, Settings, SettingsError};
 use std::path::PathBuf;
@@ -184,8 +189,31 @@ async fn init(started: Instant, settings: &Settings) -> Result<(Arc<Host>, Lambd
     ))
 }
 
-/// The whole program: boot, report init errors, serve.
-pub fn main() -> ExitCode {
+/// The platform to serve: `flag`, else the settings' choice. With settings that could not be read, the
+/// flag or Lambda's own variable decides, so that Lambda still receives the init error naming the setting.
+fn choose_platform(
+    settings: &Result<Settings, SettingsError>,
+    flag: Option<PlatformKind>,
+) -> Result<PlatformChoice, String> {
+    match settings {
+        Ok(settings) => settings.platform.choose(flag).map_err(|e| e.to_string()),
+        Err(e) => match flag {
+            Some(kind) => Ok(PlatformChoice {
+                kind,
+                reason: format!("--platform {kind}"),
+            }),
+            None if std::env::var_os(lambda::REQUIRED_ENV[0]).is_some() => Ok(PlatformChoice {
+                kind: PlatformKind::Lambda,
+                reason: format!("{} is set", lambda::REQUIRED_ENV[0]),
+            }),
+            None => Err(e.to_string()),
+        },
+    }
+}
+
+/// The whole program: choose the platform, boot, report init errors, serve. `platform`: the `--platform`
+/// flag.
+pub fn main(platform: Option<PlatformKind>) -> ExitCode {
     let started = Instant::now();
     let settings = Settings::from_env();
     // A bad setting is reported as an init error below: log with the default filter meanwhile.
@@ -199,6 +227,22 @@ pub fn main() -> ExitCode {
         .with_current_span(false)
         .with_env_filter(filter)
         .init();
+    let chosen = match choose_platform(&settings, platform) {
+        Ok(chosen) => chosen,
+        Err(e) => {
+            eprintln!("bootstrap: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(platform = chosen.kind.as_str(), reason = %chosen.reason, "platform: {}", chosen.kind.title());
+    if chosen.kind != PlatformKind::Lambda {
+        tracing::error!(
+            platform = chosen.kind.as_str(),
+            "{} has no adapter in this build of bootstrap yet: it serves AWS Lambda only (README, \"Platforms\")",
+            chosen.kind.title()
+        );
+        return ExitCode::FAILURE;
+    }
     if let Err(e) = lambda::check_env() {
         eprintln!("bootstrap: {e}");
         return ExitCode::FAILURE;

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod lambda;
 pub mod listener;
 pub mod local;
+pub mod platform;
 pub mod telemetry;
 mod vars;
 
@@ -25,6 +26,7 @@ pub use engine::EngineSettings;
 pub use lambda::{LambdaSettings, TaskStoreSettings};
 pub use listener::ListenerSettings;
 pub use local::LocalSettings;
+pub use platform::{NoPlatform, PlatformChoice, PlatformKind, PlatformSettings, UnknownPlatform};
 pub use telemetry::{Endpoint, MetricsSetting, TelemetrySettings};
 
 #[cfg(doc)]
@@ -91,6 +93,8 @@ pub struct Settings {
     pub lambda: LambdaSettings,
     /// What only the `nimbus` CLI reads.
     pub local: LocalSettings,
+    /// Which platform `bootstrap` serves.
+    pub platform: PlatformSettings,
     /// `NIMBUS_*` variables no setting has, each with the setting its name is closest to.
     unknown: Vec<(String, Option<&'static str>)>,
     /// OpenTelemetry values ignored as the SDK ignores them, each saying why.
@@ -126,6 +130,7 @@ impl Settings {
             listener: ListenerSettings::read(&vars)?,
             lambda: LambdaSettings::read(&vars)?,
             local: LocalSettings::read(&vars)?,
+            platform: PlatformSettings::read(&vars)?,
             unknown: Vec::new(),
             ignored: Vec::new(),
         };

@@ -69,6 +69,12 @@ const CASES: &[Case] = &[
         Some("yes"),
     ),
     case(
+        "NIMBUS_PLATFORM",
+        " FC ",
+        |s| s.platform.asked == Some(PlatformKind::FunctionCompute),
+        Some("gcp"),
+    ),
+    case(
         "NIMBUS_PAGEMAP_SCAN",
         "0",
         |s| s.engine.pagemap_scan == Some(false),
@@ -572,4 +578,61 @@ fn the_log_filter_is_nimbus_log_or_the_default() {
     );
     let debug = settings(&[("NIMBUS_LOG", "debug")]).unwrap().log_filter().to_string();
     assert_eq!(debug, "debug");
+}
+
+/// Each platform is recognised by its own variable, blank ones count as unset, the flag beats
+/// `NIMBUS_PLATFORM`, which beats the environment, and an environment with several platforms' variables
+/// names them all in the reason.
+#[test]
+fn the_platform_comes_from_the_flag_the_setting_or_the_environment() {
+    let choose = |vars: &[(&str, &str)], flag: Option<PlatformKind>| settings(vars).unwrap().platform.choose(flag);
+    for (var, value, kind) in [
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001", PlatformKind::Lambda),
+        ("FC_FUNCTION_NAME", "hello", PlatformKind::FunctionCompute),
+        ("FC_CUSTOM_LISTEN_PORT", "9000", PlatformKind::FunctionCompute),
+        ("FUNCTIONS_CUSTOMHANDLER_PORT", "40123", PlatformKind::Azure),
+        ("K_SERVICE", "hello", PlatformKind::Knative),
+    ] {
+        let chosen = choose(&[(var, value)], None).unwrap();
+        assert_eq!(chosen.kind, kind, "{var}");
+        assert_eq!(chosen.reason, format!("{var} is set"));
+    }
+    // PORT alone names no platform; a blank marker is unset.
+    assert_eq!(choose(&[("PORT", "8080")], None), Err(NoPlatform));
+    assert_eq!(choose(&[("K_SERVICE", "  ")], None), Err(NoPlatform));
+    assert!(NoPlatform.to_string().contains("not running on AWS Lambda"));
+    assert!(NoPlatform.to_string().contains("nimbus serve"));
+
+    let both = [("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"), ("K_SERVICE", "hello")];
+    let chosen = choose(&both, None).unwrap();
+    assert_eq!(chosen.kind, PlatformKind::Lambda);
+    assert!(
+        chosen.reason.contains("K_SERVICE") && chosen.reason.contains("--platform"),
+        "{}",
+        chosen.reason
+    );
+
+    let asked = [
+        ("NIMBUS_PLATFORM", "azure"),
+        ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+    ];
+    let chosen = choose(&asked, None).unwrap();
+    assert_eq!(
+        (chosen.kind, chosen.reason.as_str()),
+        (PlatformKind::Azure, "NIMBUS_PLATFORM=azure")
+    );
+    let chosen = choose(&asked, Some(PlatformKind::Knative)).unwrap();
+    assert_eq!(
+        (chosen.kind, chosen.reason.as_str()),
+        (PlatformKind::Knative, "--platform knative")
+    );
+
+    assert_eq!("Lambda".parse::<PlatformKind>(), Ok(PlatformKind::Lambda));
+    assert_eq!(
+        "aws".parse::<PlatformKind>().unwrap_err().to_string(),
+        "unknown platform \"aws\": expected lambda, fc, knative or azure"
+    );
+    // The platform variables are not Nimbus settings: never warned about.
+    let s = settings(&[("K_SERVICE", "hello"), ("FC_FUNCTION_NAME", "x")]).unwrap();
+    assert_eq!(s.unknown(None).count(), 0);
 }

@@ -15,7 +15,8 @@ pub(super) const NIMBUS_PREFIX: &str = "NIMBUS_";
 /// The prefix of the OpenTelemetry variables.
 const OTEL_PREFIX: &str = "OTEL_";
 
-/// The `NIMBUS_*` and `OTEL_*` variables of an environment (others are not kept), the names read so far, and
+/// The `NIMBUS_*` and `OTEL_*` variables of an environment and the variables that mark a platform
+/// ([`super::platform::PLATFORM_VARIABLES`]; others are not kept), the names read so far, and
 /// the values ignored the way the OpenTelemetry SDK ignores them.
 pub(super) struct Vars {
     vars: BTreeMap<String, OsString>,
@@ -26,13 +27,17 @@ pub(super) struct Vars {
 }
 
 impl Vars {
-    /// Keeps the `NIMBUS_*` and `OTEL_*` variables of `env`.
+    /// Keeps the `NIMBUS_*`, `OTEL_*` and platform variables of `env`.
     pub(super) fn new(env: impl IntoIterator<Item = (OsString, OsString)>) -> Vars {
         let mut vars = BTreeMap::new();
         let mut odd_names = Vec::new();
         for (name, value) in env {
             match name.into_string() {
-                Ok(name) if name.starts_with(NIMBUS_PREFIX) || name.starts_with(OTEL_PREFIX) => {
+                Ok(name)
+                    if name.starts_with(NIMBUS_PREFIX)
+                        || name.starts_with(OTEL_PREFIX)
+                        || super::platform::PLATFORM_VARIABLES.contains(&name.as_str()) =>
+                {
                     vars.insert(name, value);
                 }
                 Ok(_) => {}
@@ -127,6 +132,11 @@ impl Vars {
     /// Records a value ignored as the OpenTelemetry SDK ignores it, to be warned about.
     pub(super) fn ignore(&self, why: String) {
         self.ignored.borrow_mut().push(why);
+    }
+
+    /// Whether `name` is set to something other than blanks (any bytes).
+    pub(super) fn is_set(&self, name: &'static str) -> bool {
+        self.raw(name).is_some_and(|v| !v.to_string_lossy().trim().is_empty())
     }
 
     /// The path `name` gives, if set and not empty (any bytes make a path).
