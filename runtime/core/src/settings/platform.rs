@@ -127,9 +127,16 @@ pub struct NoPlatform;
 
 impl PlatformSettings {
     pub(super) fn read(vars: &Vars) -> Result<PlatformSettings, SettingsError> {
-        let asked = vars.parse_with("NIMBUS_PLATFORM", PLATFORM_NAMES, |v| {
-            v.parse::<PlatformKind>().map_err(|_| Cow::Borrowed(PLATFORM_NAMES))
-        })?;
+        // Blank is unset, as for the other names the environment gives.
+        let asked = vars
+            .parse_with("NIMBUS_PLATFORM", PLATFORM_NAMES, |v| match v.trim() {
+                "" => Ok(None),
+                v => v
+                    .parse::<PlatformKind>()
+                    .map(Some)
+                    .map_err(|_| Cow::Borrowed(PLATFORM_NAMES)),
+            })?
+            .flatten();
         let mut markers = Vec::new();
         for name in PLATFORM_VARIABLES {
             // Only whether it is set counts: its value is the adapter's to read (and to reject).

@@ -597,6 +597,8 @@ fn the_platform_comes_from_the_flag_the_setting_or_the_environment() {
         assert_eq!(chosen.kind, kind, "{var}");
         assert_eq!(chosen.reason, format!("{var} is set"));
     }
+    // A blank NIMBUS_PLATFORM is unset.
+    assert_eq!(settings(&[("NIMBUS_PLATFORM", " ")]).unwrap().platform.asked, None);
     // PORT alone names no platform; a blank marker is unset.
     assert_eq!(choose(&[("PORT", "8080")], None), Err(NoPlatform));
     assert_eq!(choose(&[("K_SERVICE", "  ")], None), Err(NoPlatform));
