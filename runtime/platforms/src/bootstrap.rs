@@ -37,7 +37,7 @@
 use crate::lambda::tasks::LambdaTasks;
 use crate::lambda::{self, LambdaOptions};
 use nimbus_core::engine::MIN_POOL_INSTANCES;
-use nimbus_core::settings::{PlatformChoice, PlatformKind};
+use nimbus_core::settings::{PlatformChoice, PlatformKind, PlatformSettings};
 use nimbus_core::telemetry::Platform;
 use nimbus_core::{BootError, Host, Kind, Manifest, Settings, SettingsError};
 use std::path::PathBuf;
@@ -197,17 +197,18 @@ fn choose_platform(
 ) -> Result<PlatformChoice, String> {
     match settings {
         Ok(settings) => settings.platform.choose(flag).map_err(|e| e.to_string()),
-        Err(e) => match flag {
-            Some(kind) => Ok(PlatformChoice {
-                kind,
-                reason: format!("--platform {kind}"),
-            }),
-            None if std::env::var_os(lambda::REQUIRED_ENV[0]).is_some() => Ok(PlatformChoice {
-                kind: PlatformKind::Lambda,
-                reason: format!("{} is set", lambda::REQUIRED_ENV[0]),
-            }),
-            None => Err(e.to_string()),
-        },
+        Err(e) => {
+            let lambda = PlatformKind::Lambda.markers();
+            let fallback = PlatformSettings {
+                asked: None,
+                markers: lambda
+                    .iter()
+                    .copied()
+                    .filter(|v| std::env::var_os(v).is_some())
+                    .collect(),
+            };
+            fallback.choose(flag).map_err(|_| e.to_string())
+        }
     }
 }
 

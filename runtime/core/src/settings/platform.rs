@@ -10,14 +10,11 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-/// The platform variables detection reads; [`Vars`] keeps them beside the `NIMBUS_*` ones.
-pub(super) const PLATFORM_VARIABLES: [&str; 5] = [
-    "AWS_LAMBDA_RUNTIME_API",
-    "FC_FUNCTION_NAME",
-    "FC_CUSTOM_LISTEN_PORT",
-    "FUNCTIONS_CUSTOMHANDLER_PORT",
-    "K_SERVICE",
-];
+/// Whether `name` is a variable that marks a platform ([`PlatformKind::markers`]); [`Vars`] keeps those
+/// beside the `NIMBUS_*` ones.
+pub(super) fn is_platform_variable(name: &str) -> bool {
+    PlatformKind::ALL.iter().any(|p| p.markers().contains(&name))
+}
 
 /// A FaaS platform `bootstrap` knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +59,7 @@ impl PlatformKind {
     }
 
     /// The variables that mark an environment as this platform's.
-    fn markers(self) -> &'static [&'static str] {
+    pub fn markers(self) -> &'static [&'static str] {
         match self {
             PlatformKind::Lambda => &["AWS_LAMBDA_RUNTIME_API"],
             PlatformKind::FunctionCompute => &["FC_FUNCTION_NAME", "FC_CUSTOM_LISTEN_PORT"],
@@ -103,7 +100,7 @@ pub struct UnknownPlatform(pub String);
 pub struct PlatformSettings {
     /// `NIMBUS_PLATFORM`: the platform to serve, whatever the environment looks like (`--platform` wins).
     pub asked: Option<PlatformKind>,
-    /// The platform variables set (not blank), in [`PLATFORM_VARIABLES`] order.
+    /// The platform variables set (not blank), in [`PlatformKind::ALL`] order.
     pub markers: Vec<&'static str>,
 }
 
@@ -137,13 +134,12 @@ impl PlatformSettings {
                     .map_err(|_| Cow::Borrowed(PLATFORM_NAMES)),
             })?
             .flatten();
-        let mut markers = Vec::new();
-        for name in PLATFORM_VARIABLES {
-            // Only whether it is set counts: its value is the adapter's to read (and to reject).
-            if vars.is_set(name) {
-                markers.push(name);
-            }
-        }
+        // Only whether it is set counts: its value is the adapter's to read (and to reject).
+        let markers = PlatformKind::ALL
+            .iter()
+            .flat_map(|p| p.markers().iter().copied())
+            .filter(|name| vars.is_set(name))
+            .collect();
         Ok(PlatformSettings { asked, markers })
     }
 

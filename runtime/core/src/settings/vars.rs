@@ -16,7 +16,7 @@ pub(super) const NIMBUS_PREFIX: &str = "NIMBUS_";
 const OTEL_PREFIX: &str = "OTEL_";
 
 /// The `NIMBUS_*` and `OTEL_*` variables of an environment and the variables that mark a platform
-/// ([`super::platform::PLATFORM_VARIABLES`]; others are not kept), the names read so far, and
+/// ([`super::platform::is_platform_variable`]; others are not kept), the names read so far, and
 /// the values ignored the way the OpenTelemetry SDK ignores them.
 pub(super) struct Vars {
     vars: BTreeMap<String, OsString>,
@@ -36,7 +36,7 @@ impl Vars {
                 Ok(name)
                     if name.starts_with(NIMBUS_PREFIX)
                         || name.starts_with(OTEL_PREFIX)
-                        || super::platform::PLATFORM_VARIABLES.contains(&name.as_str()) =>
+                        || super::platform::is_platform_variable(&name) =>
                 {
                     vars.insert(name, value);
                 }
