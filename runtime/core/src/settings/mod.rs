@@ -15,6 +15,7 @@
 
 mod boot;
 pub mod engine;
+pub mod fc;
 pub mod lambda;
 pub mod listener;
 pub mod local;
@@ -23,6 +24,7 @@ pub mod telemetry;
 mod vars;
 
 pub use engine::EngineSettings;
+pub use fc::FcSettings;
 pub use lambda::{LambdaSettings, TaskStoreSettings};
 pub use listener::ListenerSettings;
 pub use local::LocalSettings;
@@ -91,6 +93,8 @@ pub struct Settings {
     pub listener: ListenerSettings,
     /// What only `bootstrap` (AWS Lambda) reads.
     pub lambda: LambdaSettings,
+    /// What only `bootstrap` on Alibaba Cloud Function Compute reads.
+    pub fc: FcSettings,
     /// What only the `nimbus` CLI reads.
     pub local: LocalSettings,
     /// Which platform `bootstrap` serves.
@@ -129,6 +133,7 @@ impl Settings {
             telemetry: telemetry::read(&vars)?,
             listener: ListenerSettings::read(&vars)?,
             lambda: LambdaSettings::read(&vars)?,
+            fc: FcSettings::read(&vars)?,
             local: LocalSettings::read(&vars)?,
             platform: PlatformSettings::read(&vars)?,
             unknown: Vec::new(),

@@ -10,10 +10,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-/// Whether `name` is a variable that marks a platform ([`PlatformKind::markers`]); [`Vars`] keeps those
-/// beside the `NIMBUS_*` ones.
+/// Whether `name` is a variable a platform sets that the settings read ([`PlatformKind::variables`]);
+/// [`Vars`] keeps those beside the `NIMBUS_*` ones.
 pub(super) fn is_platform_variable(name: &str) -> bool {
-    PlatformKind::ALL.iter().any(|p| p.markers().contains(&name))
+    PlatformKind::ALL.iter().any(|p| p.variables().contains(&name))
 }
 
 /// A FaaS platform `bootstrap` knows.
@@ -65,6 +65,17 @@ impl PlatformKind {
             PlatformKind::FunctionCompute => &["FC_FUNCTION_NAME", "FC_CUSTOM_LISTEN_PORT"],
             PlatformKind::Knative => &["K_SERVICE"],
             PlatformKind::Azure => &["FUNCTIONS_CUSTOMHANDLER_PORT"],
+        }
+    }
+}
+
+impl PlatformKind {
+    /// The variables of this platform the settings read: its [`markers`](PlatformKind::markers) and the
+    /// others its adapter needs.
+    pub fn variables(self) -> &'static [&'static str] {
+        match self {
+            PlatformKind::FunctionCompute => &["FC_FUNCTION_NAME", "FC_CUSTOM_LISTEN_PORT", "FC_REGION"],
+            other => other.markers(),
         }
     }
 }

@@ -69,6 +69,24 @@ const CASES: &[Case] = &[
         Some("yes"),
     ),
     case(
+        "FC_CUSTOM_LISTEN_PORT",
+        " 9001 ",
+        |s| s.fc.listen_port == Some(9001) && s.fc.port() == 9001,
+        Some("70000"),
+    ),
+    case(
+        "FC_REGION",
+        "cn-hangzhou",
+        |s| s.fc.region.as_deref() == Some("cn-hangzhou"),
+        None,
+    ),
+    case(
+        "FC_FUNCTION_NAME",
+        "my-function",
+        |s| s.fc.function_name.as_deref() == Some("my-function"),
+        None,
+    ),
+    case(
         "NIMBUS_PLATFORM",
         " FC ",
         |s| s.platform.asked == Some(PlatformKind::FunctionCompute),
@@ -637,4 +655,14 @@ fn the_platform_comes_from_the_flag_the_setting_or_the_environment() {
     // The platform variables are not Nimbus settings: never warned about.
     let s = settings(&[("K_SERVICE", "hello"), ("FC_FUNCTION_NAME", "x")]).unwrap();
     assert_eq!(s.unknown(None).count(), 0);
+}
+
+/// Function Compute's port defaults to 9000; `0` and blanks are no port.
+#[test]
+fn function_compute_listens_on_its_port_or_9000() {
+    assert_eq!(settings(&[]).unwrap().fc.port(), 9000);
+    assert_eq!(settings(&[("FC_CUSTOM_LISTEN_PORT", " ")]).unwrap().fc.port(), 9000);
+    let e = settings(&[("FC_CUSTOM_LISTEN_PORT", "0")]).unwrap_err();
+    assert_eq!(e.name(), "FC_CUSTOM_LISTEN_PORT");
+    assert!(e.to_string().contains("a TCP port"), "{e}");
 }
