@@ -102,16 +102,19 @@ impl Drop for Open {
     }
 }
 
-/// The hyper builder with the listener's protocol limits.
-fn builder() -> auto::Builder<TokioExecutor> {
+/// The hyper builder with the listener's protocol limits; `date`: whether hyper adds a `Date` header to
+/// responses that have none.
+fn builder(date: bool) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
+        .auto_date_header(date)
         // The listener's own header timeout applies (see the module docs); no timer is set, so hyper
         // would not apply its default anyway: say so.
         .header_read_timeout(None)
         // hyper reads a head into a buffer of at most this size, and answers 431 beyond it.
         .max_buf_size(MAX_REQUEST_HEAD);
     b.http2()
+        .auto_date_header(date)
         .max_header_list_size(MAX_REQUEST_HEAD as u32)
         .max_concurrent_streams(HTTP2_MAX_CONCURRENT_STREAMS);
     b
@@ -154,6 +157,8 @@ impl Throttled {
 pub struct Listener {
     tcp: TcpListener,
     limits: ListenerLimits,
+    /// Whether responses get hyper's `Date` header.
+    date: bool,
 }
 
 impl Listener {
@@ -173,7 +178,17 @@ impl Listener {
                 limits.max_connections
             );
         }
-        Ok(Listener { tcp, limits })
+        Ok(Listener {
+            tcp,
+            limits,
+            date: true,
+        })
+    }
+
+    /// Responses without a `Date` header get none (hyper adds one by default): for a platform that forbids
+    /// it, such as Function Compute.
+    pub fn without_date_header(self) -> Listener {
+        Listener { date: false, ..self }
     }
 
     /// The address it listens on.
@@ -190,13 +205,13 @@ impl Listener {
     /// dropped); then stops accepting, asks every connection to close once its requests are answered, and
     /// waits at most `drain` for them. Returns whether they all closed in time.
     pub async fn serve<H: Handler>(self, handler: H, mut stop: watch::Receiver<bool>, drain: Duration) -> bool {
-        let Listener { tcp, limits } = self;
+        let Listener { tcp, limits, date } = self;
         let local = tcp.local_addr().ok();
         let places = Arc::new(Semaphore::new(limits.max_connections as usize));
         let per_ip = limits.max_connections_per_ip.map(PerIp::new);
         let refusals = Refusals::new(limits.max_connections, limits.max_connections_per_ip);
         let limits = Arc::new(limits);
-        let builder = Arc::new(builder());
+        let builder = Arc::new(builder(date));
         let handler = Arc::new(handler);
         let open = watch::Sender::new(0usize);
         let peak = Arc::new(trim::Peak::default());
