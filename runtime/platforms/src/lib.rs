@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod bootstrap;
+pub mod fc;
 pub mod lambda;
 pub mod listener;
 pub mod local;

@@ -13,7 +13,7 @@
 //! `GET /tasks/{name}/{id}` when the gateway is given the host's [`Tasks`].
 //! WebSocket functions accept upgrades on their `websocket.path` ([`websocket`]).
 
-mod body;
+pub(crate) mod body;
 mod encode;
 pub mod tasks;
 pub mod websocket;

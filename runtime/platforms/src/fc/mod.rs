@@ -1,0 +1,312 @@
+//! Alibaba Cloud Function Compute 3.0: the custom-runtime adapter behind `bootstrap`.
+//!
+//! Function Compute starts `/code/bootstrap` and sends every request to the HTTP server it opens on
+//! `0.0.0.0:$FC_CUSTOM_LISTEN_PORT` (default 9000), with `x-fc-control-path` saying what it asks
+//! ([`decode::control_path`]):
+//!
+//! - `/invoke` (InvokeFunction, timer, OSS, MNS and other triggers): an event function gets the body as its
+//!   event, byte for byte, with the trigger recognised ([`decode::event_source`]); an HTTP function gets the
+//!   request as sent (`POST /invoke`), as Function Compute 3.0 does for its web functions;
+//! - `/http-invoke` (HTTP triggers, custom domains): the HTTP function gets method, path, query, headers and
+//!   body as sent, without Function Compute's `x-fc-*` headers (the temporary credentials among them). An
+//!   event function cannot take an HTTP request: it is refused with `400`, naming the function's kind;
+//! - `/initialize`: `200` (the host booted before the server listened);
+//! - `/pre-freeze`: telemetry is flushed (the instance may stay frozen a long time), then `200`;
+//! - `/pre-stop`: in-flight requests finish (bounded by the drain timeout), telemetry is flushed, `200`.
+//!
+//! A request without a control path, or with one this runtime does not serve, is answered `400` in
+//! Function Compute's error shape; the server goes on serving.
+//!
+//! Each invocation's request id is `x-fc-request-id`; its deadline is the smaller of the manifest's `timeout`
+//! and `x-fc-function-timeout` (less the deadline margin); its trace parent is `traceparent` (3.0) or the
+//! OpenTracing `x-fc-tracing-opentracing-span-context` (2.0). Every response carries `x-fc-status` and none
+//! of the headers Function Compute forbids ([`encode`]); a guest's forbidden headers are dropped and logged
+//! once per header name. `FC Invoke Start RequestId: …` / `FC Invoke End RequestId: …` (and the Initialize,
+//! PreFreeze and PreStop pairs) go to stdout around each request ([`markers`]), beside the JSON log lines.
+//!
+//! The credentials Function Compute sends are kept ([`credentials`]) for the host's own calls; guests see
+//! neither them nor the process's environment (`ALIBABA_CLOUD_*` included).
+
+pub mod credentials;
+pub mod decode;
+pub mod encode;
+pub mod markers;
+
+use crate::listener::{Peer, authority};
+use crate::local::body::read_limited;
+use decode::{ControlPath, FunctionTimeout};
+use encode::FcStatus;
+use http::header::HeaderName;
+use http::{HeaderMap, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use markers::{Marked, Phase};
+use nimbus_core::invocation::{new_request_id, unix_ms_now};
+use nimbus_core::logs::{LogSink, format_record};
+use nimbus_core::{
+    Body, Event, Function, Host, HttpError, Invocation, Kind, Outcome, Payload, PlatformDeadline, TraceContext,
+};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How the adapter behaves besides the host.
+#[derive(Clone)]
+pub struct FcOptions {
+    /// The guest is stopped this long before Function Compute's deadline.
+    pub deadline_margin: Duration,
+    /// How long `/pre-stop` waits for in-flight requests.
+    pub drain: Duration,
+    /// Where the marker lines and invocation error lines go.
+    pub log_sink: LogSink,
+}
+
+impl Default for FcOptions {
+    fn default() -> Self {
+        FcOptions {
+            // As on Lambda: time to classify the failure and answer before the platform gives up.
+            deadline_margin: Duration::from_millis(100),
+            drain: Duration::from_secs(10),
+            log_sink: LogSink::Stdout,
+        }
+    }
+}
+
+/// Serves the host's one function to Function Compute's requests.
+pub struct FcHandler {
+    host: Arc<Host>,
+    function: usize,
+    opts: FcOptions,
+    /// The latest credentials Function Compute sent.
+    credentials: credentials::LatestCredentials,
+    /// Requests being answered (hooks excluded), for `/pre-stop`.
+    in_flight: watch::Sender<usize>,
+    /// Forbidden response headers already logged, by name.
+    dropped_logged: Mutex<HashSet<HeaderName>>,
+    /// Whether an implausible `x-fc-function-timeout` was warned about (once per process).
+    timeout_warned: AtomicBool,
+}
+
+/// Counts one request in flight until dropped.
+struct Counted<'a>(&'a watch::Sender<usize>);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a watch::Sender<usize>) -> Counted<'a> {
+        count.send_modify(|n| *n += 1);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+impl FcHandler {
+    /// A handler for `host`'s function number `function`.
+    pub fn new(host: Arc<Host>, function: usize, opts: FcOptions) -> FcHandler {
+        FcHandler {
+            host,
+            function,
+            opts,
+            credentials: credentials::LatestCredentials::default(),
+            in_flight: watch::Sender::new(0),
+            dropped_logged: Mutex::new(HashSet::new()),
+            timeout_warned: AtomicBool::new(false),
+        }
+    }
+
+    /// The latest credentials Function Compute sent (for the host's own calls to Alibaba Cloud).
+    pub fn credentials(&self) -> credentials::LatestCredentials {
+        self.credentials.clone()
+    }
+
+    /// Answers one request from Function Compute.
+    pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+        self.credentials.update(req.headers());
+        let path = match decode::control_path(req.headers()) {
+            Ok(path) => path,
+            Err(e) => {
+                tracing::warn!(method = %req.method(), path = %req.uri().path(), "refused: {e}");
+                return encode::refusal(StatusCode::BAD_REQUEST, "InvalidArgument", &e.to_string());
+            }
+        };
+        let rid = decode::request_id(req.headers()).unwrap_or_else(new_request_id);
+        match path {
+            ControlPath::Initialize => {
+                let _m = Marked::start(&self.opts.log_sink, Phase::Initialize, &rid);
+                encode::hook_done()
+            }
+            ControlPath::PreFreeze => {
+                let _m = Marked::start(&self.opts.log_sink, Phase::PreFreeze, &rid);
+                self.host.flush_telemetry().await;
+                encode::hook_done()
+            }
+            ControlPath::PreStop => {
+                let _m = Marked::start(&self.opts.log_sink, Phase::PreStop, &rid);
+                self.drain().await;
+                self.host.flush_telemetry().await;
+                encode::hook_done()
+            }
+            ControlPath::Invoke | ControlPath::HttpInvoke => {
+                let _counted = Counted::new(&self.in_flight);
+                let _m = Marked::start(&self.opts.log_sink, Phase::Invoke, &rid);
+                self.invoke(path, req, peer, rid.clone()).await
+            }
+        }
+    }
+
+    /// Waits, at most the drain timeout, until no request is in flight.
+    async fn drain(&self) {
+        let mut count = self.in_flight.subscribe();
+        if tokio::time::timeout(self.opts.drain, count.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = *self.in_flight.borrow(),
+                "pre-stop: requests still in flight after {}s",
+                self.opts.drain.as_secs()
+            );
+        }
+    }
+
+    async fn invoke(&self, path: ControlPath, req: Request<Incoming>, peer: Peer, rid: String) -> Response<Body> {
+        let f = &self.host.functions()[self.function];
+        // W3C, or Function Compute 2.0's OpenTracing context (an x-fc-* header: read before they go).
+        let trace = TraceContext::from_headers(|name| req.headers().get_all(name).into_iter().map(|v| v.as_bytes()));
+        let inv = self.invocation(f, req.headers(), rid, trace);
+        match (f.kind, path) {
+            (Kind::Http, _) => self.http(f, inv, req, peer).await,
+            (Kind::Event, ControlPath::Invoke) => self.event(f, inv, req).await,
+            (kind, _) => {
+                let takes = match kind {
+                    Kind::Event => "events (/invoke: InvokeFunction and triggers), not HTTP requests (/http-invoke)",
+                    _ => "nothing Function Compute sends (bootstrap serves HTTP and event functions there)",
+                };
+                let message = format!(
+                    "function `{}` is {} function: it takes {takes}",
+                    f.name,
+                    kind.with_article()
+                );
+                self.log_line(&inv, "Nimbus.WrongKind", &message);
+                encode::refusal(StatusCode::BAD_REQUEST, "Nimbus.WrongKind", &message)
+            }
+        }
+    }
+
+    /// The invocation: Function Compute's request id, and the deadline its function timeout sets when that
+    /// comes before the manifest's.
+    fn invocation(&self, f: &Function, headers: &HeaderMap, rid: String, trace: TraceContext) -> Invocation {
+        match decode::function_timeout(headers) {
+            FunctionTimeout::Seconds(t) => Invocation::with_platform_deadline(
+                self.host.app().clone(),
+                f.name.clone(),
+                f.limits.timeout,
+                PlatformDeadline {
+                    unix_ms: unix_ms_now().saturating_add(t.as_millis() as u64),
+                    source: decode::FUNCTION_TIMEOUT,
+                },
+                self.opts.deadline_margin,
+                Some(rid),
+                trace,
+            ),
+            FunctionTimeout::Implausible => {
+                if !self.timeout_warned.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        function = %f.name,
+                        value = ?headers.get(decode::FUNCTION_TIMEOUT),
+                        "{} is not a timeout in whole seconds (1 to 86400): invocations run with the manifest \
+                         timeout (warned once)",
+                        decode::FUNCTION_TIMEOUT
+                    );
+                }
+                self.host.new_invocation(f, Some(rid), trace)
+            }
+            FunctionTimeout::Absent => self.host.new_invocation(f, Some(rid), trace),
+        }
+    }
+
+    /// An HTTP function: the request as sent, less Function Compute's headers; the response as the guest gave
+    /// it, less the headers Function Compute forbids.
+    async fn http(&self, f: &Function, inv: Invocation, req: Request<Incoming>, peer: Peer) -> Response<Body> {
+        let (mut parts, body) = req.into_parts();
+        decode::strip_platform_headers(&mut parts.headers);
+        let mut req = Request::from_parts(parts, body.map_err(HttpError::Hyper).boxed_unsync());
+        if let Err(bad) = authority::resolve(&mut req, peer.local) {
+            self.log_line(&inv, "BadRequest", &bad.to_string());
+            return encode::refusal(StatusCode::BAD_REQUEST, "InvalidArgument", &bad.to_string());
+        }
+        let meta = inv.clone();
+        match self
+            .host
+            .invoke(f, inv, Payload::Http(req))
+            .await
+            .and_then(Outcome::into_http)
+        {
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                let (resp, dropped) = encode::response(parts.status, parts.headers, body, FcStatus::Succeeded);
+                self.log_dropped(f, &dropped);
+                resp
+            }
+            Err(e) => {
+                self.log_line(&meta, e.error_type(), &e.to_string());
+                encode::http_error(&e)
+            }
+        }
+    }
+
+    /// An event function: the body as its event, with the trigger it came from.
+    async fn event(&self, f: &Function, inv: Invocation, req: Request<Incoming>) -> Response<Body> {
+        let meta = inv.clone();
+        let result = match read_limited(req.into_body(), f.limits.max_request_body, "event").await {
+            Ok(body) => {
+                let event = Event {
+                    source: decode::event_source(&body),
+                    payload: body.to_vec(),
+                };
+                self.host
+                    .invoke(f, inv, Payload::Event(event))
+                    .await
+                    .and_then(Outcome::into_event)
+            }
+            Err(e) => Err(e),
+        };
+        result.map(encode::event_output).unwrap_or_else(|e| {
+            self.log_line(&meta, e.error_type(), &e.to_string());
+            encode::event_error(&e)
+        })
+    }
+
+    /// Logs each forbidden header name a guest sent, once per process.
+    fn log_dropped(&self, f: &Function, dropped: &[HeaderName]) {
+        if dropped.is_empty() {
+            return;
+        }
+        let mut logged = self.dropped_logged.lock().unwrap_or_else(|p| p.into_inner());
+        for name in dropped {
+            if logged.insert(name.clone()) {
+                tracing::warn!(
+                    function = %f.name,
+                    header = %name,
+                    "the function's response header `{name}` is one Function Compute forbids: dropped (logged once \
+                     per header)"
+                );
+            }
+        }
+    }
+
+    fn log_line(&self, inv: &Invocation, error_type: &str, message: &str) {
+        let line = format_record(
+            "ERROR",
+            "invocation failed",
+            Some(inv),
+            &[("error_type", error_type.into()), ("error", message.into())],
+        );
+        self.opts.log_sink.write_line(&line);
+    }
+}
