@@ -236,6 +236,9 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
         }
     };
     tracing::info!(platform = chosen.kind.as_str(), reason = %chosen.reason, "platform: {}", chosen.kind.title());
+    if chosen.kind == PlatformKind::FunctionCompute {
+        return serve_fc(started, settings);
+    }
     if chosen.kind != PlatformKind::Lambda {
         tracing::error!(
             platform = chosen.kind.as_str(),
@@ -277,6 +280,92 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
             // One line naming the Runtime API call and what was wrong; never a panic.
             Err(e) => {
                 tracing::error!("stopping: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The manifest on a platform that runs `bootstrap` from its package directory: `NIMBUS_MANIFEST`, else
+/// `nimbus.toml` next to the `bootstrap` executable (Function Compute: `/code/nimbus.toml`).
+fn packaged_manifest(settings: &Settings) -> Result<PathBuf, InitError> {
+    if let Some(p) = &settings.manifest {
+        return Ok(p.clone());
+    }
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join("nimbus.toml")));
+    match beside {
+        Some(p) if p.is_file() => Ok(p),
+        other => Err(InitError::NoManifest(other.map_or_else(
+            || "nimbus.toml next to bootstrap".to_owned(),
+            |p| p.display().to_string(),
+        ))),
+    }
+}
+
+/// Boots the host for Function Compute: one function, HTTP or event (task functions need the AWS task store).
+async fn init_fc(started: Instant, settings: &Settings) -> Result<Arc<Host>, InitError> {
+    let manifest =
+        packaged_manifest(settings).and_then(|path| Manifest::load(path).map_err(|e| BootError::from(e).into()));
+    settings.warn(manifest.as_ref().ok());
+    let manifest = manifest?;
+    let function = pick_function(&manifest, settings.lambda.function.as_deref())?;
+    // Until telemetry has a hosted-platform resource: Function Compute's function name is the service.
+    let platform = Platform::Local {
+        service: settings.fc.function_name.clone().unwrap_or_else(|| function.clone()),
+        app: manifest.app_name.clone(),
+    };
+    let mut opts = settings.boot_options(&platform)?;
+    opts.only = Some(vec![function]);
+    let host = Host::boot(manifest, opts).await?;
+    let f = &host.functions()[0];
+    if !matches!(f.kind, Kind::Http | Kind::Event) {
+        return Err(InitError::WhichFunction(format!(
+            "function `{}` is {} function: on Function Compute, bootstrap serves HTTP and event functions (task \
+             functions need the AWS task store)",
+            f.name,
+            f.kind.with_article()
+        )));
+    }
+    tracing::info!(
+        app = %host.app(),
+        function = %f.name,
+        kind = f.kind.as_str(),
+        init_ms = started.elapsed().as_secs_f64() * 1e3,
+        "init done"
+    );
+    Ok(host)
+}
+
+/// Boots and serves Function Compute's requests until SIGTERM ([`crate::fc`]).
+fn serve_fc(started: Instant, settings: Result<Settings, SettingsError>) -> ExitCode {
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error_type = "Nimbus.Init.Setting", "init failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let rt = match crate::runtime::builder(false).build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bootstrap: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async {
+        let host = match init_fc(started, &settings).await {
+            Ok(host) => host,
+            Err(e) => {
+                tracing::error!(error_type = e.error_type(), "init failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match crate::fc::serve(host, &settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("cannot serve on port {}: {e}", settings.fc.port());
                 ExitCode::FAILURE
             }
         }

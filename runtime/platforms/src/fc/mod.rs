@@ -32,7 +32,7 @@ pub mod decode;
 pub mod encode;
 pub mod markers;
 
-use crate::listener::{Peer, authority};
+use crate::listener::{Listener, ListenerLimits, Peer, authority};
 use crate::local::body::read_limited;
 use decode::{ControlPath, FunctionTimeout};
 use encode::FcStatus;
@@ -41,16 +41,90 @@ use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use markers::{Marked, Phase};
+use nimbus_core::Settings;
 use nimbus_core::invocation::{new_request_id, unix_ms_now};
 use nimbus_core::logs::{LogSink, format_record};
+use nimbus_core::settings::ListenerSettings;
 use nimbus_core::{
     Body, Event, Function, Host, HttpError, Invocation, Kind, Outcome, Payload, PlatformDeadline, TraceContext,
 };
 use std::collections::HashSet;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// The listener's limits on Function Compute: only its proxy connects, so there is no per-address bound, and
+/// kept-alive connections are not closed after a short idle time. An instance is frozen between requests and
+/// its clock jumps on thaw: a short idle timeout would close the proxy's connection just as it sends the next
+/// request. The `NIMBUS_*` listener settings still apply over these.
+pub fn limits(settings: &ListenerSettings) -> ListenerLimits {
+    let mut limits = ListenerLimits::from_settings(settings);
+    if settings.keep_alive_idle.is_none() {
+        limits.keep_alive_idle = KEEP_ALIVE_IDLE;
+    }
+    if settings.max_connections_per_ip.is_none() {
+        limits.max_connections_per_ip = None;
+    }
+    limits
+}
+
+/// How long a kept-alive connection from Function Compute's proxy may sit idle: a day, longer than an
+/// instance usually lives.
+pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(24 * 3600);
+
+/// Serves the host's one function (`host.functions()[0]`) on `0.0.0.0:$FC_CUSTOM_LISTEN_PORT` until SIGTERM
+/// or SIGINT; then stops accepting, lets in-flight requests finish (bounded) and flushes telemetry. The
+/// `listening` log line says it is ready.
+pub async fn serve(host: Arc<Host>, settings: &Settings) -> std::io::Result<()> {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.fc.port()));
+    let listener = Listener::bind(addr, limits(&settings.listener))
+        .await?
+        .without_date_header();
+    let defaults = FcOptions::default();
+    let opts = FcOptions {
+        deadline_margin: settings.lambda.deadline_margin.unwrap_or(defaults.deadline_margin),
+        ..defaults
+    };
+    let drain = opts.drain;
+    tracing::info!(address = %listener.local_addr()?, "listening");
+    let handler = Arc::new(FcHandler::new(host.clone(), 0, opts));
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let handle = move |req: Request<Incoming>, peer: Peer| {
+        let handler = handler.clone();
+        async move { handler.handle(req, peer).await }
+    };
+    if !listener.serve(handle, stopped, drain).await {
+        tracing::warn!(
+            "shutdown: connections still open after {}s; closing them",
+            drain.as_secs()
+        );
+    }
+    host.flush_telemetry().await;
+    Ok(())
+}
+
+/// SIGTERM or SIGINT (Ctrl-C), whichever comes first.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot watch for SIGTERM ({e}); stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
 
 /// How the adapter behaves besides the host.
 #[derive(Clone)]

@@ -1,0 +1,481 @@
+//! Alibaba Cloud Function Compute 3.0 end to end: the real `bootstrap` runs as a child process with Function
+//! Compute's environment (`FC_FUNCTION_NAME`, `FC_CUSTOM_LISTEN_PORT`, `FC_REGION`, the `ALIBABA_CLOUD_*`
+//! credentials), and an FC-shaped client replays Function Compute 3.0's requests: its documented header set
+//! (`tests/fixtures/fc/http-invoke-headers.txt`) and trigger payloads.
+
+use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SPIN, STD_ENV, TRAP};
+use nimbus_tests::{Reply, request};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const MANIFEST: &str = r#"
+manifest_version = 1
+app = { name = "fc-suite" }
+defaults = { timeout = "30s" }
+
+[function.http-echo]
+component = "{HTTP_ECHO}"
+routes = ["ANY /{*rest}"]
+
+[function.small-http]
+component = "{HTTP_ECHO}"
+routes = ["ANY /{*rest}"]
+max_request_body = "1KiB"
+
+[function.echo]
+component = "{ECHO}"
+
+[function.event-check]
+component = "{EVENT_CHECK}"
+max_request_body = "1KiB"
+
+[function.context]
+component = "{CONTEXT}"
+routes = ["ANY /{*rest}"]
+
+[function.std-env]
+component = "{STD_ENV}"
+routes = ["ANY /{*rest}"]
+
+[function.trap]
+component = "{TRAP}"
+routes = ["ANY /{*rest}"]
+
+[function.spin]
+component = "{SPIN}"
+routes = ["ANY /{*rest}"]
+"#;
+
+/// The credentials Function Compute puts in the environment and in the request headers (fake).
+const ENV_SECRET: &str = "env-secret-must-not-leak";
+const HEADER_SECRET: &str = "7jXkCTy4mXy7bKLWo2mDhZMwTpsqHFZ****";
+
+/// The manifest, written once for the whole binary.
+fn manifest() -> &'static PathBuf {
+    static M: OnceLock<PathBuf> = OnceLock::new();
+    M.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("fc-suite");
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = MANIFEST
+            .replace("{HTTP_ECHO}", HTTP_ECHO)
+            .replace("{ECHO}", ECHO)
+            .replace("{EVENT_CHECK}", EVENT_CHECK)
+            .replace("{CONTEXT}", CONTEXT)
+            .replace("{STD_ENV}", STD_ENV)
+            .replace("{TRAP}", TRAP)
+            .replace("{SPIN}", SPIN);
+        let path = dir.join("nimbus.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    })
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../tests/fixtures/fc/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Function Compute 3.0's documented header set for an HTTP-triggered request, as (name, value) pairs.
+fn documented_headers() -> Vec<(String, String)> {
+    String::from_utf8(fixture("http-invoke-headers.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        // The client sets its own Host (the listener's address).
+        .filter(|(n, _)| n != "host")
+        .collect()
+}
+
+/// The documented set with `x-fc-control-path` and `x-fc-request-id` replaced.
+fn fc_headers(control_path: &str, request_id: &str) -> Vec<(String, String)> {
+    let mut h: Vec<(String, String)> = documented_headers()
+        .into_iter()
+        .filter(|(n, _)| n != "x-fc-control-path" && n != "x-fc-request-id")
+        .collect();
+    h.push(("x-fc-control-path".into(), control_path.into()));
+    h.push(("x-fc-request-id".into(), request_id.into()));
+    h
+}
+
+/// A free loopback port (bound, read, dropped).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `bootstrap` serving one function as Function Compute runs it; killed on drop.
+struct Fc {
+    child: Child,
+    addr: SocketAddr,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Drop for Fc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Fc {
+    /// Starts `bootstrap` for `function` and waits until it accepts connections.
+    async fn start(function: &str) -> Fc {
+        let port = free_port();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("FC_FUNCTION_NAME", "fc-test-function")
+            .env("FC_CUSTOM_LISTEN_PORT", port.to_string())
+            .env("FC_REGION", "cn-hangzhou")
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.env-key-id")
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ENV_SECRET)
+            .env("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token-must-not-leak")
+            .env("NIMBUS_MANIFEST", manifest())
+            .env("NIMBUS_FUNCTION", function)
+            .env("NIMBUS_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn bootstrap");
+        let stdout = collect_lines(child.stdout.take().unwrap());
+        let stderr = collect_lines(child.stderr.take().unwrap());
+        let fc = Fc {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            stdout,
+            stderr,
+        };
+        // Ready: the `listening` line (it listens on 0.0.0.0, so loopback reaches it).
+        let until = Instant::now() + Duration::from_secs(120);
+        while !fc.stderr().iter().any(|l| l.contains("\"listening\"")) {
+            assert!(Instant::now() < until, "bootstrap never listened: {:?}", fc.stderr());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            fc.stderr().iter().any(|l| l.contains("0.0.0.0:")),
+            "listens on all addresses: {:?}",
+            fc.stderr()
+        );
+        fc
+    }
+
+    async fn send(&self, method: &str, path: &str, body: &[u8], headers: &[(String, String)]) -> Reply {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+        request(self.addr, method, path, Some(body), &h).await
+    }
+
+    /// `POST /invoke` with the documented headers and `payload`.
+    async fn invoke(&self, request_id: &str, payload: &[u8]) -> Reply {
+        self.send("POST", "/invoke", payload, &fc_headers("/invoke", request_id))
+            .await
+    }
+
+    fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits (at most 20 s: lines come through a pipe) until stdout has a line equal to each of `lines`.
+    async fn wait_stdout(&self, lines: &[&str]) -> Vec<String> {
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = self.stdout();
+            if lines.iter().all(|l| out.iter().any(|o| o == l)) || Instant::now() > until {
+                return out;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Reads a child's output into lines on a thread of its own.
+fn collect_lines(out: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}
+
+/// Checks the response on the wire: `x-fc-status` once, and none of the headers Function Compute forbids.
+fn assert_fc_response(r: &Reply, fc_status: &str) {
+    let statuses: Vec<_> = r.headers.get_all("x-fc-status").iter().collect();
+    assert_eq!(statuses, [fc_status], "{r:?}");
+    for (name, value) in &r.headers {
+        let n = name.as_str();
+        assert!(
+            n == "x-fc-status" || !n.starts_with("x-fc-"),
+            "forbidden {n} on the wire: {r:?}"
+        );
+        for forbidden in ["content-length", "date", "server", "connection", "keep-alive"] {
+            assert_ne!(n, forbidden, "forbidden header on the wire: {r:?}");
+        }
+        if n == "content-disposition" {
+            assert!(
+                !value
+                    .to_str()
+                    .unwrap_or("")
+                    .to_ascii_lowercase()
+                    .starts_with("attachment")
+            );
+        }
+    }
+}
+
+fn header_values(echo: &Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h[0].as_str() == Some(name))
+        .map(|h| h[1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn http_invoke_passes_the_request_through_without_platform_headers() {
+    let fc = Fc::start("http-echo").await;
+    let mut headers = fc_headers("/http-invoke", "req-http-1");
+    headers.push(("x-multi".into(), "1".into()));
+    headers.push(("x-multi".into(), "2".into()));
+    let r = fc
+        .send("PUT", "/items/a%20b?a=1&a=2&cookies=2", b"\x00\x01hi", &headers)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_fc_response(&r, "200");
+    assert_eq!(r.headers.get_all("set-cookie").iter().count(), 2);
+    let e = r.json();
+    assert_eq!(e["method"], "PUT");
+    assert_eq!(e["path"], "/items/a%20b");
+    assert_eq!(e["query"], "a=1&a=2&cookies=2");
+    assert_eq!(e["body_hex"], "00016869");
+    assert_eq!(header_values(&e, "x-client-header"), ["kept"]);
+    assert_eq!(header_values(&e, "x-multi"), ["1", "2"]);
+    assert_eq!(header_values(&e, "content-type"), ["text/plain"]);
+    let names: Vec<&str> = e["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|h| h[0].as_str())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with("x-fc-")),
+        "platform headers reach the guest: {names:?}"
+    );
+    assert!(!e.to_string().contains(HEADER_SECRET), "{e}");
+    let out = fc
+        .wait_stdout(&[
+            "FC Invoke Start RequestId: req-http-1",
+            "FC Invoke End RequestId: req-http-1",
+        ])
+        .await;
+    let start = out.iter().position(|l| l == "FC Invoke Start RequestId: req-http-1");
+    let end = out.iter().position(|l| l == "FC Invoke End RequestId: req-http-1");
+    assert!(start.is_some() && start < end, "{out:?}");
+    // The same connection-less client again: the server keeps serving.
+    let again = fc
+        .send("GET", "/", b"", &fc_headers("/http-invoke", "req-http-2"))
+        .await;
+    assert_eq!(again.status, 200);
+    assert_fc_response(&again, "200");
+}
+
+#[tokio::test]
+async fn lifecycle_hooks_answer_200_with_their_log_lines() {
+    let fc = Fc::start("echo").await;
+    for (path, word) in [
+        ("/initialize", "Initialize"),
+        ("/pre-freeze", "PreFreeze"),
+        ("/pre-stop", "PreStop"),
+    ] {
+        let rid = format!("hook-{word}");
+        let r = fc.send("POST", path, b"", &fc_headers(path, &rid)).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert_fc_response(&r, "200");
+        let start = format!("FC {word} Start RequestId: {rid}");
+        let end = format!("FC {word} End RequestId: {rid}");
+        let out = fc.wait_stdout(&[&start, &end]).await;
+        assert!(out.contains(&start) && out.contains(&end), "{out:?}");
+    }
+    // After pre-stop, requests still in flight or late are answered.
+    let r = fc.invoke("after-stop", br#"{"x": 1}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
+async fn invoke_recognises_timer_oss_mns_and_custom_payloads() {
+    let fc = Fc::start("echo").await;
+    for (fixture_name, source) in [
+        ("timer.json", "schedule"),
+        ("oss.json", "s3"),
+        ("mns-topic.json", "sns"),
+        ("mns-queue.json", "sqs"),
+    ] {
+        let payload = fixture(fixture_name);
+        let rid = format!("event-{fixture_name}");
+        let r = fc.invoke(&rid, &payload).await;
+        assert_eq!(r.status, 200, "{fixture_name}: {}", r.text());
+        assert_fc_response(&r, "200");
+        let out = r.json();
+        assert_eq!(out["source"], source, "{fixture_name}");
+        assert_eq!(out["request_id"], rid.as_str());
+        let sent: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(out["echo"], sent, "the payload reaches the guest as sent");
+    }
+    let r = fc.invoke("custom-1", br#"{"order": 42}"#).await;
+    assert_eq!(r.json()["source"], "direct");
+    assert_eq!(r.json()["echo"]["order"], 42);
+}
+
+#[tokio::test]
+async fn guest_failures_are_function_errors_and_the_server_keeps_serving() {
+    let fc = Fc::start("trap").await;
+    for i in 0..2 {
+        let r = fc
+            .send("GET", "/boom", b"", &fc_headers("/http-invoke", &format!("trap-{i}")))
+            .await;
+        assert_eq!(r.status, 500, "{}", r.text());
+        assert_fc_response(&r, "404");
+        assert_eq!(r.json()["error"], "Nimbus.Trap", "{}", r.text());
+    }
+    drop(fc);
+    let fc = Fc::start("event-check").await;
+    let r = fc.invoke("panic-1", br#"{"panic": true}"#).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert_fc_response(&r, "404");
+    assert!(r.json()["errorType"].as_str().unwrap().contains("Trap"), "{}", r.text());
+    let r = fc.invoke("ok-1", br#"{"n": 21}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["doubled"], 42);
+}
+
+#[tokio::test]
+async fn x_fc_function_timeout_stops_the_guest_before_the_manifest_timeout() {
+    let fc = Fc::start("spin").await;
+    let mut headers = fc_headers("/http-invoke", "spin-1");
+    headers.retain(|(n, _)| n != "x-fc-function-timeout");
+    headers.push(("x-fc-function-timeout".into(), "1".into()));
+    let started = Instant::now();
+    let r = fc.send("GET", "/", b"", &headers).await;
+    let took = started.elapsed();
+    assert_eq!(r.status, 504, "{}", r.text());
+    assert_fc_response(&r, "404");
+    // The manifest says 30 s; Function Compute said 1 s.
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let out = fc.wait_stdout(&["FC Invoke End RequestId: spin-1"]).await;
+    assert!(
+        out.iter()
+            .any(|l| l.contains("spin-1") && l.contains("x-fc-function-timeout")),
+        "the error names the platform deadline: {out:?}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_and_the_environment_are_invisible_to_the_guest() {
+    let fc = Fc::start("std-env").await;
+    let r = fc.send("GET", "/", b"", &fc_headers("/http-invoke", "env-1")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let env = r.json();
+    assert_eq!(env["env"], serde_json::json!([]), "{env}");
+    assert!(!r.text().contains(ENV_SECRET) && !r.text().contains(HEADER_SECRET));
+    drop(fc);
+    let fc = Fc::start("context").await;
+    let r = fc.send("GET", "/", b"", &fc_headers("/http-invoke", "ctx-1")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let ctx = r.json();
+    assert_eq!(ctx["env_count"], 0, "{ctx}");
+    assert_eq!(ctx["request_id"], "ctx-1");
+    assert_eq!(
+        &ctx["traceparent"].as_str().unwrap()[3..35],
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "the trace continues FC's traceparent: {ctx}"
+    );
+    // Function Compute 2.0's span context, when no traceparent is sent.
+    let mut headers: Vec<(String, String)> = fc_headers("/http-invoke", "ctx-2")
+        .into_iter()
+        .filter(|(n, _)| n != "traceparent")
+        .collect();
+    headers.push((
+        "x-fc-tracing-opentracing-span-context".into(),
+        "1f2e3d4c5b6a7988:a1b2c3d4e5f60718:0:1".into(),
+    ));
+    let ctx = fc.send("GET", "/", b"", &headers).await.json();
+    assert_eq!(
+        &ctx["traceparent"].as_str().unwrap()[3..35],
+        "00000000000000001f2e3d4c5b6a7988",
+        "{ctx}"
+    );
+    let logs = fc.stdout().join("\n") + &fc.stderr().join("\n");
+    assert!(
+        !logs.contains(HEADER_SECRET) && !logs.contains(ENV_SECRET),
+        "secrets in the logs"
+    );
+}
+
+#[tokio::test]
+async fn requests_without_a_usable_control_path_are_refused_and_serving_goes_on() {
+    let fc = Fc::start("echo").await;
+    let no_path: Vec<(String, String)> = documented_headers()
+        .into_iter()
+        .filter(|(n, _)| n != "x-fc-control-path")
+        .collect();
+    let r = fc.send("POST", "/invoke", b"{}", &no_path).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_fc_response(&r, "404");
+    assert_eq!(r.json()["ErrorCode"], "InvalidArgument");
+    assert!(r.json()["ErrorMessage"].as_str().unwrap().contains("x-fc-control-path"));
+    let r = fc.send("POST", "/", b"{}", &fc_headers("/admin", "bad-path")).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert_fc_response(&r, "404");
+    // An event function cannot take an HTTP request.
+    let r = fc
+        .send("GET", "/", b"", &fc_headers("/http-invoke", "wrong-kind"))
+        .await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(
+        r.json()["ErrorMessage"].as_str().unwrap().contains("event function"),
+        "{}",
+        r.text()
+    );
+    let r = fc.invoke("still-serving", br#"{"ok": true}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_and_serving_goes_on() {
+    let fc = Fc::start("event-check").await;
+    let big = format!(r#"{{"n": 1, "pad": "{}"}}"#, "x".repeat(4096));
+    let r = fc.invoke("big-event", big.as_bytes()).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_fc_response(&r, "404");
+    let r = fc.invoke("small-event", br#"{"n": 2}"#).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    drop(fc);
+    let fc = Fc::start("small-http").await;
+    let r = fc
+        .send("POST", "/", big.as_bytes(), &fc_headers("/http-invoke", "big-http"))
+        .await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_fc_response(&r, "404");
+    let r = fc
+        .send("POST", "/", b"small", &fc_headers("/http-invoke", "small-http"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+}
