@@ -32,8 +32,9 @@ pub mod decode;
 pub mod encode;
 pub mod markers;
 
-use crate::listener::{Listener, ListenerLimits, Peer, authority};
+use crate::listener::{ListenerLimits, Peer, authority};
 use crate::local::body::read_limited;
+use crate::serving::{self, InFlight, ServeError, Serving};
 use decode::{ControlPath, FunctionTimeout};
 use encode::FcStatus;
 use http::header::HeaderName;
@@ -53,7 +54,6 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// The listener's limits on Function Compute: only its proxy connects, so there is no per-address bound, and
 /// kept-alive connections are not closed after a short idle time. An instance is frozen between requests and
@@ -74,56 +74,24 @@ pub fn limits(settings: &ListenerSettings) -> ListenerLimits {
 /// instance usually lives.
 pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(24 * 3600);
 
-/// Serves the host's one function (`host.functions()[0]`) on `0.0.0.0:$FC_CUSTOM_LISTEN_PORT` until SIGTERM
-/// or SIGINT; then stops accepting, lets in-flight requests finish (bounded) and flushes telemetry. The
-/// `listening` log line says it is ready.
-pub async fn serve(host: Arc<Host>, settings: &Settings) -> std::io::Result<()> {
+/// Serves the host's one function (`host.functions()[0]`) on `0.0.0.0:$FC_CUSTOM_LISTEN_PORT` through
+/// [`crate::serving`] (no `Date` header: Function Compute forbids it) until SIGTERM or SIGINT.
+pub async fn serve(host: Arc<Host>, settings: &Settings) -> Result<(), ServeError> {
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.fc.port()));
-    let listener = Listener::bind(addr, limits(&settings.listener))
-        .await?
-        .without_date_header();
+    let mut serving = Serving::new(addr, limits(&settings.listener));
+    serving.date_header = false;
     let defaults = FcOptions::default();
     let opts = FcOptions {
         deadline_margin: settings.lambda.deadline_margin.unwrap_or(defaults.deadline_margin),
+        drain: serving.drain,
         ..defaults
     };
-    let drain = opts.drain;
-    tracing::info!(address = %listener.local_addr()?, "listening");
     let handler = Arc::new(FcHandler::new(host.clone(), 0, opts));
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    });
     let handle = move |req: Request<Incoming>, peer: Peer| {
         let handler = handler.clone();
         async move { handler.handle(req, peer).await }
     };
-    if !listener.serve(handle, stopped, drain).await {
-        tracing::warn!(
-            "shutdown: connections still open after {}s; closing them",
-            drain.as_secs()
-        );
-    }
-    host.flush_telemetry().await;
-    Ok(())
-}
-
-/// SIGTERM or SIGINT (Ctrl-C), whichever comes first.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!("cannot watch for SIGTERM ({e}); stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    serving::serve(&host, serving, handle).await
 }
 
 /// How the adapter behaves besides the host.
@@ -156,27 +124,11 @@ pub struct FcHandler {
     /// The latest credentials Function Compute sent.
     credentials: credentials::LatestCredentials,
     /// Requests being answered (hooks excluded), for `/pre-stop`.
-    in_flight: watch::Sender<usize>,
+    in_flight: InFlight,
     /// Forbidden response headers already logged, by name.
     dropped_logged: Mutex<HashSet<HeaderName>>,
     /// Whether an implausible `x-fc-function-timeout` was warned about (once per process).
     timeout_warned: AtomicBool,
-}
-
-/// Counts one request in flight until dropped.
-struct Counted<'a>(&'a watch::Sender<usize>);
-
-impl<'a> Counted<'a> {
-    fn new(count: &'a watch::Sender<usize>) -> Counted<'a> {
-        count.send_modify(|n| *n += 1);
-        Counted(count)
-    }
-}
-
-impl Drop for Counted<'_> {
-    fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
-    }
 }
 
 impl FcHandler {
@@ -187,7 +139,7 @@ impl FcHandler {
             function,
             opts,
             credentials: credentials::LatestCredentials::default(),
-            in_flight: watch::Sender::new(0),
+            in_flight: InFlight::default(),
             dropped_logged: Mutex::new(HashSet::new()),
             timeout_warned: AtomicBool::new(false),
         }
@@ -226,7 +178,7 @@ impl FcHandler {
                 encode::hook_done()
             }
             ControlPath::Invoke | ControlPath::HttpInvoke => {
-                let _counted = Counted::new(&self.in_flight);
+                let _counted = self.in_flight.enter();
                 let _m = Marked::start(&self.opts.log_sink, Phase::Invoke, &rid);
                 self.invoke(path, req, peer, rid.clone()).await
             }
@@ -235,13 +187,9 @@ impl FcHandler {
 
     /// Waits, at most the drain timeout, until no request is in flight.
     async fn drain(&self) {
-        let mut count = self.in_flight.subscribe();
-        if tokio::time::timeout(self.opts.drain, count.wait_for(|n| *n == 0))
-            .await
-            .is_err()
-        {
+        if !self.in_flight.settled(0, self.opts.drain).await {
             tracing::warn!(
-                in_flight = *self.in_flight.borrow(),
+                in_flight = self.in_flight.count(),
                 "pre-stop: requests still in flight after {}s",
                 self.opts.drain.as_secs()
             );
