@@ -42,6 +42,8 @@ pub struct Serving {
     pub limits: ListenerLimits,
     /// How long in-flight requests may take to finish once stopping.
     pub drain: Duration,
+    /// Whether responses get hyper's `Date` header (Function Compute forbids it).
+    pub date_header: bool,
     stop: watch::Sender<bool>,
 }
 
@@ -52,6 +54,7 @@ impl Serving {
             addr,
             limits,
             drain: DEFAULT_DRAIN,
+            date_header: true,
             stop: watch::Sender::new(false),
         }
     }
@@ -117,11 +120,15 @@ pub async fn serve(host: &Arc<Host>, serving: Serving, handler: impl Handler) ->
         addr,
         limits,
         drain,
+        date_header,
         stop,
     } = serving;
-    let listener = Listener::bind(addr, limits)
+    let mut listener = Listener::bind(addr, limits)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
+    if !date_header {
+        listener = listener.without_date_header();
+    }
     let bound = listener.local_addr().unwrap_or(addr);
     tracing::info!(address = %bound, "listening");
     let signalled = {
