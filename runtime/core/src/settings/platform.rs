@@ -10,10 +10,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-/// Whether `name` is a variable a platform sets that the settings read ([`PlatformKind::variables`]);
-/// [`Vars`] keeps those beside the `NIMBUS_*` ones.
+/// Whether `name` is a variable a platform sets that the settings read (its [`PlatformKind::markers`] and
+/// [`PlatformKind::adapter_variables`]); [`Vars`] keeps those beside the `NIMBUS_*` ones.
 pub(super) fn is_platform_variable(name: &str) -> bool {
-    PlatformKind::ALL.iter().any(|p| p.variables().contains(&name))
+    PlatformKind::ALL
+        .iter()
+        .any(|p| p.markers().contains(&name) || p.adapter_variables().contains(&name))
 }
 
 /// A FaaS platform `bootstrap` knows.
@@ -70,12 +72,11 @@ impl PlatformKind {
 }
 
 impl PlatformKind {
-    /// The variables of this platform the settings read: its [`markers`](PlatformKind::markers) and the
-    /// others its adapter needs.
-    pub fn variables(self) -> &'static [&'static str] {
+    /// The variables of this platform its adapter reads besides its [`markers`](PlatformKind::markers).
+    pub fn adapter_variables(self) -> &'static [&'static str] {
         match self {
-            PlatformKind::FunctionCompute => &["FC_FUNCTION_NAME", "FC_CUSTOM_LISTEN_PORT", "FC_REGION"],
-            other => other.markers(),
+            PlatformKind::FunctionCompute => &["FC_REGION"],
+            PlatformKind::Lambda | PlatformKind::Knative | PlatformKind::Azure => &[],
         }
     }
 }
