@@ -18,6 +18,7 @@ pub mod engine;
 pub mod lambda;
 pub mod listener;
 pub mod local;
+pub mod oos;
 pub mod platform;
 pub mod telemetry;
 mod vars;
@@ -26,6 +27,7 @@ pub use engine::EngineSettings;
 pub use lambda::{LambdaSettings, TaskStoreSettings};
 pub use listener::ListenerSettings;
 pub use local::LocalSettings;
+pub use oos::OosSettings;
 pub use platform::{NoPlatform, PlatformChoice, PlatformKind, PlatformSettings, UnknownPlatform};
 pub use telemetry::{Endpoint, MetricsSetting, TelemetrySettings};
 
@@ -95,6 +97,8 @@ pub struct Settings {
     pub local: LocalSettings,
     /// Which platform `bootstrap` serves.
     pub platform: PlatformSettings,
+    /// Where `oos` / `oos_path` config keys are fetched from, and with which credentials.
+    pub oos: OosSettings,
     /// `NIMBUS_*` variables no setting has, each with the setting its name is closest to.
     unknown: Vec<(String, Option<&'static str>)>,
     /// OpenTelemetry values ignored as the SDK ignores them, each saying why.
@@ -131,6 +135,7 @@ impl Settings {
             lambda: LambdaSettings::read(&vars)?,
             local: LocalSettings::read(&vars)?,
             platform: PlatformSettings::read(&vars)?,
+            oos: OosSettings::read(&vars)?,
             unknown: Vec::new(),
             ignored: Vec::new(),
         };
