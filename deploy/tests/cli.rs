@@ -484,12 +484,14 @@ fn serve_resolves_ssm_from_an_overrides_file_without_aws() {
         dir.path(),
         &format!(
             "manifest_version = 1\n[function.cfg]\ncomponent = \"{CONFIG_GET}\"\nroutes = [\"GET /c\"]\n\
-             [function.cfg.config]\ndb = {{ ssm = \"/shop/db-url\" }}\nhost = {{ ssm_path = \"/shop/db\" }}\n"
+             [function.cfg.config]\ndb = {{ ssm = \"/shop/db-url\" }}\nhost = {{ ssm_path = \"/shop/db\" }}\n\
+             token = {{ oos = \"shop-token\" }}\nfc = {{ oos_path = \"/fc\" }}\n"
         ),
     );
+    // One file answers SSM and OOS names alike.
     std::fs::write(
         dir.path().join("ssm.json"),
-        r#"{"/shop/db-url": "postgres://override", "/shop/db/primary": "db-1"}"#,
+        r#"{"/shop/db-url": "postgres://override", "/shop/db/primary": "db-1", "shop-token": "t-1", "/fc/zone": "z"}"#,
     )
     .unwrap();
     // An endpoint nothing listens on: any AWS call would fail boot.
@@ -514,12 +516,22 @@ fn serve_resolves_ssm_from_an_overrides_file_without_aws() {
         &mut nimbus_in(dir.path()),
         &["--ssm-overrides".as_ref(), "ssm.json".as_ref()],
     );
-    let via_flag = guest_value(&url, "db");
+    let via_flag = (
+        guest_value(&url, "db"),
+        guest_value(&url, "token"),
+        guest_value(&url, "fc.zone"),
+    );
     stop(child);
-    assert_eq!(via_flag, "postgres://override");
+    assert_eq!(via_flag.0, "postgres://override");
+    assert_eq!(via_flag.1, "t-1", "oos keys too");
+    assert_eq!(via_flag.2, "z");
 
     // A missing required parameter names the overrides file.
-    std::fs::write(dir.path().join("ssm.json"), r#"{"/shop/db/primary": "db-1"}"#).unwrap();
+    std::fs::write(
+        dir.path().join("ssm.json"),
+        r#"{"/shop/db/primary": "db-1", "shop-token": "t-1", "/fc/zone": "z"}"#,
+    )
+    .unwrap();
     let out = run(nimbus_in(dir.path())
         .args([
             "serve",

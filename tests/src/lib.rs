@@ -190,6 +190,7 @@ pub mod fault_proxy;
 pub mod lambda_emulator;
 pub mod moto;
 pub mod native;
+pub mod oos;
 pub mod otlp_receiver;
 pub mod otlp_sink;
 pub mod terraform;

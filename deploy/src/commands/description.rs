@@ -190,7 +190,8 @@ impl Description {
                         required: decl.required && decl.default.is_none(),
                     });
                 }
-                ConfigSource::Value(_) | ConfigSource::File(_) => {}
+                // OOS is Alibaba Cloud's: no AWS permission to describe.
+                ConfigSource::Value(_) | ConfigSource::File(_) | ConfigSource::Oos(_) | ConfigSource::OosPath(_) => {}
             }
         }
         let mut keyvalue_buckets = f.keyvalue.clone();

@@ -57,6 +57,7 @@ pub async fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
     settings.warn(manifest.as_ref().ok());
     let manifest = manifest?;
     let ssm = args.env.ssm_provider(&manifest, settings)?;
+    let oos = args.env.oos_provider(&manifest, settings)?;
     let Some(spec) = manifest.function(&args.function) else {
         let names: Vec<&str> = manifest.functions.iter().map(|f| f.name.as_str()).collect();
         bail!(
@@ -72,12 +73,15 @@ pub async fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
         service: super::service_name(&manifest_path),
         app: manifest.app_name.clone(),
     };
-    let opts = BootOptions {
+    let mut opts = BootOptions {
         only: Some(vec![args.function.clone()]),
         log_sink: LogSink::Stderr,
         ssm,
         ..settings.boot_options(&platform)?
     };
+    if let Some(oos) = oos {
+        opts.oos = oos;
+    }
     let host = Host::boot(manifest.clone(), opts).await?;
     let result = invoke(&host, &args, first_route, body).await;
     // The process ends here: export what the invocation recorded.

@@ -107,6 +107,7 @@ pub async fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
     settings.warn(manifest.as_ref().ok());
     let manifest = manifest?;
     let ssm = args.env.ssm_provider(&manifest, settings)?;
+    let oos = args.env.oos_provider(&manifest, settings)?;
     let step = Arc::new(Step::start(format!(
         "booting {} functions from {}",
         manifest.functions.len(),
@@ -132,6 +133,9 @@ pub async fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
     opts.keyvalue = keyvalue;
     opts.connections = Some(connections.clone());
     opts.ssm = ssm;
+    if let Some(oos) = oos {
+        opts.oos = oos;
+    }
     let host = Host::boot(manifest.clone(), opts).await?;
     step.finish(format!(
         "booted {} functions in {} ms",

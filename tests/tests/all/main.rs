@@ -4,6 +4,7 @@
 mod artifact;
 mod concurrency;
 mod config;
+mod config_oos;
 mod config_ssm;
 mod durable;
 mod events;

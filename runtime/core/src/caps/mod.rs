@@ -128,6 +128,9 @@ pub struct Boot {
     /// Where `ssm` / `ssm_path` config keys are read from ([`crate::BootOptions::ssm`]), shared by every
     /// function so at most one SSM client is built.
     pub ssm: config::SsmProvider,
+    /// Where `oos` / `oos_path` config keys are read from ([`crate::BootOptions::oos`]), shared by every
+    /// function.
+    pub oos: config::OosProvider,
     /// The app's name (`[app] name`), for the log lines capabilities write about a function.
     pub app: Arc<str>,
     /// What wraps the host-call families ([`crate::BootOptions::intercept`]).

@@ -61,6 +61,11 @@ pub struct BootOptions {
     /// Where `ssm` / `ssm_path` config keys are read from: SSM Parameter Store as the AWS environment
     /// configures it (the default), or a local overrides file (`nimbus serve --ssm-overrides`).
     pub ssm: caps::config::SsmProvider,
+    /// Where `oos` / `oos_path` config keys are read from: Alibaba Cloud OOS Parameter Store with the
+    /// region, endpoint and credentials of the settings ([`crate::Settings::boot_options`]; by default none,
+    /// so a fetch fails saying what to set), or a local overrides file (`nimbus serve --ssm-overrides`).
+    /// Its [`caps::config::OosProvider::credentials`] can be replaced while the host runs.
+    pub oos: caps::config::OosProvider,
     /// What wraps the calls guests make that leave the sandbox (outbound HTTP, config, key-value, the
     /// checkpoint store, WebSocket sends): the seam fault injection and circuit breakers plug into; wraps
     /// nothing by default.
@@ -83,6 +88,7 @@ impl Host {
             outbound: intercept.outbound(Arc::new(outbound)),
             log_sink: opts.log_sink.clone(),
             ssm: opts.ssm.clone(),
+            oos: opts.oos.clone(),
             app: app.clone(),
             // A new root trace (an empty parent is malformed), sampled.
             init: caps::trace::SpanIds::child_of(""),

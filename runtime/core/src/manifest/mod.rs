@@ -67,9 +67,10 @@ pub struct FunctionSpec {
     pub allowed_outbound_hosts: Vec<OutboundRule>,
     /// Fresh instance per invocation (the default), or warm instances reused.
     pub reuse: Reuse,
-    /// How often `ssm` / `ssm_path` values are fetched again (`config_refresh`,
+    /// How often `ssm` / `ssm_path` / `oos` / `oos_path` values are fetched again (`config_refresh`,
     /// default 5 minutes); `None` (`"0s"`) fetches them once at boot. Where they are
-    /// fetched from is not the manifest's business: see [`crate::BootOptions::ssm`].
+    /// fetched from is not the manifest's business: see [`crate::BootOptions::ssm`] and
+    /// [`crate::BootOptions::oos`].
     pub config_refresh: Option<Duration>,
     /// Durable-task settings (`task = { ... }`); `None` when the section is absent. Only task components
     /// (exporting `nimbus:function/task`) may have one; they get [`TaskSpec::defaults`] without it.
@@ -206,6 +207,12 @@ pub enum ConfigSource {
     /// Every SSM parameter under a path, recursively: key `db` with path
     /// `/shop/db/` gives the guest `db.host` for `/shop/db/host`. Always ends in `/`.
     SsmPath(String),
+    /// One parameter of Alibaba Cloud's OOS Parameter Store (Function Compute's SSM), plain or secret
+    /// (decrypted), by name.
+    Oos(String),
+    /// Every OOS parameter under a path, plain and secret, recursively, named like [`ConfigSource::SsmPath`]'s.
+    /// Always ends in `/`.
+    OosPath(String),
 }
 
 /// A declared config key.
@@ -256,6 +263,15 @@ impl Manifest {
             f.config
                 .values()
                 .any(|k| matches!(k.source, ConfigSource::Ssm(_) | ConfigSource::SsmPath(_)))
+        })
+    }
+
+    /// Whether any function reads OOS Parameter Store: only then are OOS requests ever made.
+    pub fn uses_oos(&self) -> bool {
+        self.functions.iter().any(|f| {
+            f.config
+                .values()
+                .any(|k| matches!(k.source, ConfigSource::Oos(_) | ConfigSource::OosPath(_)))
         })
     }
 }

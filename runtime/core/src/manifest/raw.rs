@@ -98,6 +98,8 @@ pub(super) struct RawConfigKey {
     pub(super) file: Option<String>,
     pub(super) ssm: Option<String>,
     pub(super) ssm_path: Option<String>,
+    pub(super) oos: Option<String>,
+    pub(super) oos_path: Option<String>,
     pub(super) default: Option<String>,
     pub(super) required: Option<bool>,
     pub(super) secret: Option<bool>,

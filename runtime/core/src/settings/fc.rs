@@ -14,8 +14,6 @@ pub struct FcSettings {
     pub listen_port: Option<u16>,
     /// `FC_FUNCTION_NAME`: the function's name in Function Compute (its telemetry `faas.name`).
     pub function_name: Option<String>,
-    /// `FC_REGION`: the region it runs in (`cn-hangzhou`; its telemetry `cloud.region`).
-    pub region: Option<String>,
 }
 
 impl FcSettings {
@@ -37,7 +35,6 @@ impl FcSettings {
                 })?
                 .flatten(),
             function_name: vars.non_empty("FC_FUNCTION_NAME", "a function name")?,
-            region: vars.non_empty("FC_REGION", "a region such as cn-hangzhou")?,
         })
     }
 }

@@ -43,7 +43,7 @@ pub fn queue_name(url: &str) -> Option<String> {
 }
 
 /// An `http://` or `https://` URL with a host, as `parse_with` wants it.
-fn web_url(value: &str, what: &'static str) -> Result<String, Cow<'static, str>> {
+pub(super) fn web_url(value: &str, what: &'static str) -> Result<String, Cow<'static, str>> {
     let value = value.trim();
     match url::Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some_and(|h| !h.is_empty()) => {
@@ -55,7 +55,7 @@ fn web_url(value: &str, what: &'static str) -> Result<String, Cow<'static, str>>
 
 /// `None` for a blank value (unset, as these variables always treated it), else what `parse` makes of it
 /// trimmed.
-fn blank_or<T>(
+pub(super) fn blank_or<T>(
     value: &str,
     parse: impl FnOnce(&str) -> Result<T, Cow<'static, str>>,
 ) -> Result<Option<T>, Cow<'static, str>> {

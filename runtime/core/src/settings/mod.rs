@@ -19,6 +19,7 @@ pub mod fc;
 pub mod lambda;
 pub mod listener;
 pub mod local;
+pub mod oos;
 pub mod platform;
 pub mod telemetry;
 mod vars;
@@ -28,6 +29,7 @@ pub use fc::FcSettings;
 pub use lambda::{LambdaSettings, TaskStoreSettings};
 pub use listener::ListenerSettings;
 pub use local::LocalSettings;
+pub use oos::OosSettings;
 pub use platform::{NoPlatform, PlatformChoice, PlatformKind, PlatformSettings, UnknownPlatform};
 pub use telemetry::{Endpoint, MetricsSetting, TelemetrySettings};
 
@@ -99,6 +101,8 @@ pub struct Settings {
     pub local: LocalSettings,
     /// Which platform `bootstrap` serves.
     pub platform: PlatformSettings,
+    /// Where `oos` / `oos_path` config keys are fetched from, and with which credentials.
+    pub oos: OosSettings,
     /// `NIMBUS_*` variables no setting has, each with the setting its name is closest to.
     unknown: Vec<(String, Option<&'static str>)>,
     /// OpenTelemetry values ignored as the SDK ignores them, each saying why.
@@ -136,6 +140,7 @@ impl Settings {
             fc: FcSettings::read(&vars)?,
             local: LocalSettings::read(&vars)?,
             platform: PlatformSettings::read(&vars)?,
+            oos: OosSettings::read(&vars)?,
             unknown: Vec::new(),
             ignored: Vec::new(),
         };

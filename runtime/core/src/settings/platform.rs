@@ -10,12 +10,10 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-/// Whether `name` is a variable a platform sets that the settings read (its [`PlatformKind::markers`] and
-/// [`PlatformKind::adapter_variables`]); [`Vars`] keeps those beside the `NIMBUS_*` ones.
+/// Whether `name` is a variable that marks a platform ([`PlatformKind::markers`]); [`Vars`] keeps those
+/// beside the `NIMBUS_*` ones (the region and credentials variables are [`super::oos`]'s).
 pub(super) fn is_platform_variable(name: &str) -> bool {
-    PlatformKind::ALL
-        .iter()
-        .any(|p| p.markers().contains(&name) || p.adapter_variables().contains(&name))
+    PlatformKind::ALL.iter().any(|p| p.markers().contains(&name))
 }
 
 /// A FaaS platform `bootstrap` knows.
@@ -71,15 +69,6 @@ impl PlatformKind {
     }
 }
 
-impl PlatformKind {
-    /// The variables of this platform its adapter reads besides its [`markers`](PlatformKind::markers).
-    pub fn adapter_variables(self) -> &'static [&'static str] {
-        match self {
-            PlatformKind::FunctionCompute => &["FC_REGION"],
-            PlatformKind::Lambda | PlatformKind::Knative | PlatformKind::Azure => &[],
-        }
-    }
-}
 
 impl fmt::Display for PlatformKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

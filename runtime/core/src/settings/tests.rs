@@ -75,12 +75,6 @@ const CASES: &[Case] = &[
         Some("70000"),
     ),
     case(
-        "FC_REGION",
-        "cn-hangzhou",
-        |s| s.fc.region.as_deref() == Some("cn-hangzhou"),
-        None,
-    ),
-    case(
         "FC_FUNCTION_NAME",
         "my-function",
         |s| s.fc.function_name.as_deref() == Some("my-function"),
@@ -203,6 +197,24 @@ const CASES: &[Case] = &[
         Some("2000000"),
     ),
     case(
+        "NIMBUS_OOS_ENDPOINT",
+        "http://127.0.0.1:9100",
+        |s| s.oos.endpoint.as_deref() == Some("http://127.0.0.1:9100"),
+        Some("oos.cn-hangzhou.aliyuncs.com"),
+    ),
+    case(
+        "FC_REGION",
+        "cn-hangzhou",
+        |s| s.oos.region.as_deref() == Some("cn-hangzhou"),
+        Some("cn hangzhou"),
+    ),
+    case(
+        "ALIBABA_CLOUD_REGION_ID",
+        "ap-southeast-1",
+        |s| s.oos.region.as_deref() == Some("ap-southeast-1"),
+        Some("Singapore!"),
+    ),
+    case(
         "OTEL_SERVICE_NAME",
         "svc",
         |s| s.telemetry.service_name.as_deref() == Some("svc"),
@@ -271,6 +283,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.listener, ListenerSettings::default());
     assert_eq!(s.lambda, LambdaSettings::default());
     assert_eq!(s.local, LocalSettings::default());
+    assert_eq!(s.oos, OosSettings::default());
     assert_eq!(s.unknown(None).count(), 0);
 }
 
@@ -665,4 +678,28 @@ fn function_compute_listens_on_its_port_or_9000() {
     let e = settings(&[("FC_CUSTOM_LISTEN_PORT", "0")]).unwrap_err();
     assert_eq!(e.name(), "FC_CUSTOM_LISTEN_PORT");
     assert!(e.to_string().contains("a TCP port"), "{e}");
+}
+
+#[test]
+fn oos_credentials_come_as_a_pair_and_are_never_printed() {
+    let s = settings(&[
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.key"),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "the-secret"),
+        ("ALIBABA_CLOUD_SECURITY_TOKEN", "the-token"),
+        ("FC_REGION", "cn-shanghai"),
+        ("ALIBABA_CLOUD_REGION_ID", "cn-hangzhou"),
+    ])
+    .unwrap();
+    let key = s.oos.credentials.clone().unwrap();
+    assert_eq!(
+        (key.id.as_str(), key.secret.as_str(), key.security_token.as_deref()),
+        ("STS.key", "the-secret", Some("the-token"))
+    );
+    assert_eq!(s.oos.region.as_deref(), Some("cn-shanghai"), "FC_REGION wins");
+    let shown = format!("{s:?}");
+    assert!(shown.contains("STS.key") && !shown.contains("the-secret") && !shown.contains("the-token"));
+    // A key id without its secret is no credentials.
+    let half = settings(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.key")]).unwrap();
+    assert_eq!(half.oos.credentials, None);
+    assert_eq!(half.unknown(None).count(), 0);
 }

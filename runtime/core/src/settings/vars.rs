@@ -15,8 +15,9 @@ pub(super) const NIMBUS_PREFIX: &str = "NIMBUS_";
 /// The prefix of the OpenTelemetry variables.
 const OTEL_PREFIX: &str = "OTEL_";
 
-/// The `NIMBUS_*` and `OTEL_*` variables of an environment and the variables that mark a platform
-/// ([`super::platform::is_platform_variable`]; others are not kept), the names read so far, and
+/// The `NIMBUS_*` and `OTEL_*` variables of an environment, the variables that mark a platform
+/// ([`super::platform::is_platform_variable`]) and the Alibaba Cloud ones OOS reads
+/// ([`super::oos::VARIABLES`]; others are not kept), the names read so far, and
 /// the values ignored the way the OpenTelemetry SDK ignores them.
 pub(super) struct Vars {
     vars: BTreeMap<String, OsString>,
@@ -27,7 +28,7 @@ pub(super) struct Vars {
 }
 
 impl Vars {
-    /// Keeps the `NIMBUS_*`, `OTEL_*` and platform variables of `env`.
+    /// Keeps the `NIMBUS_*`, `OTEL_*`, platform and OOS variables of `env`.
     pub(super) fn new(env: impl IntoIterator<Item = (OsString, OsString)>) -> Vars {
         let mut vars = BTreeMap::new();
         let mut odd_names = Vec::new();
@@ -36,7 +37,8 @@ impl Vars {
                 Ok(name)
                     if name.starts_with(NIMBUS_PREFIX)
                         || name.starts_with(OTEL_PREFIX)
-                        || super::platform::is_platform_variable(&name) =>
+                        || super::platform::is_platform_variable(&name)
+                        || super::oos::VARIABLES.contains(&name.as_str()) =>
                 {
                     vars.insert(name, value);
                 }

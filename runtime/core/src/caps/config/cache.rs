@@ -1,11 +1,13 @@
 //! The config snapshot a function's invocations read, and the background task
-//! that refreshes its SSM values every `config_refresh`.
+//! that refreshes its remote (SSM and OOS) values every `config_refresh`.
 //!
 //! Invocations only load the current `Arc` (no lock, no I/O). A refresh builds
 //! a whole new snapshot and swaps it in; one that fails keeps the last good
 //! values, as does a parameter that disappears.
 
-use super::ssm::{Fetched, Lookup, SsmProvider, path_key};
+use super::fetched::{Failure, Fetched, Lookup, path_key};
+use super::oos::OosProvider;
+use super::ssm::SsmProvider;
 use super::store::ConfigValues;
 use crate::caps::Boot;
 use crate::caps::trace::propagate::{ChildOf, SpanIds, new_span_id};
@@ -39,13 +41,13 @@ impl ConfigShared {
         self.snapshot.load_full()
     }
 
-    /// Fetches the SSM keys, builds the first snapshot and, if `refresh` is
-    /// set and there are SSM keys, starts the refresh task.
+    /// Fetches the remote keys, builds the first snapshot and, if `refresh` is
+    /// set and there are remote keys, starts the refresh task.
     pub(super) async fn boot(
         function: &str,
         fixed: BTreeMap<String, String>,
         remote: Vec<RemoteKey>,
-        provider: SsmProvider,
+        providers: Providers,
         refresh: Option<Duration>,
         boot: &Boot,
     ) -> Result<ConfigShared, BootError> {
@@ -54,7 +56,7 @@ impl ConfigShared {
             function: function.to_string(),
             fixed,
             keys: remote,
-            provider,
+            providers,
             telemetry: boot.telemetry.clone(),
         };
         if !resolver.keys.is_empty() {
@@ -78,7 +80,7 @@ fn spawn_refresh(
     every: Duration,
 ) -> Option<tokio::task::AbortHandle> {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        tracing::warn!(app = %resolver.app, function = %resolver.function, "no async runtime: SSM config values will not be refreshed");
+        tracing::warn!(app = %resolver.app, function = %resolver.function, "no async runtime: remote config values will not be refreshed");
         return None;
     };
     let task = rt.spawn(async move {
@@ -100,11 +102,85 @@ fn spawn_refresh(
     Some(task.abort_handle())
 }
 
-/// One SSM-backed key of a function.
+/// The parameter stores remote keys are read from: one provider each, shared by every function.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Providers {
+    /// `ssm` / `ssm_path` keys.
+    pub ssm: SsmProvider,
+    /// `oos` / `oos_path` keys.
+    pub oos: OosProvider,
+}
+
+/// A parameter store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Store {
+    /// AWS SSM Parameter Store.
+    Ssm,
+    /// Alibaba Cloud OOS Parameter Store.
+    Oos,
+}
+
+impl Store {
+    /// The store's short name, for messages ("SSM parameter ...").
+    fn label(self) -> &'static str {
+        match self {
+            Store::Ssm => "SSM",
+            Store::Oos => "OOS",
+        }
+    }
+
+    /// The manifest key of its paths, for messages.
+    fn path_source(self) -> &'static str {
+        match self {
+            Store::Ssm => "ssm_path",
+            Store::Oos => "oos_path",
+        }
+    }
+}
+
+impl Providers {
+    fn describe(&self, store: Store) -> String {
+        match store {
+            Store::Ssm => self.ssm.describe(),
+            Store::Oos => self.oos.describe(),
+        }
+    }
+
+    async fn fetch(&self, store: Store, names: &[String], paths: &[String]) -> Fetched {
+        match store {
+            Store::Ssm => self.ssm.fetch(names, paths).await,
+            Store::Oos => self.oos.fetch(names, paths).await,
+        }
+    }
+}
+
+/// What one fetch of every store found.
+#[derive(Debug, Default)]
+struct Fetches {
+    ssm: Fetched,
+    oos: Fetched,
+}
+
+impl Fetches {
+    fn of(&self, store: Store) -> &Fetched {
+        match store {
+            Store::Ssm => &self.ssm,
+            Store::Oos => &self.oos,
+        }
+    }
+
+    fn failed(&self) -> impl Iterator<Item = &Failure> {
+        self.ssm.failed.iter().chain(&self.oos.failed)
+    }
+}
+
+/// One remote (SSM- or OOS-backed) key of a function.
 #[derive(Debug, Clone)]
 pub(super) struct RemoteKey {
     /// The key the guest reads (for a path: the prefix of its keys).
     pub key: String,
+    /// The store it is read from.
+    pub store: Store,
     /// A parameter name, or a path.
     pub param: Param,
     /// Used when the parameter does not exist (never for a path).
@@ -117,9 +193,10 @@ pub(super) struct RemoteKey {
 
 impl RemoteKey {
     /// A key as the manifest declares it; nothing fetched yet.
-    pub(super) fn new(key: &str, param: Param, decl: &crate::manifest::ConfigKeySpec) -> RemoteKey {
+    pub(super) fn new(key: &str, store: Store, param: Param, decl: &crate::manifest::ConfigKeySpec) -> RemoteKey {
         RemoteKey {
             key: key.to_string(),
+            store,
             param,
             default: decl.default.clone(),
             required: decl.required,
@@ -128,7 +205,7 @@ impl RemoteKey {
     }
 }
 
-/// What an SSM key reads.
+/// What a remote key reads.
 #[derive(Debug, Clone)]
 pub(super) enum Param {
     /// One parameter.
@@ -137,7 +214,7 @@ pub(super) enum Param {
     Path(String),
 }
 
-/// An SSM key's current value(s).
+/// A remote key's current value(s).
 #[derive(Debug, Clone, Default)]
 pub(super) enum Current {
     /// None: not required, and nothing fetched.
@@ -156,18 +233,30 @@ struct Resolver {
     /// Values from `value`, `env` and `file`, resolved at boot.
     fixed: BTreeMap<String, String>,
     keys: Vec<RemoteKey>,
-    provider: SsmProvider,
+    providers: Providers,
     /// Where `nimbus.config.fetch` spans go.
     telemetry: Option<Telemetry>,
 }
 
 impl Resolver {
-    /// Fetches every SSM key, as a `nimbus.config.fetch` span in `trace` under `parent`.
-    async fn fetch(&self, trace: &SpanIds, parent: u64) -> Fetched {
+    /// Fetches every remote key, each store's as a `nimbus.config.fetch` span in `trace` under `parent`;
+    /// the stores are asked at the same time.
+    async fn fetch(&self, trace: &SpanIds, parent: u64) -> Fetches {
+        // Boxed: the SDK's and the OOS client's futures nest deep, and every caller of `Host::boot`
+        // would otherwise carry their whole layout (past the compiler's default query depth).
+        let (ssm, oos) = tokio::join!(
+            Box::pin(self.fetch_store(Store::Ssm, trace, parent)),
+            Box::pin(self.fetch_store(Store::Oos, trace, parent))
+        );
+        Fetches { ssm, oos }
+    }
+
+    /// Fetches the keys read from `store` (none: nothing is asked, no span).
+    async fn fetch_store(&self, store: Store, trace: &SpanIds, parent: u64) -> Fetched {
         let started = SystemTime::now();
         let mut names = Vec::new();
         let mut paths = Vec::new();
-        for k in &self.keys {
+        for k in self.keys.iter().filter(|k| k.store == store) {
             let (list, p) = match &k.param {
                 Param::Name(n) => (&mut names, n),
                 Param::Path(p) => (&mut paths, p),
@@ -176,11 +265,14 @@ impl Resolver {
                 list.push(p.clone());
             }
         }
-        let fetched = self.provider.fetch(&names, &paths).await;
+        if names.is_empty() && paths.is_empty() {
+            return Fetched::default();
+        }
+        let fetched = self.providers.fetch(store, &names, &paths).await;
         if let Some(t) = &self.telemetry {
             let attributes = vec![
                 KeyValue::new(semconv::FAAS_NAME, self.function.clone()),
-                KeyValue::new("nimbus.config.source", self.provider.describe()),
+                KeyValue::new("nimbus.config.source", self.providers.describe(store)),
                 KeyValue::new("nimbus.config.parameters", names.len() as i64),
                 KeyValue::new("nimbus.config.paths", paths.len() as i64),
                 KeyValue::new("nimbus.config.missing", fetched.missing.len() as i64),
@@ -205,9 +297,11 @@ impl Resolver {
         fetched
     }
 
-    fn apply_boot(&mut self, fetched: &Fetched) -> Result<(), BootError> {
-        let source = self.provider.describe();
+    fn apply_boot(&mut self, fetched: &Fetches) -> Result<(), BootError> {
         for k in &mut self.keys {
+            let source = self.providers.describe(k.store);
+            let store = k.store.label();
+            let fetched = fetched.of(k.store);
             let err = |message: String| BootError::Config {
                 function: self.function.clone(),
                 key: k.key.clone(),
@@ -219,10 +313,10 @@ impl Resolver {
                         k.current = Current::Fetched(BTreeMap::from([(k.key.clone(), v.to_string())]));
                         continue;
                     }
-                    Lookup::Missing => format!("SSM parameter {n} does not exist in {source}"),
+                    Lookup::Missing => format!("{store} parameter {n} does not exist in {source}"),
                     Lookup::Failed(e) => {
-                        let why = format!("cannot fetch SSM parameter {n} from {source}: {e}");
-                        tracing::warn!(app = %self.app, function = %self.function, key = %k.key, parameter = %n, error = %e, "config: SSM fetch failed at boot");
+                        let why = format!("cannot fetch {store} parameter {n} from {source}: {e}");
+                        tracing::warn!(app = %self.app, function = %self.function, key = %k.key, store, parameter = %n, error = %e, "config: parameter fetch failed at boot");
                         why
                     }
                 },
@@ -235,8 +329,10 @@ impl Resolver {
                         k.current = Current::Fetched(map);
                         continue;
                     }
-                    Lookup::Found(_) | Lookup::Missing => format!("there are no SSM parameters under {p} in {source}"),
-                    Lookup::Failed(e) => format!("cannot fetch the SSM parameters under {p} from {source}: {e}"),
+                    Lookup::Found(_) | Lookup::Missing => {
+                        format!("there are no {store} parameters under {p} in {source}")
+                    }
+                    Lookup::Failed(e) => format!("cannot fetch the {store} parameters under {p} from {source}: {e}"),
                 },
             };
             k.current = match (&k.default, k.required) {
@@ -254,12 +350,14 @@ impl Resolver {
 
     /// Takes what a refresh got; keeps the last good values of whatever it
     /// could not get, and says so (parameter names only: values are never logged).
-    fn apply_refresh(&mut self, fetched: &Fetched) {
-        for f in &fetched.failed {
+    fn apply_refresh(&mut self, fetched: &Fetches) {
+        for f in fetched.failed() {
             tracing::warn!(app = %self.app, function = %self.function, parameters = ?f.parameters, error = %f.error,
                 "config refresh failed; keeping the last good values");
         }
         for k in &mut self.keys {
+            let store = k.store.label();
+            let fetched = fetched.of(k.store);
             match &k.param {
                 Param::Name(n) => match fetched.name(n) {
                     Lookup::Found(v) => {
@@ -267,8 +365,8 @@ impl Resolver {
                     }
                     Lookup::Missing => {
                         if matches!(k.current, Current::Fetched(_)) {
-                            tracing::warn!(app = %self.app, function = %self.function, key = %k.key, parameter = %n,
-                                "config refresh: SSM parameter no longer exists; keeping its last value");
+                            tracing::warn!(app = %self.app, function = %self.function, key = %k.key, store, parameter = %n,
+                                "config refresh: the parameter no longer exists; keeping its last value");
                         }
                     }
                     Lookup::Failed(_) => {}
@@ -282,8 +380,8 @@ impl Resolver {
                         if let Current::Fetched(before) = &k.current {
                             let gone: Vec<&String> = before.keys().filter(|key| !now.contains_key(*key)).collect();
                             if !gone.is_empty() {
-                                tracing::warn!(app = %self.app, function = %self.function, path = %p, keys = ?gone,
-                                    "config refresh: SSM parameters no longer exist under the path; keeping their last values");
+                                tracing::warn!(app = %self.app, function = %self.function, store, path = %p, keys = ?gone,
+                                    "config refresh: parameters no longer exist under the path; keeping their last values");
                             }
                             for (key, v) in before {
                                 now.entry(key.clone()).or_insert_with(|| v.clone());
@@ -298,7 +396,7 @@ impl Resolver {
         }
     }
 
-    /// The guest's view: fixed keys, then SSM keys. A key under a path never
+    /// The guest's view: fixed keys, then remote keys. A key under a path never
     /// replaces a key declared on its own.
     fn snapshot(&self) -> ConfigValues {
         self.view().into_iter().collect()
@@ -318,8 +416,8 @@ impl Resolver {
                         let path_clash = matches!(k.param, Param::Path(_))
                             && (self.fixed.contains_key(key) || declared.contains(&key.as_str()));
                         if path_clash {
-                            tracing::warn!(app = %self.app, function = %self.function, key = %key,
-                                "config: a parameter under an `ssm_path` maps to a declared key; the declared key wins");
+                            tracing::warn!(app = %self.app, function = %self.function, key = %key, source = k.store.path_source(),
+                                "config: a parameter under a path maps to a declared key; the declared key wins");
                             continue;
                         }
                         all.insert(key.clone(), v.clone());
@@ -338,6 +436,7 @@ mod tests {
     fn key(key: &str, param: Param, default: Option<&str>, required: bool) -> RemoteKey {
         RemoteKey {
             key: key.into(),
+            store: Store::Ssm,
             param,
             default: default.map(Into::into),
             required,
@@ -362,7 +461,10 @@ mod tests {
                 key("def", Param::Name("/app/def".into()), Some("d"), true),
                 key("db", Param::Path("/app/db/".into()), None, true),
             ],
-            provider,
+            providers: Providers {
+                ssm: provider,
+                oos: OosProvider::default(),
+            },
             telemetry: None,
         }
     }
@@ -378,6 +480,7 @@ mod tests {
             ),
             log_sink: Default::default(),
             ssm: Default::default(),
+            oos: Default::default(),
             app: "shop".into(),
             intercept: Default::default(),
         }
@@ -450,7 +553,7 @@ mod tests {
         std::fs::remove_file(d.join("ssm.toml")).unwrap();
         let before = r.view();
         let f = r.fetch(&SpanIds::child_of(""), 0).await;
-        assert_eq!(f.failed.len(), 1);
+        assert_eq!(f.failed().count(), 1);
         r.apply_refresh(&f);
         assert_eq!(r.view(), before);
         std::fs::remove_dir_all(&d).ok();
@@ -477,11 +580,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn oos_keys_follow_the_same_rules_from_their_own_store() {
+        let d = dir();
+        let ssm = overrides(&d, "\"/app/url\" = \"from-ssm\"\n\"/app/db/host\" = \"h\"\n");
+        let oos_file = d.join("oos.toml");
+        std::fs::write(&oos_file, "\"/app/url\" = \"from-oos\"\n\"/app/cfg/a\" = \"1\"\n").unwrap();
+        let oos = |key: &str, param: Param| RemoteKey {
+            store: Store::Oos,
+            ..self::key(key, param, None, true)
+        };
+        let mut r = resolver(ssm.clone());
+        r.providers.oos = OosProvider::overrides_file(&oos_file).unwrap();
+        r.keys.push(oos("ourl", Param::Name("/app/url".into())));
+        r.keys.push(oos("cfg", Param::Path("/app/cfg/".into())));
+        let f = r.fetch(&SpanIds::child_of(""), 0).await;
+        r.apply_boot(&f).unwrap();
+        let view = r.view();
+        assert_eq!(view["url"], "from-ssm");
+        assert_eq!(view["ourl"], "from-oos", "each key reads its own store");
+        assert_eq!(view["cfg.a"], "1");
+        assert!(!view.contains_key("db.a"));
+
+        let mut r = resolver(ssm);
+        r.providers.oos = OosProvider::overrides_file(&oos_file).unwrap();
+        r.keys.push(oos("gone", Param::Name("/app/gone".into())));
+        let f = r.fetch(&SpanIds::child_of(""), 0).await;
+        let e = r.apply_boot(&f).unwrap_err().to_string();
+        assert!(
+            e.contains("`gone`") && e.contains("OOS parameter /app/gone does not exist in the overrides file"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&d).ok();
+    }
+
+    #[tokio::test]
     async fn refresh_task_swaps_values_and_stops_with_its_owner() {
         let d = dir();
         let p = overrides(&d, "\"/app/url\" = \"1\"\n\"/app/db/host\" = \"h\"\n");
-        let Resolver { fixed, keys, .. } = resolver(p.clone());
-        let shared = ConfigShared::boot("f", fixed, keys, p.clone(), Some(Duration::from_millis(20)), &no_boot())
+        let Resolver {
+            fixed, keys, providers, ..
+        } = resolver(p.clone());
+        let shared = ConfigShared::boot("f", fixed, keys, providers, Some(Duration::from_millis(20)), &no_boot())
             .await
             .unwrap();
         let first = shared.current();

@@ -2,23 +2,29 @@
 //!
 //! The manifest declares every key a function may read and where its value
 //! comes from: a literal, a host environment variable, a file (resolved once
-//! at boot), or SSM Parameter Store (fetched at boot, then refreshed every
+//! at boot), or a parameter store — AWS SSM Parameter Store, or Alibaba Cloud's OOS
+//! Parameter Store on Function Compute — (fetched at boot, then refreshed every
 //! `config_refresh` in the background). The guest sees exactly the declared
 //! keys — not the host's environment, not credentials, not other functions'
 //! keys, not other parameters.
 //!
 //! - `ssm.rs`: fetching from SSM (batched, retried, bounded) or an overrides file;
+//! - `oos/`: fetching from OOS (its own small signed client) or an overrides file;
+//! - `fetched.rs`: what one fetch found, whichever the store;
 //! - `overrides.rs`: the overrides file format;
 //! - `cache.rs`: the swappable snapshot invocations read, and its refresh task;
 //! - `store.rs`: what the guest's reads go through ([`ConfigStore`], the seam
 //!   [`super::Intercept::config`] wraps) and the snapshot that implements it.
 
 mod cache;
+mod fetched;
+mod oos;
 mod overrides;
 mod ssm;
 mod store;
 
 pub use cache::ConfigShared;
+pub use oos::{AccessKey, OosCredentials, OosError, OosProvider};
 pub use overrides::OverridesError;
 pub use ssm::SsmProvider;
 pub use store::{ConfigError, ConfigStore, ConfigValues};
@@ -30,7 +36,7 @@ use crate::error::BootError;
 use crate::invocation::Invocation;
 use crate::manifest::{ConfigSource, FunctionSpec};
 use crate::state::HostState;
-use cache::{Param, RemoteKey};
+use cache::{Param, Providers, RemoteKey, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use wasmtime::component::Linker;
@@ -69,11 +75,19 @@ impl Capability for Config {
             };
             let value = match &decl.source {
                 ConfigSource::Ssm(name) => {
-                    remote.push(RemoteKey::new(key, Param::Name(name.clone()), decl));
+                    remote.push(RemoteKey::new(key, Store::Ssm, Param::Name(name.clone()), decl));
                     continue;
                 }
                 ConfigSource::SsmPath(path) => {
-                    remote.push(RemoteKey::new(key, Param::Path(path.clone()), decl));
+                    remote.push(RemoteKey::new(key, Store::Ssm, Param::Path(path.clone()), decl));
+                    continue;
+                }
+                ConfigSource::Oos(name) => {
+                    remote.push(RemoteKey::new(key, Store::Oos, Param::Name(name.clone()), decl));
+                    continue;
+                }
+                ConfigSource::OosPath(path) => {
+                    remote.push(RemoteKey::new(key, Store::Oos, Param::Path(path.clone()), decl));
                     continue;
                 }
                 ConfigSource::Value(v) => Some(v.clone()),
@@ -100,7 +114,11 @@ impl Capability for Config {
                     let what = match &decl.source {
                         ConfigSource::Env(n) => format!("environment variable {n} is not set"),
                         ConfigSource::File(p) => format!("file {} does not exist", p.display()),
-                        ConfigSource::Value(_) | ConfigSource::Ssm(_) | ConfigSource::SsmPath(_) => "no value".into(),
+                        ConfigSource::Value(_)
+                        | ConfigSource::Ssm(_)
+                        | ConfigSource::SsmPath(_)
+                        | ConfigSource::Oos(_)
+                        | ConfigSource::OosPath(_) => "no value".into(),
                     };
                     return Err(err(format!(
                         "{what} and the key has no default (set `required = false` to allow)"
@@ -109,7 +127,11 @@ impl Capability for Config {
                 None => {}
             }
         }
-        let values = ConfigShared::boot(&spec.name, fixed, remote, boot.ssm.clone(), spec.config_refresh, boot).await?;
+        let providers = Providers {
+            ssm: boot.ssm.clone(),
+            oos: boot.oos.clone(),
+        };
+        let values = ConfigShared::boot(&spec.name, fixed, remote, providers, spec.config_refresh, boot).await?;
         Ok(ConfigFunction {
             values,
             function: Arc::from(spec.name.as_str()),

@@ -77,13 +77,7 @@ pub struct Connector {
 impl Connector {
     /// Builds the connector from the embedder's options.
     pub fn new(opts: &OutboundOptions) -> Result<Connector, rustls::Error> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-            })
-            .with_no_client_auth();
+        let config = tls_client_config()?;
         Ok(Connector {
             network: opts.network.clone(),
             policy: AddressPolicy::new(opts.control_endpoints.iter().copied()),
@@ -161,6 +155,18 @@ impl Connector {
             std::io::Error::new(std::io::ErrorKind::NotFound, "no address to connect to")
         }))))
     }
+}
+
+/// The host's TLS client settings: rustls on ring, the webpki roots, no client certificate. Guests'
+/// outbound requests and the host's own calls (OOS config) use them.
+pub fn tls_client_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+        })
+        .with_no_client_auth())
 }
 
 /// A connection, plain or TLS.

@@ -175,6 +175,42 @@ fn bad_manifests_name_file_line_and_key() {
             "no single value to default",
         ),
         (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"/p\", oos = \"/p\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "2 sources (`ssm`, `oos`)",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { oos = \"/shop/db.url\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "invalid OOS parameter name \"/shop/db.url\"",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { oos = \"\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "invalid OOS parameter name",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { oos_path = \"shop/db\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "invalid OOS path",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { oos_path = \"/shop//db\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "invalid OOS path",
+        ),
+        (
+            "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { oos_path = \"/shop/db/\", default = \"x\" }\n",
+            Some(5),
+            Some("function.a.config.k"),
+            "an `oos_path` key has no single value to default",
+        ),
+        (
             "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"/p\", decrypt = true }\n",
             Some(5),
             Some("function.a.config.k.decrypt"),
@@ -343,6 +379,36 @@ component = "c.wasm"
     assert!(m.uses_ssm());
     let plain = parse("manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n").unwrap();
     assert!(!plain.uses_ssm());
+}
+
+#[test]
+fn oos_sources_parse_beside_ssm_ones() {
+    let m = parse(
+        r#"
+manifest_version = 1
+
+[function.a]
+component = "a.wasm"
+
+[function.a.config]
+token = { oos = "shop-token", secret = true }
+url = { oos = "/shop/db-url", default = "postgres://localhost", required = false }
+db = { oos_path = "/shop/db" }
+region = { ssm = "/shop/region" }
+"#,
+    )
+    .unwrap();
+    let a = m.function("a").unwrap();
+    assert_eq!(a.config["token"].source, ConfigSource::Oos("shop-token".into()));
+    assert_eq!(a.config["url"].source, ConfigSource::Oos("/shop/db-url".into()));
+    assert_eq!(a.config["url"].default.as_deref(), Some("postgres://localhost"));
+    assert_eq!(a.config["db"].source, ConfigSource::OosPath("/shop/db/".into()));
+    assert!(m.uses_oos() && m.uses_ssm());
+    let ssm_only = parse(
+        "manifest_version = 1\n[function.a]\ncomponent = \"a.wasm\"\n[function.a.config]\nk = { ssm = \"/k\" }\n",
+    )
+    .unwrap();
+    assert!(!ssm_only.uses_oos());
 }
 
 #[test]

@@ -129,37 +129,77 @@ pub(super) fn config_key(name: &str, spec: &Spanned<RawConfigKey>, prefix: &str)
         return Err(at("config keys may use letters, digits, '_', '-' and '.' only".into()));
     }
     let s = spec.get_ref();
-    let given: Vec<&str> = [
-        ("value", s.value.is_some()),
-        ("env", s.env.is_some()),
-        ("file", s.file.is_some()),
-        ("ssm", s.ssm.is_some()),
-        ("ssm_path", s.ssm_path.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(n, set)| set.then_some(n))
-    .collect();
-    const ONE: &str = "give exactly one source: `value`, `env`, `file`, `ssm` or `ssm_path`";
-    match (&s.value, &s.env, &s.file, &s.ssm, &s.ssm_path) {
-        (Some(v), None, None, None, None) => Ok(ConfigSource::Value(v.clone())),
-        (None, Some(v), None, None, None) => Ok(ConfigSource::Env(v.clone())),
-        (None, None, Some(v), None, None) => Ok(ConfigSource::File(v.into())),
-        (None, None, None, Some(v), None) => Ok(ConfigSource::Ssm(ssm_name(v).map_err(at)?)),
-        (None, None, None, None, Some(v)) => {
-            if s.default.is_some() {
-                return Err(at("an `ssm_path` key has no single value to default: use \
-                               `required = false` to allow an empty path"
-                    .into()));
-            }
-            Ok(ConfigSource::SsmPath(ssm_path(v).map_err(at)?))
+    let sources = [
+        ("value", &s.value),
+        ("env", &s.env),
+        ("file", &s.file),
+        ("ssm", &s.ssm),
+        ("ssm_path", &s.ssm_path),
+        ("oos", &s.oos),
+        ("oos_path", &s.oos_path),
+    ];
+    let given: Vec<(&str, &String)> = sources
+        .into_iter()
+        .filter_map(|(n, v)| v.as_ref().map(|v| (n, v)))
+        .collect();
+    const ONE: &str = "give exactly one source: `value`, `env`, `file`, `ssm`, `ssm_path`, `oos` or `oos_path`";
+    let no_path_default = |key: &str| {
+        at(format!(
+            "an `{key}` key has no single value to default: use `required = false` to allow an empty path"
+        ))
+    };
+    match given[..] {
+        [("value", v)] => Ok(ConfigSource::Value(v.clone())),
+        [("env", v)] => Ok(ConfigSource::Env(v.clone())),
+        [("file", v)] => Ok(ConfigSource::File(v.into())),
+        [("ssm", v)] => Ok(ConfigSource::Ssm(ssm_name(v).map_err(at)?)),
+        [("ssm_path", _)] if s.default.is_some() => Err(no_path_default("ssm_path")),
+        [("ssm_path", v)] => Ok(ConfigSource::SsmPath(ssm_path(v).map_err(at)?)),
+        [("oos", v)] => Ok(ConfigSource::Oos(oos_name(v).map_err(at)?)),
+        [("oos_path", _)] if s.default.is_some() => Err(no_path_default("oos_path")),
+        [("oos_path", v)] => Ok(ConfigSource::OosPath(oos_path(v).map_err(at)?)),
+        [] => Err(at(format!("the key has no source: {ONE}"))),
+        _ => {
+            let names: Vec<&str> = given.iter().map(|(n, _)| *n).collect();
+            Err(at(format!(
+                "the key has {} sources (`{}`): {ONE}",
+                names.len(),
+                names.join("`, `")
+            )))
         }
-        _ if given.is_empty() => Err(at(format!("the key has no source: {ONE}"))),
-        _ => Err(at(format!(
-            "the key has {} sources (`{}`): {ONE}",
-            given.len(),
-            given.join("`, `")
-        ))),
     }
+}
+
+/// The longest OOS parameter name or path (OOS's limit: fewer than 200 characters).
+const OOS_NAME_MAX: usize = 199;
+
+/// Whether `c` may appear in an OOS parameter name: letters, digits, `_`, `-` and `/` (OOS's alphabet).
+fn oos_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_-/".contains(c)
+}
+
+/// OOS parameter names: 1 to 199 characters of OOS's alphabet. A name either OOS API accepts (plain or
+/// secret), e.g. `/shop/db-url` or `shop-token`.
+fn oos_name(name: &str) -> Result<String, String> {
+    if name.is_empty() || name.len() > OOS_NAME_MAX || !name.chars().all(oos_char) {
+        return Err(format!(
+            "invalid OOS parameter name {name:?}: use 1 to {OOS_NAME_MAX} letters, digits and `_-/` \
+             (e.g. \"/shop/db-url\")"
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// An OOS path: starts with `/`, OOS's alphabet, no empty segment; returned with a trailing `/`.
+fn oos_path(path: &str) -> Result<String, String> {
+    let ok = path.starts_with('/') && path.len() <= OOS_NAME_MAX && !path.contains("//") && path.chars().all(oos_char);
+    if !ok {
+        return Err(format!(
+            "invalid OOS path {path:?}: it starts with '/', has no empty segment ('//') and uses at most \
+             {OOS_NAME_MAX} letters, digits and `_-/` (e.g. \"/shop/db/\")"
+        ));
+    }
+    Ok(format!("{}/", path.trim_end_matches('/')))
 }
 
 /// SSM parameter names: letters, digits, `_.-/` (AWS's alphabet), plus `:` for ARNs and
