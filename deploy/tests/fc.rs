@@ -131,6 +131,11 @@ impl Drop for Fc {
 impl Fc {
     /// Starts `bootstrap` for `function` and waits until it accepts connections.
     async fn start(function: &str) -> Fc {
+        Fc::start_with(manifest(), function, &[]).await
+    }
+
+    /// Starts `bootstrap` for `function` of `manifest`, with `env` added to Function Compute's.
+    async fn start_with(manifest: &std::path::Path, function: &str, env: &[(&str, &str)]) -> Fc {
         let port = free_port();
         let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
             .env_clear()
@@ -141,9 +146,10 @@ impl Fc {
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.env-key-id")
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ENV_SECRET)
             .env("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token-must-not-leak")
-            .env("NIMBUS_MANIFEST", manifest())
+            .env("NIMBUS_MANIFEST", manifest)
             .env("NIMBUS_FUNCTION", function)
             .env("NIMBUS_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -478,4 +484,70 @@ async fn oversized_bodies_are_refused_and_serving_goes_on() {
         .send("POST", "/", b"small", &fc_headers("/http-invoke", "small-http"))
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
+}
+
+/// `oos` config keys are fetched with Function Compute's credentials: at boot the environment's, after a
+/// request the fresher ones its `x-fc-access-key-*` headers carry (the environment's token has expired by
+/// then, so only the headers' can sign the refresh). The fake checks every signature with Alibaba Cloud's
+/// own signer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oos_config_refreshes_with_the_credentials_each_request_carries() {
+    use nimbus_tests::oos::{FRESH_KEY_ID, FRESH_KEY_SECRET, FRESH_TOKEN, FakeOos, KEY_ID, KEY_SECRET, State, TOKEN};
+    let mut state = State::default();
+    state.plain.insert("/app/greeting".into(), "hello".into());
+    let fake = FakeOos::start(&state);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("nimbus.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "manifest_version = 1\n[function.cfg]\ncomponent = \"{}\"\nroutes = [\"ANY /{{*rest}}\"]\n\
+             config_refresh = \"300ms\"\n[function.cfg.config]\ngreeting = {{ oos = \"/app/greeting\" }}\n",
+            nimbus_tests::components::CONFIG_GET
+        ),
+    )
+    .unwrap();
+    let endpoint = fake.endpoint();
+    let env = [
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID", KEY_ID),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", KEY_SECRET),
+        ("ALIBABA_CLOUD_SECURITY_TOKEN", TOKEN),
+        ("NIMBUS_OOS_ENDPOINT", endpoint.as_str()),
+    ];
+    let fc = Fc::start_with(&manifest, "cfg", &env).await;
+    let greeting = |r: &Reply| r.json()["value"].as_str().map(str::to_owned);
+    let mut headers = fc_headers("/http-invoke", "req-oos-1");
+    headers.retain(|(n, _)| !n.starts_with("x-fc-access-key") && n != "x-fc-security-token");
+    headers.extend([
+        ("x-fc-access-key-id".to_owned(), FRESH_KEY_ID.to_owned()),
+        ("x-fc-access-key-secret".to_owned(), FRESH_KEY_SECRET.to_owned()),
+        ("x-fc-security-token".to_owned(), FRESH_TOKEN.to_owned()),
+    ]);
+    let r = fc.send("GET", "/config?key=greeting", b"", &headers).await;
+    assert_eq!(greeting(&r).as_deref(), Some("hello"), "{r:?}");
+
+    // The environment's token expires and the value changes: only the headers' credentials can fetch it.
+    state.expired_tokens = vec![TOKEN.into()];
+    state.plain.insert("/app/greeting".into(), "rotated".into());
+    fake.set(&state);
+    let until = Instant::now() + Duration::from_secs(20);
+    let mut seen = None;
+    while Instant::now() < until {
+        let r = fc.send("GET", "/config?key=greeting", b"", &headers).await;
+        seen = greeting(&r);
+        if seen.as_deref() == Some("rotated") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        seen.as_deref(),
+        Some("rotated"),
+        "the refresh signed with the request's credentials; stderr: {:?}",
+        fc.stderr()
+    );
+    let logs = fc.stderr().join("\n") + &fc.stdout().join("\n");
+    for secret in [KEY_SECRET, TOKEN, FRESH_KEY_SECRET, FRESH_TOKEN] {
+        assert!(!logs.contains(secret), "a credential reached the logs");
+    }
 }

@@ -17,6 +17,14 @@ pub const KEY_SECRET: &str = "nimbus-test-secret";
 /// Its security token.
 pub const TOKEN: &str = "nimbus-test-token";
 
+/// A second key pair the fake knows, standing for the fresher credentials a platform hands over later
+/// (Function Compute's per-request `x-fc-access-key-*` headers).
+pub const FRESH_KEY_ID: &str = "STS.NimbusFreshKey";
+/// Its secret.
+pub const FRESH_KEY_SECRET: &str = "nimbus-fresh-secret";
+/// Its security token.
+pub const FRESH_TOKEN: &str = "nimbus-fresh-token";
+
 /// What the fake holds.
 #[derive(Debug, Clone, Default)]
 pub struct State {
@@ -120,7 +128,10 @@ impl FakeOos {
 /// Writes the state file whole (a new file renamed over the old: the fake never reads half of one).
 fn write_state(file: &Path, state: &State) {
     let json = json!({
-        "keys": {KEY_ID: {"secret": KEY_SECRET, "token": TOKEN}},
+        "keys": {
+            KEY_ID: {"secret": KEY_SECRET, "token": TOKEN},
+            FRESH_KEY_ID: {"secret": FRESH_KEY_SECRET, "token": FRESH_TOKEN},
+        },
         "expired_tokens": state.expired_tokens,
         "plain": state.plain,
         "secret": state.secret,

@@ -40,6 +40,7 @@
 
 use crate::lambda::tasks::LambdaTasks;
 use crate::lambda::{self, LambdaOptions};
+use nimbus_core::caps::config::OosCredentials;
 use nimbus_core::engine::MIN_POOL_INSTANCES;
 use nimbus_core::settings::{PlatformChoice, PlatformKind, PlatformSettings};
 use nimbus_core::telemetry::{Cloud, Platform};
@@ -155,6 +156,8 @@ pub fn pick_function(manifest: &Manifest, asked: Option<&str>) -> Result<String,
 struct Booted {
     host: Arc<Host>,
     lambda: Option<LambdaOptions>,
+    /// The credentials `oos` config keys are fetched with, which Function Compute refreshes per request.
+    oos_credentials: OosCredentials,
 }
 
 /// Boots the host for the packaged function on `platform`.
@@ -190,6 +193,7 @@ async fn init(started: Instant, settings: &Settings, platform: PlatformKind) -> 
     if platform == PlatformKind::Lambda {
         lambda_boot_options(&mut opts, settings).await?;
     }
+    let oos_credentials = opts.oos.credentials().cloned().unwrap_or_default();
     let host = Host::boot(manifest, opts).await?;
     let f = &host.functions()[0];
     let unsupported = |why| InitError::Unsupported {
@@ -236,7 +240,11 @@ async fn init(started: Instant, settings: &Settings, platform: PlatformKind) -> 
         init_ms = started.elapsed().as_secs_f64() * 1e3,
         "init done"
     );
-    Ok(Booted { host, lambda })
+    Ok(Booted {
+        host,
+        lambda,
+        oos_credentials,
+    })
 }
 
 /// Lambda's part of the boot options: WebSocket sends, key-value on DynamoDB, the Runtime API closed to
@@ -270,9 +278,11 @@ async fn lambda_boot_options(opts: &mut nimbus_core::BootOptions, settings: &Set
 }
 
 /// Serves a platform that calls in over HTTP with its adapter, until it stops the environment.
-async fn serve_hosted(platform: PlatformKind, host: Arc<Host>, settings: &Settings) -> Result<(), String> {
+async fn serve_hosted(platform: PlatformKind, booted: Booted, settings: &Settings) -> Result<(), String> {
     match platform {
-        PlatformKind::FunctionCompute => crate::fc::serve(host, settings).await.map_err(|e| e.to_string()),
+        PlatformKind::FunctionCompute => crate::fc::serve(booted.host, settings, booted.oos_credentials)
+            .await
+            .map_err(|e| e.to_string()),
         PlatformKind::Lambda | PlatformKind::Knative | PlatformKind::Azure => Err(no_adapter(platform)),
     }
 }
@@ -362,7 +372,7 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
             Ok(settings) => init(started, settings, platform).await.map(|b| (b, settings)),
             Err(e) => Err(InitError::Setting(e.clone())),
         };
-        let (booted, settings) = match booted {
+        let (mut booted, settings) = match booted {
             Ok(booted) => booted,
             Err(e) => {
                 tracing::error!(error_type = e.error_type(), "init failed: {e}");
@@ -374,7 +384,7 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match booted.lambda {
+        match booted.lambda.take() {
             Some(opts) => match lambda::run(booted.host, 0, opts).await {
                 Ok(never) => match never {},
                 // One line naming the Runtime API call and what was wrong; never a panic.
@@ -383,7 +393,7 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
                     ExitCode::FAILURE
                 }
             },
-            None => match serve_hosted(platform, booted.host, settings).await {
+            None => match serve_hosted(platform, booted, settings).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!("stopping: {e}");

@@ -69,7 +69,6 @@ impl PlatformKind {
     }
 }
 
-
 impl fmt::Display for PlatformKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

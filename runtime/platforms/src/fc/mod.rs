@@ -43,6 +43,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use markers::{Marked, Phase};
 use nimbus_core::Settings;
+use nimbus_core::caps::config::OosCredentials;
 use nimbus_core::invocation::{new_request_id, unix_ms_now};
 use nimbus_core::logs::{LogSink, format_record};
 use nimbus_core::settings::ListenerSettings;
@@ -76,7 +77,7 @@ pub const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(24 * 3600);
 
 /// Serves the host's one function (`host.functions()[0]`) on `0.0.0.0:$FC_CUSTOM_LISTEN_PORT` through
 /// [`crate::serving`] (no `Date` header: Function Compute forbids it) until SIGTERM or SIGINT.
-pub async fn serve(host: Arc<Host>, settings: &Settings) -> Result<(), ServeError> {
+pub async fn serve(host: Arc<Host>, settings: &Settings, credentials: OosCredentials) -> Result<(), ServeError> {
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.fc.port()));
     let mut serving = Serving::new(addr, limits(&settings.listener));
     serving.date_header = false;
@@ -84,6 +85,7 @@ pub async fn serve(host: Arc<Host>, settings: &Settings) -> Result<(), ServeErro
     let opts = FcOptions {
         deadline_margin: settings.lambda.deadline_margin.unwrap_or(defaults.deadline_margin),
         drain: serving.drain,
+        credentials,
         ..defaults
     };
     let handler = Arc::new(FcHandler::new(host.clone(), 0, opts));
@@ -103,6 +105,8 @@ pub struct FcOptions {
     pub drain: Duration,
     /// Where the marker lines and invocation error lines go.
     pub log_sink: LogSink,
+    /// The OOS provider's credentials, which the ones each request carries replace.
+    pub credentials: OosCredentials,
 }
 
 impl Default for FcOptions {
@@ -112,6 +116,7 @@ impl Default for FcOptions {
             deadline_margin: Duration::from_millis(100),
             drain: Duration::from_secs(10),
             log_sink: LogSink::Stdout,
+            credentials: OosCredentials::default(),
         }
     }
 }
@@ -121,8 +126,8 @@ pub struct FcHandler {
     host: Arc<Host>,
     function: usize,
     opts: FcOptions,
-    /// The latest credentials Function Compute sent.
-    credentials: credentials::LatestCredentials,
+    /// Where the latest credentials Function Compute sent go: the OOS provider's.
+    credentials: OosCredentials,
     /// Requests being answered (hooks excluded), for `/pre-stop`.
     in_flight: InFlight,
     /// Forbidden response headers already logged, by name.
@@ -137,22 +142,17 @@ impl FcHandler {
         FcHandler {
             host,
             function,
+            credentials: opts.credentials.clone(),
             opts,
-            credentials: credentials::LatestCredentials::default(),
             in_flight: InFlight::default(),
             dropped_logged: Mutex::new(HashSet::new()),
             timeout_warned: AtomicBool::new(false),
         }
     }
 
-    /// The latest credentials Function Compute sent (for the host's own calls to Alibaba Cloud).
-    pub fn credentials(&self) -> credentials::LatestCredentials {
-        self.credentials.clone()
-    }
-
     /// Answers one request from Function Compute.
     pub async fn handle(&self, req: Request<Incoming>, peer: Peer) -> Response<Body> {
-        self.credentials.update(req.headers());
+        credentials::update(&self.credentials, req.headers());
         let path = match decode::control_path(req.headers()) {
             Ok(path) => path,
             Err(e) => {
