@@ -15,6 +15,7 @@
 
 mod boot;
 pub mod engine;
+pub mod knative;
 pub mod lambda;
 pub mod listener;
 pub mod local;
@@ -23,6 +24,7 @@ pub mod telemetry;
 mod vars;
 
 pub use engine::EngineSettings;
+pub use knative::KnativeSettings;
 pub use lambda::{LambdaSettings, TaskStoreSettings};
 pub use listener::ListenerSettings;
 pub use local::LocalSettings;
@@ -93,6 +95,8 @@ pub struct Settings {
     pub lambda: LambdaSettings,
     /// What only the `nimbus` CLI reads.
     pub local: LocalSettings,
+    /// What only `bootstrap` on Cloud Run / Knative reads.
+    pub knative: KnativeSettings,
     /// Which platform `bootstrap` serves.
     pub platform: PlatformSettings,
     /// `NIMBUS_*` variables no setting has, each with the setting its name is closest to.
@@ -130,6 +134,7 @@ impl Settings {
             listener: ListenerSettings::read(&vars)?,
             lambda: LambdaSettings::read(&vars)?,
             local: LocalSettings::read(&vars)?,
+            knative: KnativeSettings::read(&vars)?,
             platform: PlatformSettings::read(&vars)?,
             unknown: Vec::new(),
             ignored: Vec::new(),

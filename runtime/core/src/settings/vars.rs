@@ -15,8 +15,9 @@ pub(super) const NIMBUS_PREFIX: &str = "NIMBUS_";
 /// The prefix of the OpenTelemetry variables.
 const OTEL_PREFIX: &str = "OTEL_";
 
-/// The `NIMBUS_*` and `OTEL_*` variables of an environment and the variables that mark a platform
-/// ([`super::platform::is_platform_variable`]; others are not kept), the names read so far, and
+/// The `NIMBUS_*` and `OTEL_*` variables of an environment, the variables that mark a platform
+/// ([`super::platform::is_platform_variable`]) and Cloud Run / Knative's ([`super::knative::VARIABLES`]);
+/// others are not kept, the names read so far, and
 /// the values ignored the way the OpenTelemetry SDK ignores them.
 pub(super) struct Vars {
     vars: BTreeMap<String, OsString>,
@@ -36,7 +37,8 @@ impl Vars {
                 Ok(name)
                     if name.starts_with(NIMBUS_PREFIX)
                         || name.starts_with(OTEL_PREFIX)
-                        || super::platform::is_platform_variable(&name) =>
+                        || super::platform::is_platform_variable(&name)
+                        || super::knative::VARIABLES.contains(&name.as_str()) =>
                 {
                     vars.insert(name, value);
                 }
