@@ -85,7 +85,11 @@ impl Service {
             if let Ok(Some(status)) = service.child.try_wait() {
                 panic!("bootstrap exited with {status} before listening:\n{}", service.logs());
             }
-            assert!(Instant::now() < deadline, "not listening after 60 s:\n{}", service.logs());
+            assert!(
+                Instant::now() < deadline,
+                "not listening after 60 s:\n{}",
+                service.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         service
@@ -121,7 +125,11 @@ impl Service {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "still running after {within:?}:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "still running after {within:?}:\n{}",
+                self.logs()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -161,7 +169,11 @@ async fn http_functions_get_the_request_as_is_over_http1_and_h2c() {
     let s = Service::start(HTTP_ECHO, "", &[]).await;
     assert!(s.logged("platform: Cloud Run / Knative"), "{}", s.logs());
     let r = s
-        .post("/items/7?x=1&y=two", b"\x00\x01body", &[("x-custom", "a"), ("x-custom", "b")])
+        .post(
+            "/items/7?x=1&y=two",
+            b"\x00\x01body",
+            &[("x-custom", "a"), ("x-custom", "b")],
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.headers.contains_key("x-nimbus-request-id"));
@@ -181,10 +193,12 @@ async fn http_functions_get_the_request_as_is_over_http1_and_h2c() {
 
     // HTTP/2 cleartext with prior knowledge, as Cloud Run sends it to a service deployed with --use-http2.
     let stream = TcpStream::connect(s.addr).await.unwrap();
-    let (mut h2, conn) =
-        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), hyper_util::rt::TokioIo::new(stream))
-            .await
-            .expect("h2c handshake");
+    let (mut h2, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .expect("h2c handshake");
     tokio::spawn(conn);
     for i in 0..3 {
         let req = http::Request::builder()
@@ -197,7 +211,10 @@ async fn http_functions_get_the_request_as_is_over_http1_and_h2c() {
         assert_eq!(resp.version(), http::Version::HTTP_2);
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         let echo: Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!((echo["method"].as_str(), echo["path"].as_str()), (Some("PUT"), Some(&*format!("/h2/{i}"))));
+        assert_eq!(
+            (echo["method"].as_str(), echo["path"].as_str()),
+            (Some("PUT"), Some(&*format!("/h2/{i}")))
+        );
         assert_eq!(echo["body_hex"], "6f766572206832");
     }
 }
@@ -206,10 +223,26 @@ async fn http_functions_get_the_request_as_is_over_http1_and_h2c() {
 async fn cloudevents_and_pubsub_push_reach_event_functions_with_their_source() {
     let s = Service::start(ECHO, "", &[]).await;
     for (fixture, source, ce_type) in [
-        ("eventarc-pubsub-binary.http", "sns", Some("google.cloud.pubsub.topic.v1.messagePublished")),
-        ("eventarc-pubsub-structured.http", "sns", Some("google.cloud.pubsub.topic.v1.messagePublished")),
-        ("eventarc-storage-binary.http", "s3", Some("google.cloud.storage.object.v1.finalized")),
-        ("eventarc-storage-structured.http", "s3", Some("google.cloud.storage.object.v1.finalized")),
+        (
+            "eventarc-pubsub-binary.http",
+            "sns",
+            Some("google.cloud.pubsub.topic.v1.messagePublished"),
+        ),
+        (
+            "eventarc-pubsub-structured.http",
+            "sns",
+            Some("google.cloud.pubsub.topic.v1.messagePublished"),
+        ),
+        (
+            "eventarc-storage-binary.http",
+            "s3",
+            Some("google.cloud.storage.object.v1.finalized"),
+        ),
+        (
+            "eventarc-storage-structured.http",
+            "s3",
+            Some("google.cloud.storage.object.v1.finalized"),
+        ),
         ("knative-ping-binary.http", "schedule", Some("dev.knative.sources.ping")),
         ("pubsub-push.http", "sns", None),
     ] {
@@ -225,20 +258,24 @@ async fn cloudevents_and_pubsub_push_reach_event_functions_with_their_source() {
                 assert_eq!(out["echo"]["specversion"], "1.0");
                 assert!(out["echo"]["data"].is_object(), "{fixture}: {out}");
             }
-            None => assert_eq!(out["echo"]["subscription"], "projects/myproject/subscriptions/mysubscription"),
+            None => assert_eq!(
+                out["echo"]["subscription"],
+                "projects/myproject/subscriptions/mysubscription"
+            ),
         }
     }
     // A plain body is a direct invocation, as under `nimbus serve`.
-    let r = s.post("/", br#"{"n": 1}"#, &[("content-type", "application/json")]).await;
+    let r = s
+        .post("/", br#"{"n": 1}"#, &[("content-type", "application/json")])
+        .await;
     assert_eq!((r.status, r.json()["source"].clone()), (200, json!("direct")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_event_invocation_is_not_2xx_so_pubsub_retries() {
     let s = Service::start(EVENT_CHECK, "", &[]).await;
-    let ce = |extra: &str| {
-        format!(r#"{{"specversion":"1.0","type":"com.example.t","source":"//example","id":"1"{extra}}}"#)
-    };
+    let ce =
+        |extra: &str| format!(r#"{{"specversion":"1.0","type":"com.example.t","source":"//example","id":"1"{extra}}}"#);
     let structured = [("content-type", "application/cloudevents+json")];
     // An integer extension attribute is what EVENT_CHECK reads at the top level.
     let r = s.post("/", ce(r#","n":21"#).as_bytes(), &structured).await;
@@ -261,7 +298,14 @@ async fn a_failed_event_invocation_is_not_2xx_so_pubsub_retries() {
 async fn x_cloud_trace_context_reaches_the_guest_as_w3c_and_no_credentials_do() {
     let s = Service::start(CONTEXT, "", &[]).await;
     let trace = "105445aa7843bc8bf206b12000100000";
-    let r = request(s.addr, "GET", "/", None, &[("x-cloud-trace-context", &format!("{trace}/1;o=1"))]).await;
+    let r = request(
+        s.addr,
+        "GET",
+        "/",
+        None,
+        &[("x-cloud-trace-context", &format!("{trace}/1;o=1"))],
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.text());
     let ctx = r.json();
     let tp = ctx["traceparent"].as_str().unwrap();
@@ -276,13 +320,23 @@ async fn x_cloud_trace_context_reaches_the_guest_as_w3c_and_no_credentials_do() 
         "GET",
         "/",
         None,
-        &[("x-cloud-trace-context", &format!("{trace}/1;o=1")), ("traceparent", w3c)],
+        &[
+            ("x-cloud-trace-context", &format!("{trace}/1;o=1")),
+            ("traceparent", w3c),
+        ],
     )
     .await;
     let tp = r.json()["traceparent"].as_str().unwrap().to_owned();
     assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{tp}");
     // A hostile header starts a new trace; the request is served.
-    let r = request(s.addr, "GET", "/", None, &[("x-cloud-trace-context", &format!("{trace}/99999999999999999999999"))]).await;
+    let r = request(
+        s.addr,
+        "GET",
+        "/",
+        None,
+        &[("x-cloud-trace-context", &format!("{trace}/99999999999999999999999"))],
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert!(!r.json()["traceparent"].as_str().unwrap().contains(trace));
 }
@@ -294,8 +348,16 @@ async fn hostile_input_is_refused_clearly_and_the_server_keeps_serving() {
     let structured = [("content-type", "application/cloudevents+json")];
     for (body, headers, says) in [
         (&b"{not json"[..], &structured[..], "not valid JSON"),
-        (br#"{"specversion":"1.0","type":"t","source":"s"}"#, &structured[..], "no id attribute"),
-        (br#"{"specversion":"0.1","type":"t","source":"s","id":"1"}"#, &structured[..], "specversion"),
+        (
+            br#"{"specversion":"1.0","type":"t","source":"s"}"#,
+            &structured[..],
+            "no id attribute",
+        ),
+        (
+            br#"{"specversion":"0.1","type":"t","source":"s","id":"1"}"#,
+            &structured[..],
+            "specversion",
+        ),
         (
             b"{}",
             &[("ce-specversion", "1.0"), ("ce-type", "t"), ("ce-id", "1")][..],
@@ -308,7 +370,11 @@ async fn hostile_input_is_refused_clearly_and_the_server_keeps_serving() {
         assert_eq!(err["error"], "Nimbus.BadCloudEvent", "{err}");
         assert!(err["message"].as_str().unwrap().contains(says), "{err}");
     }
-    assert!(s.logged("Nimbus.BadCloudEvent"), "a refused event is logged: {}", s.logs());
+    assert!(
+        s.logged("Nimbus.BadCloudEvent"),
+        "a refused event is logged: {}",
+        s.logs()
+    );
     // A body over max_request_body (6 MiB by default) is a 413 before it is read.
     let oversized = raw_exchange(
         s.addr,
@@ -344,7 +410,11 @@ async fn sigterm_drains_in_flight_requests_flushes_spans_and_exits_0() {
     // New connections are refused once the listener has stopped (bounded wait for the signal to land).
     let deadline = Instant::now() + Duration::from_secs(5);
     while TcpStream::connect(s.addr).await.is_ok() {
-        assert!(Instant::now() < deadline, "still accepting 5 s after SIGTERM:\n{}", s.logs());
+        assert!(
+            Instant::now() < deadline,
+            "still accepting 5 s after SIGTERM:\n{}",
+            s.logs()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // The in-flight request completes.
@@ -356,11 +426,17 @@ async fn sigterm_drains_in_flight_requests_flushes_spans_and_exits_0() {
         .unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("31323334353637383930"), "the whole body reached the guest: {answer}");
+    assert!(
+        answer.contains("31323334353637383930"),
+        "the whole body reached the guest: {answer}"
+    );
     let status = s.exited(Duration::from_secs(10)).await;
     let took = term.elapsed();
     assert_eq!(status.code(), Some(0), "{}", s.logs());
-    assert!(took < Duration::from_secs(9), "exit took {took:?}, past Cloud Run's 10 s grace");
+    assert!(
+        took < Duration::from_secs(9),
+        "exit took {took:?}, past Cloud Run's 10 s grace"
+    );
     // Its span was exported before the process exited: nothing is waited for after.
     let spans = otlp.spans();
     let span = spans
@@ -368,5 +444,10 @@ async fn sigterm_drains_in_flight_requests_flushes_spans_and_exits_0() {
         .find(|sp| sp.trace_id == trace)
         .unwrap_or_else(|| panic!("no span of the drained request in {spans:?}\n{}", s.logs()));
     assert_eq!(span.parent_span_id, "b7ad6b7169203331");
-    assert_eq!(span.resource.get("faas.name"), Some(&json!("hello")), "{:?}", span.resource);
+    assert_eq!(
+        span.resource.get("faas.name"),
+        Some(&json!("hello")),
+        "{:?}",
+        span.resource
+    );
 }

@@ -2,10 +2,10 @@
 //! the tests unpack them and run the packaged `bootstrap` as a child process
 //! against the Lambda Runtime API emulator in `nimbus-tests`.
 
+use nimbus_tests::collect_lines;
 use nimbus_tests::components::{
     CHAT, CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, OUTBOUND, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
 };
-use nimbus_tests::collect_lines;
 use nimbus_tests::lambda_emulator::{DeadlineHeader, InvokeOptions, LambdaEmulator, Outcome};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -986,7 +986,6 @@ fn bootstrap_says_first_which_platform_it_chose_and_why() {
 fn bootstrap_names_a_platform_it_cannot_serve_yet() {
     for (env, flag, platform, reason) in [
         (("FC_FUNCTION_NAME", "hello"), None, "fc", "FC_FUNCTION_NAME is set"),
-        (("K_SERVICE", "hello"), None, "knative", "K_SERVICE is set"),
         (
             ("FUNCTIONS_CUSTOMHANDLER_PORT", "40000"),
             None,

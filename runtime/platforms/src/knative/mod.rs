@@ -2,8 +2,9 @@
 //!
 //! - **Listening**: `0.0.0.0:$PORT` (default 8080), HTTP/1.1 and HTTP/2 cleartext (h2c with prior
 //!   knowledge, as Cloud Run's `--use-http2` sends it) on the shared hardened listener.
-//! - **Shutdown**: on SIGTERM the listener stops accepting, in-flight requests finish (at most [`DRAIN`]),
-//!   telemetry is flushed, and `bootstrap` exits 0, inside the platform's 10 s grace period.
+//! - **Shutdown**: on SIGTERM the listener stops accepting, in-flight requests finish (at most
+//!   [`serving::DEFAULT_DRAIN`]), telemetry is flushed, and `bootstrap` exits 0, inside the platform's 10 s
+//!   grace period.
 //! - **Requests**: an HTTP function gets each request as it arrived (method, URI, headers, body). An event
 //!   function gets the event [`decode`] makes of the request (CloudEvents in binary, structured or batched
 //!   mode, Pub/Sub push bodies, plain bodies) and its output is answered 200 ([`encode`]); a failed
@@ -18,19 +19,32 @@
 pub mod decode;
 pub mod encode;
 
-use crate::listener::{self, Peer};
+use crate::listener::{self, ListenerLimits, Peer};
 use crate::local::{body::read_limited, encode::reply_response, failed};
+use crate::serving::{self, ServeError, Serving};
 use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use nimbus_core::logs::{LogSink, format_record};
-use nimbus_core::{Body, Host, Kind, Outcome, Payload, TraceContext};
+use nimbus_core::{Body, Host, Kind, Outcome, Payload, Settings, TraceContext};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-/// How long in-flight requests may run on after SIGTERM: Cloud Run kills the container 10 s after it,
-/// and the telemetry flush and exit need the rest.
-pub const DRAIN: Duration = Duration::from_secs(8);
+/// Serves the host's one function on `0.0.0.0:$PORT` (default 8080) until SIGTERM, then drains and
+/// flushes ([`serving::serve`]).
+pub async fn serve(host: Arc<Host>, settings: &Settings) -> Result<(), ServeError> {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, settings.knative.port()));
+    let serving = Serving::new(addr, ListenerLimits::from_settings(&settings.listener));
+    let adapter = Arc::new(Adapter {
+        host: host.clone(),
+        sink: LogSink::Stdout,
+    });
+    serving::serve(&host, serving, move |req, peer| {
+        let adapter = adapter.clone();
+        async move { adapter.handle(req, peer).await }
+    })
+    .await
+}
 
 /// The request handler: the host and its one function.
 struct Adapter {
