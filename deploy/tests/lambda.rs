@@ -2,12 +2,12 @@
 //! the tests unpack them and run the packaged `bootstrap` as a child process
 //! against the Lambda Runtime API emulator in `nimbus-tests`.
 
+use nimbus_tests::collect_lines;
 use nimbus_tests::components::{
     CHAT, CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, OUTBOUND, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
 };
 use nimbus_tests::lambda_emulator::{DeadlineHeader, InvokeOptions, LambdaEmulator, Outcome};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -319,17 +319,6 @@ impl Runtime {
 }
 
 /// Reads a child's output into lines on a thread of its own.
-fn collect_lines(out: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
-}
-
 /// The echoed request inside an HTTP response shape.
 fn echoed(resp: &Value) -> Value {
     serde_json::from_str(resp["body"].as_str().expect("body is text")).expect("echo body is JSON")
@@ -997,7 +986,6 @@ fn bootstrap_says_first_which_platform_it_chose_and_why() {
 fn bootstrap_names_a_platform_it_cannot_serve_yet() {
     for (env, flag, platform, reason) in [
         (("FC_FUNCTION_NAME", "hello"), None, "fc", "FC_FUNCTION_NAME is set"),
-        (("K_SERVICE", "hello"), None, "knative", "K_SERVICE is set"),
         (
             ("FUNCTIONS_CUSTOMHANDLER_PORT", "40000"),
             None,

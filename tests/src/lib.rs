@@ -195,3 +195,17 @@ pub mod otlp_receiver;
 pub mod otlp_sink;
 pub mod terraform;
 pub mod upstream;
+
+/// Collects a child process's output lines as they come (on a thread of their own), e.g. a `bootstrap`'s
+/// stdout or stderr, so a test can wait for a line and read them all afterwards.
+pub fn collect_lines(out: impl std::io::Read + Send + 'static) -> Logs {
+    use std::io::BufRead as _;
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    lines
+}

@@ -283,13 +283,14 @@ async fn serve_hosted(platform: PlatformKind, booted: Booted, settings: &Setting
         PlatformKind::FunctionCompute => crate::fc::serve(booted.host, settings, booted.oos_credentials)
             .await
             .map_err(|e| e.to_string()),
-        PlatformKind::Lambda | PlatformKind::Knative | PlatformKind::Azure => Err(no_adapter(platform)),
+        PlatformKind::Knative => crate::knative::serve(booted.host, settings).await.map_err(|e| e.to_string()),
+        PlatformKind::Lambda | PlatformKind::Azure => Err(no_adapter(platform)),
     }
 }
 
 /// Whether this build has an adapter for `platform`.
 fn has_adapter(platform: PlatformKind) -> bool {
-    matches!(platform, PlatformKind::Lambda | PlatformKind::FunctionCompute)
+    matches!(platform, PlatformKind::Lambda | PlatformKind::FunctionCompute | PlatformKind::Knative)
 }
 
 /// The refusal of a platform this build has no adapter for.

@@ -3,6 +3,7 @@
 //!
 //! - [`lambda`]: AWS Lambda's Runtime API, driven by [`bootstrap`], the
 //!   custom runtime's executable;
+//! - [`knative`]: Cloud Run and Knative Serving (HTTP on `$PORT`, CloudEvents, Pub/Sub push);
 //! - [`local`]: `nimbus serve`, an API-gateway-like HTTP server with routes
 //!   from the manifest and the Lambda Invoke API for event functions;
 //! - [`listener`]: the HTTP listener with its connection limits, shared by
@@ -14,6 +15,7 @@
 
 pub mod bootstrap;
 pub mod fc;
+pub mod knative;
 pub mod lambda;
 pub mod listener;
 pub mod local;

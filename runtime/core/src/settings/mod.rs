@@ -16,6 +16,7 @@
 mod boot;
 pub mod engine;
 pub mod fc;
+pub mod knative;
 pub mod lambda;
 pub mod listener;
 pub mod local;
@@ -26,6 +27,7 @@ mod vars;
 
 pub use engine::EngineSettings;
 pub use fc::FcSettings;
+pub use knative::KnativeSettings;
 pub use lambda::{LambdaSettings, TaskStoreSettings};
 pub use listener::ListenerSettings;
 pub use local::LocalSettings;
@@ -99,6 +101,8 @@ pub struct Settings {
     pub fc: FcSettings,
     /// What only the `nimbus` CLI reads.
     pub local: LocalSettings,
+    /// What only `bootstrap` on Cloud Run / Knative reads.
+    pub knative: KnativeSettings,
     /// Which platform `bootstrap` serves.
     pub platform: PlatformSettings,
     /// Where `oos` / `oos_path` config keys are fetched from, and with which credentials.
@@ -139,6 +143,7 @@ impl Settings {
             lambda: LambdaSettings::read(&vars)?,
             fc: FcSettings::read(&vars)?,
             local: LocalSettings::read(&vars)?,
+            knative: KnativeSettings::read(&vars)?,
             platform: PlatformSettings::read(&vars)?,
             oos: OosSettings::read(&vars)?,
             unknown: Vec::new(),

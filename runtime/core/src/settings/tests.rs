@@ -196,6 +196,27 @@ const CASES: &[Case] = &[
         |s| s.listener.max_connections_per_ip == Some(0),
         Some("2000000"),
     ),
+    case("PORT", " 8081 ", |s| s.knative.port == Some(8081), Some("http")),
+    case("PORT", "65535", |s| s.knative.port() == 65535, Some("0")),
+    case("PORT", "1", |s| s.knative.port == Some(1), Some("65536")),
+    case(
+        "K_SERVICE",
+        "hello",
+        |s| s.knative.service.as_deref() == Some("hello"),
+        None,
+    ),
+    case(
+        "K_REVISION",
+        "hello-00001-abc",
+        |s| s.knative.revision.as_deref() == Some("hello-00001-abc"),
+        None,
+    ),
+    case(
+        "K_CONFIGURATION",
+        "hello",
+        |s| s.knative.configuration.as_deref() == Some("hello"),
+        None,
+    ),
     case(
         "NIMBUS_OOS_ENDPOINT",
         "http://127.0.0.1:9100",
@@ -284,6 +305,8 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.lambda, LambdaSettings::default());
     assert_eq!(s.local, LocalSettings::default());
     assert_eq!(s.oos, OosSettings::default());
+    assert_eq!(s.knative, KnativeSettings::default());
+    assert_eq!(s.knative.port(), 8080);
     assert_eq!(s.unknown(None).count(), 0);
 }
 
@@ -340,6 +363,19 @@ fn blank_aws_resources_are_unset() {
         lambda::queue_name("http://127.0.0.1:5000/123456789012/tasks/").as_deref(),
         Some("tasks")
     );
+}
+
+#[test]
+fn blank_knative_variables_are_unset() {
+    let s = settings(&[
+        ("PORT", " "),
+        ("K_SERVICE", ""),
+        ("K_REVISION", "  "),
+        ("K_CONFIGURATION", ""),
+    ])
+    .unwrap();
+    assert_eq!(s.knative, KnativeSettings::default());
+    assert_eq!(s.knative.port(), knative::DEFAULT_PORT);
 }
 
 /// Moved from `metrics.rs` (`NIMBUS_METRICS` was read there).

@@ -16,8 +16,8 @@ pub(super) const NIMBUS_PREFIX: &str = "NIMBUS_";
 const OTEL_PREFIX: &str = "OTEL_";
 
 /// The `NIMBUS_*` and `OTEL_*` variables of an environment, the variables that mark a platform
-/// ([`super::platform::is_platform_variable`]) and the Alibaba Cloud ones OOS reads
-/// ([`super::oos::VARIABLES`]; others are not kept), the names read so far, and
+/// ([`super::platform::is_platform_variable`]), the Alibaba Cloud ones OOS reads ([`super::oos::VARIABLES`])
+/// and Cloud Run / Knative's ([`super::knative::VARIABLES`]; others are not kept), the names read so far, and
 /// the values ignored the way the OpenTelemetry SDK ignores them.
 pub(super) struct Vars {
     vars: BTreeMap<String, OsString>,
@@ -38,7 +38,8 @@ impl Vars {
                     if name.starts_with(NIMBUS_PREFIX)
                         || name.starts_with(OTEL_PREFIX)
                         || super::platform::is_platform_variable(&name)
-                        || super::oos::VARIABLES.contains(&name.as_str()) =>
+                        || super::oos::VARIABLES.contains(&name.as_str())
+                        || super::knative::VARIABLES.contains(&name.as_str()) =>
                 {
                     vars.insert(name, value);
                 }

@@ -5,13 +5,18 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use nimbus_core::InvokeError;
 
-/// The whole body, at most `limit` bytes (`max_request_body`): past it, `what` is too large (413); a body
-/// that cannot be read is a bad event (400).
+/// The whole body, at most `limit` bytes (`max_request_body`): past it, `what` is too large (413), at once
+/// when its declared length (`Content-Length`) already is; a body that cannot be read is a bad event (400).
 pub(crate) async fn read_limited<B>(body: B, limit: u64, what: &'static str) -> Result<Bytes, InvokeError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // A declared length past the limit is refused before a byte of it is read.
+    let declared = http_body::Body::size_hint(&body).lower();
+    if declared > limit {
+        return Err(InvokeError::request_too_large(what, declared, limit));
+    }
     match http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX))
         .collect()
         .await

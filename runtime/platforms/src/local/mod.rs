@@ -14,7 +14,7 @@
 //! WebSocket functions accept upgrades on their `websocket.path` ([`websocket`]).
 
 pub(crate) mod body;
-mod encode;
+pub(crate) mod encode;
 pub mod tasks;
 pub mod websocket;
 
@@ -254,7 +254,7 @@ type Routed = (Option<(Arc<str>, Arc<str>)>, Result<Response<Body>, Response<Bod
 
 /// Logs a failed invocation with all its details (a trap's backtrace) and answers the caller with its type
 /// and the public part of its message.
-pub(super) fn failed(sink: &LogSink, app: &str, function: &str, request_id: &str, e: &InvokeError) -> Response<Body> {
+pub(crate) fn failed(sink: &LogSink, app: &str, function: &str, request_id: &str, e: &InvokeError) -> Response<Body> {
     let fields = [
         ("app", app.into()),
         ("function", function.into()),

@@ -1,8 +1,8 @@
 //! [`TraceContext`]: the one trace context an invocation carries, whatever dialect the platform spoke,
 //! and every way one is made (W3C, X-Ray, any request's headers, a new root).
 
+use super::headers::{CLOUD_TRACE_HEADER, parse_cloud_trace_context, parse_traceparent, single_traceparent};
 use super::headers::{FC_HEADER, TRACEPARENT, TRACESTATE, XRAY_HEADER, combine_tracestate, parse_fc_span_context};
-use super::headers::{parse_traceparent, single_traceparent};
 use super::xray::{parse_xray, xray_root_hex};
 use std::fmt::Write as _;
 
@@ -86,7 +86,8 @@ impl TraceContext {
     /// context. Order: exactly one valid W3C `traceparent` (with its
     /// `tracestate` lines combined, if valid); else an X-Ray header (kept
     /// verbatim as [`TraceContext::xray`]); else a Function Compute span
-    /// context; else a new root trace. `lines` yields every field line of a
+    /// context; else exactly one valid Google Cloud `X-Cloud-Trace-Context`
+    /// (several lines are refused, as for `traceparent`); else a new root trace. `lines` yields every field line of a
     /// header, by its lowercase name, in the order received: an adapter must
     /// hand over all of them, so that `tracestate` lines can be combined and
     /// a repeated `traceparent` refused.
@@ -108,20 +109,37 @@ impl TraceContext {
         }
         if let Some(fc) = get(FC_HEADER) {
             match parse_fc_span_context(fc) {
-                Some(fc) => {
-                    let mut traceparent = String::with_capacity(55);
-                    let flags = if fc.sampled { "01" } else { "00" };
-                    let _ = write!(traceparent, "00-{}-{}-{flags}", fc.trace_id, fc.span_id);
-                    return TraceContext {
-                        traceparent,
-                        tracestate: None,
-                        xray: None,
-                    };
-                }
+                Some(fc) => return TraceContext::bridged(&fc.trace_id, &fc.span_id, fc.sampled),
                 None => tracing::debug!(header = fc, "ignoring an invalid Function Compute span context"),
             }
         }
+        let mut cloud = lines(CLOUD_TRACE_HEADER).into_iter();
+        if let Some(line) = cloud.next() {
+            let parsed = match cloud.next() {
+                Some(_) => None,
+                None => std::str::from_utf8(line).ok().and_then(parse_cloud_trace_context),
+            };
+            match parsed {
+                Some(c) => return TraceContext::bridged(&c.trace_id, &c.span_id, c.sampled),
+                None => {
+                    tracing::debug!(header = %String::from_utf8_lossy(line), "ignoring an invalid or repeated X-Cloud-Trace-Context")
+                }
+            }
+        }
         TraceContext::new_root()
+    }
+
+    /// A context with W3C ids another dialect's header carried (already checked: hex, not zero).
+    fn bridged(trace_id: &str, span_id: &str, sampled: bool) -> TraceContext {
+        let mut traceparent = String::with_capacity(55);
+        let flags = if sampled { "01" } else { "00" };
+        let _ = write!(traceparent, "00-{trace_id}-{span_id}-{flags}");
+        debug_assert!(is_valid_traceparent(&traceparent));
+        TraceContext {
+            traceparent,
+            tracestate: None,
+            xray: None,
+        }
     }
 }
 

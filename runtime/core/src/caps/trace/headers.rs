@@ -12,6 +12,8 @@
 //!   [`super::xray`].
 //! - Alibaba Cloud Function Compute's OpenTracing (Jaeger) span context,
 //!   `x-fc-tracing-opentracing-span-context: {trace-id}:{span-id}:{parent-id}:{flags}`.
+//! - Google Cloud's legacy `X-Cloud-Trace-Context: TRACE_ID/SPAN_ID;o=OPTIONS` (Cloud Run, App Engine,
+//!   Google's load balancers): [`parse_cloud_trace_context`].
 //!
 //! Malformed input never fails an invocation and never logs above `debug`:
 //! a client sending garbage on every request must not flood the logs.
@@ -27,6 +29,8 @@ pub const TRACESTATE: &str = "tracestate";
 pub const XRAY_HEADER: &str = "x-amzn-trace-id";
 /// The header Alibaba Cloud Function Compute passes to custom runtimes.
 pub const FC_HEADER: &str = "x-fc-tracing-opentracing-span-context";
+/// The header Google Cloud (Cloud Run, App Engine, its load balancers) sets beside `traceparent`.
+pub const CLOUD_TRACE_HEADER: &str = "x-cloud-trace-context";
 
 /// A valid W3C `traceparent`, split into its fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,6 +195,54 @@ pub fn parse_fc_span_context(header: &str) -> Option<FcSpanContext> {
         trace_id: hex_id(trace, 32)?,
         span_id: hex_id(span, 16)?,
         sampled: flags & 1 == 1,
+    })
+}
+
+/// A Google Cloud trace context (`X-Cloud-Trace-Context`), converted to W3C ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudTraceContext {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// 16 lowercase hex digits: the decimal span id of the header, the span that called us.
+    pub span_id: String,
+    /// Whether `o=` had bit 0 (`TRACE_TRUE`) set; an absent `o=` is not sampled, as Google's
+    /// OpenTelemetry propagators read it.
+    pub sampled: bool,
+}
+
+/// Parses `TRACE_ID/SPAN_ID[;o=OPTIONS]`: a 32-digit hex trace id (either case), a decimal span id that
+/// fits 64 bits, and an optional decimal options field whose bit 0 means sampled. Spaces and tabs around
+/// the value are allowed; anything else (spaces inside, a missing slash or span id, zero ids, an id out
+/// of range, a comma from combined lines, unknown parameters) refuses the whole header.
+pub fn parse_cloud_trace_context(header: &str) -> Option<CloudTraceContext> {
+    let h = header.trim_matches(|c| c == ' ' || c == '\t');
+    let (ids, options) = match h.split_once(';') {
+        Some((ids, options)) => (ids, Some(options)),
+        None => (h, None),
+    };
+    let (trace, span) = ids.split_once('/')?;
+    if trace.len() != 32 || !trace.bytes().all(|c| c.is_ascii_hexdigit()) || all_zero(trace) {
+        return None;
+    }
+    // `u64::from_str` accepts a leading `+`: only digits are a decimal span id here.
+    if span.is_empty() || span.len() > 20 || !span.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let span: u64 = span.parse().ok().filter(|s| *s != 0)?;
+    let sampled = match options {
+        None => false,
+        Some(o) => {
+            let flags = o.strip_prefix("o=")?;
+            if flags.is_empty() || flags.len() > 3 || !flags.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            flags.parse::<u16>().ok()? & 1 == 1
+        }
+    };
+    Some(CloudTraceContext {
+        trace_id: trace.to_ascii_lowercase(),
+        span_id: format!("{span:016x}"),
+        sampled,
     })
 }
 
@@ -429,6 +481,112 @@ mod tests {
         ] {
             assert_eq!(parse_fc_span_context(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn cloud_trace_context_converts() {
+        // The documentation's example form, `TRACE_ID/SPAN_ID;o=TRACE_TRUE`.
+        let c = parse_cloud_trace_context("105445aa7843bc8bf206b12000100000/1;o=1").unwrap();
+        assert_eq!(c.trace_id, "105445aa7843bc8bf206b12000100000");
+        assert_eq!(c.span_id, "0000000000000001");
+        assert!(c.sampled);
+        // The span id is decimal: 12345678901234567890 is 0xab54a98ceb1f0ad2.
+        let c = parse_cloud_trace_context("4BF92F3577B34DA6A3CE929D0E0E4736/12345678901234567890;o=0").unwrap();
+        assert_eq!(c.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(c.span_id, "ab54a98ceb1f0ad2");
+        assert!(!c.sampled);
+        // `;o=` is optional (absent: not sampled); u64::MAX is the largest span id; other option bits are ignored.
+        let c = parse_cloud_trace_context("4bf92f3577b34da6a3ce929d0e0e4736/18446744073709551615").unwrap();
+        assert_eq!(c.span_id, "ffffffffffffffff");
+        assert!(!c.sampled);
+        assert!(
+            parse_cloud_trace_context("4bf92f3577b34da6a3ce929d0e0e4736/7;o=3")
+                .unwrap()
+                .sampled
+        );
+        assert!(
+            !parse_cloud_trace_context("4bf92f3577b34da6a3ce929d0e0e4736/7;o=2")
+                .unwrap()
+                .sampled
+        );
+        // Spaces and tabs around the value are optional whitespace.
+        assert_eq!(
+            parse_cloud_trace_context(" \t4bf92f3577b34da6a3ce929d0e0e4736/7;o=1\t "),
+            parse_cloud_trace_context("4bf92f3577b34da6a3ce929d0e0e4736/7;o=1")
+        );
+    }
+
+    #[test]
+    fn hostile_cloud_trace_contexts_are_refused() {
+        for bad in [
+            "",
+            "garbage",
+            // missing slash, missing or empty span id
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+            "4bf92f3577b34da6a3ce929d0e0e4736;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/",
+            "4bf92f3577b34da6a3ce929d0e0e4736/;o=1",
+            // non-hex or wrong-length trace id
+            "4bf92f3577b34da6a3ce929d0e0e473g/1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e473/1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e47366/1;o=1",
+            "0x4bf92f3577b34da6a3ce929d0e0e47/1",
+            // zero ids
+            "00000000000000000000000000000000/1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/0;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/00000;o=1",
+            // span id: overflow, hex, signs, not a number
+            "4bf92f3577b34da6a3ce929d0e0e4736/18446744073709551616;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/99999999999999999999999;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/a1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/+1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/-1;o=1",
+            // spaces inside
+            "4bf92f3577b34da6a3ce929d0e0e4736 /1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/ 1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/1; o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/1;o= 1",
+            // bad options
+            "4bf92f3577b34da6a3ce929d0e0e4736/1;o=",
+            "4bf92f3577b34da6a3ce929d0e0e4736/1;o=x",
+            "4bf92f3577b34da6a3ce929d0e0e4736/1;x=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/1;o=1;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/1;o=99999",
+            // two lines combined into one value
+            "4bf92f3577b34da6a3ce929d0e0e4736/1;o=1, 5bf92f3577b34da6a3ce929d0e0e4736/2;o=1",
+            "4bf92f3577b34da6a3ce929d0e0e4736/1/2",
+        ] {
+            assert_eq!(parse_cloud_trace_context(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn cloud_trace_context_bridges_to_w3c_and_traceparent_wins() {
+        let cloud = "105445aa7843bc8bf206b12000100000/1;o=1";
+        let t = TraceContext::from_headers(headers(&[(CLOUD_TRACE_HEADER, cloud)]));
+        assert_eq!(t.traceparent, "00-105445aa7843bc8bf206b12000100000-0000000000000001-01");
+        assert_eq!((t.tracestate, t.xray), (None, None));
+        let t = TraceContext::from_headers(headers(&[(CLOUD_TRACE_HEADER, "105445aa7843bc8bf206b12000100000/255")]));
+        assert_eq!(t.traceparent, "00-105445aa7843bc8bf206b12000100000-00000000000000ff-00");
+        // Cloud Run sends both: a valid traceparent wins, an invalid one falls through to the legacy header.
+        let t = TraceContext::from_headers(headers(&[(CLOUD_TRACE_HEADER, cloud), ("traceparent", W3C_EXAMPLE)]));
+        assert_eq!(t.traceparent, W3C_EXAMPLE);
+        let t = TraceContext::from_headers(headers(&[(CLOUD_TRACE_HEADER, cloud), ("traceparent", "00-bad")]));
+        assert_eq!(t.traceparent, "00-105445aa7843bc8bf206b12000100000-0000000000000001-01");
+        // Repeated lines are refused (even identical ones), like a repeated traceparent: a new root.
+        for pair in [[cloud, cloud], [cloud, "5bf92f3577b34da6a3ce929d0e0e4736/2;o=1"]] {
+            let t =
+                TraceContext::from_headers(headers(&[(CLOUD_TRACE_HEADER, pair[0]), (CLOUD_TRACE_HEADER, pair[1])]));
+            let tp = parse_traceparent(&t.traceparent).expect("a new valid traceparent");
+            assert!(!pair.iter().any(|c| c.starts_with(tp.trace_id)), "{tp:?}");
+        }
+        // A hostile value never fails: a new valid root.
+        let t = TraceContext::from_headers(headers(&[(
+            CLOUD_TRACE_HEADER,
+            "105445aa7843bc8bf206b12000100000/18446744073709551616",
+        )]));
+        assert!(parse_traceparent(&t.traceparent).is_some());
+        assert!(!t.traceparent.contains("105445aa7843bc8bf206b12000100000"));
     }
 
     /// A request's header lines, as an adapter hands them over: every line
