@@ -13,6 +13,7 @@
 //!
 //! README.md, "Settings (environment)", lists every variable, its default and who honours it.
 
+pub mod azure;
 mod boot;
 pub mod engine;
 pub mod lambda;
@@ -22,6 +23,7 @@ pub mod platform;
 pub mod telemetry;
 mod vars;
 
+pub use azure::AzureSettings;
 pub use engine::EngineSettings;
 pub use lambda::{LambdaSettings, TaskStoreSettings};
 pub use listener::ListenerSettings;
@@ -95,6 +97,8 @@ pub struct Settings {
     pub local: LocalSettings,
     /// Which platform `bootstrap` serves.
     pub platform: PlatformSettings,
+    /// What only the Azure Functions custom handler reads.
+    pub azure: AzureSettings,
     /// `NIMBUS_*` variables no setting has, each with the setting its name is closest to.
     unknown: Vec<(String, Option<&'static str>)>,
     /// OpenTelemetry values ignored as the SDK ignores them, each saying why.
@@ -131,6 +135,7 @@ impl Settings {
             lambda: LambdaSettings::read(&vars)?,
             local: LocalSettings::read(&vars)?,
             platform: PlatformSettings::read(&vars)?,
+            azure: AzureSettings::read(&vars)?,
             unknown: Vec::new(),
             ignored: Vec::new(),
         };

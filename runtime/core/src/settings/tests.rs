@@ -155,6 +155,12 @@ const CASES: &[Case] = &[
         None,
     ),
     case(
+        "FUNCTIONS_CUSTOMHANDLER_PORT",
+        " 7072 ",
+        |s| s.azure.port == Some(7072),
+        Some("0"),
+    ),
+    case(
         "NIMBUS_LISTEN",
         "0.0.0.0:8080",
         |s| s.local.listen == Some(([0, 0, 0, 0], 8080).into()),
@@ -253,6 +259,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.listener, ListenerSettings::default());
     assert_eq!(s.lambda, LambdaSettings::default());
     assert_eq!(s.local, LocalSettings::default());
+    assert_eq!(s.azure, AzureSettings::default());
     assert_eq!(s.unknown(None).count(), 0);
 }
 
@@ -637,4 +644,17 @@ fn the_platform_comes_from_the_flag_the_setting_or_the_environment() {
     // The platform variables are not Nimbus settings: never warned about.
     let s = settings(&[("K_SERVICE", "hello"), ("FC_FUNCTION_NAME", "x")]).unwrap();
     assert_eq!(s.unknown(None).count(), 0);
+}
+
+#[test]
+fn the_custom_handler_port_is_a_port_and_blank_is_unset() {
+    assert_eq!(
+        settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", " ")]).unwrap().azure.port,
+        None
+    );
+    for bad in ["70000", "http", "-1"] {
+        let e = settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", bad)]).unwrap_err();
+        assert_eq!(e.name(), "FUNCTIONS_CUSTOMHANDLER_PORT", "{e}");
+        assert!(e.to_string().contains("a TCP port from 1 to 65535"), "{e}");
+    }
 }
