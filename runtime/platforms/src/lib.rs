@@ -1,6 +1,7 @@
 //! Platform adapters: each turns a platform's protocol into Nimbus
 //! invocations and back, and owns no policy of its own.
 //!
+//! - [`azure`]: an Azure Functions custom handler, the web server the Functions host sends invocations to;
 //! - [`lambda`]: AWS Lambda's Runtime API, driven by [`bootstrap`], the
 //!   custom runtime's executable;
 //! - [`local`]: `nimbus serve`, an API-gateway-like HTTP server with routes
@@ -9,6 +10,7 @@
 //!   every adapter that accepts connections.
 #![deny(missing_docs)]
 
+pub mod azure;
 pub mod bootstrap;
 pub mod lambda;
 pub mod listener;

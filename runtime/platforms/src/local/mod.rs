@@ -13,8 +13,8 @@
 //! `GET /tasks/{name}/{id}` when the gateway is given the host's [`Tasks`].
 //! WebSocket functions accept upgrades on their `websocket.path` ([`websocket`]).
 
-mod body;
-mod encode;
+pub(crate) mod body;
+pub(crate) mod encode;
 pub mod tasks;
 pub mod websocket;
 
