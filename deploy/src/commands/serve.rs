@@ -215,7 +215,7 @@ pub async fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
     );
     eprintln!("listening on {base} (Ctrl-C to stop)");
 
-    shutdown_signal().await;
+    nimbus_platforms::serving::shutdown_signal().await;
     eprintln!("shutting down: finishing in-flight requests");
     gateway.shutdown().await;
     let _ = stop_tasks.send(true);
@@ -225,27 +225,6 @@ pub async fn run(args: Args, settings: &Settings) -> anyhow::Result<()> {
     // Spans and OTLP metrics are exported in the background; send the last ones.
     host.shutdown_telemetry(Duration::from_secs(5)).await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let term = signal(SignalKind::terminate());
-        let int = signal(SignalKind::interrupt());
-        match (term, int) {
-            (Ok(mut t), Ok(mut i)) => {
-                tokio::select! { _ = t.recv() => {}, _ = i.recv() => {} }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 #[cfg(test)]

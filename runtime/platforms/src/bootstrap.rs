@@ -1,13 +1,17 @@
-//! `bootstrap`: the executable a FaaS platform starts for a custom runtime; today it serves AWS Lambda
-//! (`provided.al2023`).
+//! `bootstrap`: the executable a FaaS platform starts for a custom runtime: AWS Lambda (`provided.al2023`),
+//! and the platforms that call in over HTTP (Function Compute, Cloud Run / Knative, Azure custom handlers).
 //!
 //! Its first log line names the platform it chose and why ([`nimbus_core::settings::platform`]):
-//! `--platform` or `NIMBUS_PLATFORM`, else the variables the platform sets. Function Compute, Cloud Run /
-//! Knative and Azure Functions are recognised but have no adapter yet: `bootstrap` says so and exits 1.
+//! `--platform` or `NIMBUS_PLATFORM`, else the variables the platform sets. A platform whose adapter this
+//! build lacks is named and refused (exit 1).
 //!
-//! It finds the manifest in the function package (`$LAMBDA_TASK_ROOT`) or a
-//! runtime layer (`/opt`), boots one engine for one function, and serves
-//! invocations through [`crate::lambda`] until the environment is shut down.
+//! Init is the same on every platform ([`init`]): find the manifest (`NIMBUS_MANIFEST`; on Lambda the
+//! function package `$LAMBDA_TASK_ROOT` or a runtime layer `/opt`; elsewhere `nimbus.toml` next to the
+//! executable, where every `nimbus package` target puts it), pick the function, boot one engine for it.
+//! Only the platform's own part differs: Lambda's Runtime API, WebSocket, key-value and task store; the
+//! others serve over HTTP through [`crate::serving`]. Task functions need the AWS checkpoint store, so they
+//! are refused at init anywhere else. Lambda serves invocations through [`crate::lambda`] until the
+//! environment is shut down.
 //! Anything that stops boot — a bad manifest, a bad artifact, a missing
 //! required config value — is reported to `/init/error` with a message that
 //! names the cause, and the process exits non-zero. So does a Runtime API
@@ -38,7 +42,7 @@ use crate::lambda::tasks::LambdaTasks;
 use crate::lambda::{self, LambdaOptions};
 use nimbus_core::engine::MIN_POOL_INSTANCES;
 use nimbus_core::settings::{PlatformChoice, PlatformKind, PlatformSettings};
-use nimbus_core::telemetry::Platform;
+use nimbus_core::telemetry::{Cloud, Platform};
 use nimbus_core::{BootError, Host, Kind, Manifest, Settings, SettingsError};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +67,18 @@ pub enum InitError {
     /// A task function's store is not configured.
     #[error(transparent)]
     TaskStore(#[from] crate::lambda::tasks::TaskStoreError),
+    /// The function's kind cannot be served on this platform.
+    #[error("function `{function}` is a {kind} function, which {platform} cannot serve: {why} (README, \"Platforms\")")]
+    Unsupported {
+        /// The function.
+        function: String,
+        /// Its kind.
+        kind: &'static str,
+        /// The platform's name.
+        platform: &'static str,
+        /// What is missing.
+        why: &'static str,
+    },
 }
 
 impl InitError {
@@ -74,18 +90,30 @@ impl InitError {
             InitError::Setting(_) => "Nimbus.Init.Setting",
             InitError::Boot(e) => e.error_type(),
             InitError::TaskStore(_) => "Nimbus.Init.TaskStore",
+            InitError::Unsupported { .. } => "Nimbus.Init.Unsupported",
         }
     }
 }
 
-/// The manifest to load: `NIMBUS_MANIFEST`, else the first of the package's
-/// and the layer's `nimbus.toml` that exists.
-pub fn find_manifest(settings: &Settings) -> Result<PathBuf, InitError> {
+/// The manifest to load: `NIMBUS_MANIFEST`, else the first that exists of the package's and the layer's
+/// `nimbus.toml` on Lambda, or of the one next to the executable elsewhere.
+pub fn find_manifest(settings: &Settings, platform: PlatformKind) -> Result<PathBuf, InitError> {
     if let Some(p) = &settings.manifest {
         return Ok(p.clone());
     }
-    let task_root = std::env::var_os("LAMBDA_TASK_ROOT").map_or_else(|| PathBuf::from("/var/task"), PathBuf::from);
-    let candidates = [task_root.join("nimbus.toml"), PathBuf::from("/opt/nimbus.toml")];
+    let candidates = match platform {
+        PlatformKind::Lambda => {
+            let task_root =
+                std::env::var_os("LAMBDA_TASK_ROOT").map_or_else(|| PathBuf::from("/var/task"), PathBuf::from);
+            vec![task_root.join("nimbus.toml"), PathBuf::from("/opt/nimbus.toml")]
+        }
+        _ => {
+            let beside = std::env::current_exe()
+                .ok()
+                .and_then(|exe| Some(exe.parent()?.join("nimbus.toml")));
+            vec![beside.unwrap_or_else(|| PathBuf::from("nimbus.toml"))]
+        }
+    };
     candidates.iter().find(|p| p.is_file()).cloned().ok_or_else(|| {
         InitError::NoManifest(
             candidates
@@ -123,18 +151,97 @@ pub fn pick_function(manifest: &Manifest, asked: Option<&str>) -> Result<String,
     }
 }
 
-/// Boots the host for the packaged function.
-async fn init(started: Instant, settings: &Settings) -> Result<(Arc<Host>, LambdaOptions), InitError> {
-    let manifest = find_manifest(settings).and_then(|path| Manifest::load(path).map_err(|e| BootError::from(e).into()));
+/// What init booted: the host serving one function, and Lambda's options when on Lambda.
+struct Booted {
+    host: Arc<Host>,
+    lambda: Option<LambdaOptions>,
+}
+
+/// Boots the host for the packaged function on `platform`.
+async fn init(started: Instant, settings: &Settings, platform: PlatformKind) -> Result<Booted, InitError> {
+    let manifest =
+        find_manifest(settings, platform).and_then(|path| Manifest::load(path).map_err(|e| BootError::from(e).into()));
     // Before a manifest error, so that a misspelt NIMBUS_MANIFEST is named.
     settings.warn(manifest.as_ref().ok());
     let manifest = manifest?;
     let function = pick_function(&manifest, settings.lambda.function.as_deref())?;
-    let platform = Platform::Lambda {
-        function: function.clone(),
-        app: manifest.app_name.clone(),
+    let only = vec![function.clone()];
+    let app = manifest.app_name.clone();
+    let resource = match platform {
+        PlatformKind::Lambda => Platform::Lambda { function, app },
+        PlatformKind::FunctionCompute => Platform::Hosted {
+            cloud: Cloud::FunctionCompute,
+            function,
+            app,
+        },
+        PlatformKind::Knative => Platform::Hosted {
+            cloud: Cloud::Knative,
+            function,
+            app,
+        },
+        PlatformKind::Azure => Platform::Hosted {
+            cloud: Cloud::Azure,
+            function,
+            app,
+        },
     };
-    let mut opts = settings.boot_options(&platform)?;
+    let mut opts = settings.boot_options(&resource)?;
+    opts.only = Some(only);
+    if platform == PlatformKind::Lambda {
+        lambda_boot_options(&mut opts, settings).await?;
+    }
+    let host = Host::boot(manifest, opts).await?;
+    let f = &host.functions()[0];
+    let unsupported = |why| InitError::Unsupported {
+        function: f.name.to_string(),
+        kind: f.kind.as_str(),
+        platform: platform.title(),
+        why,
+    };
+    let lambda = match (platform, f.kind) {
+        (PlatformKind::Lambda, kind) => {
+            let tasks = match kind {
+                Kind::Task => Some(Arc::new(
+                    LambdaTasks::new(host.clone(), &f.name, &settings.lambda.task_store).await?,
+                )),
+                _ => None,
+            };
+            let (aws, defaults) = (&settings.lambda, LambdaOptions::default());
+            Some(LambdaOptions {
+                deadline_margin: aws.deadline_margin.unwrap_or(defaults.deadline_margin),
+                tasks,
+                ws_endpoint: aws.websocket_endpoint.clone(),
+                ..defaults
+            })
+        }
+        (_, Kind::Task) => {
+            return Err(unsupported(
+                "durable tasks checkpoint to the AWS store (S3 + DynamoDB + SQS), which is not ported to it; \
+                 serve task functions on AWS Lambda or with `nimbus serve`",
+            ));
+        }
+        (_, Kind::WebSocket) => {
+            return Err(unsupported(
+                "WebSocket functions are served through API Gateway's WebSocket API on Lambda and by `nimbus serve`",
+            ));
+        }
+        (_, Kind::Http | Kind::Event) => None,
+    };
+    tracing::info!(
+        app = %host.app(),
+        function = %f.name,
+        kind = f.kind.as_str(),
+        loaded_from = ?f.loaded_from,
+        load_ms = f.load_time.as_secs_f64() * 1e3,
+        init_ms = started.elapsed().as_secs_f64() * 1e3,
+        "init done"
+    );
+    Ok(Booted { host, lambda })
+}
+
+/// Lambda's part of the boot options: WebSocket sends, key-value on DynamoDB, the Runtime API closed to
+/// guests, and one invocation at a time.
+async fn lambda_boot_options(opts: &mut nimbus_core::BootOptions, settings: &Settings) -> Result<(), InitError> {
     let aws = &settings.lambda;
     // Any function may send to WebSocket clients of the API this names.
     if let Some(endpoint) = &aws.websocket_endpoint {
@@ -155,38 +262,33 @@ async fn init(started: Instant, settings: &Settings) -> Result<(Arc<Host>, Lambd
                 value,
                 expected: "host:port (e.g. 127.0.0.1:9001) or a URL, whose host resolves".into(),
             })?;
-    opts.only = Some(vec![function]);
     // Lambda delivers one invocation at a time: no more instances, and the least pool that fits them unless
     // NIMBUS_POOL_INSTANCES asks for more.
     opts.concurrency_cap = Some(1);
     opts.engine.pool_instances = settings.engine.pool_instances.unwrap_or(MIN_POOL_INSTANCES);
-    let host = Host::boot(manifest, opts).await?;
-    let f = &host.functions()[0];
-    let tasks = match f.kind {
-        Kind::Task => Some(Arc::new(
-            LambdaTasks::new(host.clone(), &f.name, &aws.task_store).await?,
-        )),
-        _ => None,
-    };
-    tracing::info!(
-        app = %host.app(),
-        function = %f.name,
-        kind = f.kind.as_str(),
-        loaded_from = ?f.loaded_from,
-        load_ms = f.load_time.as_secs_f64() * 1e3,
-        init_ms = started.elapsed().as_secs_f64() * 1e3,
-        "init done"
-    );
-    let defaults = LambdaOptions::default();
-    Ok((
-        host,
-        LambdaOptions {
-            deadline_margin: aws.deadline_margin.unwrap_or(defaults.deadline_margin),
-            tasks,
-            ws_endpoint: aws.websocket_endpoint.clone(),
-            ..defaults
-        },
-    ))
+    Ok(())
+}
+
+/// Serves a platform that calls in over HTTP with its adapter, until it stops the environment.
+async fn serve_hosted(platform: PlatformKind, _host: Arc<Host>, _settings: &Settings) -> Result<(), String> {
+    match platform {
+        PlatformKind::Lambda | PlatformKind::FunctionCompute | PlatformKind::Knative | PlatformKind::Azure => {
+            Err(no_adapter(platform))
+        }
+    }
+}
+
+/// Whether this build has an adapter for `platform`.
+fn has_adapter(platform: PlatformKind) -> bool {
+    matches!(platform, PlatformKind::Lambda)
+}
+
+/// The refusal of a platform this build has no adapter for.
+fn no_adapter(platform: PlatformKind) -> String {
+    format!(
+        "{} has no adapter in this build of bootstrap yet (README, \"Platforms\")",
+        platform.title()
+    )
 }
 
 /// The platform to serve: `flag`, else the settings' choice. With settings that could not be read, the
@@ -236,21 +338,20 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
         }
     };
     tracing::info!(platform = chosen.kind.as_str(), reason = %chosen.reason, "platform: {}", chosen.kind.title());
-    if chosen.kind != PlatformKind::Lambda {
-        tracing::error!(
-            platform = chosen.kind.as_str(),
-            "{} has no adapter in this build of bootstrap yet: it serves AWS Lambda only (README, \"Platforms\")",
-            chosen.kind.title()
-        );
+    let platform = chosen.kind;
+    if !has_adapter(platform) {
+        tracing::error!(platform = platform.as_str(), "{}", no_adapter(platform));
         return ExitCode::FAILURE;
     }
-    if let Err(e) = lambda::check_env() {
+    if platform == PlatformKind::Lambda
+        && let Err(e) = lambda::check_env()
+    {
         eprintln!("bootstrap: {e}");
         return ExitCode::FAILURE;
     }
-    // One invocation at a time: a single-threaded runtime has no cross-thread
-    // hand-offs on the request path (the epoch ticker has its own thread).
-    let rt = match crate::runtime::builder(true).build() {
+    // Lambda delivers one invocation at a time: a single-threaded runtime has no cross-thread hand-offs on
+    // the request path (the epoch ticker has its own thread). The others call in concurrently.
+    let rt = match crate::runtime::builder(platform == PlatformKind::Lambda).build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bootstrap: cannot start the async runtime: {e}");
@@ -259,26 +360,37 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
     };
     rt.block_on(async {
         let booted = match &settings {
-            Ok(settings) => init(started, settings).await,
+            Ok(settings) => init(started, settings, platform).await.map(|b| (b, settings)),
             Err(e) => Err(InitError::Setting(e.clone())),
         };
-        let (host, opts) = match booted {
+        let (booted, settings) = match booted {
             Ok(booted) => booted,
             Err(e) => {
                 tracing::error!(error_type = e.error_type(), "init failed: {e}");
-                if let Err(report) = lambda::report_init_error(e.error_type(), &e.to_string()).await {
+                if platform == PlatformKind::Lambda
+                    && let Err(report) = lambda::report_init_error(e.error_type(), &e.to_string()).await
+                {
                     tracing::error!("could not report the init error: {report}");
                 }
                 return ExitCode::FAILURE;
             }
         };
-        match lambda::run(host, 0, opts).await {
-            Ok(never) => match never {},
-            // One line naming the Runtime API call and what was wrong; never a panic.
-            Err(e) => {
-                tracing::error!("stopping: {e}");
-                ExitCode::FAILURE
-            }
+        match booted.lambda {
+            Some(opts) => match lambda::run(booted.host, 0, opts).await {
+                Ok(never) => match never {},
+                // One line naming the Runtime API call and what was wrong; never a panic.
+                Err(e) => {
+                    tracing::error!("stopping: {e}");
+                    ExitCode::FAILURE
+                }
+            },
+            None => match serve_hosted(platform, booted.host, settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("stopping: {e}");
+                    ExitCode::FAILURE
+                }
+            },
         }
     })
 }

@@ -7,7 +7,10 @@
 //! - [`local`]: `nimbus serve`, an API-gateway-like HTTP server with routes
 //!   from the manifest and the Lambda Invoke API for event functions;
 //! - [`listener`]: the HTTP listener with its connection limits, shared by
-//!   every adapter that accepts connections.
+//!   every adapter that accepts connections;
+//! - [`serving`]: serving `bootstrap`'s one function over that listener until
+//!   SIGTERM, for the platforms that call in (Function Compute, Cloud Run /
+//!   Knative, Azure custom handlers).
 #![deny(missing_docs)]
 
 pub mod azure;
@@ -17,4 +20,5 @@ pub mod listener;
 pub mod local;
 pub mod reply;
 pub mod runtime;
+pub mod serving;
 pub mod task_api;

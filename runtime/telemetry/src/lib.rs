@@ -64,7 +64,7 @@ pub use opentelemetry;
 /// The OpenTelemetry semantic conventions (attribute names) of the version this crate exports with.
 pub use opentelemetry_semantic_conventions;
 pub use priority::yield_to_invocations;
-pub use resource::Platform;
+pub use resource::{Cloud, Platform};
 pub use settings::{DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_QUEUE};
 pub use spans::{InvocationRecord, OutboundRecord, SpanRecord, SpanSource, Trigger};
 

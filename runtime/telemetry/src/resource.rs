@@ -17,6 +17,16 @@ pub enum Platform {
         /// The app it belongs to (`service.namespace`).
         app: String,
     },
+    /// A platform other than Lambda that starts `bootstrap` (Function Compute, Cloud Run / Knative, Azure
+    /// Functions): `cloud.*` and `faas.*` from that platform's variables.
+    Hosted {
+        /// Which one.
+        cloud: Cloud,
+        /// The function served (default `service.name` when the platform does not name it).
+        function: String,
+        /// The app it belongs to (`service.namespace`).
+        app: String,
+    },
     /// `nimbus serve` or another local host, serving an app of several functions.
     Local {
         /// The default `service.name` (`nimbus serve`: the manifest's directory).
@@ -24,6 +34,44 @@ pub enum Platform {
         /// The app served (`service.namespace`).
         app: String,
     },
+}
+
+/// A FaaS platform other than Lambda, with the variables it names its function, region and instance by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cloud {
+    /// Alibaba Cloud Function Compute 3.0.
+    FunctionCompute,
+    /// Google Cloud Run, or Knative Serving anywhere.
+    Knative,
+    /// An Azure Functions custom handler.
+    Azure,
+}
+
+impl Cloud {
+    /// `cloud.provider` and `cloud.platform`, as the semantic conventions spell them.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Cloud::FunctionCompute => ("alibaba_cloud", "alibaba_cloud_fc"),
+            Cloud::Knative => ("gcp", "gcp_cloud_run"),
+            Cloud::Azure => ("azure", "azure_functions"),
+        }
+    }
+
+    /// The variables that carry `faas.name`, `cloud.region`, `faas.version`, `faas.instance` and the memory
+    /// size in MiB (`faas.max_memory`), where the platform sets one.
+    fn variables(self) -> [Option<&'static str>; 5] {
+        match self {
+            Cloud::FunctionCompute => [
+                Some("FC_FUNCTION_NAME"),
+                Some("FC_REGION"),
+                Some("FC_FUNCTION_VERSION"),
+                Some("FC_INSTANCE_ID"),
+                Some("FC_FUNCTION_MEMORY_SIZE"),
+            ],
+            Cloud::Knative => [Some("K_SERVICE"), None, Some("K_REVISION"), None, None],
+            Cloud::Azure => [None, Some("REGION_NAME"), None, Some("WEBSITE_INSTANCE_ID"), None],
+        }
+    }
 }
 
 impl Platform {
@@ -34,32 +82,53 @@ impl Platform {
             Platform::Lambda { function, app } => {
                 (env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| function.clone()), app)
             }
+            Platform::Hosted { cloud, function, app } => {
+                let named = cloud.variables()[0].and_then(env);
+                (named.unwrap_or_else(|| function.clone()), app)
+            }
             Platform::Local { service, app } => (service.clone(), app),
         };
         let mut attrs = vec![
             KeyValue::new(semconv::SERVICE_NAME, service_name.map_or(default_name, str::to_owned)),
             KeyValue::new(semconv::SERVICE_NAMESPACE, app.clone()),
         ];
-        if let Platform::Lambda { function, .. } = self {
-            attrs.push(KeyValue::new(semconv::CLOUD_PROVIDER, "aws"));
-            attrs.push(KeyValue::new(semconv::CLOUD_PLATFORM, "aws_lambda"));
-            attrs.push(KeyValue::new(
-                semconv::FAAS_NAME,
-                env("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| function.clone()),
-            ));
-            let from_env = [
-                (semconv::CLOUD_REGION, "AWS_REGION"),
-                (semconv::FAAS_VERSION, "AWS_LAMBDA_FUNCTION_VERSION"),
-                (semconv::FAAS_INSTANCE, "AWS_LAMBDA_LOG_STREAM_NAME"),
-            ];
-            for (key, var) in from_env {
-                if let Some(v) = env(var) {
-                    attrs.push(KeyValue::new(key, v));
-                }
+        let (provider, platform, vars, function) = match self {
+            Platform::Lambda { function, .. } => (
+                "aws",
+                "aws_lambda",
+                [
+                    Some("AWS_LAMBDA_FUNCTION_NAME"),
+                    Some("AWS_REGION"),
+                    Some("AWS_LAMBDA_FUNCTION_VERSION"),
+                    Some("AWS_LAMBDA_LOG_STREAM_NAME"),
+                    Some("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+                ],
+                function,
+            ),
+            Platform::Hosted { cloud, function, .. } => {
+                let (provider, platform) = cloud.names();
+                (provider, platform, cloud.variables(), function)
             }
-            if let Some(mb) = env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").and_then(|m| m.trim().parse::<i64>().ok()) {
-                attrs.push(KeyValue::new(semconv::FAAS_MAX_MEMORY, mb.saturating_mul(1 << 20)));
+            Platform::Local { .. } => return attrs,
+        };
+        let [name, region, version, instance, memory] = vars.map(|v| v.and_then(env));
+        attrs.push(KeyValue::new(semconv::CLOUD_PROVIDER, provider));
+        attrs.push(KeyValue::new(semconv::CLOUD_PLATFORM, platform));
+        attrs.push(KeyValue::new(
+            semconv::FAAS_NAME,
+            name.unwrap_or_else(|| function.clone()),
+        ));
+        for (key, value) in [
+            (semconv::CLOUD_REGION, region),
+            (semconv::FAAS_VERSION, version),
+            (semconv::FAAS_INSTANCE, instance),
+        ] {
+            if let Some(v) = value {
+                attrs.push(KeyValue::new(key, v));
             }
+        }
+        if let Some(mb) = memory.and_then(|m| m.trim().parse::<i64>().ok()) {
+            attrs.push(KeyValue::new(semconv::FAAS_MAX_MEMORY, mb.saturating_mul(1 << 20)));
         }
         attrs
     }
@@ -121,5 +190,51 @@ mod tests {
             pairs(local.resource(None, &|_| None)),
             [pair("service.name", "dir"), pair("service.namespace", "shop")]
         );
+    }
+
+    #[test]
+    fn hosted_platforms_name_their_cloud_and_read_their_own_variables() {
+        let vars = [
+            ("FC_FUNCTION_NAME", "orders-fc"),
+            ("FC_REGION", "cn-hangzhou"),
+            ("FC_FUNCTION_MEMORY_SIZE", "512"),
+            ("K_SERVICE", "orders-run"),
+            ("K_REVISION", "orders-run-00002"),
+            ("REGION_NAME", "West Europe"),
+            // Another platform's variables are never read.
+            ("AWS_LAMBDA_FUNCTION_NAME", "not-this"),
+        ];
+        let env = |k: &str| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        let attrs = |cloud| {
+            Platform::Hosted {
+                cloud,
+                function: "f".into(),
+                app: "shop".into(),
+            }
+            .resource(None, &env)
+            .into_iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let fc = attrs(Cloud::FunctionCompute);
+        assert_eq!(fc["cloud.provider"], "alibaba_cloud");
+        assert_eq!(fc["cloud.platform"], "alibaba_cloud_fc");
+        assert_eq!(fc["faas.name"], "orders-fc");
+        assert_eq!(fc["service.name"], "orders-fc");
+        assert_eq!(fc["cloud.region"], "cn-hangzhou");
+        assert_eq!(fc["faas.max_memory"], "536870912");
+        let run = attrs(Cloud::Knative);
+        assert_eq!(run["cloud.platform"], "gcp_cloud_run");
+        assert_eq!(run["faas.name"], "orders-run");
+        assert_eq!(run["faas.version"], "orders-run-00002");
+        assert!(!run.contains_key("cloud.region"), "{run:?}");
+        let azure = attrs(Cloud::Azure);
+        assert_eq!(azure["cloud.provider"], "azure");
+        assert_eq!(
+            azure["faas.name"], "f",
+            "Azure does not name the function in the environment"
+        );
+        assert_eq!(azure["cloud.region"], "West Europe");
+        assert_eq!(azure["service.namespace"], "shop");
     }
 }
