@@ -192,5 +192,6 @@ pub mod moto;
 pub mod native;
 pub mod otlp_receiver;
 pub mod otlp_sink;
+pub mod process;
 pub mod terraform;
 pub mod upstream;

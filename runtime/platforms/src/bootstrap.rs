@@ -270,17 +270,16 @@ async fn lambda_boot_options(opts: &mut nimbus_core::BootOptions, settings: &Set
 }
 
 /// Serves a platform that calls in over HTTP with its adapter, until it stops the environment.
-async fn serve_hosted(platform: PlatformKind, _host: Arc<Host>, _settings: &Settings) -> Result<(), String> {
+async fn serve_hosted(platform: PlatformKind, host: Arc<Host>, settings: &Settings) -> Result<(), String> {
     match platform {
-        PlatformKind::Lambda | PlatformKind::FunctionCompute | PlatformKind::Knative | PlatformKind::Azure => {
-            Err(no_adapter(platform))
-        }
+        PlatformKind::Azure => crate::azure::serve(host, settings).await.map_err(|e| e.to_string()),
+        PlatformKind::Lambda | PlatformKind::FunctionCompute | PlatformKind::Knative => Err(no_adapter(platform)),
     }
 }
 
 /// Whether this build has an adapter for `platform`.
 fn has_adapter(platform: PlatformKind) -> bool {
-    matches!(platform, PlatformKind::Lambda)
+    matches!(platform, PlatformKind::Lambda | PlatformKind::Azure)
 }
 
 /// The refusal of a platform this build has no adapter for.

@@ -25,16 +25,19 @@
 pub mod decode;
 pub mod encode;
 
-use crate::listener::Peer;
+use crate::listener::{ListenerLimits, Peer};
 use crate::local::body::read_limited;
 use crate::local::encode::reply_response;
 use crate::reply;
+use crate::serving::{self, ServeError, Serving};
 use decode::Route;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use nimbus_core::logs::{LogSink, LogTap, format_record};
-use nimbus_core::{Body, Function, Host, Invocation, InvokeError, Kind, Outcome, Payload, TraceContext};
+use nimbus_core::settings::azure::PORT_VARIABLE;
+use nimbus_core::{Body, Function, Host, Invocation, InvokeError, Kind, Outcome, Payload, Settings, TraceContext};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 /// Longest invocation id taken as the request id; a longer (or odd) one is replaced by a fresh id.
@@ -44,6 +47,24 @@ const MAX_INVOCATION_ID: usize = 128;
 /// headers and metadata. A payload's limit is this plus the body's limit, times 4/3 for a body in base64.
 const ENVELOPE_ALLOWANCE: u64 = 256 * 1024;
 
+/// Serves `host.functions()[0]` to the Functions host on `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` until
+/// SIGTERM or SIGINT (the host stops its handler with them), then drains in-flight invocations and flushes
+/// telemetry ([`serving::serve`]).
+pub async fn serve(host: Arc<Host>, settings: &Settings) -> Result<(), ServeError> {
+    let port = settings.azure.port.ok_or(ServeError::Unset {
+        name: PORT_VARIABLE,
+        expected: "the port the Functions host sends invocations to (it sets it when it starts the handler)",
+    })?;
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let serving = Serving::new(addr, ListenerLimits::from_settings(&settings.listener));
+    let handler = Arc::new(Handler::new(host.clone(), 0, LogSink::Stdout));
+    serving::serve(&host, serving, move |req, peer| {
+        let handler = handler.clone();
+        async move { handler.handle(req, peer).await }
+    })
+    .await
+}
+
 /// The handler of the Functions host's requests for one function.
 pub struct Handler {
     host: Arc<Host>,
@@ -52,17 +73,10 @@ pub struct Handler {
 }
 
 impl Handler {
-    /// Serves `host.functions()[function]`, writing its failure lines to `sink`. Only HTTP and event functions
-    /// can be Azure functions.
-    pub fn new(host: Arc<Host>, function: usize, sink: LogSink) -> Result<Handler, UnsupportedKind> {
-        let f = &host.functions()[function];
-        match f.kind {
-            Kind::Http | Kind::Event => Ok(Handler { host, function, sink }),
-            kind => Err(UnsupportedKind {
-                function: f.name.to_string(),
-                kind,
-            }),
-        }
+    /// Serves `host.functions()[function]` (an HTTP or an event function: `bootstrap` refuses the others at
+    /// init), writing its failure lines to `sink`.
+    pub fn new(host: Arc<Host>, function: usize, sink: LogSink) -> Handler {
+        Handler { host, function, sink }
     }
 
     /// Answers one request from the Functions host.
@@ -202,17 +216,4 @@ impl Handler {
 /// The trace context the headers carry (W3C, X-Ray or Function Compute's), or a new root.
 fn trace_of(headers: &HeaderMap) -> TraceContext {
     TraceContext::from_headers(|name| headers.get_all(name).into_iter().map(|v| v.as_bytes()))
-}
-
-/// A function an Azure Functions custom handler cannot serve.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "function `{function}` is {} function: an Azure Functions custom handler serves HTTP and event functions",
-    kind.with_article()
-)]
-pub struct UnsupportedKind {
-    /// The function.
-    pub function: String,
-    /// Its kind.
-    pub kind: Kind,
 }
