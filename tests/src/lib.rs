@@ -193,6 +193,7 @@ pub mod native;
 pub mod oos;
 pub mod otlp_receiver;
 pub mod otlp_sink;
+pub mod process;
 pub mod terraform;
 pub mod upstream;
 

@@ -6,6 +6,7 @@ use crate::Body;
 use crate::caps::trace::SpanIds;
 pub use crate::caps::trace::TraceContext;
 use crate::caps::trace::propagate::ChildOf;
+use crate::logs::LogTap;
 use crate::telemetry::{SpanSource, Trigger};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -31,6 +32,9 @@ pub struct Invocation {
     pub trace: TraceContext,
     /// The invocation span's ids and its caller's span (the incoming parent).
     pub span: SpanIds,
+    /// Where this invocation's guest log lines are also kept, for a platform that answers with them
+    /// ([`Invocation::tap_logs`]); `None` (the default): they only go to the log sink.
+    pub log_tap: Option<LogTap>,
 }
 
 impl Invocation {
@@ -55,7 +59,16 @@ impl Invocation {
             deadline_cause: DeadlineCause::Timeout(timeout),
             trace,
             span,
+            log_tap: None,
         }
+    }
+
+    /// Keeps this invocation's guest log lines (stdout, stderr, `wasi:logging`) in a tap as well as writing
+    /// them to the log sink, and gives the tap to read them once the invocation is over.
+    pub fn tap_logs(&mut self) -> LogTap {
+        let tap = LogTap::default();
+        self.log_tap = Some(tap.clone());
+        tap
     }
 
     /// An invocation whose deadline the platform set (Lambda's

@@ -78,6 +78,61 @@ pub fn format_record(level: &str, msg: &str, inv: Option<&Invocation>, extra: &[
     Value::Object(m).to_string()
 }
 
+/// Most text a [`LogTap`] keeps; past it, lines are counted, not kept, so a chatty guest cannot make one
+/// invocation's answer (Azure Functions' `Logs`) or the host's memory grow without bound.
+pub const MAX_TAPPED: usize = 1024 * 1024;
+
+/// The guest's log lines of ONE invocation, as text, for a platform that returns them with the invocation's
+/// answer (an Azure Functions custom handler's `Logs`). An adapter puts one on the [`Invocation`]
+/// ([`Invocation::tap_logs`]) before invoking; every guest line (stdout, stderr, `wasi:logging`) of that
+/// invocation is kept here as well as written to the [`LogSink`]. A warm instance's next invocation has its
+/// own tap (or none), because the streams ask the current invocation for it line by line.
+#[derive(Clone, Default)]
+pub struct LogTap(Arc<Mutex<Tapped>>);
+
+/// What a [`LogTap`] holds.
+#[derive(Default)]
+struct Tapped {
+    lines: Vec<String>,
+    bytes: usize,
+    dropped: usize,
+}
+
+impl LogTap {
+    /// Keeps one line (its message text), unless [`MAX_TAPPED`] bytes are kept already.
+    pub fn record(&self, msg: &str) {
+        let Ok(mut t) = self.0.lock() else { return };
+        // Once one line is over the limit, later ones are too, so the kept lines stay a prefix.
+        if t.dropped > 0 || t.bytes + msg.len() > MAX_TAPPED {
+            t.dropped += 1;
+            return;
+        }
+        t.bytes += msg.len();
+        t.lines.push(msg.to_owned());
+    }
+
+    /// The lines kept so far, in order; when some were over the limit, a last line says how many.
+    pub fn lines(&self) -> Vec<String> {
+        let Ok(t) = self.0.lock() else { return Vec::new() };
+        let mut lines = t.lines.clone();
+        if t.dropped > 0 {
+            lines.push(format!(
+                "[nimbus] {} more log lines not included (over {} KiB); every line is in the function's log",
+                t.dropped,
+                MAX_TAPPED / 1024
+            ));
+        }
+        lines
+    }
+}
+
+impl std::fmt::Debug for LogTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|t| t.lines.len() + t.dropped).unwrap_or(0);
+        write!(f, "LogTap({n} lines)")
+    }
+}
+
 /// Which guest stream a log line came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
@@ -185,6 +240,9 @@ impl LineWriter {
         let inv = self.log.inv.get();
         let line = format_record(level, text, Some(&inv), &[("stream", stream.into())]);
         self.log.sink.write_line(&line);
+        if let Some(tap) = &inv.log_tap {
+            tap.record(text);
+        }
         self.buf.clear();
     }
 }
@@ -268,5 +326,52 @@ mod tests {
         assert_eq!((&v[0]["app"], &v[0]["function"]), (&"shop".into(), &"f".into()));
         assert_eq!(v[0]["level"], "WARN");
         assert_eq!(v[0]["stream"], "stderr");
+    }
+
+    fn invocation(request_id: &str) -> Invocation {
+        Invocation::new(
+            "shop".into(),
+            "f".into(),
+            Duration::from_secs(1),
+            Some(request_id.into()),
+            TraceContext::new_root(),
+        )
+    }
+
+    #[test]
+    fn a_tap_keeps_its_own_invocations_lines_and_the_sink_gets_them_all() {
+        let mut first = invocation("req-1");
+        let tap = first.tap_logs();
+        let current = CurrentInvocation::new(Arc::new(first));
+        let sink = Arc::new(Mutex::new(Vec::new()));
+        let out = GuestLog::new(current.clone(), LogSink::Capture(sink.clone()), Stream::Stdout);
+        let err = GuestLog::new(current.clone(), LogSink::Capture(sink.clone()), Stream::Stderr);
+        out.writer().push(b"one\ntwo\n");
+        err.writer().push(b"three\npartial");
+        // A warm instance's next invocation, without a tap: its lines are not the first one's.
+        current.set(Arc::new(invocation("req-2")));
+        out.writer().push(b"four\n");
+        assert_eq!(tap.lines(), ["one", "two", "three", "partial"]);
+        assert_eq!(sink.lock().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn a_tap_is_bounded_and_says_how_many_lines_it_left_out() {
+        let tap = LogTap::default();
+        let big = "x".repeat(MAX_TAPPED / 2);
+        for _ in 0..3 {
+            tap.record(&big);
+        }
+        // A short line after the limit is left out too: what is kept is a prefix of the log.
+        tap.record("short");
+        let lines = tap.lines();
+        assert_eq!(
+            lines.len(),
+            3,
+            "{:?}",
+            lines.iter().map(String::len).collect::<Vec<_>>()
+        );
+        assert_eq!(lines[..2], [big.clone(), big]);
+        assert!(lines[2].contains("2 more log lines not included"), "{}", lines[2]);
     }
 }

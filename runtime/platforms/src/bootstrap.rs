@@ -2,8 +2,7 @@
 //! and the platforms that call in over HTTP (Function Compute, Cloud Run / Knative, Azure custom handlers).
 //!
 //! Its first log line names the platform it chose and why ([`nimbus_core::settings::platform`]):
-//! `--platform` or `NIMBUS_PLATFORM`, else the variables the platform sets. A platform whose adapter this
-//! build lacks is named and refused (exit 1).
+//! `--platform` or `NIMBUS_PLATFORM`, else the variables the platform sets.
 //!
 //! Init is the same on every platform ([`init`]): find the manifest (`NIMBUS_MANIFEST`; on Lambda the
 //! function package `$LAMBDA_TASK_ROOT` or a runtime layer `/opt`; elsewhere `nimbus.toml` next to the
@@ -277,28 +276,25 @@ async fn lambda_boot_options(opts: &mut nimbus_core::BootOptions, settings: &Set
     Ok(())
 }
 
-/// Serves a platform that calls in over HTTP with its adapter, until it stops the environment.
-async fn serve_hosted(platform: PlatformKind, booted: Booted, settings: &Settings) -> Result<(), String> {
-    match platform {
-        PlatformKind::FunctionCompute => crate::fc::serve(booted.host, settings, booted.oos_credentials)
+/// Serves the booted function on `platform` until the platform stops the environment: Lambda through its
+/// Runtime API (which never ends but on an error), the others over HTTP with their adapter.
+async fn serve(platform: PlatformKind, booted: Booted, settings: &Settings) -> Result<(), String> {
+    match (platform, booted.lambda) {
+        (PlatformKind::Lambda, Some(opts)) => match lambda::run(booted.host, 0, opts).await {
+            Ok(never) => match never {},
+            Err(e) => Err(e.to_string()),
+        },
+        (PlatformKind::Lambda, None) => Err("init prepared no Lambda options".into()),
+        (PlatformKind::FunctionCompute, _) => crate::fc::serve(booted.host, settings, booted.oos_credentials)
             .await
             .map_err(|e| e.to_string()),
-        PlatformKind::Knative => crate::knative::serve(booted.host, settings).await.map_err(|e| e.to_string()),
-        PlatformKind::Lambda | PlatformKind::Azure => Err(no_adapter(platform)),
+        (PlatformKind::Knative, _) => crate::knative::serve(booted.host, settings)
+            .await
+            .map_err(|e| e.to_string()),
+        (PlatformKind::Azure, _) => crate::azure::serve(booted.host, settings)
+            .await
+            .map_err(|e| e.to_string()),
     }
-}
-
-/// Whether this build has an adapter for `platform`.
-fn has_adapter(platform: PlatformKind) -> bool {
-    matches!(platform, PlatformKind::Lambda | PlatformKind::FunctionCompute | PlatformKind::Knative)
-}
-
-/// The refusal of a platform this build has no adapter for.
-fn no_adapter(platform: PlatformKind) -> String {
-    format!(
-        "{} has no adapter in this build of bootstrap yet (README, \"Platforms\")",
-        platform.title()
-    )
 }
 
 /// The platform to serve: `flag`, else the settings' choice. With settings that could not be read, the
@@ -349,10 +345,6 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
     };
     tracing::info!(platform = chosen.kind.as_str(), reason = %chosen.reason, "platform: {}", chosen.kind.title());
     let platform = chosen.kind;
-    if !has_adapter(platform) {
-        tracing::error!(platform = platform.as_str(), "{}", no_adapter(platform));
-        return ExitCode::FAILURE;
-    }
     if platform == PlatformKind::Lambda
         && let Err(e) = lambda::check_env()
     {
@@ -373,7 +365,7 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
             Ok(settings) => init(started, settings, platform).await.map(|b| (b, settings)),
             Err(e) => Err(InitError::Setting(e.clone())),
         };
-        let (mut booted, settings) = match booted {
+        let (booted, settings) = match booted {
             Ok(booted) => booted,
             Err(e) => {
                 tracing::error!(error_type = e.error_type(), "init failed: {e}");
@@ -385,22 +377,13 @@ pub fn main(platform: Option<PlatformKind>) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        match booted.lambda.take() {
-            Some(opts) => match lambda::run(booted.host, 0, opts).await {
-                Ok(never) => match never {},
-                // One line naming the Runtime API call and what was wrong; never a panic.
-                Err(e) => {
-                    tracing::error!("stopping: {e}");
-                    ExitCode::FAILURE
-                }
-            },
-            None => match serve_hosted(platform, booted, settings).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!("stopping: {e}");
-                    ExitCode::FAILURE
-                }
-            },
+        // Lambda's errors are one line naming the Runtime API call and what was wrong; never a panic.
+        match serve(platform, booted, settings).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!("stopping: {e}");
+                ExitCode::FAILURE
+            }
         }
     })
 }

@@ -1,6 +1,7 @@
 //! Platform adapters: each turns a platform's protocol into Nimbus
 //! invocations and back, and owns no policy of its own.
 //!
+//! - [`azure`]: an Azure Functions custom handler, the web server the Functions host sends invocations to;
 //! - [`lambda`]: AWS Lambda's Runtime API, driven by [`bootstrap`], the
 //!   custom runtime's executable;
 //! - [`knative`]: Cloud Run and Knative Serving (HTTP on `$PORT`, CloudEvents, Pub/Sub push);
@@ -13,6 +14,7 @@
 //!   Knative, Azure custom handlers).
 #![deny(missing_docs)]
 
+pub mod azure;
 pub mod bootstrap;
 pub mod fc;
 pub mod knative;

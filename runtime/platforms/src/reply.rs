@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http_body_util::BodyExt;
 use nimbus_core::InvokeError;
 
 /// A whole HTTP response, before it is put into a platform's response type.
@@ -42,4 +43,29 @@ pub fn for_error(e: &InvokeError) -> Reply {
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
     }
     r
+}
+
+/// Reads a guest's whole response, for a platform whose answer is one document (Lambda's JSON response, an
+/// Azure Functions `Outputs.res`): a body over `max_response_body` is too large, a guest that fails while
+/// sending it has trapped.
+pub async fn collect(resp: http::Response<nimbus_core::Body>) -> Result<Reply, InvokeError> {
+    let (parts, body) = resp.into_parts();
+    let body: Bytes = match body.collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            return Err(match e {
+                nimbus_core::HttpError::HttpResponseBodySize(limit) => {
+                    InvokeError::response_too_large("response body", limit.unwrap_or(0) + 1, limit.unwrap_or(0))
+                }
+                other => InvokeError::Trap(format!(
+                    "the function failed while sending its response body: {other:?}"
+                )),
+            });
+        }
+    };
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
 }

@@ -32,6 +32,14 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    /// A setting the adapter cannot serve without is unset (the platform sets it; run by hand, set it too).
+    #[error("{name} is not set: expected {expected}")]
+    Unset {
+        /// The variable.
+        name: &'static str,
+        /// What it should be.
+        expected: &'static str,
+    },
 }
 
 /// Where and how to serve, and the handle that stops it.

@@ -13,6 +13,7 @@ mod http;
 mod intercept;
 mod keyvalue;
 mod listener;
+mod log_tap;
 mod metrics;
 mod outbound;
 mod reuse;

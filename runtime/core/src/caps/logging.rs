@@ -59,6 +59,9 @@ impl wit::Host for View<'_, LoggingCtx> {
         }
         let line = format_record(level_name(level), message, Some(self.inv), &extra);
         self.ctx.0.write_line(&line);
+        if let Some(tap) = &self.inv.log_tap {
+            tap.record(message);
+        }
     }
 }
 

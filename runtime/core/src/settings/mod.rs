@@ -13,6 +13,7 @@
 //!
 //! README.md, "Settings (environment)", lists every variable, its default and who honours it.
 
+pub mod azure;
 mod boot;
 pub mod engine;
 pub mod fc;
@@ -25,6 +26,7 @@ pub mod platform;
 pub mod telemetry;
 mod vars;
 
+pub use azure::AzureSettings;
 pub use engine::EngineSettings;
 pub use fc::FcSettings;
 pub use knative::KnativeSettings;
@@ -107,6 +109,8 @@ pub struct Settings {
     pub platform: PlatformSettings,
     /// Where `oos` / `oos_path` config keys are fetched from, and with which credentials.
     pub oos: OosSettings,
+    /// What only the Azure Functions custom handler reads.
+    pub azure: AzureSettings,
     /// `NIMBUS_*` variables no setting has, each with the setting its name is closest to.
     unknown: Vec<(String, Option<&'static str>)>,
     /// OpenTelemetry values ignored as the SDK ignores them, each saying why.
@@ -146,6 +150,7 @@ impl Settings {
             knative: KnativeSettings::read(&vars)?,
             platform: PlatformSettings::read(&vars)?,
             oos: OosSettings::read(&vars)?,
+            azure: AzureSettings::read(&vars)?,
             unknown: Vec::new(),
             ignored: Vec::new(),
         };

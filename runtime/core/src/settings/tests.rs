@@ -167,6 +167,12 @@ const CASES: &[Case] = &[
         None,
     ),
     case(
+        "FUNCTIONS_CUSTOMHANDLER_PORT",
+        " 7072 ",
+        |s| s.azure.port == Some(7072),
+        Some("0"),
+    ),
+    case(
         "NIMBUS_LISTEN",
         "0.0.0.0:8080",
         |s| s.local.listen == Some(([0, 0, 0, 0], 8080).into()),
@@ -307,6 +313,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.oos, OosSettings::default());
     assert_eq!(s.knative, KnativeSettings::default());
     assert_eq!(s.knative.port(), 8080);
+    assert_eq!(s.azure, AzureSettings::default());
     assert_eq!(s.unknown(None).count(), 0);
 }
 
@@ -738,4 +745,17 @@ fn oos_credentials_come_as_a_pair_and_are_never_printed() {
     let half = settings(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.key")]).unwrap();
     assert_eq!(half.oos.credentials, None);
     assert_eq!(half.unknown(None).count(), 0);
+}
+
+#[test]
+fn the_custom_handler_port_is_a_port_and_blank_is_unset() {
+    assert_eq!(
+        settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", " ")]).unwrap().azure.port,
+        None
+    );
+    for bad in ["70000", "http", "-1"] {
+        let e = settings(&[("FUNCTIONS_CUSTOMHANDLER_PORT", bad)]).unwrap_err();
+        assert_eq!(e.name(), "FUNCTIONS_CUSTOMHANDLER_PORT", "{e}");
+        assert!(e.to_string().contains("a TCP port from 1 to 65535"), "{e}");
+    }
 }

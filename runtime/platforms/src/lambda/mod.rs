@@ -40,7 +40,6 @@ pub mod runtime_api;
 pub mod tasks;
 
 use crate::reply;
-use crate::reply::Reply;
 use bytes::Bytes;
 use decode::Origin;
 use http_body_util::BodyExt;
@@ -272,7 +271,7 @@ impl Handler {
                     .await
                     .and_then(Outcome::into_http)
                 {
-                    Ok(resp) => collect(resp).await,
+                    Ok(resp) => reply::collect(resp).await,
                     Err(e) => Err(e),
                 }
             }
@@ -381,29 +380,6 @@ impl Handler {
         );
         self.opts.log_sink.write_line(&line);
     }
-}
-
-/// Reads a guest's whole response: Lambda's response is one JSON document.
-async fn collect(resp: http::Response<nimbus_core::Body>) -> Result<Reply, InvokeError> {
-    let (parts, body) = resp.into_parts();
-    let body: Bytes = match body.collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            return Err(match e {
-                nimbus_core::HttpError::HttpResponseBodySize(limit) => {
-                    InvokeError::response_too_large("response body", limit.unwrap_or(0) + 1, limit.unwrap_or(0))
-                }
-                other => InvokeError::Trap(format!(
-                    "the function failed while sending its response body: {other:?}"
-                )),
-            });
-        }
-    };
-    Ok(Reply {
-        status: parts.status,
-        headers: parts.headers,
-        body,
-    })
 }
 
 /// Reports a boot failure to `/init/error` at the Runtime API that
