@@ -26,7 +26,8 @@ enum Command {
     Invoke(commands::invoke::Args),
     /// Precompile components to lz4-compressed artifacts for fast cold starts.
     Compile(commands::compile::Args),
-    /// Build deployment zips: `--target lambda` for AWS Lambda's custom runtime.
+    /// Build deployment packages: `--target lambda`, `fc` (Function Compute), `container` (Cloud Run /
+    /// Knative) or `azure` (Azure Functions).
     Package(commands::package::Args),
     /// Start durable tasks and show their status (the embedded store of `nimbus serve`).
     #[command(subcommand)]

@@ -24,7 +24,7 @@ const LAMBDA_MAX_TIMEOUT_SECS: u64 = 900;
 /// Lambda's memory bounds, in MB.
 const LAMBDA_MEMORY_MB: (u64, u64) = (128, 10_240);
 /// Memory suggested above the sandbox's limit for the host itself (runtime, engine, code, buffers).
-const HOST_HEADROOM_MB: u64 = 128;
+pub const HOST_HEADROOM_MB: u64 = 128;
 
 /// One function's description; see `terraform/README.md` for each field.
 #[derive(Debug, Serialize)]
@@ -125,7 +125,7 @@ impl Description {
     /// Describes one packaged function; fails when it cannot run on Lambda as declared.
     pub fn new(i: &Inputs<'_>) -> anyhow::Result<Description> {
         let f = i.function;
-        let timeout_seconds = f.limits.timeout.as_millis().div_ceil(1000).max(1) as u64;
+        let timeout_seconds = super::package::timeout_secs(f);
         if timeout_seconds > LAMBDA_MAX_TIMEOUT_SECS {
             bail!(
                 "{}: timeout {} s is longer than Lambda's {LAMBDA_MAX_TIMEOUT_SECS} s; a durable task (see the README) \
@@ -135,7 +135,7 @@ impl Description {
             );
         }
         let instance_memory_mb = f.limits.memory.div_ceil(1 << 20);
-        let memory_mb = (instance_memory_mb + HOST_HEADROOM_MB).max(LAMBDA_MEMORY_MB.0);
+        let memory_mb = super::package::suggested_memory_mb(f).max(LAMBDA_MEMORY_MB.0);
         if memory_mb > LAMBDA_MEMORY_MB.1 {
             bail!(
                 "{}: memory {instance_memory_mb} MiB leaves no room for the host within Lambda's {} MB",
