@@ -4,13 +4,13 @@
 //! (`tests/fixtures/fc/http-invoke-headers.txt`) and trigger payloads.
 
 use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SPIN, STD_ENV, TRAP};
-use nimbus_tests::{Reply, request};
+use nimbus_tests::process::free_port;
+use nimbus_tests::{Logs, Reply, collect_lines, request};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 const MANIFEST: &str = r#"
@@ -104,21 +104,12 @@ fn fc_headers(control_path: &str, request_id: &str) -> Vec<(String, String)> {
     h
 }
 
-/// A free loopback port (bound, read, dropped).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `bootstrap` serving one function as Function Compute runs it; killed on drop.
 struct Fc {
     child: Child,
     addr: SocketAddr,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    stdout: Logs,
+    stderr: Logs,
 }
 
 impl Drop for Fc {
@@ -206,18 +197,6 @@ impl Fc {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-/// Reads a child's output into lines on a thread of its own.
-fn collect_lines(out: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
 }
 
 /// Checks the response on the wire: `x-fc-status` once, and none of the headers Function Compute forbids.

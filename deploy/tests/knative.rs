@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO};
 use nimbus_tests::otlp_receiver::OtlpReceiver;
+use nimbus_tests::process::free_port;
 use nimbus_tests::{Logs, Reply, collect_lines, request};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -32,15 +33,6 @@ impl Drop for Service {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A port free a moment ago, for `PORT`.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl Service {

@@ -980,14 +980,17 @@ fn bootstrap_says_first_which_platform_it_chose_and_why() {
     assert!(err.contains("/nonexistent/nimbus.toml"), "{err}");
 }
 
-/// A platform without an adapter yet is recognised and named, and `bootstrap` stops instead of
-/// pretending to serve it; `--platform` overrides the environment, and a bad name is refused.
+/// Off Lambda the platform is recognised and named first (`--platform` overrides the environment), and an
+/// init error (here: no manifest) names its cause instead of serving.
 #[test]
-fn bootstrap_names_a_platform_it_cannot_serve_yet() {
+fn bootstrap_off_lambda_names_its_platform_then_what_stops_it() {
+    let missing = std::env::temp_dir().join("nimbus-no-such-dir/nimbus.toml");
+    let port = nimbus_tests::process::free_port().to_string();
     for (env, flag, platform, reason) in [
         (("FC_FUNCTION_NAME", "hello"), None, "fc", "FC_FUNCTION_NAME is set"),
+        (("K_SERVICE", "hello"), None, "knative", "K_SERVICE is set"),
         (
-            ("FUNCTIONS_CUSTOMHANDLER_PORT", "40000"),
+            ("FUNCTIONS_CUSTOMHANDLER_PORT", port.as_str()),
             None,
             "azure",
             "FUNCTIONS_CUSTOMHANDLER_PORT is set",
@@ -995,7 +998,10 @@ fn bootstrap_names_a_platform_it_cannot_serve_yet() {
         (("NIMBUS_PLATFORM", "fc"), Some("azure"), "azure", "--platform azure"),
     ] {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
-        cmd.env_remove("AWS_LAMBDA_RUNTIME_API").env(env.0, env.1);
+        cmd.env_remove("AWS_LAMBDA_RUNTIME_API")
+            .env("NIMBUS_MANIFEST", &missing)
+            .env("PORT", &port)
+            .env(env.0, env.1);
         if let Some(flag) = flag {
             cmd.args(["--platform", flag]);
         }
@@ -1005,8 +1011,57 @@ fn bootstrap_names_a_platform_it_cannot_serve_yet() {
         let first: serde_json::Value = serde_json::from_str(err.lines().next().unwrap_or_default()).expect(&err);
         assert_eq!(first["fields"]["platform"], platform, "{err}");
         assert_eq!(first["fields"]["reason"], reason, "{err}");
-        assert!(err.contains("has no adapter") && !err.contains("panicked"), "{err}");
+        assert!(
+            err.contains("init failed") && err.contains("nimbus-no-such-dir") && !err.contains("panicked"),
+            "the missing manifest is named: {err}"
+        );
     }
+}
+
+/// Durable tasks checkpoint to the AWS store, and WebSocket functions need API Gateway's WebSocket API or
+/// `nimbus serve`: off AWS both are refused at init, naming the function, its kind and the platform.
+#[test]
+fn task_and_websocket_functions_are_refused_off_aws() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("nimbus.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "manifest_version = 1\n[function.job]\ncomponent = \"{SHA_TASK}\"\n\
+             [function.ws]\ncomponent = \"{WS_ECHO}\"\nwebsocket = {{ subprotocols = [\"chat.v1\"] }}\n"
+        ),
+    )
+    .unwrap();
+    let port = nimbus_tests::process::free_port().to_string();
+    for platform in ["fc", "knative", "azure"] {
+        for (function, says) in [("job", "durable tasks"), ("ws", "WebSocket functions")] {
+            let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+                .args(["--platform", platform])
+                .env_remove("AWS_LAMBDA_RUNTIME_API")
+                .env("NIMBUS_MANIFEST", &manifest)
+                .env("NIMBUS_FUNCTION", function)
+                .env("FC_CUSTOM_LISTEN_PORT", &port)
+                .env("PORT", &port)
+                .env("FUNCTIONS_CUSTOMHANDLER_PORT", &port)
+                .output()
+                .unwrap();
+            assert!(!out.status.success(), "{platform} {function}");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains("Nimbus.Init.Unsupported")
+                    && err.contains(&format!("function `{function}`"))
+                    && err.contains(says)
+                    && !err.contains("\"listening\"")
+                    && !err.contains("panicked"),
+                "{platform} {function}: {err}"
+            );
+        }
+    }
+}
+
+/// A platform name `bootstrap` does not know is refused, by flag or by setting.
+#[test]
+fn bootstrap_names_an_unknown_platform() {
     let out = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
         .args(["--platform", "gcp"])
         .output()

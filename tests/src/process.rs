@@ -2,7 +2,7 @@
 //! clean environment, its stdout (guest and invocation log lines) and stderr (the host's own lines)
 //! collected line by line, killed on drop.
 
-use std::io::{BufRead, BufReader};
+use crate::collect_lines;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -78,18 +78,6 @@ impl Process {
         }
         None
     }
-}
-
-/// Reads a child's output into lines on a thread of its own.
-fn collect_lines(out: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink = lines.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    lines
 }
 
 /// A port free on 127.0.0.1 just now (bound, read and released), for a server that takes its port from the

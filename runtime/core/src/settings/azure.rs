@@ -3,7 +3,6 @@
 
 use super::SettingsError;
 use super::vars::Vars;
-use std::borrow::Cow;
 
 /// The variable the Functions host sets to the port it sends invocations to.
 pub const PORT_VARIABLE: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
@@ -18,16 +17,8 @@ pub struct AzureSettings {
 
 impl AzureSettings {
     pub(super) fn read(vars: &Vars) -> Result<AzureSettings, SettingsError> {
-        const PORT: &str = "a TCP port from 1 to 65535";
-        let port = vars
-            .parse_with(PORT_VARIABLE, PORT, |v| match v.trim() {
-                "" => Ok(None),
-                v => match v.parse::<u16>() {
-                    Ok(p) if p > 0 => Ok(Some(p)),
-                    _ => Err(Cow::Borrowed(PORT)),
-                },
-            })?
-            .flatten();
-        Ok(AzureSettings { port })
+        Ok(AzureSettings {
+            port: vars.port(PORT_VARIABLE)?,
+        })
     }
 }

@@ -2,7 +2,6 @@
 
 use super::SettingsError;
 use super::vars::Vars;
-use std::borrow::Cow;
 
 /// The port a custom runtime listens on when `FC_CUSTOM_LISTEN_PORT` is unset (Function Compute's default).
 pub const DEFAULT_LISTEN_PORT: u16 = 9000;
@@ -23,17 +22,8 @@ impl FcSettings {
     }
 
     pub(super) fn read(vars: &Vars) -> Result<FcSettings, SettingsError> {
-        const PORT: &str = "a TCP port, 1 to 65535";
         Ok(FcSettings {
-            listen_port: vars
-                .parse_with("FC_CUSTOM_LISTEN_PORT", PORT, |v| match v.trim() {
-                    "" => Ok(None),
-                    v => match v.parse::<u16>() {
-                        Ok(p) if p > 0 => Ok(Some(p)),
-                        _ => Err(Cow::Borrowed(PORT)),
-                    },
-                })?
-                .flatten(),
+            listen_port: vars.port("FC_CUSTOM_LISTEN_PORT")?,
             function_name: vars.non_empty("FC_FUNCTION_NAME", "a function name")?,
         })
     }

@@ -3,7 +3,6 @@
 
 use super::SettingsError;
 use super::vars::Vars;
-use std::borrow::Cow;
 
 /// The variables of Cloud Run / Knative's container contract; [`Vars`] keeps them beside the `NIMBUS_*`
 /// ones.
@@ -27,18 +26,9 @@ pub struct KnativeSettings {
 
 impl KnativeSettings {
     pub(super) fn read(vars: &Vars) -> Result<KnativeSettings, SettingsError> {
-        const PORT: &str = "a TCP port, 1 to 65535";
         const NAME: &str = "a name";
         Ok(KnativeSettings {
-            port: vars
-                .parse_with("PORT", PORT, |v| match v.trim() {
-                    "" => Ok(None),
-                    v => match v.parse::<u16>() {
-                        Ok(p) if p != 0 => Ok(Some(p)),
-                        _ => Err(Cow::Borrowed(PORT)),
-                    },
-                })?
-                .flatten(),
+            port: vars.port("PORT")?,
             service: vars.non_empty("K_SERVICE", NAME)?,
             revision: vars.non_empty("K_REVISION", NAME)?,
             configuration: vars.non_empty("K_CONFIGURATION", NAME)?,

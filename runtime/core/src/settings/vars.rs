@@ -90,6 +90,20 @@ impl Vars {
         Ok(self.text(name, expected)?.filter(|v| !v.trim().is_empty()))
     }
 
+    /// A platform's port variable: 1 to 65535, spaces around it ignored; empty or blank is unset.
+    pub(super) fn port(&self, name: &'static str) -> Result<Option<u16>, SettingsError> {
+        const PORT: &str = "a TCP port from 1 to 65535";
+        Ok(self
+            .parse_with(name, PORT, |v| match v.trim() {
+                "" => Ok(None),
+                v => match v.parse::<u16>() {
+                    Ok(p) if p > 0 => Ok(Some(p)),
+                    _ => Err(std::borrow::Cow::Borrowed(PORT)),
+                },
+            })?
+            .flatten())
+    }
+
     /// The value of `name` parsed (spaces around it are ignored), if set; a value that does not parse is an
     /// error saying what was `expected`.
     pub(super) fn parse<T: FromStr>(
