@@ -33,6 +33,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("CHAT", "chat"),
     ("KV_OPS", "kv_ops"),
     ("WS_NOTIFY", "ws_notify"),
+    ("EVENT_ECHO", "event_echo"),
 ];
 
 fn main() {

@@ -3,9 +3,10 @@
 //! invocation payloads (`{Data, Metadata}` POSTed to `/<function>`) and proxied HTTP requests
 //! (`enableProxyingHttpRequest`).
 
+use nimbus_tests::azure::http_payload;
 use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO};
 use nimbus_tests::process::{Process, free_port};
-use nimbus_tests::{Reply, request};
+use nimbus_tests::{Reply, header_values, request};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -98,31 +99,9 @@ impl Handler {
     }
 }
 
-/// An HTTP trigger's payload for `url`, as the Functions host serialises it.
-fn http_payload(method: &str, url: &str, body: &str, headers: Value) -> Value {
-    json!({
-        "Data": { "req": {
-            "Url": url, "Method": method, "Query": "{}", "Headers": headers, "Params": {},
-            "Identities": "[]", "Body": body,
-        }},
-        "Metadata": { "sys": { "MethodName": "http-echo", "UtcNow": "2026-01-01T00:00:00Z", "RandGuid": "x" } },
-    })
-}
-
 /// The JSON an HTTP_ECHO response body holds.
 fn echoed(body: &str) -> Value {
     serde_json::from_str(body).unwrap_or_else(|e| panic!("not the echo ({e}): {body}"))
-}
-
-/// The header values HTTP_ECHO saw for `name`.
-fn seen(echo: &Value, name: &str) -> Vec<String> {
-    echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0].as_str().is_some_and(|n| n.eq_ignore_ascii_case(name)))
-        .map(|h| h[1].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,6 +116,7 @@ async fn http_payload_mode_and_proxy_mode_reach_the_http_function_and_hostile_in
         "traceparent": ["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
     });
     let payload = http_payload(
+        "http-echo",
         "POST",
         "http://app.azurewebsites.net/api/orders?color=black",
         "{\"id\":1}",
@@ -154,13 +134,13 @@ async fn http_payload_mode_and_proxy_mode_reach_the_http_function_and_hostile_in
     assert_eq!(echo["path"], "/api/orders");
     assert_eq!(echo["query"], "color=black");
     assert_eq!(echo["body_hex"], hex(b"{\"id\":1}"));
-    assert_eq!(seen(&echo, "accept"), ["application/json", "text/plain"]);
+    assert_eq!(header_values(&echo, "accept"), ["application/json", "text/plain"]);
     assert!(
-        seen(&echo, "x-functions-key").is_empty(),
+        header_values(&echo, "x-functions-key").is_empty(),
         "the function key reached the guest: {echo}"
     );
     assert!(
-        seen(&echo, "traceparent")[0].starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        header_values(&echo, "traceparent")[0].starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
         "{echo}"
     );
 
@@ -189,8 +169,8 @@ async fn http_payload_mode_and_proxy_mode_reach_the_http_function_and_hostile_in
         (echo["method"].as_str(), echo["path"].as_str()),
         (Some("PUT"), Some("/api/items/7"))
     );
-    assert_eq!(seen(&echo, "x-custom"), ["yes"]);
-    assert!(seen(&echo, "x-functions-key").is_empty(), "{echo}");
+    assert_eq!(header_values(&echo, "x-custom"), ["yes"]);
+    assert!(header_values(&echo, "x-functions-key").is_empty(), "{echo}");
     assert_eq!(proxied.headers.get_all("set-cookie").iter().count(), 2);
 
     // Hostile input; the handler goes on serving after each.
@@ -205,7 +185,10 @@ async fn http_payload_mode_and_proxy_mode_reach_the_http_function_and_hostile_in
     }
     let big = "x".repeat(8 * 1024);
     let r = h
-        .invoke("http-echo", &http_payload("POST", "http://h/api/big", &big, json!({})))
+        .invoke(
+            "http-echo",
+            &http_payload("http-echo", "POST", "http://h/api/big", &big, json!({})),
+        )
         .await;
     assert_eq!(r.status, 413, "{}", r.text());
     let r = h.post("/http-echo", &vec![b' '; 400 * 1024]).await;
@@ -214,7 +197,7 @@ async fn http_payload_mode_and_proxy_mode_reach_the_http_function_and_hostile_in
     let r = h
         .invoke(
             "http-echo",
-            &http_payload("GET", "http://h/api/c?cookies=3", "", json!({})),
+            &http_payload("http-echo", "GET", "http://h/api/c?cookies=3", "", json!({})),
         )
         .await;
     assert_eq!(r.status, 200);
@@ -223,7 +206,7 @@ async fn http_payload_mode_and_proxy_mode_reach_the_http_function_and_hostile_in
     let r = h
         .invoke(
             "http-echo",
-            &http_payload("GET", "http://h/api/b?binary=1", "", json!({})),
+            &http_payload("http-echo", "GET", "http://h/api/b?binary=1", "", json!({})),
         )
         .await;
     assert_eq!(r.status, 500, "{}", r.text());

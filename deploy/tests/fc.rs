@@ -4,8 +4,9 @@
 //! (`tests/fixtures/fc/http-invoke-headers.txt`) and trigger payloads.
 
 use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SPIN, STD_ENV, TRAP};
+use nimbus_tests::fc::{self, documented_headers};
 use nimbus_tests::process::free_port;
-use nimbus_tests::{Logs, Reply, collect_lines, request};
+use nimbus_tests::{Logs, Reply, collect_lines, header_values, request};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,30 +81,6 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Function Compute 3.0's documented header set for an HTTP-triggered request, as (name, value) pairs.
-fn documented_headers() -> Vec<(String, String)> {
-    String::from_utf8(fixture("http-invoke-headers.txt"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
-        // The client sets its own Host (the listener's address).
-        .filter(|(n, _)| n != "host")
-        .collect()
-}
-
-/// The documented set with `x-fc-control-path` and `x-fc-request-id` replaced.
-fn fc_headers(control_path: &str, request_id: &str) -> Vec<(String, String)> {
-    let mut h: Vec<(String, String)> = documented_headers()
-        .into_iter()
-        .filter(|(n, _)| n != "x-fc-control-path" && n != "x-fc-request-id")
-        .collect();
-    h.push(("x-fc-control-path".into(), control_path.into()));
-    h.push(("x-fc-request-id".into(), request_id.into()));
-    h
-}
-
 /// `bootstrap` serving one function as Function Compute runs it; killed on drop.
 struct Fc {
     child: Child,
@@ -174,7 +151,7 @@ impl Fc {
 
     /// `POST /invoke` with the documented headers and `payload`.
     async fn invoke(&self, request_id: &str, payload: &[u8]) -> Reply {
-        self.send("POST", "/invoke", payload, &fc_headers("/invoke", request_id))
+        self.send("POST", "/invoke", payload, &fc::headers("/invoke", request_id))
             .await
     }
 
@@ -224,20 +201,10 @@ fn assert_fc_response(r: &Reply, fc_status: &str) {
     }
 }
 
-fn header_values(echo: &Value, name: &str) -> Vec<String> {
-    echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0].as_str() == Some(name))
-        .map(|h| h[1].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[tokio::test]
 async fn http_invoke_passes_the_request_through_without_platform_headers() {
     let fc = Fc::start("http-echo").await;
-    let mut headers = fc_headers("/http-invoke", "req-http-1");
+    let mut headers = fc::headers("/http-invoke", "req-http-1");
     headers.push(("x-multi".into(), "1".into()));
     headers.push(("x-multi".into(), "2".into()));
     let r = fc
@@ -276,7 +243,7 @@ async fn http_invoke_passes_the_request_through_without_platform_headers() {
     assert!(start.is_some() && start < end, "{out:?}");
     // The same connection-less client again: the server keeps serving.
     let again = fc
-        .send("GET", "/", b"", &fc_headers("/http-invoke", "req-http-2"))
+        .send("GET", "/", b"", &fc::headers("/http-invoke", "req-http-2"))
         .await;
     assert_eq!(again.status, 200);
     assert_fc_response(&again, "200");
@@ -291,7 +258,7 @@ async fn lifecycle_hooks_answer_200_with_their_log_lines() {
         ("/pre-stop", "PreStop"),
     ] {
         let rid = format!("hook-{word}");
-        let r = fc.send("POST", path, b"", &fc_headers(path, &rid)).await;
+        let r = fc.send("POST", path, b"", &fc::headers(path, &rid)).await;
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         assert_fc_response(&r, "200");
         let start = format!("FC {word} Start RequestId: {rid}");
@@ -334,7 +301,7 @@ async fn guest_failures_are_function_errors_and_the_server_keeps_serving() {
     let fc = Fc::start("trap").await;
     for i in 0..2 {
         let r = fc
-            .send("GET", "/boom", b"", &fc_headers("/http-invoke", &format!("trap-{i}")))
+            .send("GET", "/boom", b"", &fc::headers("/http-invoke", &format!("trap-{i}")))
             .await;
         assert_eq!(r.status, 500, "{}", r.text());
         assert_fc_response(&r, "404");
@@ -354,7 +321,7 @@ async fn guest_failures_are_function_errors_and_the_server_keeps_serving() {
 #[tokio::test]
 async fn x_fc_function_timeout_stops_the_guest_before_the_manifest_timeout() {
     let fc = Fc::start("spin").await;
-    let mut headers = fc_headers("/http-invoke", "spin-1");
+    let mut headers = fc::headers("/http-invoke", "spin-1");
     headers.retain(|(n, _)| n != "x-fc-function-timeout");
     headers.push(("x-fc-function-timeout".into(), "1".into()));
     let started = Instant::now();
@@ -375,14 +342,14 @@ async fn x_fc_function_timeout_stops_the_guest_before_the_manifest_timeout() {
 #[tokio::test]
 async fn credentials_and_the_environment_are_invisible_to_the_guest() {
     let fc = Fc::start("std-env").await;
-    let r = fc.send("GET", "/", b"", &fc_headers("/http-invoke", "env-1")).await;
+    let r = fc.send("GET", "/", b"", &fc::headers("/http-invoke", "env-1")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let env = r.json();
     assert_eq!(env["env"], serde_json::json!([]), "{env}");
     assert!(!r.text().contains(ENV_SECRET) && !r.text().contains(HEADER_SECRET));
     drop(fc);
     let fc = Fc::start("context").await;
-    let r = fc.send("GET", "/", b"", &fc_headers("/http-invoke", "ctx-1")).await;
+    let r = fc.send("GET", "/", b"", &fc::headers("/http-invoke", "ctx-1")).await;
     assert_eq!(r.status, 200, "{}", r.text());
     let ctx = r.json();
     assert_eq!(ctx["env_count"], 0, "{ctx}");
@@ -393,7 +360,7 @@ async fn credentials_and_the_environment_are_invisible_to_the_guest() {
         "the trace continues FC's traceparent: {ctx}"
     );
     // Function Compute 2.0's span context, when no traceparent is sent.
-    let mut headers: Vec<(String, String)> = fc_headers("/http-invoke", "ctx-2")
+    let mut headers: Vec<(String, String)> = fc::headers("/http-invoke", "ctx-2")
         .into_iter()
         .filter(|(n, _)| n != "traceparent")
         .collect();
@@ -426,12 +393,12 @@ async fn requests_without_a_usable_control_path_are_refused_and_serving_goes_on(
     assert_fc_response(&r, "404");
     assert_eq!(r.json()["ErrorCode"], "InvalidArgument");
     assert!(r.json()["ErrorMessage"].as_str().unwrap().contains("x-fc-control-path"));
-    let r = fc.send("POST", "/", b"{}", &fc_headers("/admin", "bad-path")).await;
+    let r = fc.send("POST", "/", b"{}", &fc::headers("/admin", "bad-path")).await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert_fc_response(&r, "404");
     // An event function cannot take an HTTP request.
     let r = fc
-        .send("GET", "/", b"", &fc_headers("/http-invoke", "wrong-kind"))
+        .send("GET", "/", b"", &fc::headers("/http-invoke", "wrong-kind"))
         .await;
     assert_eq!(r.status, 400, "{}", r.text());
     assert!(
@@ -455,12 +422,12 @@ async fn oversized_bodies_are_refused_and_serving_goes_on() {
     drop(fc);
     let fc = Fc::start("small-http").await;
     let r = fc
-        .send("POST", "/", big.as_bytes(), &fc_headers("/http-invoke", "big-http"))
+        .send("POST", "/", big.as_bytes(), &fc::headers("/http-invoke", "big-http"))
         .await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert_fc_response(&r, "404");
     let r = fc
-        .send("POST", "/", b"small", &fc_headers("/http-invoke", "small-http"))
+        .send("POST", "/", b"small", &fc::headers("/http-invoke", "small-http"))
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
 }
@@ -495,7 +462,7 @@ async fn oos_config_refreshes_with_the_credentials_each_request_carries() {
     ];
     let fc = Fc::start_with(&manifest, "cfg", &env).await;
     let greeting = |r: &Reply| r.json()["value"].as_str().map(str::to_owned);
-    let mut headers = fc_headers("/http-invoke", "req-oos-1");
+    let mut headers = fc::headers("/http-invoke", "req-oos-1");
     headers.retain(|(n, _)| !n.starts_with("x-fc-access-key") && n != "x-fc-security-token");
     headers.extend([
         ("x-fc-access-key-id".to_owned(), FRESH_KEY_ID.to_owned()),

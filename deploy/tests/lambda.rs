@@ -2,11 +2,11 @@
 //! the tests unpack them and run the packaged `bootstrap` as a child process
 //! against the Lambda Runtime API emulator in `nimbus-tests`.
 
-use nimbus_tests::collect_lines;
 use nimbus_tests::components::{
     CHAT, CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, OUTBOUND, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
 };
 use nimbus_tests::lambda_emulator::{DeadlineHeader, InvokeOptions, LambdaEmulator, Outcome};
+use nimbus_tests::{collect_lines, header_values};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -322,16 +322,6 @@ impl Runtime {
 /// The echoed request inside an HTTP response shape.
 fn echoed(resp: &Value) -> Value {
     serde_json::from_str(resp["body"].as_str().expect("body is text")).expect("echo body is JSON")
-}
-
-fn header_values(echo: &Value, name: &str) -> Vec<String> {
-    echo["headers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h[0].as_str() == Some(name))
-        .map(|h| h[1].as_str().unwrap().to_owned())
-        .collect()
 }
 
 #[tokio::test]

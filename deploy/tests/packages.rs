@@ -2,6 +2,8 @@
 //! container image checked by real OCI tools (`skopeo`, `umoci`; `scripts/setup` installs them), and the
 //! refusals that must leave no half-written output behind.
 
+use nimbus_tests::oci::{base_image, tool};
+use nimbus_tests::sha256;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -93,56 +95,6 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Runs a tool that must be installed (`scripts/setup` installs it), failing with that hint otherwise.
-fn tool(name: &str, args: &[&str]) -> Output {
-    let out = Command::new(name)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} is not installed ({e}): run scripts/setup"));
-    assert!(out.status.success(), "{name} {args:?}: {}", stderr(&out));
-    out
-}
-
-/// A small base image made by umoci, standing in for a distroless base pulled with
-/// `skopeo copy docker://... oci:...`: one layer with a marker file and an image config with its own
-/// entrypoint, command and environment, which the packaged image must override or keep.
-fn base_image(dir: &Path) -> String {
-    let layout = dir.join("layout");
-    let bundle = dir.join("bundle");
-    std::fs::create_dir_all(dir).unwrap();
-    let image = format!("{}:base", layout.display());
-    tool("umoci", &["init", "--layout", &layout.to_string_lossy()]);
-    tool("umoci", &["new", "--image", &image]);
-    tool(
-        "umoci",
-        &["unpack", "--rootless", "--image", &image, &bundle.to_string_lossy()],
-    );
-    std::fs::create_dir_all(bundle.join("rootfs/etc")).unwrap();
-    std::fs::write(bundle.join("rootfs/etc/base-marker"), "from the base\n").unwrap();
-    tool("umoci", &["repack", "--image", &image, &bundle.to_string_lossy()]);
-    tool(
-        "umoci",
-        &[
-            "config",
-            "--image",
-            &image,
-            "--config.entrypoint",
-            "/bin/base",
-            "--config.cmd",
-            "base-arg",
-            "--config.env",
-            "PATH=/usr/bin:/bin",
-            "--config.env",
-            "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-            "--architecture",
-            "amd64",
-            "--os",
-            "linux",
-        ],
-    );
-    image
-}
-
 /// A zip's entries: name → (Unix mode, bytes).
 fn zip_files(zip: &Path) -> BTreeMap<String, (Option<u32>, Vec<u8>)> {
     use std::io::Read as _;
@@ -213,11 +165,6 @@ fn lambda_files(function: &str) -> BTreeMap<String, (Option<u32>, Vec<u8>)> {
 /// A zip's entries by name, with the SHA-256 of their bytes, as [`tree`] gives them.
 fn without_modes(files: BTreeMap<String, (Option<u32>, Vec<u8>)>) -> BTreeMap<String, String> {
     files.into_iter().map(|(k, (_, v))| (k, sha256(&v))).collect()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]
@@ -336,16 +283,7 @@ fn container_layout_is_an_image_skopeo_and_umoci_read() {
 
     let bundle = tempfile::tempdir().unwrap();
     let into = bundle.path().join("b");
-    tool(
-        "umoci",
-        &[
-            "unpack",
-            "--rootless",
-            "--image",
-            &format!("{}:latest", layout.display()),
-            &into.to_string_lossy(),
-        ],
-    );
+    nimbus_tests::oci::unpack(&layout, "latest", &into);
     let rootfs = into.join("rootfs");
     assert_eq!(
         std::fs::read_to_string(rootfs.join("etc/base-marker")).unwrap(),

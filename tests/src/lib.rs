@@ -185,11 +185,14 @@ pub async fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> std::io::
 pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, None, &[]).await
 }
+pub mod azure;
 pub mod fake_network;
 pub mod fault_proxy;
+pub mod fc;
 pub mod lambda_emulator;
 pub mod moto;
 pub mod native;
+pub mod oci;
 pub mod oos;
 pub mod otlp_receiver;
 pub mod otlp_sink;
@@ -209,4 +212,23 @@ pub fn collect_lines(out: impl std::io::Read + Send + 'static) -> Logs {
         }
     });
     lines
+}
+
+/// The SHA-256 of `bytes` in lowercase hex: how tests compare the files packages hold (and print them short on
+/// failure).
+pub fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The values of header `name` in what HTTP_ECHO reports (`"headers": [[name, value], ...]`, names lowercase),
+/// repeats in order.
+pub fn header_values(echo: &serde_json::Value, name: &str) -> Vec<String> {
+    echo["headers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not HTTP_ECHO's report: {echo}"))
+        .iter()
+        .filter(|h| h[0].as_str() == Some(name))
+        .map(|h| h[1].as_str().unwrap_or_default().to_owned())
+        .collect()
 }

@@ -67,6 +67,15 @@ impl Process {
         }
     }
 
+    /// Sends it SIGTERM, as a platform does when it stops an instance.
+    pub fn sigterm(&self) {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM {}", self.child.id());
+    }
+
     /// Its exit code, waiting up to `wait` for it to exit (`None`: still running, or killed by a signal).
     pub async fn exit_code(&mut self, wait: Duration) -> Option<i32> {
         let until = Instant::now() + wait;

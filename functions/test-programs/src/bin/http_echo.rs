@@ -1,7 +1,8 @@
 //! Echoes the request back as JSON so a test can check, field by field, how
 //! a platform's event became a request: method, scheme, authority, path,
 //! query, every header (repeats included) and the body (hex, so binary
-//! survives). Query switches shape the response: `status=NNN`,
+//! survives), with the config values and the trace context the guest sees, so the same request can be
+//! compared across platforms. Query switches shape the response: `status=NNN`,
 //! `cookies=N` (N `Set-Cookie` headers), `binary=1` (an octet-stream body).
 
 use nimbus_sdk::http::{HeaderValue, Request, Response, StatusCode, header};
@@ -37,6 +38,8 @@ fn handle(req: Request) -> Response {
         "query": req.uri().query(),
         "headers": headers,
         "body_hex": body_hex,
+        "config": nimbus_sdk::config::all().unwrap_or_default(),
+        "traceparent": nimbus_sdk::invocation::current().traceparent,
     }));
     if let Some(s) = param("status").and_then(|s| s.parse::<u16>().ok())
         && let Ok(s) = StatusCode::from_u16(s)
