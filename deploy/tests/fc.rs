@@ -5,12 +5,11 @@
 
 use nimbus_tests::components::{CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, SPIN, STD_ENV, TRAP};
 use nimbus_tests::fc::{self, documented_headers};
-use nimbus_tests::process::free_port;
-use nimbus_tests::{Logs, Reply, collect_lines, header_values, request};
+use nimbus_tests::process::{Process, free_port};
+use nimbus_tests::{Reply, header_values, request};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -83,17 +82,8 @@ fn fixture(name: &str) -> Vec<u8> {
 
 /// `bootstrap` serving one function as Function Compute runs it; killed on drop.
 struct Fc {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
-    stdout: Logs,
-    stderr: Logs,
-}
-
-impl Drop for Fc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Fc {
@@ -104,31 +94,24 @@ impl Fc {
 
     /// Starts `bootstrap` for `function` of `manifest`, with `env` added to Function Compute's.
     async fn start_with(manifest: &std::path::Path, function: &str, env: &[(&str, &str)]) -> Fc {
-        let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("FC_FUNCTION_NAME", "fc-test-function")
-            .env("FC_CUSTOM_LISTEN_PORT", port.to_string())
-            .env("FC_REGION", "cn-hangzhou")
-            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.env-key-id")
-            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ENV_SECRET)
-            .env("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token-must-not-leak")
-            .env("NIMBUS_MANIFEST", manifest)
-            .env("NIMBUS_FUNCTION", function)
-            .env("NIMBUS_LOG", "info")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn bootstrap");
-        let stdout = collect_lines(child.stdout.take().unwrap());
-        let stderr = collect_lines(child.stderr.take().unwrap());
+        let port = free_port().to_string();
+        let manifest = manifest.to_string_lossy();
+        let mut vars = vec![
+            ("FC_FUNCTION_NAME", "fc-test-function"),
+            ("FC_CUSTOM_LISTEN_PORT", port.as_str()),
+            ("FC_REGION", "cn-hangzhou"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", "STS.env-key-id"),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ENV_SECRET),
+            ("ALIBABA_CLOUD_SECURITY_TOKEN", "env-token-must-not-leak"),
+            ("NIMBUS_MANIFEST", &manifest),
+            ("NIMBUS_FUNCTION", function),
+            ("NIMBUS_LOG", "info"),
+        ];
+        vars.extend_from_slice(env);
+        let process = Process::start(std::path::Path::new(env!("CARGO_BIN_EXE_bootstrap")), &[], &vars);
         let fc = Fc {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            stdout,
-            stderr,
+            process,
+            addr: SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>().unwrap())),
         };
         // Ready: the `listening` line (it listens on 0.0.0.0, so loopback reaches it).
         let until = Instant::now() + Duration::from_secs(120);
@@ -156,11 +139,11 @@ impl Fc {
     }
 
     fn stdout(&self) -> Vec<String> {
-        self.stdout.lock().unwrap().clone()
+        self.process.stdout()
     }
 
     fn stderr(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
+        self.process.stderr()
     }
 
     /// Waits (at most 20 s: lines come through a pipe) until stdout has a line equal to each of `lines`.

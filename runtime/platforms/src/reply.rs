@@ -6,7 +6,8 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
-use nimbus_core::InvokeError;
+use nimbus_core::logs::{LogSink, format_record};
+use nimbus_core::{Invocation, InvokeError};
 
 /// A whole HTTP response, before it is put into a platform's response type.
 pub struct Reply {
@@ -68,4 +69,11 @@ pub async fn collect(resp: http::Response<nimbus_core::Body>) -> Result<Reply, I
         headers: parts.headers,
         body,
     })
+}
+
+/// Logs a failed invocation of a platform adapter: one `invocation failed` line with the invocation's fields,
+/// the error type and the whole message (a trap's backtrace included, which the caller's answer leaves out).
+pub fn log_failure(sink: &LogSink, inv: &Invocation, error_type: &str, message: &str) {
+    let fields = [("error_type", error_type.into()), ("error", message.into())];
+    sink.write_line(&format_record("ERROR", "invocation failed", Some(inv), &fields));
 }

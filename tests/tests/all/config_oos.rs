@@ -3,25 +3,16 @@
 //! checks every signature with Alibaba Cloud's Python signer; the guest reads the values through
 //! `wasi:config/store` (the `config_get` test program).
 
+use super::config_remote::{boot, boot_error, config_manifest, guest_config, wait_for};
 use nimbus_core::caps::config::{AccessKey, OosProvider};
 use nimbus_core::settings::OosSettings;
-use nimbus_core::{BootError, BootOptions, Host};
+use nimbus_core::{BootError, BootOptions};
 use nimbus_tests::oos::{FakeOos, KEY_ID, KEY_SECRET, State, TOKEN};
-use nimbus_tests::{get, manifest};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-}
-
-/// A manifest with one HTTP `config_get` function at `GET /config` and these config lines.
-fn config_manifest(refresh: &str, keys: &str) -> nimbus_core::Manifest {
-    manifest(&format!(
-        "manifest_version = 1\n[function.cfg]\ncomponent = \"{{CONFIG_GET}}\"\nroutes = [\"GET /config\"]\n\
-         config_refresh = \"{refresh}\"\n[function.cfg.config]\n{keys}\n"
-    ))
 }
 
 /// Boot options reading OOS keys from `fake`, signing with `secret` (the fake's, unless a test says).
@@ -37,42 +28,6 @@ fn on(fake: &FakeOos, secret: &str) -> BootOptions {
             }),
         }),
         ..BootOptions::default()
-    }
-}
-
-/// Everything the guest sees through `get-all`.
-async fn guest_config(addr: SocketAddr) -> BTreeMap<String, String> {
-    let v = get(addr, "/config?key=unused").await.json();
-    v["all"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no `all` in {v}"))
-        .iter()
-        .map(|kv| (kv[0].as_str().unwrap().into(), kv[1].as_str().unwrap().into()))
-        .collect()
-}
-
-/// Polls until the guest sees `key == want` (a refresh is asynchronous); returns what it saw last.
-async fn wait_for(addr: SocketAddr, key: &str, want: &str, limit: Duration) -> Option<String> {
-    let start = Instant::now();
-    loop {
-        let seen = guest_config(addr).await.get(key).cloned();
-        if seen.as_deref() == Some(want) || start.elapsed() > limit {
-            return seen;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn boot(m: nimbus_core::Manifest, opts: BootOptions) -> (std::sync::Arc<Host>, nimbus_platforms::local::Gateway) {
-    let (host, logs) = nimbus_tests::boot_manifest(m, opts).await;
-    let gw = nimbus_tests::gateway(host.clone(), logs).await;
-    (host, gw)
-}
-
-async fn boot_error(m: nimbus_core::Manifest, opts: BootOptions) -> BootError {
-    match Host::boot(m, opts).await {
-        Err(e) => e,
-        Ok(_) => panic!("boot must fail"),
     }
 }
 

@@ -2,13 +2,13 @@
 //! start themselves (`nimbus_tests::moto`), read by the guest through
 //! `wasi:config/store` (the `config_get` test program).
 
+use super::config_remote::{boot, boot_error, config_manifest, guest_config, wait_for};
 use aws_sdk_ssm::types::ParameterType;
 use nimbus_core::caps::config::SsmProvider;
-use nimbus_core::{BootError, BootOptions, Host};
+use nimbus_core::{BootError, BootOptions};
 use nimbus_tests::moto::{self, Moto, put_parameter};
 use nimbus_tests::{get, manifest};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// A parameter prefix no other test (or earlier run against the same server) uses.
@@ -20,49 +20,12 @@ fn prefix(test: &str) -> String {
     format!("/nimbus-test/{test}-{nanos}")
 }
 
-/// A manifest with one HTTP `config_get` function at `GET /config` and these config lines.
-fn config_manifest(refresh: &str, keys: &str) -> nimbus_core::Manifest {
-    manifest(&format!(
-        "manifest_version = 1\n[function.cfg]\ncomponent = \"{{CONFIG_GET}}\"\nroutes = [\"GET /config\"]\n\
-         config_refresh = \"{refresh}\"\n[function.cfg.config]\n{keys}\n"
-    ))
-}
-
 /// Boot options reading SSM keys from `moto`.
 fn on(moto: &Moto) -> BootOptions {
     BootOptions {
         ssm: SsmProvider::aws(moto.settings()),
         ..BootOptions::default()
     }
-}
-
-/// Everything the guest sees through `get-all`.
-async fn guest_config(addr: SocketAddr) -> BTreeMap<String, String> {
-    let v = get(addr, "/config?key=unused").await.json();
-    v["all"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no `all` in {v}"))
-        .iter()
-        .map(|kv| (kv[0].as_str().unwrap().into(), kv[1].as_str().unwrap().into()))
-        .collect()
-}
-
-/// Polls until the guest sees `key == want` (a refresh is asynchronous); returns what it saw last.
-async fn wait_for(addr: SocketAddr, key: &str, want: &str, limit: Duration) -> Option<String> {
-    let start = Instant::now();
-    loop {
-        let seen = guest_config(addr).await.get(key).cloned();
-        if seen.as_deref() == Some(want) || start.elapsed() > limit {
-            return seen;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-async fn boot(m: nimbus_core::Manifest, opts: BootOptions) -> (std::sync::Arc<Host>, nimbus_platforms::local::Gateway) {
-    let (host, logs) = nimbus_tests::boot_manifest(m, opts).await;
-    let gw = nimbus_tests::gateway(host.clone(), logs).await;
-    (host, gw)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,10 +85,7 @@ async fn missing_required_ssm_parameter_fails_boot_naming_key_and_parameter() {
     let moto = moto::shared();
     let p = prefix("missing");
     let m = config_manifest("0s", &format!("db_url = {{ ssm = \"{p}/db-url\" }}"));
-    let err = match Host::boot(m, on(moto)).await {
-        Err(e) => e,
-        Ok(_) => panic!("boot must fail"),
-    };
+    let err = boot_error(m, on(moto)).await;
     assert!(matches!(err, BootError::Config { .. }), "{err}");
     let msg = err.to_string();
     assert!(
@@ -134,10 +94,7 @@ async fn missing_required_ssm_parameter_fails_boot_naming_key_and_parameter() {
     );
     // A path with nothing under it fails the same way.
     let m = config_manifest("0s", &format!("db = {{ ssm_path = \"{p}/db\" }}"));
-    let msg = match Host::boot(m, on(moto)).await {
-        Err(e) => e.to_string(),
-        Ok(_) => panic!("boot must fail"),
-    };
+    let msg = boot_error(m, on(moto)).await.to_string();
     assert!(msg.contains("`db`") && msg.contains(&format!("{p}/db/")), "{msg}");
 }
 

@@ -5,6 +5,7 @@ mod artifact;
 mod concurrency;
 mod config;
 mod config_oos;
+mod config_remote;
 mod config_ssm;
 mod durable;
 mod events;

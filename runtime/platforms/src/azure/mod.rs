@@ -34,7 +34,7 @@ use decode::Route;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use nimbus_core::logs::{LogSink, LogTap, format_record};
+use nimbus_core::logs::{LogSink, LogTap};
 use nimbus_core::settings::azure::PORT_VARIABLE;
 use nimbus_core::{Body, Function, Host, Invocation, InvokeError, Kind, Outcome, Payload, Settings, TraceContext};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -207,9 +207,7 @@ impl Handler {
     }
 
     fn log_failure(&self, inv: &Invocation, e: &InvokeError) {
-        let fields = [("error_type", e.error_type().into()), ("error", e.to_string().into())];
-        self.sink
-            .write_line(&format_record("ERROR", "invocation failed", Some(inv), &fields));
+        reply::log_failure(&self.sink, inv, e.error_type(), &e.to_string());
     }
 }
 

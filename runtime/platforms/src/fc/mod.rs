@@ -45,7 +45,7 @@ use markers::{Marked, Phase};
 use nimbus_core::Settings;
 use nimbus_core::caps::config::OosCredentials;
 use nimbus_core::invocation::{new_request_id, unix_ms_now};
-use nimbus_core::logs::{LogSink, format_record};
+use nimbus_core::logs::LogSink;
 use nimbus_core::settings::ListenerSettings;
 use nimbus_core::{
     Body, Event, Function, Host, HttpError, Invocation, Kind, Outcome, Payload, PlatformDeadline, TraceContext,
@@ -323,12 +323,6 @@ impl FcHandler {
     }
 
     fn log_line(&self, inv: &Invocation, error_type: &str, message: &str) {
-        let line = format_record(
-            "ERROR",
-            "invocation failed",
-            Some(inv),
-            &[("error_type", error_type.into()), ("error", message.into())],
-        );
-        self.opts.log_sink.write_line(&line);
+        crate::reply::log_failure(&self.opts.log_sink, inv, error_type, message);
     }
 }

@@ -44,7 +44,7 @@ use bytes::Bytes;
 use decode::Origin;
 use http_body_util::BodyExt;
 use lambda_runtime::Diagnostic;
-use nimbus_core::logs::{LogSink, format_record};
+use nimbus_core::logs::LogSink;
 use nimbus_core::manifest::offered_subprotocols;
 use nimbus_core::websocket::{Rejection, WsEvent, WsOutcome};
 use nimbus_core::{
@@ -372,13 +372,7 @@ impl Handler {
     }
 
     fn log_line(&self, inv: &Invocation, error_type: &str, message: &str) {
-        let line = format_record(
-            "ERROR",
-            "invocation failed",
-            Some(inv),
-            &[("error_type", error_type.into()), ("error", message.into())],
-        );
-        self.opts.log_sink.write_line(&line);
+        reply::log_failure(&self.opts.log_sink, inv, error_type, message);
     }
 }
 
