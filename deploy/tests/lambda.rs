@@ -5,12 +5,13 @@
 use nimbus_tests::components::{
     CHAT, CONTEXT, ECHO, EVENT_CHECK, HTTP_ECHO, OUTBOUND, SHA_TASK, SPIN, SQS_BATCH, TRAP, WARM_COUNTER, WS_ECHO,
 };
+use nimbus_tests::header_values;
 use nimbus_tests::lambda_emulator::{DeadlineHeader, InvokeOptions, LambdaEmulator, Outcome};
-use nimbus_tests::{collect_lines, header_values};
+use nimbus_tests::process::Process;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The Terraform examples applied against moto, then served by the packaged `bootstrap`.
@@ -194,17 +195,8 @@ fn zip_entries(zip: &Path) -> Vec<(String, Option<u32>)> {
 /// A packaged bootstrap running against its own emulator; killed on drop.
 struct Runtime {
     emu: LambdaEmulator,
-    child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    process: Process,
     started: Instant,
-}
-
-impl Drop for Runtime {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Runtime {
@@ -224,35 +216,24 @@ impl Runtime {
         Runtime::start_with(LambdaEmulator::start().await, bootstrap, task_root, env).await
     }
 
+    /// Starts `bootstrap` as Lambda does (its variables, and a secret of the host's that must not leak), with
+    /// `env` added.
     async fn start_with(emu: LambdaEmulator, bootstrap: &Path, task_root: &Path, env: &[(&str, &str)]) -> Runtime {
-        let mut cmd = Command::new(bootstrap);
-        cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("AWS_LAMBDA_RUNTIME_API", emu.runtime_api())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "nimbus-test")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("LAMBDA_TASK_ROOT", task_root)
-            .env("NIMBUS_LOG", "warn")
-            .env("AWS_SECRET_ACCESS_KEY", "host-secret-must-not-leak")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
+        let api = emu.runtime_api();
+        let root = task_root.to_str().expect("the task root is UTF-8");
+        let mut vars = vec![
+            ("AWS_LAMBDA_RUNTIME_API", api.as_str()),
+            ("AWS_LAMBDA_FUNCTION_NAME", "nimbus-test"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("LAMBDA_TASK_ROOT", root),
+            ("NIMBUS_LOG", "warn"),
+            ("AWS_SECRET_ACCESS_KEY", "host-secret-must-not-leak"),
+        ];
+        vars.extend_from_slice(env);
         let started = Instant::now();
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bootstrap.display()));
-        let stdout = collect_lines(child.stdout.take().unwrap());
-        let stderr = collect_lines(child.stderr.take().unwrap());
-        Runtime {
-            emu,
-            child,
-            stdout,
-            stderr,
-            started,
-        }
+        let process = Process::start(bootstrap, &[], &vars);
+        Runtime { emu, process, started }
     }
 
     async fn invoke(&self, event: Value) -> Outcome {
@@ -261,7 +242,7 @@ impl Runtime {
 
     /// Guest and invocation log lines (stdout).
     fn logs(&self) -> Vec<String> {
-        self.stdout.lock().unwrap().clone()
+        self.process.stdout()
     }
 
     /// Waits (at most 20 s: the lines arrive through a pipe, after the answer) until a stdout line has
@@ -279,22 +260,12 @@ impl Runtime {
 
     /// The host's own log lines (stderr).
     fn host_logs(&self) -> Vec<String> {
-        self.stderr.lock().unwrap().clone()
+        self.process.stderr()
     }
 
-    /// The first host log line containing `needle`, waiting up to `wait` for it (the reader thread may lag
-    /// behind the process).
+    /// The first host log line containing `needle`, waiting up to `wait` for it.
     async fn host_log_line(&self, needle: &str, wait: Duration) -> Option<String> {
-        let until = Instant::now() + wait;
-        loop {
-            if let Some(line) = self.host_logs().into_iter().find(|l| l.contains(needle)) {
-                return Some(line);
-            }
-            if Instant::now() >= until {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.process.stderr_line(needle, wait).await
     }
 
     /// The `(errorType, errorMessage)` reported to `/init/error`.
@@ -307,18 +278,10 @@ impl Runtime {
 
     /// Waits for the process to exit; its status code.
     async fn exit_code(&mut self, wait: Duration) -> Option<i32> {
-        let until = Instant::now() + wait;
-        while Instant::now() < until {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
+        self.process.exit_code(wait).await
     }
 }
 
-/// Reads a child's output into lines on a thread of its own.
 /// The echoed request inside an HTTP response shape.
 fn echoed(resp: &Value) -> Value {
     serde_json::from_str(resp["body"].as_str().expect("body is text")).expect("echo body is JSON")

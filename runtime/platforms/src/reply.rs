@@ -20,13 +20,25 @@ pub struct Reply {
 }
 
 /// A JSON answer.
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Reply {
+pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, value: &T) -> Reply {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let body = match serde_json::to_vec(value) {
+        Ok(b) => b,
+        // Only a map with keys that are not strings cannot be JSON; none of the answers has one.
+        Err(e) => {
+            tracing::error!(error = %e, "an answer could not be written as JSON");
+            return Reply {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                headers,
+                body: Bytes::from_static(br#"{"error":"Nimbus.Internal","message":"the answer could not be encoded"}"#),
+            };
+        }
+    };
     Reply {
         status,
         headers,
-        body: Bytes::from(value.to_string()),
+        body: Bytes::from(body),
     }
 }
 

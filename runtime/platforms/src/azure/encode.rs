@@ -11,21 +11,33 @@ use crate::lambda::encode::event_output;
 use crate::reply::{self, Reply};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use nimbus_core::InvokeError;
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::{Map, json};
+use std::borrow::Cow;
 
-/// The answer to an invocation payload.
-fn result(outputs: Map<String, Value>, logs: &[String], return_value: Value) -> Reply {
-    reply::json(
-        StatusCode::OK,
-        &json!({ "Outputs": outputs, "Logs": logs, "ReturnValue": return_value }),
-    )
+/// The answer to an invocation payload, serialised as it is (no JSON tree is built: this is the per-request
+/// path of payload mode).
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Answer<'a, O: Serialize, R: Serialize> {
+    outputs: O,
+    logs: &'a [String],
+    return_value: R,
 }
 
 /// An event function's output as `ReturnValue`: its JSON when it is JSON, else its text as a JSON string, and
 /// no output at all as `null` (as Lambda's answer has it).
 pub fn event_result(output: Vec<u8>, logs: &[String]) -> Reply {
-    let value = serde_json::from_str(event_output(output).get()).unwrap_or(Value::Null);
-    result(Map::new(), logs, value)
+    let value = event_output(output);
+    reply::json(
+        StatusCode::OK,
+        &Answer {
+            outputs: Map::new(),
+            logs,
+            return_value: &*value,
+        },
+    )
 }
 
 /// A failed invocation: 500, with the error's type and public message and the log lines.
@@ -49,47 +61,90 @@ pub fn failure(e: &InvokeError, logs: &[String]) -> Reply {
 )]
 pub struct NotText(pub usize);
 
+/// An HTTP output binding's value.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HttpOutput<'a> {
+    status_code: u16,
+    headers: SingleValued<'a>,
+    body: &'a str,
+}
+
+/// The `Outputs` of an HTTP function: its response as the binding `res`.
+#[derive(Serialize)]
+struct HttpOutputs<'a> {
+    res: &'a HttpOutput<'a>,
+}
+
 /// An HTTP function's response as the HTTP output binding `res` (and `ReturnValue`): `statusCode`,
 /// `headers` (one value per name: see [`single_valued`]) and `body` as text.
 pub fn http_result(resp: Reply, logs: &[String]) -> Result<Reply, NotText> {
-    let body = String::from_utf8(resp.body.to_vec()).map_err(|e| NotText(e.as_bytes().len()))?;
-    let res = json!({
-        "statusCode": resp.status.as_u16(),
-        "headers": single_valued(&resp.headers),
-        "body": body,
-    });
-    let mut outputs = Map::new();
-    outputs.insert("res".into(), res.clone());
-    Ok(result(outputs, logs, res))
+    let body = std::str::from_utf8(&resp.body).map_err(|_| NotText(resp.body.len()))?;
+    let res = HttpOutput {
+        status_code: resp.status.as_u16(),
+        headers: SingleValued(single_valued(&resp.headers)),
+        body,
+    };
+    Ok(reply::json(
+        StatusCode::OK,
+        &Answer {
+            outputs: HttpOutputs { res: &res },
+            logs,
+            return_value: &res,
+        },
+    ))
+}
+
+/// Headers with one value per name, serialised as a JSON object.
+struct SingleValued<'a>(Vec<(&'a str, Cow<'a, str>)>);
+
+impl Serialize for SingleValued<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in &self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 /// Response headers as the binding's `headers` object, which holds one text value per name. Repeated values
 /// are joined with `, ` (HTTP's list syntax), except `Set-Cookie`, which cannot be joined: its first value is
 /// kept. Values that are not UTF-8, and the headers the host frames the response with itself
 /// (`Content-Length`, `Transfer-Encoding`, hop-by-hop), are left out. Each loss is warned about.
-pub fn single_valued(headers: &HeaderMap) -> Map<String, Value> {
-    let mut out = Map::new();
+fn single_valued(headers: &HeaderMap) -> Vec<(&str, Cow<'_, str>)> {
+    let mut out = Vec::with_capacity(headers.keys_len());
     for name in headers.keys() {
         if is_framing(name) {
             tracing::warn!(header = %name, "leaving out a response header the Functions host sets itself");
             continue;
         }
-        let values: Vec<&str> = headers.get_all(name).iter().filter_map(|v| text(name, v)).collect();
-        let joined = match values.as_slice() {
-            [] => continue,
-            [first, rest @ ..] if name == header::SET_COOKIE => {
-                if !rest.is_empty() {
-                    tracing::warn!(
-                        dropped = rest.len(),
-                        "an HTTP output binding carries one Set-Cookie header: the others are left out \
-                         (set `enableProxyingHttpRequest` in host.json to send them all)"
-                    );
-                }
-                (*first).to_owned()
+        let mut values = headers.get_all(name).iter().filter_map(|v| text(name, v));
+        let Some(first) = values.next() else { continue };
+        let joined = if name == header::SET_COOKIE {
+            let dropped = values.count();
+            if dropped > 0 {
+                tracing::warn!(
+                    dropped,
+                    "an HTTP output binding carries one Set-Cookie header: the others are left out \
+                     (set `enableProxyingHttpRequest` in host.json to send them all)"
+                );
             }
-            all => all.join(", "),
+            Cow::Borrowed(first)
+        } else {
+            match values.next() {
+                None => Cow::Borrowed(first),
+                Some(second) => {
+                    let mut all = format!("{first}, {second}");
+                    for v in values {
+                        all.push_str(", ");
+                        all.push_str(v);
+                    }
+                    Cow::Owned(all)
+                }
+            }
         };
-        out.insert(name.as_str().to_owned(), Value::String(joined));
+        out.push((name.as_str(), joined));
     }
     out
 }
@@ -123,6 +178,7 @@ fn is_framing(name: &http::HeaderName) -> bool {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use serde_json::Value;
 
     fn parse(r: &Reply) -> Value {
         serde_json::from_slice(&r.body).unwrap()

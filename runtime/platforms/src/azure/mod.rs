@@ -102,11 +102,7 @@ impl Handler {
         let envelope = limit.saturating_mul(4) / 3 + ENVELOPE_ALLOWANCE;
         let (parts, body) = req.into_parts();
         let payload = match read_limited(body, envelope, "invocation payload").await {
-            Ok(b) => decode::invocation_request(&b),
-            Err(e) => Err(e),
-        };
-        let payload = match payload {
-            Ok(p) => p,
+            Ok(b) => b,
             Err(e) => {
                 let inv = self.invocation_for(f, &parts.headers, trace_of(&parts.headers));
                 self.log_failure(&inv, &e);
@@ -146,7 +142,7 @@ impl Handler {
             }
             _ => {
                 let mut inv = self.invocation_for(f, &parts.headers, trace_of(&parts.headers));
-                let event = match decode::event(&payload) {
+                let event = match decode::invocation_request(&payload).and_then(|p| decode::event(&p)) {
                     Ok(ev) => ev,
                     Err(e) => {
                         self.log_failure(&inv, &e);
