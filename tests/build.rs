@@ -81,6 +81,7 @@ fn main() {
         "CARGO_TARGET_DIR",
         "CARGO_BUILD_TARGET",
         "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
         "CARGO_PROFILE_RELEASE_DEBUG",
         "CARGO_LLVM_COV",
         "RUSTDOCFLAGS",
