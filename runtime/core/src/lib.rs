@@ -30,6 +30,7 @@ pub mod caps;
 pub mod engine;
 pub mod error;
 mod exports;
+pub mod faults;
 pub mod host;
 mod incoming;
 pub mod invocation;

@@ -14,7 +14,7 @@ mod error;
 mod outbound;
 mod raw;
 mod resolve;
-mod units;
+pub(crate) mod units;
 mod validate;
 mod websocket;
 
