@@ -33,6 +33,32 @@ pub type Request = ::http::Request<Vec<u8>>;
 /// An HTTP response with its whole body.
 pub type Response = ::http::Response<Vec<u8>>;
 
+/// An outgoing request the host refused because its host's circuit breaker is open (the manifest's
+/// `[function.NAME.breaker]`): nothing was sent. A handler falls back on it (a cached value, a degraded
+/// answer) instead of waiting on a host that is failing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CircuitOpen {
+    /// The host and port whose circuit is open.
+    pub host: String,
+    /// How long until the breaker lets a probe through, in milliseconds.
+    pub retry_after_ms: u64,
+}
+
+/// Whether an outgoing request's error is a circuit breaker's refusal ([`CircuitOpen`]). The host reports it
+/// as `internal-error("circuit-open: HOST:PORT; retry after N ms")`; this reads that.
+pub fn circuit_open(error: &wasip2::http::types::ErrorCode) -> Option<CircuitOpen> {
+    let wasip2::http::types::ErrorCode::InternalError(Some(message)) = error else {
+        return None;
+    };
+    let rest = message.strip_prefix("circuit-open: ")?;
+    let (host, after) = rest.split_once("; retry after ")?;
+    let retry_after_ms = after.strip_suffix(" ms")?.parse().ok()?;
+    Some(CircuitOpen {
+        host: host.to_owned(),
+        retry_after_ms,
+    })
+}
+
 /// A response with `status` and a plain-text body.
 pub fn status(status: StatusCode, text: impl Into<String>) -> Response {
     let mut r = Response::new(text.into().into_bytes());

@@ -8,6 +8,23 @@ pub fn fetch(url: &str) -> Result<u16, String> {
     get(url).map(|resp| resp.status())
 }
 
+/// GETs `url` and reads its body whole: the status and the body (lossy UTF-8), or the error code.
+pub fn fetch_body(url: &str) -> Result<(u16, String), String> {
+    let resp = get(url)?;
+    let status = resp.status();
+    let body = resp.consume().map_err(|_| "body taken")?;
+    let stream = body.stream().map_err(|_| "stream taken")?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => bytes.extend_from_slice(&chunk),
+            Err(wasip2::io::streams::StreamError::Closed) => break,
+            Err(e) => return Err(format!("reading the body: {e:?}")),
+        }
+    }
+    Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+}
+
 /// GETs `url`, following up to `hops` redirects (absolute `Location`s) the way an HTTP client library
 /// would: the final status, or the first error code.
 pub fn fetch_following(url: &str, hops: u32) -> Result<u16, String> {
@@ -39,12 +56,21 @@ fn get(url: &str) -> Result<IncomingResponse, String> {
         .map_err(|_| "authority")?;
     req.set_path_with_query(Some(uri.path_and_query().map_or("/", |p| p.as_str())))
         .map_err(|_| "path")?;
-    let fut = outgoing_handler::handle(req, None).map_err(|e| format!("{e:?}"))?;
+    let fut = outgoing_handler::handle(req, None).map_err(|e| describe(&e))?;
     fut.subscribe().block();
     fut.get()
         .ok_or("no response")?
         .map_err(|_| "taken")?
-        .map_err(|e| format!("{e:?}"))
+        .map_err(|e| describe(&e))
+}
+
+/// An error code as the tests read it: a circuit breaker's refusal through the SDK's reading of it, others
+/// as their debug form.
+fn describe(e: &wasip2::http::types::ErrorCode) -> String {
+    match nimbus_sdk::http::circuit_open(e) {
+        Some(open) => format!("CircuitOpen {} retry_after_ms={}", open.host, open.retry_after_ms),
+        None => format!("{e:?}"),
+    }
 }
 
 /// The value of `name` in a query string (no decoding).

@@ -30,6 +30,8 @@ mod generated {
             "nimbus:function/connections.close": async | trappable,
             // Key-value calls are I/O (files, DynamoDB): async, and trappable for host faults.
             "wasi:keyvalue/store": async | trappable,
+            // Config reads are from memory, but what wraps them may wait (injected latency): async.
+            "wasi:config/store": async,
             "wasi:keyvalue/atomics": async | trappable,
             "wasi:keyvalue/batch": async | trappable,
         },

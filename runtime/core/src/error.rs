@@ -18,6 +18,9 @@ pub enum BootError {
     /// An environment setting (`NIMBUS_*`, `OTEL_*`) has a bad value.
     #[error(transparent)]
     Setting(#[from] crate::settings::SettingsError),
+    /// The fault plan's SSM parameter could not be fetched, or holds no valid plan.
+    #[error("{0}")]
+    Faults(String),
     /// The wasmtime engine could not be built.
     #[error("cannot create the wasm engine: {0}")]
     Engine(String),
@@ -133,6 +136,12 @@ pub enum InvokeError {
     /// The durable-task store failed ending a task run; the run is delivered again.
     #[error("task store: {0}")]
     Store(#[from] nimbus_checkpoint::DurableError),
+    /// A fault rule on the invocation failed it before the guest ran ([`crate::faults`]).
+    #[error("fault injected by rule `{rule}`: the invocation failed before the function ran")]
+    Injected {
+        /// The rule's name.
+        rule: String,
+    },
 }
 
 /// Which way a payload over its quota was going.
@@ -156,6 +165,7 @@ impl BootError {
             BootError::Manifest(_) => "Nimbus.Init.Manifest",
             BootError::Setting(_) => "Nimbus.Init.Setting",
             BootError::Engine(_) => "Nimbus.Init.Engine",
+            BootError::Faults(_) => "Nimbus.Init.Faults",
             BootError::Artifact { .. } => "Nimbus.Init.Artifact",
             BootError::Component { .. } => "Nimbus.Init.Component",
             BootError::Config { .. } => "Nimbus.Init.Config",
@@ -182,6 +192,7 @@ impl InvokeError {
             InvokeError::WrongKind { .. } => "Nimbus.WrongKind",
             InvokeError::Internal { .. } => "Nimbus.Internal",
             InvokeError::Store(_) => "Nimbus.Store",
+            InvokeError::Injected { .. } => "Nimbus.FaultInjected",
         }
     }
 
@@ -220,6 +231,7 @@ impl InvokeError {
             InvokeError::NoResponse => S::BAD_GATEWAY,
             InvokeError::WrongKind { .. } | InvokeError::Internal { .. } => S::INTERNAL_SERVER_ERROR,
             InvokeError::Store(_) => S::SERVICE_UNAVAILABLE,
+            InvokeError::Injected { .. } => S::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -26,6 +26,7 @@
 pub mod artifact;
 pub mod aws;
 mod bindings;
+pub mod breaker;
 pub mod caps;
 pub mod engine;
 pub mod error;

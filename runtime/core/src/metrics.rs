@@ -71,6 +71,8 @@ pub struct InvocationReport<'a> {
     pub cold_start_init: Option<Duration>,
     /// `None` on success, else the error's `errorType`.
     pub error_type: Option<&'static str>,
+    /// Faults a fault plan injected into it (`FaultsInjected`, only when over 0).
+    pub faults_injected: u64,
 }
 
 impl MetricsFormat {
@@ -109,6 +111,10 @@ fn emf_line(namespace: &str, r: &InvocationReport<'_>, now_ms: u64) -> String {
     if let Some(e) = r.error_type {
         record["error_type"] = json!(e);
     }
+    if r.faults_injected > 0 {
+        metrics.push(json!({"Name": "FaultsInjected", "Unit": "Count"}));
+        record["FaultsInjected"] = json!(r.faults_injected);
+    }
     record["_aws"] = json!({
         "Timestamp": now_ms,
         "CloudWatchMetrics": [{
@@ -140,6 +146,7 @@ mod tests {
             peak_memory: 1 << 20,
             cold_start_init: Some(Duration::from_millis(4)),
             error_type: Some("Nimbus.Trap"),
+            faults_injected: 2,
         };
         let v: serde_json::Value = serde_json::from_str(&emf_line("Shop", &report, 42)).unwrap();
         let meta = &v["_aws"]["CloudWatchMetrics"][0];
@@ -157,14 +164,17 @@ mod tests {
         assert_eq!(v["function"], "hello");
         assert_eq!(v["app"], "shop", "the app rides along, not as a dimension");
         assert_eq!(v["request_id"], "r-1");
+        assert_eq!(v["FaultsInjected"], 2);
         // A warm, successful invocation has no InitDuration.
         let warm = InvocationReport {
             cold_start_init: None,
             error_type: None,
+            faults_injected: 0,
             ..report
         };
         let v: serde_json::Value = serde_json::from_str(&emf_line("Shop", &warm, 42)).unwrap();
         assert!(v.get("InitDuration").is_none());
+        assert!(v.get("FaultsInjected").is_none());
         assert_eq!(v["Errors"], 0);
         assert_eq!(
             v["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().len(),

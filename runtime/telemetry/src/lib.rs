@@ -66,7 +66,7 @@ pub use opentelemetry_semantic_conventions;
 pub use priority::yield_to_invocations;
 pub use resource::{Cloud, Platform};
 pub use settings::{DEFAULT_FLUSH_TIMEOUT, DEFAULT_MAX_QUEUE};
-pub use spans::{InvocationRecord, OutboundRecord, SpanRecord, SpanSource, Trigger};
+pub use spans::{InvocationRecord, OutboundRecord, SpanEvent, SpanRecord, SpanSource, Trigger};
 
 use export::SpanExport;
 use opentelemetry::InstrumentationScope;

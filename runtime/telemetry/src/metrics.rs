@@ -116,6 +116,7 @@ struct Instruments {
     invocations: Counter<u64>,
     errors: Counter<u64>,
     timeouts: Counter<u64>,
+    faults: Counter<u64>,
 }
 
 impl std::fmt::Debug for OtlpMetrics {
@@ -180,6 +181,11 @@ impl OtlpMetrics {
                 .u64_counter(names::FAAS_TIMEOUTS)
                 .with_unit("{timeout}")
                 .with_description("Number of invocation timeouts")
+                .build(),
+            faults: meter
+                .u64_counter("nimbus.faults.injected")
+                .with_unit("{fault}")
+                .with_description("Number of faults a fault plan injected into invocations")
                 .build(),
         };
         Ok(OtlpMetrics {
@@ -255,6 +261,8 @@ pub struct Measurement {
     pub error_type: Option<&'static str>,
     /// Whether it was stopped at its deadline (`faas.timeouts`).
     pub timed_out: bool,
+    /// Faults a fault plan injected into it (`nimbus.faults.injected`).
+    pub faults_injected: u64,
 }
 
 /// An invocation being measured: [`OtlpMetrics::flush`] waits until it is
@@ -280,6 +288,9 @@ impl Measuring {
         if let Some(init) = r.cold_start_init {
             i.init_duration.record(init.as_secs_f64(), attrs);
             i.coldstarts.add(1, attrs);
+        }
+        if r.faults_injected > 0 {
+            i.faults.add(r.faults_injected, attrs);
         }
         match r.error_type {
             None => i.invocations.add(1, attrs),

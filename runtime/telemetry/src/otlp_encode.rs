@@ -100,6 +100,16 @@ fn span(b: &mut Vec<u8>, s: &FinishedSpan<'_>) {
     for kv in s.attributes {
         message(b, 9, |b| key_value(b, kv));
     }
+    // Span.events = 11 { time_unix_nano = 1 (fixed64), name = 2, attributes = 3 }
+    for e in s.events {
+        message(b, 11, |b| {
+            fixed64(b, 1, e.time_ns());
+            string(b, 2, &e.name);
+            for kv in &e.attributes {
+                message(b, 3, |b| key_value(b, kv));
+            }
+        });
+    }
     message(b, 15, |b| {
         if let Some(description) = &s.error {
             string(b, 2, description);
@@ -230,9 +240,10 @@ fn fixed32(b: &mut Vec<u8>, tag: u32, value: u32) {
 mod tests {
     use super::*;
     use crate::spans::Kind;
+    use crate::spans::SpanEvent;
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use opentelemetry_proto::tonic::common::v1::{self as common, AnyValue, ArrayValue, any_value};
-    use opentelemetry_proto::tonic::trace::v1::{Span, Status};
+    use opentelemetry_proto::tonic::trace::v1::{Span, Status, span};
     use prost::Message;
     use std::sync::Arc;
 
@@ -271,8 +282,17 @@ mod tests {
         ]
     }
 
-    /// A server span with a remote parent, tracestate and `attributes`.
-    fn server_span(attributes: &[KeyValue]) -> FinishedSpan<'_> {
+    /// One event with an attribute.
+    fn fault_event() -> SpanEvent {
+        SpanEvent {
+            time: std::time::UNIX_EPOCH + std::time::Duration::from_nanos(1_764_115_200_000_000_500),
+            name: "nimbus.fault".into(),
+            attributes: vec![KeyValue::new("nimbus.fault.rule", "payments-down")],
+        }
+    }
+
+    /// A server span with a remote parent, tracestate, `attributes` and `events`.
+    fn server_span<'a>(attributes: &'a [KeyValue], events: &'a [SpanEvent]) -> FinishedSpan<'a> {
         FinishedSpan {
             trace_id: 0x4bf92f3577b34da6a3ce929d0e0e4736,
             span_id: 0x00f067aa0ba902b7,
@@ -286,6 +306,7 @@ mod tests {
             attributes,
             error: None,
             tracestate: Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"),
+            events,
         }
     }
 
@@ -304,6 +325,7 @@ mod tests {
             attributes: &[],
             error: Some("the parameter /a is missing".into()),
             tracestate: None,
+            events: &[],
         }
     }
 
@@ -324,7 +346,8 @@ mod tests {
     #[test]
     fn every_field_decodes_as_otlp() {
         let attributes = server_attributes();
-        let request = decode(&[server_span(&attributes), root_error_span()]);
+        let events = [fault_event()];
+        let request = decode(&[server_span(&attributes, &events), root_error_span()]);
         assert_eq!(request.resource_spans.len(), 1);
         let rs = &request.resource_spans[0];
         let resource = rs.resource.as_ref().expect("resource");
@@ -387,6 +410,12 @@ mod tests {
                     ]),
                 ),
             ],
+            events: vec![span::Event {
+                time_unix_nano: 1_764_115_200_000_000_500,
+                name: "nimbus.fault".into(),
+                attributes: vec![kv("nimbus.fault.rule", text("payments-down"))],
+                dropped_attributes_count: 0,
+            }],
             status: Some(Status::default()),
             ..Default::default()
         };
@@ -415,7 +444,7 @@ mod tests {
         let attributes: Vec<_> = (0..200)
             .map(|i| KeyValue::new(format!("k{i}"), "v".repeat(i * 7)))
             .collect();
-        let big = server_span(&attributes);
+        let big = server_span(&attributes, &[]);
         let spans = vec![big.clone(); 64];
         let request = decode(&spans);
         let got = &request.resource_spans[0].scope_spans[0].spans;

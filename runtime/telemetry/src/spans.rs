@@ -118,6 +118,26 @@ pub(super) struct FinishedSpan<'a> {
     pub(super) error: Option<Cow<'a, str>>,
     /// The caller's W3C `tracestate` (validated when it came in).
     pub(super) tracestate: Option<&'a str>,
+    /// Its events, in time order.
+    pub(super) events: &'a [SpanEvent],
+}
+
+/// A timestamped event on a span (an injected fault, a breaker transition): OTLP's `Span.Event`.
+#[derive(Debug, Clone)]
+pub struct SpanEvent {
+    /// When it happened.
+    pub time: SystemTime,
+    /// Its name.
+    pub name: Cow<'static, str>,
+    /// Its attributes.
+    pub attributes: Vec<KeyValue>,
+}
+
+impl SpanEvent {
+    /// The event's time in nanoseconds since the Unix epoch.
+    pub(super) fn time_ns(&self) -> u64 {
+        unix_nanos(self.time)
+    }
 }
 
 impl<'a> FinishedSpan<'a> {
@@ -143,6 +163,7 @@ impl<'a> FinishedSpan<'a> {
             attributes: &[],
             error: None,
             tracestate: None,
+            events: &[],
         }
     }
 
@@ -183,6 +204,7 @@ pub struct InvocationRecord {
     attributes: Vec<KeyValue>,
     status: Option<u16>,
     error: Option<&'static str>,
+    events: Vec<SpanEvent>,
 }
 
 impl InvocationRecord {
@@ -210,6 +232,7 @@ impl InvocationRecord {
             attributes,
             status: None,
             error: None,
+            events: Vec::new(),
         }
     }
 
@@ -231,6 +254,16 @@ impl InvocationRecord {
     /// Records a failure (`error.type`, error status).
     pub fn failed(&mut self, error_type: &'static str) {
         self.error = Some(error_type);
+    }
+
+    /// Adds an attribute.
+    pub fn attribute(&mut self, kv: KeyValue) {
+        self.attributes.push(kv);
+    }
+
+    /// Adds an event.
+    pub fn event(&mut self, event: SpanEvent) {
+        self.events.push(event);
     }
 }
 
@@ -259,6 +292,7 @@ impl Drop for InvocationRecord {
             attributes: &self.attributes,
             error,
             tracestate: self.inv.tracestate(),
+            events: &self.events,
             ..FinishedSpan::new(
                 ids,
                 (ids.span_id, ids.parent_id),
@@ -280,6 +314,7 @@ pub struct OutboundRecord {
     started: SystemTime,
     method: StringValue,
     attributes: Vec<KeyValue>,
+    events: Vec<SpanEvent>,
 }
 
 impl OutboundRecord {
@@ -316,7 +351,18 @@ impl OutboundRecord {
             started: SystemTime::now(),
             method,
             attributes,
+            events: Vec::new(),
         }
+    }
+
+    /// Adds an attribute.
+    pub fn attribute(&mut self, kv: KeyValue) {
+        self.attributes.push(kv);
+    }
+
+    /// Adds an event.
+    pub fn event(&mut self, event: SpanEvent) {
+        self.events.push(event);
     }
 
     /// Ends the span with the response status, or the error that stopped the request.
@@ -346,6 +392,7 @@ impl OutboundRecord {
             attributes: &self.attributes,
             error,
             tracestate: self.inv.tracestate(),
+            events: &self.events,
             ..FinishedSpan::new(
                 ids,
                 (self.span_id, self.parent_id),

@@ -129,15 +129,15 @@ struct RecConfig {
 }
 
 impl ConfigStore for RecConfig {
-    fn get(&self, key: &str) -> Result<Option<String>, ConfigError> {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, ConfigError>> {
         self.seen.push(format!("config get {} {key}", self.function));
         if Some(key) == self.fail_key {
-            return Err(ConfigError::Upstream("injected".into()));
+            return Box::pin(async { Err(ConfigError::Upstream("injected".into())) });
         }
         self.inner.get(key)
     }
 
-    fn get_all(&self) -> Result<Vec<(String, String)>, ConfigError> {
+    fn get_all(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, ConfigError>> {
         self.seen.push(format!("config get-all {}", self.function));
         self.inner.get_all()
     }

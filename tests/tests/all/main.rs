@@ -2,6 +2,7 @@
 //! wasmtime once). Most tests share one booted host so components compile once.
 
 mod artifact;
+mod breakers;
 mod concurrency;
 mod config;
 mod config_oos;
@@ -10,6 +11,7 @@ mod config_ssm;
 mod durable;
 mod events;
 mod failures;
+mod faults;
 mod http;
 mod intercept;
 mod keyvalue;

@@ -48,6 +48,38 @@ pub trait Intercept: Send + Sync + 'static {
     }
 }
 
+/// Two interceptors in layers: `inner` wraps the host's implementation first, then `outer` wraps that (the
+/// host puts its fault layer innermost, so a breaker an embedder installs sees the injected faults as the
+/// upstream's).
+pub struct Layered {
+    /// Applied first, closest to the host's implementation.
+    pub inner: Arc<dyn Intercept>,
+    /// Applied over `inner`.
+    pub outer: Arc<dyn Intercept>,
+}
+
+impl Intercept for Layered {
+    fn outbound(&self, inner: Arc<dyn OutboundHttp>) -> Arc<dyn OutboundHttp> {
+        self.outer.outbound(self.inner.outbound(inner))
+    }
+
+    fn config(&self, function: &str, inner: Arc<dyn ConfigStore>) -> Arc<dyn ConfigStore> {
+        self.outer.config(function, self.inner.config(function, inner))
+    }
+
+    fn keyvalue(&self, inner: Arc<dyn KvStore>) -> Arc<dyn KvStore> {
+        self.outer.keyvalue(self.inner.keyvalue(inner))
+    }
+
+    fn checkpoint(&self, inner: Arc<dyn Backend>) -> Arc<dyn Backend> {
+        self.outer.checkpoint(self.inner.checkpoint(inner))
+    }
+
+    fn connections(&self, inner: Arc<dyn ConnectionSender>) -> Arc<dyn ConnectionSender> {
+        self.outer.connections(self.inner.connections(inner))
+    }
+}
+
 /// The interceptor that wraps nothing: what runs unless a platform installs another.
 pub struct NoIntercept;
 

@@ -25,6 +25,11 @@ impl MemoryLimiter {
         }
     }
 
+    /// Lowers the limit to `bytes` (never raises it): a fault rule's memory pressure.
+    pub fn lower(&mut self, bytes: u64) {
+        self.memory = self.memory.min(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
+
     /// The instance's peak linear memory in bytes (for metrics).
     pub fn peak(&self) -> u64 {
         self.peak as u64

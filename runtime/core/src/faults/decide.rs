@@ -42,6 +42,11 @@ impl Decider {
         &self.plan
     }
 
+    /// The plan, shared.
+    pub fn plan_arc(&self) -> Arc<FaultPlan> {
+        self.plan.clone()
+    }
+
     /// The draws of the next invocation (of `function`, at `now`): which of the plan's rules apply to it (their
     /// schedule is running and the invocation is among their share). Invocations are numbered in the order
     /// they arrive, whatever their function.

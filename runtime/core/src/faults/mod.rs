@@ -7,8 +7,13 @@
 //! an error, a reset or timeout, a trap, CPU burn, a lower memory limit, a fixed response), how often (a
 //! probability per call and a percentage of invocations) and when (a start and a duration).
 
+pub mod active;
 pub mod decide;
+pub mod inject;
 pub mod plan;
+pub mod refresh;
 
+pub use active::{Faults, Injected, InvocationFaults, annotate, current, scope, span_telemetry};
 pub use decide::{Decider, InvocationDraw};
+pub use inject::FaultIntercept;
 pub use plan::{CheckpointOp, Fault, FaultPlan, Latency, PlanError, Rule, Target};

@@ -106,6 +106,41 @@ pub enum Fault {
     },
 }
 
+impl Fault {
+    /// Its `kind` as the plan names it (and logs, spans and metrics report it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Latency(_) => "latency",
+            Fault::Error { .. } => "error",
+            Fault::Reset => "reset",
+            Fault::Timeout => "timeout",
+            Fault::Trap => "trap",
+            Fault::CpuBurn(_) => "cpu",
+            Fault::Memory(_) => "memory",
+            Fault::Respond { .. } => "respond",
+        }
+    }
+}
+
+impl Target {
+    /// Whether an outbound request to `host` (lowercase, without port) with `method` and `path` is one this
+    /// target names.
+    pub fn outbound_matches(&self, host: &str, method: &str, path: &str) -> bool {
+        let Target::Outbound {
+            host: h,
+            method: m,
+            path_prefix: p,
+        } = self
+        else {
+            return false;
+        };
+        h.as_deref()
+            .is_none_or(|h| h.eq_ignore_ascii_case(host.trim_end_matches('.')))
+            && m.as_deref().is_none_or(|m| m == method)
+            && p.as_deref().is_none_or(|p| path.starts_with(p))
+    }
+}
+
 /// How much latency.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Latency {
@@ -237,6 +272,21 @@ impl FaultPlan {
         FaultPlan::from_raw(raw, source_name, draw_seed)
     }
 
+    /// The plan `NIMBUS_FAULTS` names: inline TOML or JSON (a value that starts with `{` or `[`, or holds a `=`
+    /// or a line break), else the path of a file holding one. An unseeded plan gets a random seed.
+    pub fn from_setting(value: &str) -> Result<FaultPlan, String> {
+        let v = value.trim();
+        let inline = v.starts_with('{') || v.starts_with('[') || v.contains('=') || v.contains('\n');
+        let (text, source) = if inline {
+            (v.to_owned(), "NIMBUS_FAULTS".to_owned())
+        } else {
+            let text = std::fs::read_to_string(v)
+                .map_err(|e| format!("a fault plan: inline TOML or JSON, or a file (cannot read {v}: {e})"))?;
+            (text, v.to_owned())
+        };
+        FaultPlan::parse(&text, &source, draw_seed).map_err(|e| format!("a valid fault plan ({e})"))
+    }
+
     /// The plan of a manifest's `[faults]` section, already read.
     pub fn from_raw(
         raw: RawFaults,
@@ -275,6 +325,11 @@ impl FaultPlan {
             .enumerate()
             .filter(move |(_, r)| r.function.as_deref().is_none_or(|f| f == function))
     }
+}
+
+/// A seed for a plan that names none (logged when the plan starts, so the run can be replayed).
+pub fn draw_seed() -> u64 {
+    fastrand::u64(..)
 }
 
 fn rule(r: RawRule, name: String) -> Result<Rule, String> {

@@ -68,8 +68,13 @@ pub struct BootOptions {
     pub oos: caps::config::OosProvider,
     /// What wraps the calls guests make that leave the sandbox (outbound HTTP, config, key-value, the
     /// checkpoint store, WebSocket sends): the seam fault injection and circuit breakers plug into; wraps
-    /// nothing by default.
+    /// nothing by default. The fault layer ([`crate::faults::FaultIntercept`]) is always innermost.
     pub intercept: caps::intercept::Interceptor,
+    /// A fault plan that replaces the manifest's `[faults]` (`NIMBUS_FAULTS`).
+    pub faults: Option<crate::faults::FaultPlan>,
+    /// An SSM parameter holding the fault plan (`NIMBUS_FAULTS_PARAMETER`), read through [`BootOptions::ssm`]
+    /// at boot and every `config_refresh`; it replaces `faults` and the manifest's `[faults]`.
+    pub faults_parameter: Option<String>,
 }
 
 impl Host {
@@ -80,7 +85,35 @@ impl Host {
         let outbound = caps::outbound::send::Connector::new(&opts.outbound)
             .map_err(|e| BootError::Engine(format!("outbound HTTP: cannot set up TLS: {e}")))?;
         let app: Arc<str> = Arc::from(manifest.app_name.as_str());
-        let intercept = opts.intercept.clone();
+        // Innermost the fault layer, then the breakers (an injected fault counts as the upstream's), then
+        // what the embedder installs.
+        let breakers = Arc::new(crate::breaker::Breakers::new(
+            &manifest.functions,
+            opts.log_sink.clone(),
+        ));
+        let intercept = caps::intercept::Interceptor(Arc::new(caps::intercept::Layered {
+            inner: Arc::new(caps::intercept::Layered {
+                inner: Arc::new(crate::faults::FaultIntercept),
+                outer: Arc::new(crate::breaker::BreakerIntercept(breakers.clone())),
+            }),
+            outer: opts.intercept.0.clone(),
+        }));
+        let mut plan = opts.faults.clone().or_else(|| manifest.faults.clone());
+        if let Some(name) = &opts.faults_parameter {
+            plan = crate::faults::refresh::fetch(&opts.ssm, name)
+                .await
+                .map_err(BootError::Faults)?;
+        }
+        let faults = Arc::new(crate::faults::Faults::new(plan));
+        if let Some(name) = &opts.faults_parameter {
+            let every = manifest
+                .functions
+                .iter()
+                .filter_map(|f| f.config_refresh)
+                .min()
+                .unwrap_or(crate::manifest::DEFAULT_CONFIG_REFRESH);
+            crate::faults::refresh::spawn(Arc::downgrade(&faults), opts.ssm.clone(), name.clone(), every);
+        }
         let boot = caps::Boot {
             telemetry: opts.telemetry.clone(),
             connections: opts.connections.clone().map(|c| intercept.connections(c)),
@@ -92,7 +125,7 @@ impl Host {
             app: app.clone(),
             // A new root trace (an empty parent is malformed), sampled.
             init: caps::trace::SpanIds::child_of(""),
-            intercept,
+            intercept: intercept.clone(),
         };
         let specs: Vec<&FunctionSpec> = manifest
             .functions
@@ -262,7 +295,9 @@ impl Host {
             queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
             telemetry: opts.telemetry,
             app,
-            intercept: opts.intercept,
+            intercept,
+            faults,
+            breakers,
             boot_time: started.elapsed(),
         }))
     }

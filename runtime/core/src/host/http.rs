@@ -116,7 +116,9 @@ impl Host {
             resources: None,
         };
         let admitted = self.admit(f, pre, idle, inv, meter, step).await?;
-        let call = tokio::spawn(async move { admitted.call().await.0 });
+        // The guest call runs in its own task: the fault plan's share goes with it.
+        let faults = crate::faults::current();
+        let call = tokio::spawn(crate::faults::scope(faults, async move { admitted.call().await.0 }));
 
         let answer = rx.await;
         // Whatever the guest made of a truncated request body, the answer is 413.

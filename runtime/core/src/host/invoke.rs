@@ -84,6 +84,8 @@ pub(super) struct Admitted<P: Instantiate, S> {
     inv: Arc<Invocation>,
     meter: Meter,
     reuse: Reuse,
+    /// Not to be reused whatever happens (a fault rule changed its limits).
+    discard: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -94,6 +96,23 @@ impl Host {
     /// With telemetry on, the invocation's span is exported when it ends: at
     /// the end of the response body for HTTP (so streaming is covered).
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
+        let inv = Arc::new(inv);
+        // The invocation's share of a running fault plan: `None` (the common case) unless a rule applies.
+        let faults = self.faults.draw(&inv, &self.log_sink);
+        match faults {
+            None => self.invoke_drawn(f, inv, payload, None).await,
+            Some(fx) => crate::faults::scope(Some(fx.clone()), self.invoke_drawn(f, inv, payload, Some(fx))).await,
+        }
+    }
+
+    /// [`Host::invoke`] once the fault plan has drawn the invocation's share (which its task carries too).
+    async fn invoke_drawn(
+        &self,
+        f: &Function,
+        inv: Arc<Invocation>,
+        payload: Payload,
+        faults: Option<Arc<crate::faults::InvocationFaults>>,
+    ) -> Result<Outcome, InvokeError> {
         // One cold-start flag for the process, read by metrics and spans alike.
         let cold = self.cold.swap(false, Ordering::Relaxed);
         let trigger = match &payload {
@@ -102,7 +121,6 @@ impl Host {
             Payload::Task(_) => Trigger::PubSub,
         };
         let meter = self.meter(f, trigger, cold);
-        let inv = Arc::new(inv);
         let record = self.telemetry.as_ref().map(|t| {
             let mut r = InvocationRecord::start(t, &inv, trigger, cold);
             if let Payload::Http(req) = &payload {
@@ -112,40 +130,52 @@ impl Host {
         });
         // The guest call's own failure, when the kind's outcome still succeeds (a task run that failed is
         // committed as failed): the span records it all the same.
-        let (result, call_failure) = match (&f.pre, payload) {
-            (Pre::Http(pre, idle), Payload::Http(req)) => {
-                (self.invoke_http(f, pre, idle, &inv, req, meter).await, None)
-            }
-            (Pre::Event(pre, idle), Payload::Event(ev)) => {
-                self.run(f, pre, idle, &inv, meter, EventStep::new(ev)).await
-            }
-            (Pre::WebSocket(pre, idle), Payload::WebSocket(event, sender)) => {
-                self.run(f, pre, idle, &inv, meter, WebSocketStep { event, sender })
+        let early = match &faults {
+            Some(fx) => self.invocation_fault(f, fx).await,
+            None => None,
+        };
+        let (result, call_failure) = if let Some(ended) = early {
+            meter.finish(&inv, 0, ended.as_ref().err());
+            (ended, None)
+        } else {
+            match (&f.pre, payload) {
+                (Pre::Http(pre, idle), Payload::Http(req)) => {
+                    (self.invoke_http(f, pre, idle, &inv, req, meter).await, None)
+                }
+                (Pre::Event(pre, idle), Payload::Event(ev)) => {
+                    self.run(f, pre, idle, &inv, meter, EventStep::new(ev)).await
+                }
+                (Pre::WebSocket(pre, idle), Payload::WebSocket(event, sender)) => {
+                    self.run(f, pre, idle, &inv, meter, WebSocketStep { event, sender })
+                        .await
+                }
+                (Pre::Task(pre, idle), Payload::Task(run)) => {
+                    self.run(
+                        f,
+                        pre,
+                        idle,
+                        &inv,
+                        meter,
+                        super::tasks::TaskStep::new(run, self.app.clone()),
+                    )
                     .await
+                }
+                (_, payload) => (
+                    Err(InvokeError::WrongKind {
+                        function: f.name.to_string(),
+                        kind: f.kind,
+                        payload: payload.kind(),
+                    }),
+                    None,
+                ),
             }
-            (Pre::Task(pre, idle), Payload::Task(run)) => {
-                self.run(
-                    f,
-                    pre,
-                    idle,
-                    &inv,
-                    meter,
-                    super::tasks::TaskStep::new(run, self.app.clone()),
-                )
-                .await
-            }
-            (_, payload) => (
-                Err(InvokeError::WrongKind {
-                    function: f.name.to_string(),
-                    kind: f.kind,
-                    payload: payload.kind(),
-                }),
-                None,
-            ),
         };
         let Some(mut record) = record else {
             return result;
         };
+        if let Some(fx) = &faults {
+            crate::faults::annotate(&mut record, &fx.injected());
+        }
         match result {
             Ok(Outcome::Http(resp)) => {
                 record.http_status(resp.status().as_u16());
@@ -199,6 +229,11 @@ impl Host {
         let permit = self.acquire(f, inv).await?;
         let mut grants = step.grants();
         let mut ready = self.ready(f, idle, inv, &mut grants);
+        // A fault rule that lowers the memory limit: this instance is not reused with it.
+        let lowered = crate::faults::current().and_then(|fx| fx.memory_limit());
+        if let Some(bytes) = lowered {
+            ready.store.data_mut().limits.lower(bytes);
+        }
         step.enter(ready.store.data_mut())?;
         Ok(Admitted {
             ready,
@@ -208,6 +243,7 @@ impl Host {
             inv: inv.clone(),
             meter,
             reuse: f.reuse,
+            discard: lowered.is_some(),
             _permit: permit,
         })
     }
@@ -226,6 +262,7 @@ impl<P: Instantiate, S: Step<P::Instance>> Admitted<P, S> {
             inv,
             meter,
             reuse,
+            discard,
             _permit,
         } = self;
         let cause = inv.deadline_cause;
@@ -243,7 +280,7 @@ impl<P: Instantiate, S: Step<P::Instance>> Admitted<P, S> {
         };
         step.leave(ready.store.data_mut());
         meter.finish(&inv, ready.store.data().limits.peak(), returned.as_ref().err());
-        if sound {
+        if sound && !discard {
             ready.release(reuse, &idle);
         }
         (returned, step)

@@ -34,6 +34,8 @@ pub(super) struct Meter {
 }
 
 impl Meter {
+    /// Publishes the invocation's measures (the faults injected into it are counted from the fault plan's
+    /// share of the task it runs in).
     pub(super) fn finish(self, inv: &Invocation, peak_memory: u64, error: Option<&InvokeError>) {
         if self.publish.is_none() && self.otlp.is_none() {
             return;
@@ -44,6 +46,7 @@ impl Meter {
             peak_memory,
             cold_start_init: self.cold_start_init,
             error_type: error.map(InvokeError::error_type),
+            faults_injected: crate::faults::current().map_or(0, |f| f.count() as u64),
         };
         if let Some((format, sink)) = &self.publish {
             format.publish(sink, &report);
@@ -55,6 +58,7 @@ impl Meter {
                 cold_start_init: report.cold_start_init,
                 error_type: report.error_type,
                 timed_out: matches!(error, Some(InvokeError::Deadline(_))),
+                faults_injected: report.faults_injected,
             });
         }
     }

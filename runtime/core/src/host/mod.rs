@@ -11,6 +11,7 @@
 //!   failed guest call.
 
 mod boot;
+mod faults;
 mod http;
 mod http_body;
 mod instances;
@@ -90,8 +91,12 @@ pub struct Host {
     telemetry: Option<Telemetry>,
     /// The manifest's `[app] name`: every invocation carries it into its log lines.
     app: Arc<str>,
-    /// What wraps the host-call families ([`BootOptions::intercept`]).
+    /// What wraps the host-call families: the fault layer, then [`BootOptions::intercept`].
     intercept: crate::caps::intercept::Interceptor,
+    /// The fault plan running ([`crate::faults`]): the manifest's `[faults]`, `NIMBUS_FAULTS`, or a refresh.
+    faults: Arc<crate::faults::Faults>,
+    /// The functions' circuit breakers on their outbound hosts.
+    breakers: Arc<crate::breaker::Breakers>,
     /// Time from `boot` start to ready.
     pub boot_time: Duration,
 }
@@ -106,6 +111,16 @@ impl Host {
     /// driver wraps its checkpoint store with it.
     pub fn intercept(&self) -> &dyn crate::caps::Intercept {
         &*self.intercept
+    }
+
+    /// The fault switch: the plan running, which a refresh may replace.
+    pub fn faults(&self) -> &Arc<crate::faults::Faults> {
+        &self.faults
+    }
+
+    /// The circuit breakers: their states, and the operator's override.
+    pub fn breakers(&self) -> &Arc<crate::breaker::Breakers> {
+        &self.breakers
     }
 
     /// The span exporter, if tracing export is on.

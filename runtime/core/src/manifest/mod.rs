@@ -10,6 +10,7 @@
 //! `runtime/core/tests/invalid_manifests/` holds the exact error of every way
 //! a manifest can be wrong.
 
+mod breaker;
 mod error;
 mod outbound;
 mod raw;
@@ -18,6 +19,7 @@ pub(crate) mod units;
 mod validate;
 mod websocket;
 
+pub use breaker::{Backup, BreakerSpec, Fallback, OpenAnswer};
 pub use error::ManifestError;
 pub use outbound::{OutboundRule, literal_ip};
 pub use units::{ByteSize, Count, Dur};
@@ -46,6 +48,8 @@ pub struct Manifest {
     pub app_name: String,
     /// The declared functions, ordered by name.
     pub functions: Vec<FunctionSpec>,
+    /// `[faults]`: the fault-injection experiment the host runs unless `NIMBUS_FAULTS` replaces it.
+    pub faults: Option<crate::faults::FaultPlan>,
 }
 
 /// One function: the unit of deployment.
@@ -81,6 +85,8 @@ pub struct FunctionSpec {
     /// components (exporting `nimbus:function/websocket`) may have one; they get [`WebSocketSpec::default`]
     /// without it.
     pub websocket: Option<WebSocketSpec>,
+    /// Circuit breakers on its outbound hosts (`[function.NAME.breaker]`); `None`: none.
+    pub breaker: Option<BreakerSpec>,
 }
 
 /// `task = { max_checkpoint = "8MiB", yield_margin = "20s", max_attempts = 3 }`: how a long task runs.

@@ -21,6 +21,9 @@ pub(super) struct RawManifest {
     pub(super) defaults: RawLimits,
     #[serde(default)]
     pub(super) function: BTreeMap<String, Spanned<RawFunction>>,
+    /// `[faults]`: a fault-injection experiment ([`crate::faults`]).
+    #[serde(default)]
+    pub(super) faults: Option<Spanned<crate::faults::plan::RawFaults>>,
 }
 
 /// `app = { name = "shop" }`.
@@ -65,6 +68,7 @@ pub(super) struct RawFunction {
     #[serde(default)]
     pub(super) keyvalue: Vec<Spanned<String>>,
     pub(super) websocket: Option<Spanned<RawWebSocket>>,
+    pub(super) breaker: Option<Spanned<super::breaker::RawBreaker>>,
 }
 
 impl RawFunction {

@@ -41,11 +41,32 @@ pub(super) fn manifest(raw: RawManifest, text: &str, file: &Path, dir: &Path) ->
         functions.push(spec);
     }
 
+    let faults = match raw.faults {
+        None => None,
+        Some(f) => {
+            let span = f.span();
+            let plan = crate::faults::FaultPlan::from_raw(f.into_inner(), "[faults]", crate::faults::plan::draw_seed)
+                .map_err(|e| Problem::at(span.clone(), "faults", e.to_string()))?;
+            if let Some(unknown) = plan
+                .rules
+                .iter()
+                .find_map(|r| r.function.as_ref().filter(|n| !functions.iter().any(|f| &f.name == *n)))
+            {
+                return Err(Problem::at(
+                    span,
+                    "faults",
+                    format!("a fault rule names function `{unknown}`, which the manifest does not declare"),
+                ));
+            }
+            Some(plan)
+        }
+    };
     Ok(Manifest {
         path: file.to_path_buf(),
         dir: dir.to_path_buf(),
         app_name: raw.app.map_or_else(|| DEFAULT_APP_NAME.into(), |a| a.name),
         functions,
+        faults,
     })
 }
 
@@ -86,7 +107,7 @@ fn function(name: String, f: &RawFunction, defaults: Limits, text: &str, dir: &P
         .allowed_outbound_hosts
         .iter()
         .map(|h| validate::outbound(h, &prefix))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
 
     let config_refresh = match &f.config_refresh {
         None => Some(DEFAULT_CONFIG_REFRESH),
@@ -116,6 +137,14 @@ fn function(name: String, f: &RawFunction, defaults: Limits, text: &str, dir: &P
         Some(w) => Some(validate::websocket(w.get_ref(), &prefix)?),
     };
 
+    let breaker = match &f.breaker {
+        None => None,
+        Some(b) => Some(
+            super::breaker::resolve(b.get_ref(), &allowed_outbound_hosts, &prefix)
+                .map_err(|(key, message)| Problem::at(b.span(), key, message))?,
+        ),
+    };
+
     Ok(FunctionSpec {
         component: dir.join(&f.component),
         precompiled: f.precompiled.as_ref().map(|p| dir.join(p)),
@@ -129,6 +158,7 @@ fn function(name: String, f: &RawFunction, defaults: Limits, text: &str, dir: &P
         task,
         keyvalue,
         websocket,
+        breaker,
     })
 }
 

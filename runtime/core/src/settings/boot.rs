@@ -22,6 +22,8 @@ impl Settings {
             metrics: MetricsFormat::from_settings(&self.telemetry, platform)?,
             telemetry: Telemetry::from_settings(&self.telemetry, platform),
             oos: OosProvider::new(&self.oos),
+            faults: self.faults.clone(),
+            faults_parameter: self.faults_parameter.clone(),
             ..BootOptions::default()
         })
     }

@@ -111,6 +111,12 @@ pub struct Settings {
     pub oos: OosSettings,
     /// What only the Azure Functions custom handler reads.
     pub azure: AzureSettings,
+    /// `NIMBUS_FAULTS`: a fault plan (inline TOML or JSON, or a file) that replaces the manifest's
+    /// `[faults]`.
+    pub faults: Option<crate::faults::FaultPlan>,
+    /// `NIMBUS_FAULTS_PARAMETER`: an SSM parameter holding a fault plan, fetched at boot and refreshed with
+    /// the config (`bootstrap` on AWS); it replaces `NIMBUS_FAULTS` and the manifest's `[faults]`.
+    pub faults_parameter: Option<String>,
     /// `NIMBUS_*` variables no setting has, each with the setting its name is closest to.
     unknown: Vec<(String, Option<&'static str>)>,
     /// OpenTelemetry values ignored as the SDK ignores them, each saying why.
@@ -151,6 +157,10 @@ impl Settings {
             platform: PlatformSettings::read(&vars)?,
             oos: OosSettings::read(&vars)?,
             azure: AzureSettings::read(&vars)?,
+            faults: vars.parse_with("NIMBUS_FAULTS", "a fault plan: inline TOML or JSON, or a file", |v| {
+                crate::faults::FaultPlan::from_setting(v).map_err(Cow::Owned)
+            })?,
+            faults_parameter: vars.non_empty("NIMBUS_FAULTS_PARAMETER", "an SSM parameter name")?,
             unknown: Vec::new(),
             ignored: Vec::new(),
         };

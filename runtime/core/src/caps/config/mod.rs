@@ -152,11 +152,11 @@ fn wit_error(e: ConfigError) -> wit::Error {
 }
 
 impl wit::Host for View<'_, ConfigCtx> {
-    fn get(&mut self, key: String) -> Result<Option<String>, wit::Error> {
-        self.ctx.0.get(&key).map_err(wit_error)
+    async fn get(&mut self, key: String) -> Result<Option<String>, wit::Error> {
+        self.ctx.0.get(&key).await.map_err(wit_error)
     }
 
-    fn get_all(&mut self) -> Result<Vec<(String, String)>, wit::Error> {
-        self.ctx.0.get_all().map_err(wit_error)
+    async fn get_all(&mut self) -> Result<Vec<(String, String)>, wit::Error> {
+        self.ctx.0.get_all().await.map_err(wit_error)
     }
 }

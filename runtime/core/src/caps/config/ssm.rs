@@ -78,6 +78,18 @@ impl SsmProvider {
         Fetched::bounded(names, paths, self.fetch_unbounded(names, paths)).await
     }
 
+    /// One parameter's value (decrypted): `Ok(None)` when it does not exist, `Err` saying why the fetch
+    /// failed. The fault plan's parameter (`NIMBUS_FAULTS_PARAMETER`) is read this way.
+    pub async fn parameter(&self, name: &str) -> Result<Option<String>, String> {
+        use super::fetched::Lookup;
+        let fetched = self.fetch(&[name.to_owned()], &[]).await;
+        match fetched.name(name) {
+            Lookup::Found(v) => Ok(Some(v.to_owned())),
+            Lookup::Missing => Ok(None),
+            Lookup::Failed(e) => Err(e.to_owned()),
+        }
+    }
+
     async fn fetch_unbounded(&self, names: &[String], paths: &[String]) -> Fetched {
         match &*self.0 {
             Backend::Overrides(file) => Fetched::from_overrides(file, names, paths),

@@ -50,6 +50,13 @@ pub struct OutboundCall {
     pub request: http::Request<WasiBody>,
     /// The guest's timeouts.
     pub options: Option<RequestOptions>,
+    /// The invocation's share of a running fault plan ([`crate::faults`]), if any: the exchange runs in a
+    /// task of its own, so the fault layer finds it here rather than in the invocation's task.
+    pub faults: Option<Arc<crate::faults::InvocationFaults>>,
+    /// The client span the request's trace headers name.
+    pub span_id: Option<u64>,
+    /// The invocation making it (its function picks the circuit breakers).
+    pub inv: Arc<Invocation>,
 }
 
 /// Why an outbound call got no response.
@@ -242,12 +249,31 @@ impl WasiHttpHooks for OutboundCtx {
             target,
             request,
             options,
+            faults: crate::faults::current(),
+            span_id: Some(ids.0),
+            inv: self.inv.clone(),
         };
         let settings = self.settings.clone();
         let inv = self.inv.clone();
+        let faults = call.faults.clone();
         Box::new(async move {
             use http_body_util::BodyExt;
-            let sent = settings.sender.send(call).await.map_err(|e| match e {
+            let sent = settings.sender.send(call).await;
+            let mut record = record;
+            if let (Some(record), Some(faults)) = (record.as_mut(), &faults) {
+                let mine: Vec<_> = faults
+                    .injected()
+                    .into_iter()
+                    .filter(|i| i.span_id == Some(ids.0))
+                    .collect();
+                if let Some((count, events)) = crate::faults::span_telemetry(&mine) {
+                    record.attribute(count);
+                    for e in events {
+                        record.event(e);
+                    }
+                }
+            }
+            let sent = sent.map_err(|e| match e {
                 SendError::Refused { addr, refusal } => {
                     log_refusal(
                         &settings.sink,

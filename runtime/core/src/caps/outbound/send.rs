@@ -178,6 +178,11 @@ pub fn connect_timeout(options: Option<&RequestOptions>) -> Duration {
     options.and_then(|o| o.connect_timeout).unwrap_or(DEFAULT_TIMEOUT)
 }
 
+/// The first-byte timeout `options` set, or the default.
+pub fn first_byte_timeout(options: Option<&RequestOptions>) -> Duration {
+    options.and_then(|o| o.first_byte_timeout).unwrap_or(DEFAULT_TIMEOUT)
+}
+
 /// The I/O of a request after its response head arrived; it ends with the response body.
 pub type Io = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 
@@ -188,7 +193,7 @@ pub async fn exchange(
     options: Option<RequestOptions>,
 ) -> Result<(http::Response<ResponseBody>, Io), HttpError> {
     let connect_timeout = connect_timeout(options.as_ref());
-    let first_byte_timeout = options.and_then(|o| o.first_byte_timeout).unwrap_or(DEFAULT_TIMEOUT);
+    let first_byte_timeout = first_byte_timeout(options.as_ref());
     let between_bytes_timeout = options.and_then(|o| o.between_bytes_timeout).unwrap_or(DEFAULT_TIMEOUT);
     let (mut sender, conn) = tokio::time::timeout(
         connect_timeout,
@@ -214,7 +219,7 @@ pub async fn exchange(
         let between_bytes_timeout = between_bytes_timeout.max(Duration::from_nanos(1));
         let mut timeout = tokio::time::interval(between_bytes_timeout);
         timeout.reset();
-        Ok::<_, HttpError>(res.map(|incoming| ResponseBody { incoming, timeout }))
+        Ok::<_, HttpError>(res.map(|incoming| ResponseBody(Source::Network { incoming, timeout })))
     };
     let mut send = pin!(send);
     let mut conn = Some(conn);
@@ -247,10 +252,41 @@ pub async fn exchange(
     Ok((res, io))
 }
 
-/// A response body with `between-bytes-timeout` applied.
-pub struct ResponseBody {
-    incoming: hyper::body::Incoming,
-    timeout: tokio::time::Interval,
+/// A response body: the upstream's, with `between-bytes-timeout` applied, or one the host answers with
+/// itself (an injected fault's, a circuit breaker's fallback).
+pub struct ResponseBody(Source);
+
+enum Source {
+    Network {
+        incoming: hyper::body::Incoming,
+        timeout: tokio::time::Interval,
+    },
+    Local(Option<Bytes>),
+    /// Another body passed on while a copy of it is kept (up to a cap), handed over when it ends whole.
+    Tee {
+        inner: Box<ResponseBody>,
+        copy: Option<bytes::BytesMut>,
+        cap: usize,
+        done: Option<Box<dyn FnOnce(Bytes) + Send>>,
+    },
+}
+
+impl ResponseBody {
+    /// A body the host answers with, whole.
+    pub fn local(bytes: Bytes) -> ResponseBody {
+        ResponseBody(Source::Local(Some(bytes).filter(|b| !b.is_empty())))
+    }
+
+    /// `inner`, passed on as it is, while a copy is kept: `done` gets it if the body ends whole within
+    /// `cap` bytes (a breaker's last good response).
+    pub fn tee(inner: ResponseBody, cap: usize, done: impl FnOnce(Bytes) + Send + 'static) -> ResponseBody {
+        ResponseBody(Source::Tee {
+            inner: Box::new(inner),
+            copy: Some(bytes::BytesMut::new()),
+            cap,
+            done: Some(Box::new(done)),
+        })
+    }
 }
 
 impl http_body::Body for ResponseBody {
@@ -261,26 +297,60 @@ impl http_body::Body for ResponseBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
-        match Pin::new(&mut self.incoming).poll_frame(cx) {
+        let (incoming, timeout) = match &mut self.0 {
+            Source::Local(bytes) => return Poll::Ready(bytes.take().map(|b| Ok(http_body::Frame::data(b)))),
+            Source::Tee { inner, copy, cap, done } => {
+                let frame = ready!(Pin::new(&mut **inner).poll_frame(cx));
+                match &frame {
+                    Some(Ok(f)) => {
+                        if let (Some(data), Some(buf)) = (f.data_ref(), copy.as_mut()) {
+                            if buf.len() + data.len() > *cap {
+                                *copy = None;
+                            } else {
+                                buf.extend_from_slice(data);
+                            }
+                        }
+                    }
+                    Some(Err(_)) => *copy = None,
+                    None => {
+                        if let (Some(buf), Some(done)) = (copy.take(), done.take()) {
+                            done(buf.freeze());
+                        }
+                    }
+                }
+                return Poll::Ready(frame);
+            }
+            Source::Network { incoming, timeout } => (incoming, timeout),
+        };
+        match Pin::new(incoming).poll_frame(cx) {
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Ready(Some(Err(err))) if err.is_timeout() => Poll::Ready(Some(Err(HttpError::HttpResponseTimeout))),
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(HttpError::from(err)))),
             Poll::Ready(Some(Ok(frame))) => {
-                self.timeout.reset();
+                timeout.reset();
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Pending => {
-                ready!(self.timeout.poll_tick(cx));
+                ready!(timeout.poll_tick(cx));
                 Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.incoming.is_end_stream()
+        match &self.0 {
+            Source::Local(bytes) => bytes.is_none(),
+            // Polled to its end, so the copy is handed over.
+            Source::Tee { .. } => false,
+            Source::Network { incoming, .. } => incoming.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.incoming.size_hint()
+        match &self.0 {
+            Source::Local(bytes) => http_body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Source::Tee { inner, .. } => inner.size_hint(),
+            Source::Network { incoming, .. } => incoming.size_hint(),
+        }
     }
 }

@@ -1,0 +1,332 @@
+//! The breaker layer of outbound HTTP: one [`Breaker`] per (function, host, port) the function calls, for
+//! the functions whose manifest has a `breaker` section. It sits over the fault layer, so an injected fault
+//! counts as the upstream's.
+//!
+//! While a host's circuit is open a call never leaves: it is answered by the host's declared fallback, by
+//! the last good response to the same GET (`cache_get`), or sent to the declared backup origin; with none of
+//! these it fails at once with `internal-error("circuit-open: HOST:PORT; retry after N ms")` (the SDK's
+//! `nimbus_sdk::http::circuit_open` reads it). Every answer the layer makes carries `x-nimbus-circuit`.
+//!
+//! A call counts as failed when it gets no response or a 5xx, and as slow when its response head took
+//! `slow_call` or longer.
+
+use super::machine::{Admit, Breaker, Outcome, State, Transition};
+use crate::caps::intercept::Intercept;
+use crate::caps::outbound::send::{ResponseBody, Target};
+use crate::caps::outbound::{Exchange, OutboundCall, OutboundHttp, SendError};
+use crate::logs::{LogSink, format_record};
+use crate::manifest::{Backup, BreakerSpec, FunctionSpec, OpenAnswer};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasmtime_wasi_http::Error as HttpError;
+
+/// Hosts one function keeps breakers for; calls to further hosts pass unguarded (a wildcard allow-list
+/// must not grow the table without bound).
+const MAX_HOSTS: usize = 256;
+/// Cached GET responses per host (`cache_get`), and the largest body kept.
+const MAX_CACHED: usize = 64;
+const MAX_CACHED_BODY: usize = 256 * 1024;
+
+/// The breakers of every function that declares them.
+pub struct Breakers {
+    functions: HashMap<String, Arc<FunctionBreakers>>,
+    sink: LogSink,
+    origin: Instant,
+}
+
+impl Breakers {
+    /// The breakers `specs` declare.
+    pub fn new<'a>(specs: impl IntoIterator<Item = &'a FunctionSpec>, sink: LogSink) -> Breakers {
+        let functions = specs
+            .into_iter()
+            .filter_map(|f| {
+                let spec = f.breaker.clone()?;
+                Some((
+                    f.name.clone(),
+                    Arc::new(FunctionBreakers {
+                        function: f.name.clone(),
+                        spec,
+                        hosts: Mutex::new(HashMap::new()),
+                    }),
+                ))
+            })
+            .collect();
+        Breakers {
+            functions,
+            sink,
+            origin: Instant::now(),
+        }
+    }
+
+    /// Whether any function declares breakers.
+    pub fn is_empty(&self) -> bool {
+        self.functions.is_empty()
+    }
+
+    /// Every breaker's state now: (function, `host:port`, state), sorted.
+    pub fn states(&self) -> Vec<(String, String, State)> {
+        let mut out = Vec::new();
+        for f in self.functions.values() {
+            for (key, h) in f.hosts.lock().map(|h| h.clone()).unwrap_or_default() {
+                let state = h.machine.lock().map_or(State::Closed, |m| m.state());
+                out.push((f.function.clone(), format!("{}:{}", key.0, key.1), state));
+            }
+        }
+        out.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        out
+    }
+
+    /// Forces a breaker open or closed (the operator's override); `false` when there is no such breaker.
+    pub fn force(&self, function: &str, host: &str, port: u16, open: bool) -> bool {
+        let Some(f) = self.functions.get(function) else {
+            return false;
+        };
+        let Some(h) = f
+            .hosts
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&(host.to_owned(), port)).cloned())
+        else {
+            return false;
+        };
+        let t = h
+            .machine
+            .lock()
+            .ok()
+            .and_then(|mut m| m.force(self.origin.elapsed(), open));
+        if let Some(t) = t {
+            self.report(&f.function, &h.key, &t);
+        }
+        true
+    }
+
+    fn report(&self, function: &str, host: &str, t: &Transition) {
+        tracing::info!(function, host, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "circuit breaker");
+        self.sink.write_line(&format_record(
+            if t.to == State::Open { "WARN" } else { "INFO" },
+            "circuit breaker transition",
+            None,
+            &[
+                ("function", function.into()),
+                ("host", host.into()),
+                ("from", t.from.as_str().into()),
+                ("to", t.to.as_str().into()),
+                ("reason", t.reason.clone().into()),
+            ],
+        ));
+    }
+}
+
+struct FunctionBreakers {
+    function: String,
+    spec: BreakerSpec,
+    hosts: Mutex<HashMap<(String, u16), Arc<HostBreaker>>>,
+}
+
+impl FunctionBreakers {
+    /// The breaker of `host:port`, made on first use (`None` past [`MAX_HOSTS`]).
+    fn host(&self, host: &str, port: u16) -> Option<Arc<HostBreaker>> {
+        let mut hosts = self.hosts.lock().ok()?;
+        let key = (host.to_owned(), port);
+        if let Some(h) = hosts.get(&key) {
+            return Some(h.clone());
+        }
+        if hosts.len() >= MAX_HOSTS {
+            return None;
+        }
+        let h = Arc::new(HostBreaker {
+            key: format!("{host}:{port}"),
+            machine: Mutex::new(Breaker::new(self.spec.settings.clone())),
+            answer: self.spec.answer(host, port).cloned().unwrap_or_default(),
+            cache: Mutex::new(HashMap::new()),
+        });
+        hosts.insert(key, h.clone());
+        Some(h)
+    }
+}
+
+struct HostBreaker {
+    key: String,
+    machine: Mutex<Breaker>,
+    answer: OpenAnswer,
+    /// `cache_get`: the last good response to each GET URL (path and query).
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    status: http::StatusCode,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+/// Installs the breaker layer over outbound HTTP.
+pub struct BreakerIntercept(pub Arc<Breakers>);
+
+impl Intercept for BreakerIntercept {
+    fn outbound(&self, inner: Arc<dyn OutboundHttp>) -> Arc<dyn OutboundHttp> {
+        if self.0.is_empty() {
+            return inner;
+        }
+        Arc::new(Guarded {
+            inner,
+            breakers: self.0.clone(),
+        })
+    }
+}
+
+struct Guarded {
+    inner: Arc<dyn OutboundHttp>,
+    breakers: Arc<Breakers>,
+}
+
+impl OutboundHttp for Guarded {
+    fn send(&self, call: OutboundCall) -> BoxFuture<'_, Result<Exchange, SendError>> {
+        let Some(f) = self.breakers.functions.get(&*call.inv.function) else {
+            return self.inner.send(call);
+        };
+        let host = call.target.host().trim_end_matches('.').to_ascii_lowercase();
+        let Some(h) = f.host(&host, call.target.port) else {
+            return self.inner.send(call);
+        };
+        let breakers = &self.breakers;
+        let (admit, t) = match h.machine.lock() {
+            Ok(mut m) => m.admit(breakers.origin.elapsed()),
+            Err(_) => return self.inner.send(call),
+        };
+        if let Some(t) = &t {
+            breakers.report(&f.function, &h.key, t);
+        }
+        let url = (call.request.method() == http::Method::GET && h.answer.cache_get).then(|| {
+            call.request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned()
+        });
+        match admit {
+            Admit::Pass { probe } => Box::pin(async move {
+                let started = Instant::now();
+                let sent = self.inner.send(call).await;
+                let outcome = Outcome {
+                    failed: sent.as_ref().map_or(true, |(r, _)| r.status().is_server_error()),
+                    took: started.elapsed(),
+                };
+                let t = h
+                    .machine
+                    .lock()
+                    .ok()
+                    .and_then(|mut m| m.record(breakers.origin.elapsed(), probe, outcome));
+                if let Some(t) = &t {
+                    breakers.report(&f.function, &h.key, t);
+                }
+                match (sent, url) {
+                    (Ok((res, io)), Some(url)) if res.status().is_success() => Ok(keep(&h, url, res, io)),
+                    (sent, _) => sent,
+                }
+            }),
+            Admit::Refuse { retry_after } => {
+                let cached = url.and_then(|u| h.cache.lock().ok()?.get(&u).cloned());
+                if let Some(c) = cached {
+                    return Box::pin(async move { Ok(local(c.status, c.headers, c.body, "open; cached")) });
+                }
+                if let Some(fb) = &h.answer.fallback {
+                    let mut headers = http::HeaderMap::new();
+                    if let Ok(v) = http::HeaderValue::from_str(&fb.content_type) {
+                        headers.insert(http::header::CONTENT_TYPE, v);
+                    }
+                    let status = http::StatusCode::from_u16(fb.status).unwrap_or(http::StatusCode::OK);
+                    let body = Bytes::from(fb.body.clone());
+                    return Box::pin(async move { Ok(local(status, headers, body, "open; fallback")) });
+                }
+                if let Some(backup) = &h.answer.backup {
+                    match redirect(call, backup) {
+                        Ok(call) => return self.inner.send(call),
+                        Err(e) => return Box::pin(async move { Err(SendError::Failed(e)) }),
+                    }
+                }
+                let message = format!("circuit-open: {}; retry after {} ms", h.key, retry_after.as_millis());
+                Box::pin(async move { Err(SendError::Failed(HttpError::InternalError(Some(message)))) })
+            }
+        }
+    }
+}
+
+/// A response the layer answers with itself.
+fn local(status: http::StatusCode, mut headers: http::HeaderMap, body: Bytes, circuit: &'static str) -> Exchange {
+    headers.insert(http::header::CONTENT_LENGTH, body.len().into());
+    headers.insert("x-nimbus-circuit", http::HeaderValue::from_static(circuit));
+    let mut res = http::Response::new(ResponseBody::local(body));
+    *res.status_mut() = status;
+    *res.headers_mut() = headers;
+    (res, Box::new(async { Ok(()) }))
+}
+
+/// The call sent to the backup origin instead: same method, path, headers and body; the `Host` header and
+/// the target replaced (the backup is in the allow-list, and its address is checked when connecting).
+fn redirect(mut call: OutboundCall, backup: &Backup) -> Result<OutboundCall, HttpError> {
+    let default_port = if backup.scheme == "http" { 80 } else { 443 };
+    let authority = if backup.port == default_port {
+        backup.host.clone()
+    } else {
+        format!("{}:{}", backup.host, backup.port)
+    };
+    let authority: http::uri::Authority = authority
+        .parse()
+        .map_err(|_| HttpError::InternalError(Some("backup origin".into())))?;
+    let mut parts = call.request.uri().clone().into_parts();
+    parts.scheme = Some(if backup.scheme == "http" {
+        http::uri::Scheme::HTTP
+    } else {
+        http::uri::Scheme::HTTPS
+    });
+    parts.authority = Some(authority.clone());
+    *call.request.uri_mut() =
+        http::Uri::from_parts(parts).map_err(|_| HttpError::InternalError(Some("backup origin".into())))?;
+    if let Ok(v) = http::HeaderValue::from_str(authority.as_str()) {
+        call.request.headers_mut().insert(http::header::HOST, v);
+    }
+    call.target = Target {
+        authority,
+        port: backup.port,
+        tls: backup.scheme == "https",
+        ip: crate::manifest::literal_ip(&backup.host),
+        literal: backup.literal,
+    };
+    Ok(call)
+}
+
+/// Passes a good GET response on while keeping a copy of it (up to [`MAX_CACHED_BODY`]) for when the
+/// circuit opens.
+fn keep(
+    h: &Arc<HostBreaker>,
+    url: String,
+    res: http::Response<ResponseBody>,
+    io: crate::caps::outbound::send::Io,
+) -> Exchange {
+    let (parts, body) = res.into_parts();
+    let head = (parts.status, parts.headers.clone());
+    let h = h.clone();
+    let body = ResponseBody::tee(body, MAX_CACHED_BODY, move |bytes| {
+        if let Ok(mut cache) = h.cache.lock() {
+            if cache.len() >= MAX_CACHED && !cache.contains_key(&url) {
+                // Any entry will do: the cache is a last resort, not an LRU.
+                if let Some(k) = cache.keys().next().cloned() {
+                    cache.remove(&k);
+                }
+            }
+            cache.insert(
+                url,
+                Cached {
+                    status: head.0,
+                    headers: head.1,
+                    body: bytes,
+                },
+            );
+        }
+    });
+    (http::Response::from_parts(parts, body), io)
+}
