@@ -43,6 +43,8 @@ pub struct ReceivedSpan {
     pub resource: BTreeMap<String, Value>,
     /// Start and end, in nanoseconds since the Unix epoch.
     pub start_end_ns: (u64, u64),
+    /// Its events: name and attributes.
+    pub events: Vec<(String, BTreeMap<String, Value>)>,
 }
 
 impl ReceivedSpan {
@@ -272,6 +274,11 @@ async fn handle(state: &Mutex<Received>, req: http::Request<hyper::body::Incomin
                     attributes: attributes(&s.attributes),
                     resource: resource.clone(),
                     start_end_ns: (s.start_time_unix_nano, s.end_time_unix_nano),
+                    events: s
+                        .events
+                        .iter()
+                        .map(|e| (e.name.clone(), attributes(&e.attributes)))
+                        .collect(),
                 });
             }
         }

@@ -493,3 +493,36 @@ async fn a_plan_in_an_ssm_parameter_is_switched_on_and_off_without_a_restart() {
         .expect("boot refused");
     assert!(e.to_string().contains("SSM parameter /chaos/plan"), "{e}");
 }
+
+/// Key-value calls fail with the store's error (the guest is told only that the operation failed on the
+/// host), the n-th call of an invocation the same in every run, and latency delays them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyvalue_calls_fail_or_wait_as_the_rules_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = crate::keyvalue::kv_ops_host(dir.path()).await;
+    let ops = serde_json::json!([
+        {"op": "set", "key": "a", "value": "1"},
+        {"op": "get", "key": "a"},
+        {"op": "increment", "key": "n", "delta": 1},
+        {"op": "get", "key": "a"},
+    ]);
+    let plan =
+        |p: &str| FaultPlan::parse(&format!("seed = 8\n[[rule]]\ntarget = \"keyvalue\"\n{p}"), "test", || 0).unwrap();
+    host.faults().replace(Some(plan("kind = \"error\"\nprobability = 0.5")));
+    let first = crate::keyvalue::kv_ops(&host, ops.clone()).await;
+    host.faults().replace(None);
+    host.faults().replace(Some(plan("kind = \"error\"\nprobability = 0.5")));
+    let again = crate::keyvalue::kv_ops(&host, ops.clone()).await;
+    assert_eq!(first, again, "the same seed fails the same calls");
+    let failed: Vec<bool> = first.iter().map(|r| r.get("err").is_some()).collect();
+    assert!(failed.contains(&true) && failed.contains(&false), "{first:?}");
+    for r in first.iter().filter_map(|r| r.get("err")) {
+        assert!(r.as_str().unwrap().contains("failed on the host"), "{r}");
+    }
+    host.faults()
+        .replace(Some(plan("kind = \"latency\"\nlatency = \"100ms\"")));
+    let t = Instant::now();
+    let ok = crate::keyvalue::kv_ops(&host, ops).await;
+    assert!(t.elapsed() >= Duration::from_millis(400), "{:?}", t.elapsed());
+    assert!(ok.iter().all(|r| r.get("ok").is_some()), "{ok:?}");
+}

@@ -222,7 +222,7 @@ keyvalue = ["kv"]
 "#;
 
 /// Runs `ops` through the `kv_ops` guest; one `{"ok": ..}` or `{"err": ..}` per op.
-async fn kv_ops(host: &Host, ops: serde_json::Value) -> Vec<serde_json::Value> {
+pub(crate) async fn kv_ops(host: &Host, ops: serde_json::Value) -> Vec<serde_json::Value> {
     let f = host.function("kv-ops").unwrap();
     let inv = host.new_invocation(f, None, TraceContext::new_root());
     let event = nimbus_core::Event {
@@ -309,7 +309,7 @@ async fn guest_store_errors_never_show_host_paths() {
 }
 
 /// A host serving the `kv_ops` program on an embedded store under `dir`.
-async fn kv_ops_host(dir: &std::path::Path) -> Arc<Host> {
+pub(crate) async fn kv_ops_host(dir: &std::path::Path) -> Arc<Host> {
     let kv: Arc<dyn KvStore> = Arc::new(nimbus_kv::Embedded::open(dir).unwrap());
     let opts = BootOptions {
         keyvalue: Some(kv),

@@ -216,6 +216,43 @@ async fn spans_chain_from_the_caller_through_the_outbound_request() {
     gw.shutdown().await;
 }
 
+/// An injected fault is on the span it affects: an event naming the rule, and the count as an attribute, on
+/// the outbound client span and on the invocation's span.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_faults_are_span_events_and_attributes() {
+    let receiver = OtlpReceiver::start().await;
+    let (up, _seen) = upstream().await;
+    let tel = telemetry(receiver.traces_endpoint(), Duration::from_secs(5));
+    let (host, _logs) = boot_outbound(up, Some(tel.clone())).await;
+    let plan = nimbus_core::faults::FaultPlan::parse(
+        "seed = 1\n[[rule]]\nname = \"down\"\ntarget = \"outbound\"\nkind = \"error\"\nstatus = 503",
+        "test",
+        || 0,
+    )
+    .unwrap();
+    host.faults().replace(Some(plan));
+    let (rid, answer) = fetch(&host, up, TraceContext::from_xray(XRAY)).await;
+    assert_eq!(answer["status"], 503, "{answer}");
+    tel.flush().await;
+    let spans = receiver
+        .wait_for(Duration::from_secs(30), |s| {
+            s.iter().filter(|s| s.trace_id == XRAY_TRACE).count() >= 2
+        })
+        .await;
+    let inv = one(&spans, "invocation span", |s| {
+        s.attr("faas.invocation_id") == rid.as_str()
+    });
+    let client = one(&spans, "client span", |s| s.kind == 3 && s.trace_id == XRAY_TRACE);
+    for s in [inv, client] {
+        assert_eq!(s.attr("nimbus.fault.injected"), 1, "{s:?}");
+        let (name, attrs) = &s.events[0];
+        assert_eq!(name, "nimbus.fault");
+        assert_eq!(attrs["nimbus.fault.rule"], "down");
+        assert_eq!(attrs["nimbus.fault.target"], "outbound");
+        assert_eq!(attrs["nimbus.fault.kind"], "error");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_error_spans_with_their_type() {
     let receiver = OtlpReceiver::start().await;
