@@ -34,6 +34,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("KV_OPS", "kv_ops"),
     ("WS_NOTIFY", "ws_notify"),
     ("EVENT_ECHO", "event_echo"),
+    ("QUOTE", "quote"),
 ];
 
 fn main() {
@@ -46,6 +47,7 @@ fn main() {
         "functions/config-demo",
         "functions/sha-task",
         "functions/chat",
+        "functions/quote",
         "functions/test-programs",
         "guest-sdk/src",
         "guest-sdk/wit",

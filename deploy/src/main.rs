@@ -32,6 +32,9 @@ enum Command {
     /// Start durable tasks and show their status (the embedded store of `nimbus serve`).
     #[command(subcommand)]
     Task(commands::task::Args),
+    /// Run a chaos experiment (load, faults, SLA targets) and report how the service held up; exits 1 when a
+    /// target is missed.
+    Chaos(commands::chaos::Args),
 }
 
 /// When `main` started, for the boot-time figures in the logs.
@@ -72,6 +75,7 @@ fn main() -> std::process::ExitCode {
             Command::Compile(a) => commands::compile::run(a, &settings),
             Command::Package(a) => commands::package::run(a, &settings),
             Command::Task(a) => runtime().and_then(|rt| rt.block_on(commands::task::run(a, &settings))),
+            Command::Chaos(a) => runtime().and_then(|rt| rt.block_on(commands::chaos::run(a, &settings))),
         }
     });
     match result {

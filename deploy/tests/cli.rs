@@ -1519,3 +1519,134 @@ fn serve_and_invoke_refuse_a_bad_setting_naming_the_variable() {
         assert!(out.stdout.is_empty(), "{var}: nothing was invoked");
     }
 }
+
+/// The shipped `dependency-fails` experiment run as the README says, against the shipped `nimbus.toml`: the
+/// quote upstream fails for 10 s, its breaker opens (the function degrades instead of failing), probes and
+/// closes; the run meets its targets, and the report is written as JSON, HTML and the host's log.
+#[test]
+fn chaos_runs_the_shipped_experiment_and_the_breaker_opens_degrades_and_recovers() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    assert!(
+        Path::new(nimbus_tests::components::QUOTE).exists(),
+        "the guests are built"
+    );
+    let out = tempfile::tempdir().unwrap();
+    let o = run(nimbus()
+        .arg("chaos")
+        .arg(root.join("examples/chaos/dependency-fails.toml"))
+        .arg("--out")
+        .arg(out.path()));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("PASSED"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["passed"], true);
+    assert_eq!(report["seed"], 18);
+    let transitions: Vec<(String, String)> = report["breakers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["from"].as_str().unwrap().to_owned(),
+                b["to"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        transitions.first(),
+        Some(&("closed".to_owned(), "open".to_owned())),
+        "{transitions:?}"
+    );
+    assert_eq!(
+        transitions.last(),
+        Some(&("half_open".to_owned(), "closed".to_owned())),
+        "{transitions:?}"
+    );
+    let opened = report["breakers"][0]["t_s"].as_f64().unwrap();
+    assert!(
+        (5.0..15.0).contains(&opened),
+        "opened at {opened}s, inside the fault window"
+    );
+    let phases = report["phases"].as_array().unwrap();
+    let names: Vec<&str> = phases.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["before faults", "during upstream-down", "after faults"]);
+    assert_eq!(phases[0]["errors"], 0);
+    assert!(
+        phases[1]["error_rate"].as_f64().unwrap() < 0.5,
+        "degraded, not failing: {}",
+        phases[1]
+    );
+    assert_eq!(report["recovery_s"], 0.0);
+    let page = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(
+        page.contains("<svg") && page.contains("breaker-open"),
+        "the page draws the open breaker"
+    );
+    let log = std::fs::read_to_string(out.path().join("host.log")).unwrap();
+    assert!(log.contains("\"fault injected\"") && log.contains("\"circuit breaker transition\""));
+}
+
+/// A target missed: the report says which, and `nimbus chaos` exits 1 (a CI gate); a bad experiment is
+/// refused before anything runs.
+#[test]
+fn chaos_exits_1_when_a_target_is_missed_and_refuses_a_bad_experiment() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let experiment = dir.path().join("broken-hello.toml");
+    std::fs::write(
+        &experiment,
+        format!(
+            r#"name = "hello always fails"
+[target]
+manifest = "{}"
+path = "/hello"
+[load]
+rate = 20
+duration = "2s"
+[faults]
+seed = 1
+[[faults.rule]]
+function = "hello"
+target = "invocation"
+kind = "error"
+[sla]
+error_rate = 0.01
+p99 = "5s"
+"#,
+            root.join("nimbus.toml").display()
+        ),
+    )
+    .unwrap();
+    let o = run(nimbus()
+        .arg("chaos")
+        .arg(&experiment)
+        .arg("--out")
+        .arg(dir.path().join("out")));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("MISS error_rate") && stdout.contains("ok   p99"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("SLA missed: error_rate 100.00%"), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("out/report.json")).unwrap()).unwrap();
+    assert_eq!(report["passed"], false);
+
+    std::fs::write(
+        &experiment,
+        "[target]\nurl = \"http://127.0.0.1:9\"\n[load]\nrate = -1\nduration = \"1s\"\n",
+    )
+    .unwrap();
+    let o = run(nimbus().arg("chaos").arg(&experiment));
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("load.rate = -1"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -33,6 +33,30 @@ pub type Request = ::http::Request<Vec<u8>>;
 /// An HTTP response with its whole body.
 pub type Response = ::http::Response<Vec<u8>>;
 
+/// Why an outgoing request got no response: the `wasi:http` error code, with what Nimbus adds to it.
+#[derive(Debug, Clone)]
+pub struct FetchError(pub wasip2::http::types::ErrorCode);
+
+impl FetchError {
+    /// The circuit breaker's refusal, when that is what this is ([`CircuitOpen`]).
+    pub fn circuit_open(&self) -> Option<CircuitOpen> {
+        circuit_open(&self.0)
+    }
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.circuit_open() {
+            Some(open) => write!(
+                f,
+                "circuit open for {} (retry after {} ms)",
+                open.host, open.retry_after_ms
+            ),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
 /// An outgoing request the host refused because its host's circuit breaker is open (the manifest's
 /// `[function.NAME.breaker]`): nothing was sent. A handler falls back on it (a cached value, a degraded
 /// answer) instead of waiting on a host that is failing.
@@ -57,6 +81,47 @@ pub fn circuit_open(error: &wasip2::http::types::ErrorCode) -> Option<CircuitOpe
         host: host.to_owned(),
         retry_after_ms,
     })
+}
+
+/// GETs `url` through `wasi:http/outgoing-handler` (the manifest's `allowed_outbound_hosts` decide whether
+/// it may leave) and reads the response body whole. Invocation trace headers are added by the host.
+pub fn get(url: &str) -> Result<Response, FetchError> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{ErrorCode, OutgoingRequest};
+    let internal = |what: &str| FetchError(ErrorCode::InternalError(Some(what.to_owned())));
+    let uri: Uri = url.parse().map_err(|_| FetchError(ErrorCode::HttpRequestUriInvalid))?;
+    let req = OutgoingRequest::new(Fields::new());
+    let scheme = if uri.scheme_str() == Some("https") {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    };
+    req.set_scheme(Some(&scheme)).map_err(|_| internal("scheme"))?;
+    req.set_authority(uri.authority().map(|a| a.as_str()))
+        .map_err(|_| FetchError(ErrorCode::HttpRequestUriInvalid))?;
+    req.set_path_with_query(Some(uri.path_and_query().map_or("/", |p| p.as_str())))
+        .map_err(|_| FetchError(ErrorCode::HttpRequestUriInvalid))?;
+    let pending = outgoing_handler::handle(req, None).map_err(FetchError)?;
+    pending.subscribe().block();
+    let incoming = pending
+        .get()
+        .ok_or_else(|| internal("no response"))?
+        .map_err(|_| internal("response taken"))?
+        .map_err(FetchError)?;
+    let mut builder = ::http::Response::builder().status(incoming.status());
+    for (name, value) in incoming.headers().entries() {
+        builder = builder.header(name, value);
+    }
+    let body = incoming.consume().map_err(|_| internal("body taken"))?;
+    let mut bytes = Vec::new();
+    {
+        let mut stream = body.stream().map_err(|_| internal("body stream taken"))?;
+        stream
+            .read_to_end(&mut bytes)
+            .map_err(|e| FetchError(ErrorCode::InternalError(Some(format!("reading the body: {e}")))))?;
+    }
+    drop(body);
+    builder.body(bytes).map_err(|e| internal(&e.to_string()))
 }
 
 /// A response with `status` and a plain-text body.

@@ -1,6 +1,7 @@
 //! One module per `nimbus` subcommand.
 
 pub mod build;
+pub mod chaos;
 pub mod compile;
 pub mod description;
 pub mod invoke;
