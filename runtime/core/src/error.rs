@@ -136,6 +136,17 @@ pub enum InvokeError {
     /// The durable-task store failed ending a task run; the run is delivered again.
     #[error("task store: {0}")]
     Store(#[from] nimbus_checkpoint::DurableError),
+    /// The function's degradation ladder refused the invocation before it ran ([`crate::degrade`]): load
+    /// shed at level 2, or the whole function unavailable at level 4.
+    #[error("unavailable ({}): {reason}; retry after {}s", crate::degrade::level_name(*level), retry_after.as_secs().max(1))]
+    Degraded {
+        /// The level (2 to 5).
+        level: u8,
+        /// What set it.
+        reason: String,
+        /// When to try again.
+        retry_after: Duration,
+    },
     /// A fault rule on the invocation failed it before the guest ran ([`crate::faults`]).
     #[error("fault injected by rule `{rule}`: the invocation failed before the function ran")]
     Injected {
@@ -193,6 +204,7 @@ impl InvokeError {
             InvokeError::Internal { .. } => "Nimbus.Internal",
             InvokeError::Store(_) => "Nimbus.Store",
             InvokeError::Injected { .. } => "Nimbus.FaultInjected",
+            InvokeError::Degraded { .. } => "Nimbus.Degraded",
         }
     }
 
@@ -232,6 +244,17 @@ impl InvokeError {
             InvokeError::WrongKind { .. } | InvokeError::Internal { .. } => S::INTERNAL_SERVER_ERROR,
             InvokeError::Store(_) => S::SERVICE_UNAVAILABLE,
             InvokeError::Injected { .. } => S::INTERNAL_SERVER_ERROR,
+            InvokeError::Degraded { .. } => S::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// When the caller may try again (`Retry-After`), for the errors that say so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            InvokeError::Overloaded { retry_after, .. } | InvokeError::Degraded { retry_after, .. } => {
+                Some(*retry_after)
+            }
+            _ => None,
         }
     }
 

@@ -28,6 +28,7 @@ pub mod aws;
 mod bindings;
 pub mod breaker;
 pub mod caps;
+pub mod degrade;
 pub mod engine;
 pub mod error;
 mod exports;

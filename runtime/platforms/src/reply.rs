@@ -51,7 +51,7 @@ pub fn plain(status: StatusCode, error_type: &str, message: &str) -> Reply {
 /// stays in the log).
 pub fn for_error(e: &InvokeError) -> Reply {
     let mut r = plain(e.http_status(), e.error_type(), &e.public_message());
-    if let InvokeError::Overloaded { retry_after, .. } = e {
+    if let Some(retry_after) = e.retry_after() {
         r.headers
             .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs().max(1)));
     }

@@ -8,6 +8,7 @@ mod config;
 mod config_oos;
 mod config_remote;
 mod config_ssm;
+mod degrade;
 mod durable;
 mod events;
 mod failures;

@@ -79,6 +79,38 @@ impl Breakers {
         out
     }
 
+    /// How many of `function`'s circuits are open now (no allocation: the ladder asks at every admission).
+    pub fn open_count(&self, function: &str) -> u32 {
+        let Some(f) = self.functions.get(function) else {
+            return 0;
+        };
+        let Ok(hosts) = f.hosts.lock() else {
+            return 0;
+        };
+        hosts
+            .values()
+            .filter(|h| h.machine.lock().is_ok_and(|m| m.state() == State::Open))
+            .count() as u32
+    }
+
+    /// Closes every breaker of `function` (`None`: of every function): the operator's reset.
+    pub fn reset(&self, function: Option<&str>) {
+        for f in self
+            .functions
+            .values()
+            .filter(|f| function.is_none_or(|n| n == f.function))
+        {
+            let hosts: Vec<(u16, String)> = f
+                .hosts
+                .lock()
+                .map(|h| h.keys().map(|(host, port)| (*port, host.clone())).collect())
+                .unwrap_or_default();
+            for (port, host) in hosts {
+                self.force(&f.function, &host, port, false);
+            }
+        }
+    }
+
     /// Forces a breaker open or closed (the operator's override); `false` when there is no such breaker.
     pub fn force(&self, function: &str, host: &str, port: u16, open: bool) -> bool {
         let Some(f) = self.functions.get(function) else {

@@ -40,7 +40,12 @@ pub async fn scope<F: Future>(faults: Option<Arc<InvocationFaults>>, fut: F) -> 
 pub struct Faults {
     running: ArcSwapOption<Decider>,
     injected: AtomicU64,
+    /// What the host does with a newly installed document (the operator's breaker resets).
+    on_replace: std::sync::OnceLock<ReplaceHook>,
 }
+
+/// What the host does with a newly installed document.
+type ReplaceHook = Box<dyn Fn(&FaultPlan) + Send + Sync>;
 
 impl Faults {
     /// A switch running `plan` from now (`None`: off).
@@ -69,7 +74,20 @@ impl Faults {
             );
         }
         tracing::info!(rules = plan.rules.len(), seed = plan.seed, "fault plan running");
+        if let Some(hook) = self.on_replace.get() {
+            hook(&plan);
+        }
         self.running.store(Some(Arc::new(Decider::new(Arc::new(plan)))));
+    }
+
+    /// Sets what the host does with each newly installed document (once; later calls are ignored).
+    pub fn on_replace(&self, hook: impl Fn(&FaultPlan) + Send + Sync + 'static) {
+        let _ = self.on_replace.set(Box::new(hook));
+    }
+
+    /// The degradation level the operator forces on `function` through the running document.
+    pub fn forced_level(&self, function: &str) -> Option<u8> {
+        self.running.load().as_ref()?.plan().forced_level(function)
     }
 
     /// The plan running now.

@@ -162,6 +162,7 @@ mod tests {
             seed,
             seeded: true,
             rules,
+            overrides: Vec::new(),
         })
     }
 

@@ -15,6 +15,19 @@ pub struct FaultPlan {
     pub seeded: bool,
     /// The rules, in the file's order.
     pub rules: Vec<Rule>,
+    /// The operator's overrides (`[[override]]`): a forced degradation level, breakers reset.
+    pub overrides: Vec<Override>,
+}
+
+/// `[[override]]`: what the operator forces, through the same document (and refresh) as the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    /// The function (`None`: every function).
+    pub function: Option<String>,
+    /// The degradation level forced (0 to 5), if any.
+    pub level: Option<u8>,
+    /// Close every breaker of the function(s) when the document is installed.
+    pub reset_breakers: bool,
 }
 
 /// One rule: where, what, how often and when.
@@ -185,6 +198,17 @@ pub struct RawFaults {
     seed: Option<u64>,
     #[serde(default)]
     rule: Vec<RawRule>,
+    #[serde(default, rename = "override")]
+    overrides: Vec<RawOverride>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOverride {
+    function: Option<String>,
+    level: Option<u8>,
+    #[serde(default)]
+    reset_breakers: bool,
 }
 
 /// One `[[faults.rule]]` as written.
@@ -310,11 +334,35 @@ impl FaultPlan {
             }
             rules.push(rule);
         }
+        let mut overrides = Vec::with_capacity(raw.overrides.len());
+        for o in raw.overrides {
+            if let Some(l) = o.level.filter(|l| *l > 5) {
+                return Err(PlanError::Syntax {
+                    source_name: source_name.to_owned(),
+                    message: format!("override level {l} is not a degradation level (0 to 5)"),
+                });
+            }
+            overrides.push(Override {
+                function: o.function,
+                level: o.level,
+                reset_breakers: o.reset_breakers,
+            });
+        }
         Ok(FaultPlan {
             seed: raw.seed.unwrap_or_else(draw_seed),
             seeded: raw.seed.is_some(),
             rules,
+            overrides,
         })
+    }
+
+    /// The level the operator forces on `function`, if any (the last override naming it, or every function).
+    pub fn forced_level(&self, function: &str) -> Option<u8> {
+        self.overrides
+            .iter()
+            .rev()
+            .filter(|o| o.function.as_deref().is_none_or(|f| f == function))
+            .find_map(|o| o.level)
     }
 
     /// The rules that apply to `function`, with their indexes in the plan (the index is part of each

@@ -104,7 +104,17 @@ impl Host {
                 .await
                 .map_err(BootError::Faults)?;
         }
-        let faults = Arc::new(crate::faults::Faults::new(plan));
+        let faults = Arc::new(crate::faults::Faults::new(None));
+        // The operator's breaker resets ride the plan's document: applied whenever a plan is installed.
+        let reset = Arc::downgrade(&breakers);
+        faults.on_replace(move |plan| {
+            if let Some(b) = reset.upgrade() {
+                for o in plan.overrides.iter().filter(|o| o.reset_breakers) {
+                    b.reset(o.function.as_deref());
+                }
+            }
+        });
+        faults.replace(plan);
         if let Some(name) = &opts.faults_parameter {
             let every = manifest
                 .functions
@@ -279,6 +289,10 @@ impl Host {
                 shared,
                 permits: Arc::new(Semaphore::new(limits.concurrency as usize)),
                 metrics,
+                ladder: spec
+                    .degradation
+                    .clone()
+                    .map(|l| crate::degrade::Ladder::new(&spec.name, l)),
             });
         }
 

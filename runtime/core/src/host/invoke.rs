@@ -96,6 +96,11 @@ impl Host {
     /// With telemetry on, the invocation's span is exported when it ends: at
     /// the end of the response body for HTTP (so streaming is covered).
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
+        // The degradation ladder first: a shed invocation costs no instance, no span and no fault draw.
+        let _place = match &f.ladder {
+            Some(l) => Some(l.admit(self.faults.forced_level(&f.name), &self.breakers, &self.log_sink)?),
+            None => None,
+        };
         let inv = Arc::new(inv);
         // The invocation's share of a running fault plan: `None` (the common case) unless a rule applies.
         let faults = self.faults.draw(&inv, &self.log_sink);

@@ -68,6 +68,15 @@ pub struct Function {
     permits: Arc<Semaphore>,
     /// Its OTLP metric recorder (`NIMBUS_METRICS=otlp` only).
     metrics: Option<Arc<FunctionMetrics>>,
+    /// Its degradation ladder (`[function.NAME.degradation]`).
+    ladder: Option<crate::degrade::Ladder>,
+}
+
+impl Function {
+    /// Its degradation ladder's level now (0 without one).
+    pub fn degradation_level(&self) -> u8 {
+        self.ladder.as_ref().map_or(0, |l| l.level())
+    }
 }
 
 enum Pre {

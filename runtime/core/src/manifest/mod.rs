@@ -11,6 +11,7 @@
 //! a manifest can be wrong.
 
 mod breaker;
+mod degradation;
 mod error;
 mod outbound;
 mod raw;
@@ -87,6 +88,8 @@ pub struct FunctionSpec {
     pub websocket: Option<WebSocketSpec>,
     /// Circuit breakers on its outbound hosts (`[function.NAME.breaker]`); `None`: none.
     pub breaker: Option<BreakerSpec>,
+    /// Its degradation ladder (`[function.NAME.degradation]`); `None`: none.
+    pub degradation: Option<crate::degrade::LadderSpec>,
 }
 
 /// `task = { max_checkpoint = "8MiB", yield_margin = "20s", max_attempts = 3 }`: how a long task runs.

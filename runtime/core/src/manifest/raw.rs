@@ -69,6 +69,7 @@ pub(super) struct RawFunction {
     pub(super) keyvalue: Vec<Spanned<String>>,
     pub(super) websocket: Option<Spanned<RawWebSocket>>,
     pub(super) breaker: Option<Spanned<super::breaker::RawBreaker>>,
+    pub(super) degradation: Option<Spanned<super::degradation::RawDegradation>>,
 }
 
 impl RawFunction {

@@ -145,6 +145,14 @@ fn function(name: String, f: &RawFunction, defaults: Limits, text: &str, dir: &P
         ),
     };
 
+    let degradation = match &f.degradation {
+        None => None,
+        Some(d) => Some(
+            super::degradation::resolve(d.get_ref(), breaker.is_some(), &prefix)
+                .map_err(|(key, message)| Problem::at(d.span(), key, message))?,
+        ),
+    };
+
     Ok(FunctionSpec {
         component: dir.join(&f.component),
         precompiled: f.precompiled.as_ref().map(|p| dir.join(p)),
@@ -159,6 +167,7 @@ fn function(name: String, f: &RawFunction, defaults: Limits, text: &str, dir: &P
         keyvalue,
         websocket,
         breaker,
+        degradation,
     })
 }
 

@@ -1,0 +1,173 @@
+//! What fault injection and circuit breakers cost when they do nothing (issue 18's performance targets):
+//!
+//! 1. `Host::invoke` of the HTTP hello and of a trivial event function, one at a time, with no fault plan,
+//!    with ten rules for another function (the plan runs; this function draws nothing), and with ten rules
+//!    that apply to this function but match none of its calls (outbound rules for a host it never calls: each
+//!    invocation draws its share and runs inside it). Runs alternate, so drift hits every case alike.
+//! 2. One breaker's bookkeeping per outbound call: admit and record under its mutex, on the real
+//!    [`nimbus_core::breaker::Breaker`], closed (the common case) and with the window rolling over.
+//!
+//! Run with `cargo run --release -p nimbus-tests --example fault_cost`.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use nimbus_core::breaker::{Admit, Breaker, BreakerSettings, Outcome as CallOutcome};
+use nimbus_core::faults::FaultPlan;
+use nimbus_core::{Event, EventSource, Host, Outcome, Payload, TraceContext};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const N: usize = 20_000;
+const ROUNDS: usize = 5;
+
+async fn http_once(host: &Host) {
+    let f = host.function("hello").unwrap();
+    let inv = host.new_invocation(f, None, TraceContext::new_root());
+    let body = Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync();
+    let req = http::Request::get("http://localhost/")
+        .header("host", "localhost")
+        .body(body)
+        .unwrap();
+    match host.invoke(f, inv, Payload::Http(req)).await {
+        Ok(Outcome::Http(resp)) => {
+            let b = resp.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&b[..], b"Hello, world!\n");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn event_once(host: &Host) {
+    let f = host.function("check").unwrap();
+    let inv = host.new_invocation(f, None, TraceContext::new_root());
+    let ev = Event {
+        source: EventSource::Direct,
+        payload: br#"{"n": 2}"#.to_vec(),
+    };
+    match host.invoke(f, inv, Payload::Event(ev)).await {
+        Ok(Outcome::Event(out)) => assert_eq!(out, br#"{"doubled":4}"#),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Ten rules; `function` names whom they apply to.
+fn ten_rules(function: &str) -> FaultPlan {
+    let rules: String = (0..10)
+        .map(|i| {
+            format!(
+                "[[rule]]\nfunction = \"{function}\"\ntarget = \"outbound\"\nhost = \"nowhere-{i}.example\"\nkind = \"error\"\n"
+            )
+        })
+        .collect();
+    FaultPlan::parse(&format!("seed = 1\n{rules}"), "bench", || 0).unwrap()
+}
+
+/// Mean µs per invocation of `once` over `N` serial calls.
+async fn serial<F: AsyncFn(&Host)>(host: &Host, once: &F) -> f64 {
+    let t = Instant::now();
+    for _ in 0..N {
+        once(host).await;
+    }
+    t.elapsed().as_secs_f64() * 1e6 / N as f64
+}
+
+fn breaker_ns(calls: u64, spacing: Duration) -> f64 {
+    let b = Mutex::new(Breaker::new(BreakerSettings::default()));
+    let start = Instant::now();
+    let took = Duration::from_millis(3);
+    let t = Instant::now();
+    for i in 0..calls {
+        // Time passed in, as the layer does (`origin.elapsed()`), so the clock read is counted.
+        let now = start.elapsed() + spacing * (i as u32);
+        let admit = b.lock().unwrap().admit(now).0;
+        if let Admit::Pass { probe } = admit {
+            let outcome = CallOutcome {
+                failed: i % 10 == 0,
+                took,
+            };
+            std::hint::black_box(b.lock().unwrap().record(now, probe, outcome));
+        }
+    }
+    t.elapsed().as_nanos() as f64 / calls as f64
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let settings = nimbus_core::settings::Settings::from_env().expect("NIMBUS_* settings");
+    let opts = nimbus_core::BootOptions {
+        engine: settings.engine.apply(nimbus_core::engine::EngineOptions::default()),
+        ..nimbus_core::BootOptions::default()
+    };
+    let (host, _logs) = nimbus_tests::boot_with(
+        r#"
+manifest_version = 1
+[function.check]
+component = "{EVENT_CHECK}"
+[function.hello]
+component = "{PROXY_HELLO}"
+routes = ["GET /"]
+"#,
+        opts,
+    )
+    .await;
+    for _ in 0..2_000 {
+        http_once(&host).await;
+        event_once(&host).await;
+    }
+    let cases = [
+        "no plan",
+        "10 rules for another function",
+        "10 rules, none matching a call",
+    ];
+    // The plan of case `i` for the function `f`.
+    let plan = |i: usize, f: &str| match i {
+        0 => None,
+        1 => Some(ten_rules("nobody")),
+        _ => Some(ten_rules(f)),
+    };
+    let mut http: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    let mut event: Vec<Vec<f64>> = vec![Vec::new(); 3];
+    for _ in 0..ROUNDS {
+        for i in 0..cases.len() {
+            host.faults().replace(None);
+            host.faults().replace(plan(i, "hello"));
+            http[i].push(serial(&host, &async |h: &Host| http_once(h).await).await);
+            host.faults().replace(None);
+            host.faults().replace(plan(i, "check"));
+            event[i].push(serial(&host, &async |h: &Host| event_once(h).await).await);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("Host::invoke, serial, {N} calls x {ROUNDS} rounds alternating, median (min–max) µs");
+    println!("{:<34} {:>22} {:>22}", "plan", "HTTP hello", "event");
+    for (i, name) in cases.iter().enumerate() {
+        let (h, e) = (&mut http[i], &mut event[i]);
+        let (hmin, hmax) = (
+            h.iter().cloned().fold(f64::MAX, f64::min),
+            h.iter().cloned().fold(0.0, f64::max),
+        );
+        let (emin, emax) = (
+            e.iter().cloned().fold(f64::MAX, f64::min),
+            e.iter().cloned().fold(0.0, f64::max),
+        );
+        println!(
+            "{name:<34} {:>8.2} ({hmin:.2}–{hmax:.2}) {:>8.2} ({emin:.2}–{emax:.2})",
+            median(h),
+            median(e)
+        );
+    }
+    host.faults().replace(None);
+
+    println!("\nbreaker bookkeeping per outbound call (admit + record, each under the mutex), ns");
+    for (name, spacing) in [
+        ("calls 1 µs apart (one bucket)", Duration::from_micros(1)),
+        ("calls 10 ms apart (the window rolls)", Duration::from_millis(10)),
+    ] {
+        let mut runs: Vec<f64> = (0..5).map(|_| breaker_ns(2_000_000, spacing)).collect();
+        runs.sort_by(f64::total_cmp);
+        println!("{name:<40} {:>6.1} (min {:.1}, max {:.1})", runs[2], runs[0], runs[4]);
+    }
+}
