@@ -2046,3 +2046,36 @@ async fn a_deadline_error_names_what_stopped_the_invocation() {
     assert!(msg.contains("ran longer than its 1000ms timeout"), "{msg}");
     assert!(!msg.contains("platform"), "{msg}");
 }
+
+/// A fault file works unchanged with `bootstrap` on Lambda (`NIMBUS_FAULTS` naming it): the invocation rule
+/// answers in the event source's shape, and the injection is logged with the Lambda request id.
+#[tokio::test]
+async fn a_fault_file_works_unchanged_with_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("teapot.toml");
+    std::fs::write(
+        &file,
+        "[faults]\nseed = 3\n[[faults.rule]]\nname = \"teapot\"\ntarget = \"invocation\"\nkind = \"respond\"\nstatus = 418\nbody = \"from the plan\"\n",
+    )
+    .unwrap();
+    let rt = Runtime::start("http-echo", &[("NIMBUS_FAULTS", file.to_str().unwrap())]).await;
+    let event = json!({
+        "version": "2.0",
+        "rawPath": "/x",
+        "rawQueryString": "",
+        "headers": {"host": "abcdefg.lambda-url.us-east-1.on.aws"},
+        "requestContext": {"http": {"method": "GET", "path": "/x"},
+                           "domainName": "abcdefg.lambda-url.us-east-1.on.aws", "timeEpoch": 1},
+        "isBase64Encoded": false
+    });
+    let resp = rt.invoke(event).await.json();
+    assert_eq!(resp["statusCode"], 418, "{resp}");
+    assert_eq!(resp["body"], "from the plan");
+    assert_eq!(resp["headers"]["x-nimbus-fault"], "teapot");
+    let logs = rt.wait_for_log(&["fault injected", "teapot"]).await;
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("fault injected") && l.contains("\"seed\":3")),
+        "{logs:?}"
+    );
+}
