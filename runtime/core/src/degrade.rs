@@ -16,6 +16,7 @@
 use crate::breaker::Breakers;
 use crate::error::InvokeError;
 use crate::logs::{LogSink, format_record};
+use crate::metrics::MetricsFormat;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -113,7 +114,13 @@ impl Ladder {
     /// Decides an invocation's admission: `Ok` lets it run (holding its place until dropped), `Err` answers
     /// it at once. `forced` is the operator's level, if any; `breakers` tells how many of the function's
     /// circuits are open.
-    pub fn admit(&self, forced: Option<u8>, breakers: &Breakers, sink: &LogSink) -> Result<Admitted<'_>, InvokeError> {
+    pub fn admit(
+        &self,
+        forced: Option<u8>,
+        breakers: &Breakers,
+        sink: &LogSink,
+        metrics: &MetricsFormat,
+    ) -> Result<Admitted<'_>, InvokeError> {
         let now = self.origin.elapsed();
         let open = breakers.open_count(&self.function);
         let cascading = self.spec.cascade.is_some_and(|n| open >= n);
@@ -128,7 +135,7 @@ impl Ladder {
             None if open > 0 => (3, format!("{open} dependency circuit(s) open")),
             None => (0, "recovered".to_owned()),
         };
-        self.note(level, &reason, sink);
+        self.note(level, &reason, sink, metrics);
         match level {
             2 => Err(self.refuse(2, reason)),
             l if l >= 4 && !self.probe(now) => Err(self.refuse(l, reason)),
@@ -174,12 +181,13 @@ impl Ladder {
     }
 
     /// Records the level an admission decided, logging a change.
-    fn note(&self, level: u8, reason: &str, sink: &LogSink) {
+    fn note(&self, level: u8, reason: &str, sink: &LogSink, metrics: &MetricsFormat) {
         let before = self.level.swap(level, Ordering::Relaxed);
         if before == level {
             return;
         }
         self.transitions.fetch_add(1, Ordering::Relaxed);
+        metrics.degradation_level(sink, &self.function, level);
         tracing::info!(function = %self.function, from = before, to = level, reason, "degradation level");
         sink.write_line(&format_record(
             if level > before { "WARN" } else { "INFO" },

@@ -86,6 +86,68 @@ impl MetricsFormat {
     }
 }
 
+/// The resilience metrics: per-dependency calls (OTLP), a breaker's state and a function's degradation level
+/// (OTLP gauges, or one EMF line per change).
+impl MetricsFormat {
+    /// Records one outbound call of `function` to `host` (OTLP only: EMF would need a line per call).
+    pub fn dependency_call(&self, function: &str, host: &str, took: Duration, failed: bool) {
+        if let MetricsFormat::Otlp(m) = self {
+            m.dependency_call(function, host, took, failed);
+        }
+    }
+
+    /// Records a breaker's new state (0 closed, 1 half-open, 2 open).
+    pub fn breaker_state(&self, sink: &LogSink, function: &str, host: &str, state: u8) {
+        match self {
+            MetricsFormat::Otlp(m) => m.breaker_state(function, host, state),
+            MetricsFormat::Emf { namespace } => sink.write_line(&emf_gauge(
+                namespace,
+                "BreakerState",
+                u64::from(state),
+                &[("function", function), ("host", host)],
+                crate::invocation::unix_ms_now(),
+            )),
+            MetricsFormat::Off => {}
+        }
+    }
+
+    /// Records a function's new degradation level.
+    pub fn degradation_level(&self, sink: &LogSink, function: &str, level: u8) {
+        match self {
+            MetricsFormat::Otlp(m) => m.degradation_level(function, level),
+            MetricsFormat::Emf { namespace } => sink.write_line(&emf_gauge(
+                namespace,
+                "DegradationLevel",
+                u64::from(level),
+                &[("function", function)],
+                crate::invocation::unix_ms_now(),
+            )),
+            MetricsFormat::Off => {}
+        }
+    }
+}
+
+/// One EMF record of a single gauge value with its dimensions.
+fn emf_gauge(namespace: &str, name: &str, value: u64, dims: &[(&str, &str)], now_ms: u64) -> String {
+    let mut record = serde_json::Map::new();
+    for (k, v) in dims {
+        record.insert((*k).into(), json!(v));
+    }
+    record.insert(name.into(), json!(value));
+    record.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": now_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [dims.iter().map(|(k, _)| *k).collect::<Vec<_>>()],
+                "Metrics": [{"Name": name, "Unit": "None"}],
+            }],
+        }),
+    );
+    serde_json::Value::Object(record).to_string()
+}
+
 /// One EMF record: the `_aws` metadata names the metrics and the
 /// `function` dimension; ids ride along as searchable properties.
 fn emf_line(namespace: &str, r: &InvocationReport<'_>, now_ms: u64) -> String {
@@ -130,6 +192,24 @@ fn emf_line(namespace: &str, r: &InvocationReport<'_>, now_ms: u64) -> String {
 mod tests {
     use super::*;
     use crate::invocation::TraceContext;
+
+    #[test]
+    fn breaker_states_and_levels_are_emf_gauges_with_their_dimensions() {
+        let v: serde_json::Value = serde_json::from_str(&emf_gauge(
+            "Shop",
+            "BreakerState",
+            2,
+            &[("function", "f"), ("host", "h:443")],
+            7,
+        ))
+        .unwrap();
+        assert_eq!(v["BreakerState"], 2);
+        assert_eq!((v["function"].as_str(), v["host"].as_str()), (Some("f"), Some("h:443")));
+        let meta = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(meta["Dimensions"], json!([["function", "host"]]));
+        assert_eq!(meta["Metrics"][0]["Name"], "BreakerState");
+        assert_eq!(v["_aws"]["Timestamp"], 7);
+    }
 
     #[test]
     fn emf_lines_name_every_metric_they_carry() {

@@ -117,6 +117,10 @@ struct Instruments {
     errors: Counter<u64>,
     timeouts: Counter<u64>,
     faults: Counter<u64>,
+    dependency_duration: Histogram<f64>,
+    dependency_errors: Counter<u64>,
+    breaker_state: opentelemetry::metrics::Gauge<u64>,
+    degradation_level: opentelemetry::metrics::Gauge<u64>,
 }
 
 impl std::fmt::Debug for OtlpMetrics {
@@ -187,6 +191,27 @@ impl OtlpMetrics {
                 .with_unit("{fault}")
                 .with_description("Number of faults a fault plan injected into invocations")
                 .build(),
+            dependency_duration: meter
+                .f64_histogram("nimbus.dependency.duration")
+                .with_unit("s")
+                .with_description("Duration of a guest's outbound call, to its response head, per function and host")
+                .with_boundaries(DURATION_BOUNDS.to_vec())
+                .build(),
+            dependency_errors: meter
+                .u64_counter("nimbus.dependency.errors")
+                .with_unit("{error}")
+                .with_description("Outbound calls that got no response or a 5xx, per function and host")
+                .build(),
+            breaker_state: meter
+                .u64_gauge("nimbus.breaker.state")
+                .with_unit("{state}")
+                .with_description("A circuit breaker's state: 0 closed, 1 half-open, 2 open")
+                .build(),
+            degradation_level: meter
+                .u64_gauge("nimbus.degradation.level")
+                .with_unit("{level}")
+                .with_description("A function's degradation level, 0 (normal) to 5")
+                .build(),
         };
         Ok(OtlpMetrics {
             inner: Arc::new(Inner {
@@ -206,6 +231,39 @@ impl OtlpMetrics {
             in_flight: self.inner.in_flight.clone(),
             attributes: Trigger::ALL.map(|t| [faas_name.clone(), KeyValue::new(semconv::FAAS_TRIGGER, t.as_str())]),
         }
+    }
+
+    /// Records one outbound call of `function` to `host` (`host:port`): its duration to the response head, and
+    /// whether it failed (no response, or a 5xx). Its throughput is the histogram's count.
+    pub fn dependency_call(&self, function: &str, host: &str, took: Duration, failed: bool) {
+        let attrs = [
+            KeyValue::new(semconv::FAAS_NAME, function.to_owned()),
+            KeyValue::new("server.address", host.to_owned()),
+        ];
+        let i = &self.inner.instruments;
+        i.dependency_duration.record(took.as_secs_f64(), &attrs);
+        if failed {
+            i.dependency_errors.add(1, &attrs);
+        }
+    }
+
+    /// Records a circuit breaker's state (0 closed, 1 half-open, 2 open).
+    pub fn breaker_state(&self, function: &str, host: &str, state: u8) {
+        self.inner.instruments.breaker_state.record(
+            u64::from(state),
+            &[
+                KeyValue::new(semconv::FAAS_NAME, function.to_owned()),
+                KeyValue::new("server.address", host.to_owned()),
+            ],
+        );
+    }
+
+    /// Records a function's degradation level.
+    pub fn degradation_level(&self, function: &str, level: u8) {
+        self.inner.instruments.degradation_level.record(
+            u64::from(level),
+            &[KeyValue::new(semconv::FAAS_NAME, function.to_owned())],
+        );
     }
 
     /// Waits for the invocations still being measured, then exports,

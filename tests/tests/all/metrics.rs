@@ -302,3 +302,81 @@ component = "{EVENT_CHECK}"
         );
     }
 }
+
+/// The resilience metrics over OTLP: every outbound call's duration (its count is the throughput) and errors
+/// per function and host, a breaker's state as a gauge, a function's degradation level as a gauge, and
+/// the faults injected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_metrics_carry_dependencies_breakers_levels_and_faults() {
+    let receiver = OtlpReceiver::start().await;
+    let down = nimbus_tests::upstream::Upstream::status(503).await;
+    let up = nimbus_tests::upstream::Upstream::status(200).await;
+    let opts = BootOptions {
+        metrics: otlp(receiver.metrics_endpoint(), Duration::from_secs(5)),
+        ..BootOptions::default()
+    };
+    let (host, logs) = boot_with(
+        r#"
+manifest_version = 1
+[function.guarded]
+component = "{OUTBOUND}"
+routes = ["GET /guarded"]
+allowed_outbound_hosts = ["http://127.0.0.1:*"]
+breaker = { minimum_calls = 2, failure_rate = 0.5, open_for = "60s", max_open_for = "60s" }
+degradation = { cascade = 1 }
+[function.plain]
+component = "{OUTBOUND}"
+routes = ["GET /plain"]
+allowed_outbound_hosts = ["http://127.0.0.1:*"]
+"#,
+        opts,
+    )
+    .await;
+    let gw = gateway(host.clone(), logs).await;
+    for _ in 0..2 {
+        get(
+            gw.addr(),
+            &format!("/guarded?url=http://127.0.0.1:{}/", down.addr.port()),
+        )
+        .await;
+    }
+    get(gw.addr(), "/guarded?url=http://127.0.0.1:1/").await;
+    host.faults().replace(Some(
+        nimbus_core::faults::FaultPlan::parse(
+            "[[rule]]\nfunction = \"plain\"\ntarget = \"outbound\"\nkind = \"latency\"\nlatency = \"1ms\"",
+            "t",
+            || 0,
+        )
+        .unwrap(),
+    ));
+    for _ in 0..3 {
+        get(gw.addr(), &format!("/plain?url=http://127.0.0.1:{}/", up.addr.port())).await;
+    }
+    let down_host = format!("127.0.0.1:{}", down.addr.port());
+    let up_host = format!("127.0.0.1:{}", up.addr.port());
+    let until = Instant::now() + Duration::from_secs(30);
+    let points = loop {
+        host.flush_telemetry().await;
+        let points = receiver.points();
+        if total(&points, "nimbus.dependency.duration", &[("faas.name", "plain")]) >= 3.0
+            && !series(&points, "nimbus.degradation.level", &[]).is_empty()
+            && total(&points, "nimbus.faults.injected", &[]) >= 3.0
+        {
+            break points;
+        }
+        assert!(Instant::now() < until, "metrics not received; got {points:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let guarded_down = [("faas.name", "guarded"), ("server.address", down_host.as_str())];
+    assert_eq!(total(&points, "nimbus.dependency.duration", &guarded_down), 2.0);
+    assert_eq!(total(&points, "nimbus.dependency.errors", &guarded_down), 2.0);
+    let plain_up = [("faas.name", "plain"), ("server.address", up_host.as_str())];
+    assert_eq!(total(&points, "nimbus.dependency.duration", &plain_up), 3.0);
+    assert_eq!(total(&points, "nimbus.dependency.errors", &plain_up), 0.0);
+    let state = series(&points, "nimbus.breaker.state", &guarded_down);
+    assert_eq!(state.len(), 1, "{points:#?}");
+    assert_eq!((state[0].kind, state[0].value), ("gauge", 2.0), "open");
+    let level = series(&points, "nimbus.degradation.level", &[("faas.name", "guarded")]);
+    assert_eq!(level[0].value, 4.0, "one open breaker is the cascade: level 4");
+    assert_eq!(total(&points, "nimbus.faults.injected", &[("faas.name", "plain")]), 3.0);
+}

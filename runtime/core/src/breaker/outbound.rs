@@ -16,6 +16,7 @@ use crate::caps::outbound::send::{ResponseBody, Target};
 use crate::caps::outbound::{Exchange, OutboundCall, OutboundHttp, SendError};
 use crate::logs::{LogSink, format_record};
 use crate::manifest::{Backup, BreakerSpec, FunctionSpec, OpenAnswer};
+use crate::metrics::MetricsFormat;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
@@ -35,11 +36,17 @@ pub struct Breakers {
     functions: HashMap<String, Arc<FunctionBreakers>>,
     sink: LogSink,
     origin: Instant,
+    /// Where breaker states and, over OTLP, every outbound call's duration and outcome are recorded.
+    metrics: Arc<MetricsFormat>,
 }
 
 impl Breakers {
-    /// The breakers `specs` declare.
-    pub fn new<'a>(specs: impl IntoIterator<Item = &'a FunctionSpec>, sink: LogSink) -> Breakers {
+    /// The breakers `specs` declare; their states (and, over OTLP, every outbound call) go to `metrics`.
+    pub fn new<'a>(
+        specs: impl IntoIterator<Item = &'a FunctionSpec>,
+        sink: LogSink,
+        metrics: Arc<MetricsFormat>,
+    ) -> Breakers {
         let functions = specs
             .into_iter()
             .filter_map(|f| {
@@ -58,6 +65,7 @@ impl Breakers {
             functions,
             sink,
             origin: Instant::now(),
+            metrics,
         }
     }
 
@@ -136,6 +144,7 @@ impl Breakers {
     }
 
     fn report(&self, function: &str, host: &str, t: &Transition) {
+        self.metrics.breaker_state(&self.sink, function, host, t.to.gauge());
         tracing::info!(function, host, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "circuit breaker");
         self.sink.write_line(&format_record(
             if t.to == State::Open { "WARN" } else { "INFO" },
@@ -200,7 +209,7 @@ pub struct BreakerIntercept(pub Arc<Breakers>);
 
 impl Intercept for BreakerIntercept {
     fn outbound(&self, inner: Arc<dyn OutboundHttp>) -> Arc<dyn OutboundHttp> {
-        if self.0.is_empty() {
+        if self.0.is_empty() && !matches!(*self.0.metrics, MetricsFormat::Otlp(_)) {
             return inner;
         }
         Arc::new(Guarded {
@@ -218,11 +227,11 @@ struct Guarded {
 impl OutboundHttp for Guarded {
     fn send(&self, call: OutboundCall) -> BoxFuture<'_, Result<Exchange, SendError>> {
         let Some(f) = self.breakers.functions.get(&*call.inv.function) else {
-            return self.inner.send(call);
+            return self.measured(call);
         };
         let host = call.target.host().trim_end_matches('.').to_ascii_lowercase();
         let Some(h) = f.host(&host, call.target.port) else {
-            return self.inner.send(call);
+            return self.measured(call);
         };
         let breakers = &self.breakers;
         let (admit, t) = match h.machine.lock() {
@@ -247,6 +256,9 @@ impl OutboundHttp for Guarded {
                     failed: sent.as_ref().map_or(true, |(r, _)| r.status().is_server_error()),
                     took: started.elapsed(),
                 };
+                breakers
+                    .metrics
+                    .dependency_call(&f.function, &h.key, outcome.took, outcome.failed);
                 let t = h
                     .machine
                     .lock()
@@ -284,6 +296,30 @@ impl OutboundHttp for Guarded {
                 Box::pin(async move { Err(SendError::Failed(HttpError::InternalError(Some(message)))) })
             }
         }
+    }
+}
+
+impl Guarded {
+    /// A call no breaker guards, measured for the metrics.
+    fn measured(&self, call: OutboundCall) -> BoxFuture<'_, Result<Exchange, SendError>> {
+        if !matches!(*self.breakers.metrics, MetricsFormat::Otlp(_)) {
+            return self.inner.send(call);
+        }
+        let host = format!(
+            "{}:{}",
+            call.target.host().trim_end_matches('.').to_ascii_lowercase(),
+            call.target.port
+        );
+        let function = call.inv.function.clone();
+        Box::pin(async move {
+            let started = Instant::now();
+            let sent = self.inner.send(call).await;
+            let failed = sent.as_ref().map_or(true, |(r, _)| r.status().is_server_error());
+            self.breakers
+                .metrics
+                .dependency_call(&function, &host, started.elapsed(), failed);
+            sent
+        })
     }
 }
 

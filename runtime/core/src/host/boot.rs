@@ -87,9 +87,11 @@ impl Host {
         let app: Arc<str> = Arc::from(manifest.app_name.as_str());
         // Innermost the fault layer, then the breakers (an injected fault counts as the upstream's), then
         // what the embedder installs.
+        let metrics = Arc::new(opts.metrics.clone());
         let breakers = Arc::new(crate::breaker::Breakers::new(
             &manifest.functions,
             opts.log_sink.clone(),
+            metrics.clone(),
         ));
         let intercept = caps::intercept::Interceptor(Arc::new(caps::intercept::Layered {
             inner: Arc::new(caps::intercept::Layered {
@@ -304,7 +306,7 @@ impl Host {
             functions,
             router,
             log_sink: opts.log_sink,
-            metrics: Arc::new(opts.metrics),
+            metrics,
             cold: AtomicBool::new(true),
             queue_timeout: opts.queue_timeout.unwrap_or(Duration::from_secs(10)),
             telemetry: opts.telemetry,

@@ -98,7 +98,12 @@ impl Host {
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
         // The degradation ladder first: a shed invocation costs no instance, no span and no fault draw.
         let _place = match &f.ladder {
-            Some(l) => Some(l.admit(self.faults.forced_level(&f.name), &self.breakers, &self.log_sink)?),
+            Some(l) => Some(l.admit(
+                self.faults.forced_level(&f.name),
+                &self.breakers,
+                &self.log_sink,
+                &self.metrics,
+            )?),
             None => None,
         };
         let inv = Arc::new(inv);
