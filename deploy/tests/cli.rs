@@ -1650,3 +1650,42 @@ p99 = "5s"
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// Level 5 of the ladder: resident memory over the memory size's threshold makes the host stop taking work,
+/// write a fault snapshot and exit 75 (so the platform replaces it). A 1 MiB memory size is crossed at once.
+#[test]
+fn memory_pressure_stops_the_host_with_a_fault_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = write_manifest(
+        dir.path(),
+        &format!("manifest_version = 1\n[function.hello]\ncomponent = \"{HELLO}\"\nroutes = [\"GET /hello\"]\n"),
+    );
+    let out = run(Command::new("timeout")
+        .arg("60")
+        .arg(env!("CARGO_BIN_EXE_nimbus"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--manifest"])
+        .arg(&m)
+        .env("NIMBUS_LOG", "warn")
+        .env("NIMBUS_MEMORY_LIMIT", "1MiB"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(75), "{stdout}\n{stderr}");
+    let snapshot: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["msg"] == "fault snapshot")
+        .unwrap_or_else(|| panic!("no snapshot in {stdout}"));
+    assert_eq!(snapshot["level"], 5);
+    assert_eq!(snapshot["memory_limit_bytes"], 1 << 20);
+    assert!(
+        snapshot["reason"].as_str().unwrap().contains("resident memory"),
+        "{snapshot}"
+    );
+    assert_eq!(snapshot["levels"]["hello"], 0);
+    let bad = run(nimbus()
+        .args(["serve", "--manifest"])
+        .arg(&m)
+        .env("NIMBUS_MEMORY_PRESSURE", "2"));
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("NIMBUS_MEMORY_PRESSURE"));
+}

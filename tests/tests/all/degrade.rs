@@ -194,3 +194,64 @@ fn a_cascade_needs_breakers_and_bounds_are_checked() {
         Some(8)
     );
 }
+
+/// Level 1: a dependency whose p95 stays over `jitter_p95` for `jitter_windows` windows is answered from its
+/// declared fallback for a window, without calling it and without an alarm; then it is called again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jittering_dependency_is_answered_from_its_fallback_for_a_window() {
+    let up = Upstream::status(200).await;
+    let port = up.addr.port();
+    let (host, logs) = boot(&format!(
+        r#"
+manifest_version = 1
+[function.f]
+component = "{{OUTBOUND}}"
+routes = ["GET /f"]
+allowed_outbound_hosts = ["http://127.0.0.1:*"]
+degradation = {{ max_in_flight = 100 }}
+[function.f.breaker]
+jitter_p95 = "100ms"
+jitter_windows = 2
+jitter_window = "400ms"
+[function.f.breaker.hosts."127.0.0.1:{port}"]
+fallback = {{ status = 299, body = "steady" }}
+"#
+    ))
+    .await;
+    host.faults().replace(Some(plan(
+        "[[rule]]\ntarget = \"outbound\"\nkind = \"latency\"\nlatency = \"150ms\"",
+    )));
+    let gw = gateway(host.clone(), logs.clone()).await;
+    let url = format!("/f?url=http://127.0.0.1:{port}/");
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Value = get(gw.addr(), &url).await.json();
+        if v["status"] == 299 {
+            break;
+        }
+        assert_eq!(v["status"], 200, "{v}");
+        assert!(std::time::Instant::now() < until, "the fallback was never served");
+    }
+    let calls = up.requests().len();
+    // While the fallback is served the upstream is not called, and the function is at level 1.
+    let v: Value = get(gw.addr(), &url).await.json();
+    assert_eq!(v["status"], 299, "{v}");
+    assert_eq!(up.requests().len(), calls);
+    assert_eq!(host.function("f").unwrap().degradation_level(), 1);
+    let jitter: Vec<Value> = logs
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["msg"] == "transient jitter")
+        .collect();
+    assert_eq!(jitter.len(), 1, "{jitter:?}");
+    assert_eq!(jitter[0]["level"], "INFO", "no alarm");
+    assert!(jitter[0]["p95_ms"].as_f64().unwrap() >= 100.0);
+    // After the window it is called again.
+    host.faults().replace(None);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let v: Value = get(gw.addr(), &url).await.json();
+    assert_eq!(v["status"], 200, "{v}");
+    assert_eq!(up.requests().len(), calls + 1);
+}

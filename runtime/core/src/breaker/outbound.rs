@@ -15,13 +15,13 @@ use crate::caps::intercept::Intercept;
 use crate::caps::outbound::send::{ResponseBody, Target};
 use crate::caps::outbound::{Exchange, OutboundCall, OutboundHttp, SendError};
 use crate::logs::{LogSink, format_record};
-use crate::manifest::{Backup, BreakerSpec, FunctionSpec, OpenAnswer};
+use crate::manifest::{Backup, BreakerSpec, FunctionSpec, JitterSpec, OpenAnswer};
 use crate::metrics::MetricsFormat;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime_wasi_http::Error as HttpError;
 
 /// Hosts one function keeps breakers for; calls to further hosts pass unguarded (a wildcard allow-list
@@ -101,6 +101,22 @@ impl Breakers {
             .count() as u32
     }
 
+    /// How many of `function`'s hosts are answered from their fallback because their latency jitters
+    /// (level 1).
+    pub fn jittering_count(&self, function: &str) -> u32 {
+        let Some(f) = self.functions.get(function) else {
+            return 0;
+        };
+        let now = self.origin.elapsed();
+        let Ok(hosts) = f.hosts.lock() else {
+            return 0;
+        };
+        hosts
+            .values()
+            .filter(|h| h.jitter.lock().is_ok_and(|j| j.serving_until.is_some_and(|u| now < u)))
+            .count() as u32
+    }
+
     /// Closes every breaker of `function` (`None`: of every function): the operator's reset.
     pub fn reset(&self, function: Option<&str>) {
         for f in self
@@ -143,6 +159,22 @@ impl Breakers {
         true
     }
 
+    fn report_jitter(&self, function: &str, host: &str, p95: f64, spec: &JitterSpec) {
+        tracing::info!(function, host, p95_ms = p95, "transient jitter: serving the fallback");
+        self.sink.write_line(&format_record(
+            "INFO",
+            "transient jitter",
+            None,
+            &[
+                ("function", function.into()),
+                ("host", host.into()),
+                ("p95_ms", p95.into()),
+                ("windows", spec.windows.into()),
+                ("serving_fallback_for_ms", (spec.window.as_millis() as u64).into()),
+            ],
+        ));
+    }
+
     fn report(&self, function: &str, host: &str, t: &Transition) {
         self.metrics.breaker_state(&self.sink, function, host, t.to.gauge());
         tracing::info!(function, host, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "circuit breaker");
@@ -181,6 +213,7 @@ impl FunctionBreakers {
         let h = Arc::new(HostBreaker {
             key: format!("{host}:{port}"),
             machine: Mutex::new(Breaker::new(self.spec.settings.clone())),
+            jitter: Mutex::new(Jitter::default()),
             answer: self.spec.answer(host, port).cloned().unwrap_or_default(),
             cache: Mutex::new(HashMap::new()),
         });
@@ -192,9 +225,69 @@ impl FunctionBreakers {
 struct HostBreaker {
     key: String,
     machine: Mutex<Breaker>,
+    /// Level 1: this host's latencies in the current window, and whether its fallback is being served.
+    jitter: Mutex<Jitter>,
     answer: OpenAnswer,
     /// `cache_get`: the last good response to each GET URL (path and query).
     cache: Mutex<HashMap<String, Cached>>,
+}
+
+/// One host's latency window for level 1 ([`crate::manifest::JitterSpec`]).
+#[derive(Default)]
+struct Jitter {
+    /// When the current window started (since the breakers' origin).
+    started: Duration,
+    /// Its latencies, in milliseconds (the first [`MAX_JITTER_SAMPLES`]).
+    samples: Vec<f32>,
+    /// Consecutive windows whose p95 was over the threshold.
+    slow_windows: u32,
+    /// Until when the host's fallback is served instead of calling it.
+    serving_until: Option<Duration>,
+}
+
+/// Latencies kept per window: enough for a p95, bounded whatever the rate.
+const MAX_JITTER_SAMPLES: usize = 4096;
+
+impl Jitter {
+    /// Adds a call that took `took` at `now`; at a window's end, judges it. `Some(p95)` when the host starts
+    /// being answered from its fallback.
+    fn record(&mut self, spec: &JitterSpec, now: Duration, took: Duration) -> Option<f64> {
+        if self.samples.len() < MAX_JITTER_SAMPLES {
+            self.samples.push(took.as_secs_f32() * 1e3);
+        }
+        if now.saturating_sub(self.started) < spec.window {
+            return None;
+        }
+        self.samples.sort_by(f32::total_cmp);
+        let rank = ((self.samples.len() as f64) * 0.95).ceil() as usize;
+        let p95 = f64::from(self.samples[rank.clamp(1, self.samples.len()) - 1]);
+        self.samples.clear();
+        self.started = now;
+        if p95 > spec.p95.as_secs_f64() * 1e3 {
+            self.slow_windows += 1;
+        } else {
+            self.slow_windows = 0;
+        }
+        if self.slow_windows >= spec.windows {
+            self.slow_windows = 0;
+            self.serving_until = Some(now + spec.window);
+            return Some(p95);
+        }
+        None
+    }
+
+    /// Whether the fallback is being served at `now`.
+    fn serving(&mut self, now: Duration) -> bool {
+        match self.serving_until {
+            Some(until) if now < until => true,
+            Some(_) => {
+                self.serving_until = None;
+                self.started = now;
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -234,6 +327,20 @@ impl OutboundHttp for Guarded {
             return self.measured(call);
         };
         let breakers = &self.breakers;
+        let url = (call.request.method() == http::Method::GET && h.answer.cache_get).then(|| {
+            call.request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned()
+        });
+        // Level 1: while the host's latency jitters, its declared answer is served instead of calling it.
+        if f.spec.jitter.is_some()
+            && h.jitter.lock().is_ok_and(|mut j| j.serving(breakers.origin.elapsed()))
+            && let Some(answer) = open_answer(&h, url.as_deref(), "jitter")
+        {
+            return Box::pin(async move { Ok(answer) });
+        }
         let (admit, t) = match h.machine.lock() {
             Ok(mut m) => m.admit(breakers.origin.elapsed()),
             Err(_) => return self.inner.send(call),
@@ -259,6 +366,16 @@ impl OutboundHttp for Guarded {
                 breakers
                     .metrics
                     .dependency_call(&f.function, &h.key, outcome.took, outcome.failed);
+                if let Some(spec) = &f.spec.jitter
+                    && !outcome.failed
+                    && let Some(p95) = h
+                        .jitter
+                        .lock()
+                        .ok()
+                        .and_then(|mut j| j.record(spec, breakers.origin.elapsed(), outcome.took))
+                {
+                    breakers.report_jitter(&f.function, &h.key, p95, spec);
+                }
                 let t = h
                     .machine
                     .lock()
@@ -273,18 +390,8 @@ impl OutboundHttp for Guarded {
                 }
             }),
             Admit::Refuse { retry_after } => {
-                let cached = url.and_then(|u| h.cache.lock().ok()?.get(&u).cloned());
-                if let Some(c) = cached {
-                    return Box::pin(async move { Ok(local(c.status, c.headers, c.body, "open; cached")) });
-                }
-                if let Some(fb) = &h.answer.fallback {
-                    let mut headers = http::HeaderMap::new();
-                    if let Ok(v) = http::HeaderValue::from_str(&fb.content_type) {
-                        headers.insert(http::header::CONTENT_TYPE, v);
-                    }
-                    let status = http::StatusCode::from_u16(fb.status).unwrap_or(http::StatusCode::OK);
-                    let body = Bytes::from(fb.body.clone());
-                    return Box::pin(async move { Ok(local(status, headers, body, "open; fallback")) });
+                if let Some(answer) = open_answer(&h, url.as_deref(), "open") {
+                    return Box::pin(async move { Ok(answer) });
                 }
                 if let Some(backup) = &h.answer.backup {
                     match redirect(call, backup) {
@@ -323,10 +430,33 @@ impl Guarded {
     }
 }
 
+/// The host's declared answer while it is not called (`why`: `open`, or `jitter` for level 1): the cached
+/// response to this GET, else the fallback; `None` when it declares neither.
+fn open_answer(h: &HostBreaker, url: Option<&str>, why: &str) -> Option<Exchange> {
+    let cached = url.and_then(|u| h.cache.lock().ok()?.get(u).cloned());
+    if let Some(c) = cached {
+        return Some(local(c.status, c.headers, c.body, &format!("{why}; cached")));
+    }
+    let fb = h.answer.fallback.as_ref()?;
+    let mut headers = http::HeaderMap::new();
+    if let Ok(v) = http::HeaderValue::from_str(&fb.content_type) {
+        headers.insert(http::header::CONTENT_TYPE, v);
+    }
+    let status = http::StatusCode::from_u16(fb.status).unwrap_or(http::StatusCode::OK);
+    Some(local(
+        status,
+        headers,
+        Bytes::from(fb.body.clone()),
+        &format!("{why}; fallback"),
+    ))
+}
+
 /// A response the layer answers with itself.
-fn local(status: http::StatusCode, mut headers: http::HeaderMap, body: Bytes, circuit: &'static str) -> Exchange {
+fn local(status: http::StatusCode, mut headers: http::HeaderMap, body: Bytes, circuit: &str) -> Exchange {
     headers.insert(http::header::CONTENT_LENGTH, body.len().into());
-    headers.insert("x-nimbus-circuit", http::HeaderValue::from_static(circuit));
+    if let Ok(v) = http::HeaderValue::from_str(circuit) {
+        headers.insert("x-nimbus-circuit", v);
+    }
     let mut res = http::Response::new(ResponseBody::local(body));
     *res.status_mut() = status;
     *res.headers_mut() = headers;

@@ -75,6 +75,8 @@ pub struct BootOptions {
     /// An SSM parameter holding the fault plan (`NIMBUS_FAULTS_PARAMETER`), read through [`BootOptions::ssm`]
     /// at boot and every `config_refresh`; it replaces `faults` and the manifest's `[faults]`.
     pub faults_parameter: Option<String>,
+    /// The memory-pressure watchdog (level 5 of the ladder); `None` (the default): none.
+    pub pressure: Option<crate::degrade::pressure::PressureSettings>,
 }
 
 impl Host {
@@ -301,7 +303,7 @@ impl Host {
         if let Some(t) = &opts.telemetry {
             t.record_init(&boot.init, started_at, functions.len());
         }
-        Ok(Arc::new(Host {
+        let host = Arc::new(Host {
             engine,
             functions,
             router,
@@ -314,7 +316,12 @@ impl Host {
             intercept,
             faults,
             breakers,
+            stopping: std::sync::OnceLock::new(),
             boot_time: started.elapsed(),
-        }))
+        });
+        if let Some(p) = opts.pressure {
+            crate::degrade::pressure::watch(Arc::downgrade(&host), p);
+        }
+        Ok(host)
     }
 }

@@ -96,6 +96,13 @@ impl Host {
     /// With telemetry on, the invocation's span is exported when it ends: at
     /// the end of the response body for HTTP (so streaming is covered).
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
+        if let Some(reason) = self.stopping() {
+            return Err(InvokeError::Degraded {
+                level: 5,
+                reason: reason.to_owned(),
+                retry_after: std::time::Duration::from_secs(1),
+            });
+        }
         // The degradation ladder first: a shed invocation costs no instance, no span and no fault draw.
         let _place = match &f.ladder {
             Some(l) => Some(l.admit(

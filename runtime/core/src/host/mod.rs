@@ -106,6 +106,8 @@ pub struct Host {
     faults: Arc<crate::faults::Faults>,
     /// The functions' circuit breakers on their outbound hosts.
     breakers: Arc<crate::breaker::Breakers>,
+    /// Set when the host stops taking work (memory pressure, level 5): why.
+    stopping: std::sync::OnceLock<String>,
     /// Time from `boot` start to ready.
     pub boot_time: Duration,
 }
@@ -130,6 +132,29 @@ impl Host {
     /// The circuit breakers: their states, and the operator's override.
     pub fn breakers(&self) -> &Arc<crate::breaker::Breakers> {
         &self.breakers
+    }
+
+    /// Stops taking work: every invocation from now on answers 503 (level 5), saying `reason`.
+    pub fn stop_taking_work(&self, reason: &str) {
+        let _ = self.stopping.set(reason.to_owned());
+    }
+
+    /// Why the host stopped taking work, if it did.
+    pub fn stopping(&self) -> Option<&str> {
+        self.stopping.get().map(String::as_str)
+    }
+
+    /// Invocations running now, over every function.
+    pub fn in_flight(&self) -> usize {
+        self.functions
+            .iter()
+            .map(|f| (f.limits.concurrency as usize).saturating_sub(f.permits.available_permits()))
+            .sum()
+    }
+
+    /// Where the host's log lines go.
+    pub fn log_sink(&self) -> &LogSink {
+        &self.log_sink
     }
 
     /// The span exporter, if tracing export is on.

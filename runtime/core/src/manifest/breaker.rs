@@ -38,6 +38,9 @@ pub(super) struct RawBreaker {
     open_for: Option<Dur>,
     max_open_for: Option<Dur>,
     probes: Option<Count>,
+    jitter_p95: Option<Dur>,
+    jitter_windows: Option<Count>,
+    jitter_window: Option<Dur>,
     #[serde(default)]
     hosts: BTreeMap<String, RawBreakerHost>,
 }
@@ -59,11 +62,26 @@ struct RawFallback {
     content_type: Option<String>,
 }
 
+/// Level 1 of the ladder, transient jitter: a host whose p95 stays over `p95` for `windows` consecutive
+/// windows of `window` is answered from its declared fallback (or cache) for the next window, without an
+/// alarm.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct JitterSpec {
+    /// The p95 over which a window counts as slow.
+    pub p95: std::time::Duration,
+    /// Consecutive slow windows before the fallback is served.
+    pub windows: u32,
+    /// How long a window lasts.
+    pub window: std::time::Duration,
+}
+
 /// A function's breakers, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BreakerSpec {
     /// The thresholds of every host's breaker.
     pub settings: BreakerSettings,
+    /// Level 1: serving fallbacks while a host's latency jitters (`jitter_p95`).
+    pub jitter: Option<JitterSpec>,
     /// What answers for a host while its circuit is open, by `host` or `host:port` (lowercase).
     pub hosts: BTreeMap<String, OpenAnswer>,
 }
@@ -145,6 +163,20 @@ pub(super) fn resolve(
     if settings.max_open_for < settings.open_for {
         return Err((key("max_open_for"), "is under open_for".into()));
     }
+    let jitter = match raw.jitter_p95 {
+        None if raw.jitter_windows.is_some() || raw.jitter_window.is_some() => {
+            return Err((
+                key("jitter_p95"),
+                "is needed by jitter_windows and jitter_window".into(),
+            ));
+        }
+        None => None,
+        Some(p95) => Some(JitterSpec {
+            p95: positive("jitter_p95", Some(p95), p95.0)?,
+            windows: raw.jitter_windows.map_or(3, |c| c.0).max(1),
+            window: positive("jitter_window", raw.jitter_window, std::time::Duration::from_secs(5))?,
+        }),
+    };
     let mut hosts = BTreeMap::new();
     for (host, h) in &raw.hosts {
         let hkey = |k: &str| key(&format!("hosts.{host:?}.{k}"));
@@ -184,7 +216,11 @@ pub(super) fn resolve(
             },
         );
     }
-    Ok(BreakerSpec { settings, hosts })
+    Ok(BreakerSpec {
+        settings,
+        jitter,
+        hosts,
+    })
 }
 
 /// A backup origin (`scheme://host[:port]`, nothing else) that the allow-list lets the function call.

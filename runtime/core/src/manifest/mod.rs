@@ -20,7 +20,7 @@ pub(crate) mod units;
 mod validate;
 mod websocket;
 
-pub use breaker::{Backup, BreakerSpec, Fallback, OpenAnswer};
+pub use breaker::{Backup, BreakerSpec, Fallback, JitterSpec, OpenAnswer};
 pub use error::ManifestError;
 pub use outbound::{OutboundRule, literal_ip};
 pub use units::{ByteSize, Count, Dur};

@@ -24,6 +24,7 @@ impl Settings {
             oos: OosProvider::new(&self.oos),
             faults: self.faults.clone(),
             faults_parameter: self.faults_parameter.clone(),
+            pressure: self.pressure,
             ..BootOptions::default()
         })
     }

@@ -117,10 +117,46 @@ pub struct Settings {
     /// `NIMBUS_FAULTS_PARAMETER`: an SSM parameter holding a fault plan, fetched at boot and refreshed with
     /// the config (`bootstrap` on AWS); it replaces `NIMBUS_FAULTS` and the manifest's `[faults]`.
     pub faults_parameter: Option<String>,
+    /// When the memory-pressure watchdog stops the host (level 5 of the ladder): `NIMBUS_MEMORY_LIMIT`, else
+    /// the platform's memory size (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, `FC_FUNCTION_MEMORY_SIZE`), and
+    /// `NIMBUS_MEMORY_PRESSURE` (default 0.9; 0: off). `None`: no memory size known, or off.
+    pub pressure: Option<crate::degrade::pressure::PressureSettings>,
     /// `NIMBUS_*` variables no setting has, each with the setting its name is closest to.
     unknown: Vec<(String, Option<&'static str>)>,
     /// OpenTelemetry values ignored as the SDK ignores them, each saying why.
     ignored: Vec<String>,
+}
+
+/// The memory-pressure watchdog's settings ([`Settings::pressure`]).
+fn pressure(vars: &Vars) -> Result<Option<crate::degrade::pressure::PressureSettings>, SettingsError> {
+    let fraction = vars
+        .parse_with(
+            "NIMBUS_MEMORY_PRESSURE",
+            "a fraction from 0 (off) to 1, e.g. 0.9",
+            |v| match v.trim().parse::<f64>() {
+                Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+                _ => Err(Cow::Borrowed("a fraction from 0 (off) to 1, e.g. 0.9")),
+            },
+        )?
+        .unwrap_or(0.9);
+    let explicit = vars.parse_with("NIMBUS_MEMORY_LIMIT", "a size, e.g. 512MiB", |v| {
+        crate::manifest::ByteSize::parse(v)
+            .map(|b| b.0)
+            .map_err(|e| Cow::Owned(format!("a size, e.g. 512MiB ({e})")))
+    })?;
+    let mut limit = explicit;
+    for name in vars::MEMORY_VARIABLES {
+        if limit.is_none() {
+            // The platform sets these; a value that is not a number is the platform's problem, not a stop.
+            limit = vars
+                .text(name, "megabytes")?
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(|mb| mb << 20);
+        }
+    }
+    Ok(limit
+        .filter(|l| *l > 0 && fraction > 0.0)
+        .map(|limit| crate::degrade::pressure::PressureSettings { limit, fraction }))
 }
 
 impl Settings {
@@ -161,6 +197,7 @@ impl Settings {
                 crate::faults::FaultPlan::from_setting(v).map_err(Cow::Owned)
             })?,
             faults_parameter: vars.non_empty("NIMBUS_FAULTS_PARAMETER", "an SSM parameter name")?,
+            pressure: pressure(&vars)?,
             unknown: Vec::new(),
             ignored: Vec::new(),
         };

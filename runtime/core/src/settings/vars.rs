@@ -12,6 +12,9 @@ use std::str::FromStr;
 /// The prefix of the variables that are Nimbus's own (an unknown one is warned about).
 pub(super) const NIMBUS_PREFIX: &str = "NIMBUS_";
 
+/// The platforms' memory sizes (MB), which the memory-pressure watchdog reads.
+pub(super) const MEMORY_VARIABLES: [&str; 2] = ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "FC_FUNCTION_MEMORY_SIZE"];
+
 /// The prefix of the OpenTelemetry variables.
 const OTEL_PREFIX: &str = "OTEL_";
 
@@ -39,7 +42,8 @@ impl Vars {
                         || name.starts_with(OTEL_PREFIX)
                         || super::platform::is_platform_variable(&name)
                         || super::oos::VARIABLES.contains(&name.as_str())
-                        || super::knative::VARIABLES.contains(&name.as_str()) =>
+                        || super::knative::VARIABLES.contains(&name.as_str())
+                        || MEMORY_VARIABLES.contains(&name.as_str()) =>
                 {
                     vars.insert(name, value);
                 }

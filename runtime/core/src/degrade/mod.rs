@@ -4,14 +4,19 @@
 //! | level | trigger | response |
 //! |---|---|---|
 //! | 0 normal | — | the invocation runs |
+//! | 1 transient jitter | a dependency's p95 over `jitter_p95` for `jitter_windows` windows | the invocation runs; that host's declared fallback answers its calls for a window, no alarm |
 //! | 2 local overload | `max_in_flight` invocations already running, or over `rate_limit` per second | shed at once: 503 with `Retry-After`, before any instance is taken |
 //! | 3 dependency failure | a breaker of the function is open ([`crate::breaker`]) | the invocation runs; calls to that host get its open-circuit answer |
 //! | 4 cascading failure | `cascade` or more of its breakers open at once | 503 with `Retry-After` without running the guest; one invocation per `probe_every` runs, to probe recovery |
+//! | 5 infrastructure failure | memory pressure ([`pressure`]) | the host stops taking work, writes a fault snapshot and exits |
 //!
-//! Level 1 (transient jitter) and level 5 (infrastructure failure: memory pressure) are not built yet
-//! (README, "Resilience and chaos"). A level can be forced by the operator (`[[override]] level = N` in the
+//! Level 1 (transient jitter) is the breaker layer's: a host whose p95 stays high is answered from its
+//! declared fallback for a window (`jitter_p95` in the `breaker` section); the function runs as usual.
+//! Level 5 (infrastructure failure) is the memory-pressure watchdog's ([`pressure`]): the whole host stops. A level can be forced by the operator (`[[override]] level = N` in the
 //! fault plan's document, hot-refreshed like the plan). Each change of level is a JSON log line
 //! (`degradation level`), a `tracing` event and a count ([`Ladder::transitions`]).
+
+pub mod pressure;
 
 use crate::breaker::Breakers;
 use crate::error::InvokeError;
@@ -133,6 +138,9 @@ impl Ladder {
             None if over_flight => (2, format!("{in_flight} invocations in flight")),
             None if !self.take_token(now) => (2, "over the rate limit".to_owned()),
             None if open > 0 => (3, format!("{open} dependency circuit(s) open")),
+            None if breakers.jittering_count(&self.function) > 0 => {
+                (1, "a dependency's latency jitters: its fallback is served".to_owned())
+            }
             None => (0, "recovered".to_owned()),
         };
         self.note(level, &reason, sink, metrics);
