@@ -27,6 +27,16 @@ pub fn manifest(text: &str) -> Manifest {
 /// Captured log lines.
 pub type Logs = Arc<Mutex<Vec<String>>>;
 
+/// The captured JSON log records whose `msg` is `msg`, in order.
+pub fn records(logs: &Logs, msg: &str) -> Vec<serde_json::Value> {
+    logs.lock()
+        .unwrap()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["msg"] == msg)
+        .collect()
+}
+
 /// Boots a host whose guest logs are captured.
 pub async fn boot(text: &str) -> (Arc<Host>, Logs) {
     boot_with(text, BootOptions::default()).await

@@ -51,11 +51,8 @@ async fn fetch(gw: &Gateway, url: &str) -> Value {
 }
 
 fn transitions(logs: &Logs) -> Vec<(String, String)> {
-    logs.lock()
-        .unwrap()
+    nimbus_tests::records(logs, "circuit breaker transition")
         .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["msg"] == "circuit breaker transition")
         .map(|v| {
             (
                 v["from"].as_str().unwrap().to_owned(),

@@ -10,11 +10,8 @@ use serde_json::Value;
 use std::time::Duration;
 
 fn levels(logs: &Logs) -> Vec<(u64, u64)> {
-    logs.lock()
-        .unwrap()
+    nimbus_tests::records(logs, "degradation level")
         .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["msg"] == "degradation level")
         .map(|v| (v["from"].as_u64().unwrap(), v["to"].as_u64().unwrap()))
         .collect()
 }
@@ -238,13 +235,7 @@ fallback = {{ status = 299, body = "steady" }}
     assert_eq!(v["status"], 299, "{v}");
     assert_eq!(up.requests().len(), calls);
     assert_eq!(host.function("f").unwrap().degradation_level(), 1);
-    let jitter: Vec<Value> = logs
-        .lock()
-        .unwrap()
-        .iter()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["msg"] == "transient jitter")
-        .collect();
+    let jitter = nimbus_tests::records(&logs, "transient jitter");
     assert_eq!(jitter.len(), 1, "{jitter:?}");
     assert_eq!(jitter[0]["level"], "INFO", "no alarm");
     assert!(jitter[0]["p95_ms"].as_f64().unwrap() >= 100.0);

@@ -348,13 +348,6 @@ impl OutboundHttp for Guarded {
         if let Some(t) = &t {
             breakers.report(&f.function, &h.key, t);
         }
-        let url = (call.request.method() == http::Method::GET && h.answer.cache_get).then(|| {
-            call.request
-                .uri()
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_owned()
-        });
         match admit {
             Admit::Pass { probe } => Box::pin(async move {
                 let started = Instant::now();
