@@ -96,7 +96,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let (offered, origin) = client.split_once(' ').unwrap_or((&client, ""));
+    let (offered, origin) = client.split_once(' ').unwrap_or((client.as_ref(), ""));
     let headers = vec![("sec-websocket-protocol".to_owned(), offered.to_owned())];
     let offered: Vec<&str> = offered_subprotocols(&headers).collect();
     if let Ok(Some(p)) = fixed().select_subprotocol(offered.iter().copied()) {
