@@ -4,43 +4,11 @@
 //! with 2 concurrent callers. Run with
 //! `cargo run --release -p nimbus-tests --example invoke_cost`.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use nimbus_core::{Event, EventSource, Outcome, Payload, TraceContext};
+use nimbus_tests::bench::{event_once, http_once};
 use std::sync::Arc;
 use std::time::Instant;
 
 const N: usize = 20_000;
-
-async fn event_once(host: &nimbus_core::Host) {
-    let f = host.function("check").unwrap();
-    let inv = host.new_invocation(f, None, TraceContext::new_root());
-    let ev = Event {
-        source: EventSource::Direct,
-        payload: br#"{"n": 2}"#.to_vec(),
-    };
-    match host.invoke(f, inv, Payload::Event(ev)).await {
-        Ok(Outcome::Event(out)) => assert_eq!(out, br#"{"doubled":4}"#),
-        other => panic!("{other:?}"),
-    }
-}
-
-async fn http_once(host: &nimbus_core::Host) {
-    let f = host.function("hello").unwrap();
-    let inv = host.new_invocation(f, None, TraceContext::new_root());
-    let body = Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync();
-    let req = http::Request::get("http://localhost/")
-        .header("host", "localhost")
-        .body(body)
-        .unwrap();
-    match host.invoke(f, inv, Payload::Http(req)).await {
-        Ok(Outcome::Http(resp)) => {
-            let b = resp.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(&b[..], b"Hello, world!\n");
-        }
-        other => panic!("{other:?}"),
-    }
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

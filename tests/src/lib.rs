@@ -196,6 +196,7 @@ pub async fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, None, &[]).await
 }
 pub mod azure;
+pub mod bench;
 pub mod fake_network;
 pub mod fault_proxy;
 pub mod fc;
