@@ -62,23 +62,7 @@ fn breaker_ns(calls: u64, spacing: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let settings = nimbus_core::settings::Settings::from_env().expect("NIMBUS_* settings");
-    let opts = nimbus_core::BootOptions {
-        engine: settings.engine.apply(nimbus_core::engine::EngineOptions::default()),
-        ..nimbus_core::BootOptions::default()
-    };
-    let (host, _logs) = nimbus_tests::boot_with(
-        r#"
-manifest_version = 1
-[function.check]
-component = "{EVENT_CHECK}"
-[function.hello]
-component = "{PROXY_HELLO}"
-routes = ["GET /"]
-"#,
-        opts,
-    )
-    .await;
+    let host = nimbus_tests::bench::boot().await;
     for _ in 0..2_000 {
         http_once(&host).await;
         event_once(&host).await;

@@ -12,24 +12,7 @@ const N: usize = 20_000;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    // The engine settings (`NIMBUS_KEEP_RESIDENT`, `NIMBUS_POOL_INSTANCES`, ...) act here as under `serve`.
-    let settings = nimbus_core::settings::Settings::from_env().expect("NIMBUS_* settings");
-    let opts = nimbus_core::BootOptions {
-        engine: settings.engine.apply(nimbus_core::engine::EngineOptions::default()),
-        ..nimbus_core::BootOptions::default()
-    };
-    let (host, _logs) = nimbus_tests::boot_with(
-        r#"
-manifest_version = 1
-[function.check]
-component = "{EVENT_CHECK}"
-[function.hello]
-component = "{PROXY_HELLO}"
-routes = ["GET /"]
-"#,
-        opts,
-    )
-    .await;
+    let host = nimbus_tests::bench::boot().await;
     for (name, http) in [("event (event_check)", false), ("http (proxy_hello)", true)] {
         for _ in 0..1000 {
             if http {

@@ -5,6 +5,19 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use nimbus_core::{Event, EventSource, Host, Outcome, Payload, TraceContext};
 
+/// Boots `hello` and `check` with the environment's engine settings (`NIMBUS_KEEP_RESIDENT`,
+/// `NIMBUS_POOL_INSTANCES`, ...), as `serve` would.
+pub async fn boot() -> std::sync::Arc<Host> {
+    let settings = nimbus_core::settings::Settings::from_env().expect("NIMBUS_* settings");
+    let opts = nimbus_core::BootOptions {
+        engine: settings.engine.apply(nimbus_core::engine::EngineOptions::default()),
+        ..nimbus_core::BootOptions::default()
+    };
+    let text = "manifest_version = 1\n[function.check]\ncomponent = \"{EVENT_CHECK}\"\n\
+                [function.hello]\ncomponent = \"{PROXY_HELLO}\"\nroutes = [\"GET /\"]\n";
+    crate::boot_with(text, opts).await.0
+}
+
 /// Invokes `check` with `{"n": 2}` and checks it doubled.
 pub async fn event_once(host: &Host) {
     let f = host.function("check").unwrap();
