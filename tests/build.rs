@@ -35,6 +35,7 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("WS_NOTIFY", "ws_notify"),
     ("EVENT_ECHO", "event_echo"),
     ("QUOTE", "quote"),
+    ("HOSTILE", "hostile"),
 ];
 
 fn main() {

@@ -9,6 +9,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// The most host resources (request and response handles, streams, pollables, fields, key-value buckets…)
+/// one instance may hold at once. wasmtime's default (a million) would let one guest that creates handles in
+/// a loop hold a gigabyte of host memory before it failed; a handler needs tens. Past this the guest's
+/// call fails (wasmtime traps it: "resource table has no free keys") and only that invocation ends.
+pub const MAX_GUEST_RESOURCES: usize = 16_384;
+
 /// Everything one invocation's store holds: the resource table, WASI's and `wasi:http`'s contexts, the
 /// memory limiter, and one context per capability ([`Contexts`]), each reached only through its view.
 pub struct HostState {
@@ -50,7 +56,11 @@ impl HostState {
             wasi.env(caps::trace::XRAY_ENV, xray);
         }
         HostState {
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_GUEST_RESOURCES);
+                table
+            },
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             limits: caps::limits::MemoryLimiter::new(memory),

@@ -11,15 +11,13 @@ mod config_ssm;
 mod degrade;
 mod durable;
 mod events;
-mod failures;
 mod faults;
+mod hostile;
 mod http;
 mod intercept;
 mod keyvalue;
-mod listener;
 mod log_tap;
 mod metrics;
-mod outbound;
 mod reuse;
 mod shared_path;
 mod trace_export;
@@ -27,7 +25,7 @@ pub mod websocket;
 mod wit;
 mod ws_gateway;
 
-use nimbus_core::Host;
+use nimbus_core::{BootOptions, Host};
 use nimbus_tests::Logs;
 use std::sync::{Arc, OnceLock};
 
@@ -134,14 +132,24 @@ reuse = true
 /// The shared host and its captured log lines, booted once for the whole binary.
 pub fn shared() -> (Arc<Host>, Logs) {
     static HOST: OnceLock<(Arc<Host>, Logs)> = OnceLock::new();
-    HOST.get_or_init(|| {
+    boot_once(&HOST, || {
         let token = std::env::temp_dir().join(format!("nimbus-test-token-{}", std::process::id()));
         std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
-        let text = shared_manifest(&token.display().to_string());
-        // Boot on a runtime of its own: each test has its own runtime, the host outlives them all.
+        (shared_manifest(&token.display().to_string()), BootOptions::default())
+    })
+}
+
+/// The host `cell` holds, booted from the manifest and options `make` returns the first time (on a runtime
+/// of its own: each test has its own runtime, the host outlives them all).
+pub fn boot_once(
+    cell: &'static OnceLock<(Arc<Host>, Logs)>,
+    make: impl FnOnce() -> (String, BootOptions),
+) -> (Arc<Host>, Logs) {
+    cell.get_or_init(|| {
+        let (text, opts) = make();
         std::thread::spawn(move || {
             let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(nimbus_tests::boot(&text))
+            rt.block_on(nimbus_tests::boot_with(&text, opts))
         })
         .join()
         .unwrap()

@@ -37,6 +37,10 @@ use std::time::Duration;
 /// The only manifest format version this build understands.
 pub const MANIFEST_VERSION: u32 = 1;
 
+/// The most `outbound_concurrency` may be: beyond it the instance's resource table
+/// (`MAX_GUEST_RESOURCES` handles) runs out first.
+pub const MAX_OUTBOUND_CONCURRENCY: u32 = 4096;
+
 /// A parsed and validated manifest.
 #[derive(Debug, Clone)]
 pub struct Manifest {
@@ -170,6 +174,10 @@ pub struct Limits {
     pub timeout: Duration,
     /// Invocations running at once; more wait in a queue.
     pub concurrency: u32,
+    /// Outbound HTTP requests one invocation may have in flight at once (connecting, waiting or
+    /// streaming); more fail at once with `connection-limit-reached`. Bounds what a guest that fans out
+    /// without limit (an outbound fork-bomb) costs the host: `concurrency` × this many connections at most.
+    pub outbound_concurrency: u32,
     /// Largest request body accepted (413 beyond).
     pub max_request_body: u64,
     /// Largest response body a guest may send.
@@ -184,6 +192,7 @@ impl Default for Limits {
             memory: 128 << 20,
             timeout: Duration::from_secs(30),
             concurrency: 64,
+            outbound_concurrency: 64,
             max_request_body: 6 << 20,
             max_response_body: 6 << 20,
         }

@@ -40,6 +40,7 @@ pub(super) struct RawLimits {
     pub(super) memory: Option<Spanned<ByteSize>>,
     pub(super) timeout: Option<Spanned<Dur>>,
     pub(super) concurrency: Option<Spanned<Count>>,
+    pub(super) outbound_concurrency: Option<Spanned<Count>>,
     pub(super) max_request_body: Option<Spanned<ByteSize>>,
     pub(super) max_response_body: Option<Spanned<ByteSize>>,
 }
@@ -55,6 +56,7 @@ pub(super) struct RawFunction {
     pub(super) memory: Option<Spanned<ByteSize>>,
     pub(super) timeout: Option<Spanned<Dur>>,
     pub(super) concurrency: Option<Spanned<Count>>,
+    pub(super) outbound_concurrency: Option<Spanned<Count>>,
     pub(super) max_request_body: Option<Spanned<ByteSize>>,
     pub(super) max_response_body: Option<Spanned<ByteSize>>,
     #[serde(default)]
@@ -79,6 +81,7 @@ impl RawFunction {
             memory: self.memory.clone(),
             timeout: self.timeout.clone(),
             concurrency: self.concurrency.clone(),
+            outbound_concurrency: self.outbound_concurrency.clone(),
             max_request_body: self.max_request_body.clone(),
             max_response_body: self.max_response_body.clone(),
         }

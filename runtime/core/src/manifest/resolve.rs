@@ -182,6 +182,9 @@ fn inherit(mut base: Limits, o: &RawLimits) -> Limits {
     if let Some(c) = &o.concurrency {
         base.concurrency = c.get_ref().0;
     }
+    if let Some(c) = &o.outbound_concurrency {
+        base.outbound_concurrency = c.get_ref().0;
+    }
     if let Some(b) = &o.max_request_body {
         base.max_request_body = b.get_ref().0;
     }

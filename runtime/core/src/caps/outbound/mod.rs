@@ -10,6 +10,10 @@
 //!    `DestinationIpProhibited`. The connection is then made to a checked address ([`send`]): no second
 //!    lookup can rebind it.
 //!
+//! An invocation has at most `outbound_concurrency` requests in flight (from the send until its connection
+//! ends); past that a request fails at once with `connection-limit-reached`, so that a guest that fans out
+//! without bound (an outbound fork-bomb) holds a bounded number of the host's connections.
+//!
 //! Every refusal is written to the function's log with its reason (host, port, the address refused;
 //! never the path or query, which may carry credentials).
 //!
@@ -115,6 +119,8 @@ struct Settings {
     telemetry: Option<Telemetry>,
     /// Where refusals are logged.
     sink: LogSink,
+    /// Requests one invocation may have in flight.
+    concurrency: usize,
 }
 
 /// The outbound context of one invocation: the function's settings, the invocation whose trace outgoing
@@ -124,6 +130,10 @@ pub struct OutboundCtx {
     settings: Arc<Settings>,
     inv: Arc<Invocation>,
     cursor: SpanCursor,
+    /// The invocation's requests in flight (made at its first request: most invocations send none).
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
+    /// Whether a request over `outbound_concurrency` was logged already (once per invocation is enough).
+    over_logged: bool,
 }
 
 impl OutboundCtx {
@@ -196,6 +206,7 @@ impl Capability for Outbound {
             sender: boot.outbound.clone(),
             telemetry: boot.telemetry.clone(),
             sink: boot.log_sink.clone(),
+            concurrency: spec.limits.outbound_concurrency as usize,
         })))
     }
 
@@ -204,6 +215,8 @@ impl Capability for Outbound {
             settings: shared.0.clone(),
             inv: inv.clone(),
             cursor: grants.span_cursor.clone(),
+            in_flight: None,
+            over_logged: false,
         }
     }
 }
@@ -236,6 +249,24 @@ impl WasiHttpHooks for OutboundCtx {
                 "not in allowed_outbound_hosts",
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
+        };
+        let limit = self.settings.concurrency;
+        let in_flight = self
+            .in_flight
+            .get_or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(limit)));
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            if !std::mem::replace(&mut self.over_logged, true) {
+                let reason = format!("outbound_concurrency ({limit}) requests of this invocation already in flight");
+                log_refusal(
+                    &self.settings.sink,
+                    &self.inv,
+                    target.host(),
+                    target.port,
+                    None,
+                    &reason,
+                );
+            }
+            return Box::new(async { Err(HttpError::ConnectionLimitReached) });
         };
         let ids = propagate::client_span(request.headers_mut(), &self.inv, &self.cursor);
         let record = self
@@ -294,6 +325,12 @@ impl WasiHttpHooks for OutboundCtx {
                 });
             }
             let (res, io) = sent?;
+            // The request stays in flight until its connection ends (or its owner drops it).
+            let io: send::Io = Box::new(async move {
+                let ended = Box::into_pin(io).await;
+                drop(permit);
+                ended
+            });
             Ok((res.map(BodyExt::boxed_unsync), io))
         })
     }

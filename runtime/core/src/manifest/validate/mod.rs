@@ -10,7 +10,7 @@ pub(super) use websocket::websocket;
 use super::error::Problem;
 use super::raw::{RawConfigKey, RawLimits, RawTask};
 use super::{ByteSize, Count, Dur};
-use super::{ConfigSource, MANIFEST_VERSION, MIN_CONFIG_REFRESH, OutboundRule, RouteSpec};
+use super::{ConfigSource, MANIFEST_VERSION, MAX_OUTBOUND_CONCURRENCY, MIN_CONFIG_REFRESH, OutboundRule, RouteSpec};
 use std::fmt::Display;
 use std::time::Duration;
 use toml::Spanned;
@@ -78,6 +78,10 @@ pub(super) fn limits(o: &RawLimits, prefix: &str) -> Result<(), Problem> {
     }
     if let Some(c) = &o.concurrency {
         in_range(c, Count(1), Count(10_000), key("concurrency"), "concurrency")?;
+    }
+    if let Some(c) = &o.outbound_concurrency {
+        let name = "outbound_concurrency";
+        in_range(c, Count(1), Count(MAX_OUTBOUND_CONCURRENCY), key(name), name)?;
     }
     for (name, body) in [
         ("max_request_body", &o.max_request_body),
