@@ -120,8 +120,10 @@ async fn ssm_refresh_shows_overwrites_and_keeps_values_that_disappear() {
     put_parameter(&ssm, &format!("{p}/flag"), "v1", ParameterType::String).await;
     put_parameter(&ssm, &format!("{p}/db/host"), "h1", ParameterType::String).await;
     let keys = format!("flag = {{ ssm = \"{p}/flag\" }}\ndb = {{ ssm_path = \"{p}/db\" }}\n");
-    let (_host, gw) = boot(config_manifest("300ms", &keys), on(moto)).await;
+    let (host, gw) = boot(config_manifest("300ms", &keys), on(moto)).await;
     assert_eq!(guest_config(gw.addr()).await["flag"], "v1");
+    let version = || host.function("cfg").unwrap().config_version().version;
+    assert_eq!(version(), 1);
 
     put_parameter(&ssm, &format!("{p}/flag"), "v2", ParameterType::String).await;
     put_parameter(&ssm, &format!("{p}/db/port"), "5432", ParameterType::String).await;
@@ -133,6 +135,9 @@ async fn ssm_refresh_shows_overwrites_and_keeps_values_that_disappear() {
     );
     let seen = wait_for(gw.addr(), "db.port", "5432", Duration::from_secs(15)).await;
     assert_eq!(seen.as_deref(), Some("5432"), "a new parameter under the path shows up");
+    // Each refresh that changed a value is a new version (the two changes may land in one refresh).
+    let changed = version();
+    assert!((2..=3).contains(&changed), "version {changed}");
 
     // Deleted parameters keep their last good values through several refreshes.
     ssm.delete_parameter().name(format!("{p}/flag")).send().await.unwrap();
@@ -146,6 +151,8 @@ async fn ssm_refresh_shows_overwrites_and_keeps_values_that_disappear() {
     assert_eq!(seen.get("flag").map(String::as_str), Some("v2"));
     assert_eq!(seen.get("db.host").map(String::as_str), Some("h1"));
     assert_eq!(seen.get("db.port").map(String::as_str), Some("5432"));
+    // Refreshes that changed nothing left the version as it was.
+    assert_eq!(version(), changed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

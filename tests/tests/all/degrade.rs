@@ -246,3 +246,53 @@ fallback = {{ status = 299, body = "steady" }}
     assert_eq!(v["status"], 200, "{v}");
     assert_eq!(up.requests().len(), calls + 1);
 }
+
+/// The fault snapshot level 5 writes before the host exits: besides breakers and levels, the last invocation
+/// errors (not the ladder's own refusals) and each function's config version, never its values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fault_snapshot_has_the_last_errors_and_each_config_version() {
+    let (host, logs) = boot(
+        r#"
+manifest_version = 1
+[function.trap]
+component = "{TRAP}"
+routes = ["GET /trap"]
+[function.hello]
+component = "{HELLO}"
+routes = ["GET /hello"]
+degradation = { probe_every = "1h" }
+[function.hello.config]
+secret = { value = "hunter2", secret = true }
+"#,
+    )
+    .await;
+    let gw = gateway(host.clone(), logs.clone()).await;
+    let mut failed = Vec::new();
+    for _ in 0..2 {
+        let r = get(gw.addr(), "/trap").await;
+        assert_eq!(r.status, 500, "{}", r.text());
+        failed.push(r.headers["x-nimbus-request-id"].to_str().unwrap().to_owned());
+    }
+    // A refusal by the ladder is not an error worth keeping.
+    host.faults()
+        .replace(Some(plan("[[override]]\nfunction = \"hello\"\nlevel = 4")));
+    get(gw.addr(), "/hello").await;
+    assert_eq!(get(gw.addr(), "/hello").await.status, 503);
+    host.faults().replace(None);
+
+    let fields = nimbus_core::degrade::pressure::snapshot(&host, "a test", 1 << 20, 1 << 30);
+    let snap: serde_json::Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    assert_eq!(snap["reason"], "a test");
+    let errors = snap["recent_errors"].as_array().unwrap();
+    let ids: Vec<&str> = errors.iter().map(|e| e["request_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, failed, "{errors:?}");
+    for e in errors {
+        assert_eq!(e["function"], "trap");
+        assert_eq!(e["error_type"], "Nimbus.Trap");
+        assert!(e["at"].as_str().unwrap().ends_with('Z'), "{e}");
+    }
+    assert_eq!(snap["config"]["hello"]["version"], 1);
+    assert_eq!(snap["config"]["trap"]["version"], 1);
+    assert!(!Value::Object(snap.clone()).to_string().contains("hunter2"));
+    assert_eq!(snap["levels"]["hello"], 4);
+}

@@ -253,6 +253,76 @@ async fn injected_faults_are_span_events_and_attributes() {
     }
 }
 
+/// A change of degradation level is an event on the span of the invocation whose admission made it: the
+/// refused one that raised the level (a shed invocation gets a span only then), and the one that lowered it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn level_changes_are_span_events_of_the_invocation_that_made_them() {
+    let receiver = OtlpReceiver::start().await;
+    let tel = telemetry(receiver.traces_endpoint(), Duration::from_secs(5));
+    let (host, logs) = boot_with(
+        r#"
+manifest_version = 1
+[function.hello]
+component = "{HELLO}"
+routes = ["GET /hello"]
+degradation = { retry_after = "2s" }
+"#,
+        BootOptions {
+            telemetry: Some(tel.clone()),
+            ..BootOptions::default()
+        },
+    )
+    .await;
+    let gw = gateway(host.clone(), logs.clone()).await;
+    let forced = nimbus_core::faults::FaultPlan::parse("[[override]]\nfunction = \"hello\"\nlevel = 2", "t", || 0);
+    host.faults().replace(Some(forced.unwrap()));
+    let shed: Vec<_> = [
+        nimbus_tests::get(gw.addr(), "/hello").await,
+        nimbus_tests::get(gw.addr(), "/hello").await,
+    ]
+    .into_iter()
+    .map(|r| {
+        assert_eq!(r.status, 503, "{}", r.text());
+        r.headers["x-nimbus-request-id"].to_str().unwrap().to_owned()
+    })
+    .collect();
+    host.faults().replace(None);
+    let r = nimbus_tests::get(gw.addr(), "/hello").await;
+    assert_eq!(r.status, 200);
+    let recovered = r.headers["x-nimbus-request-id"].to_str().unwrap().to_owned();
+    tel.flush().await;
+    let spans = receiver.wait_for(Duration::from_secs(30), |s| s.len() >= 2).await;
+    let raised = one(&spans, "the span of the shed invocation that raised the level", |s| {
+        s.attr("faas.invocation_id") == shed[0].as_str()
+    });
+    assert_eq!(raised.status_code, 2, "{raised:?}");
+    assert_eq!(raised.attr("error.type"), "Nimbus.Degraded");
+    let (name, attrs) = &raised.events[0];
+    assert_eq!(name, "nimbus.degradation");
+    assert_eq!(attrs["nimbus.degradation.from"], 0);
+    assert_eq!(attrs["nimbus.degradation.to"], 2);
+    assert_eq!(attrs["nimbus.degradation.level"], "local overload");
+    assert_eq!(attrs["nimbus.degradation.reason"], "forced to 2 by the operator");
+    // The second shed invocation changed nothing: no span for it.
+    assert!(
+        spans.iter().all(|s| s.attr("faas.invocation_id") != shed[1].as_str()),
+        "{spans:?}"
+    );
+    let lowered = one(&spans, "the span of the invocation that lowered it", |s| {
+        s.attr("faas.invocation_id") == recovered.as_str()
+    });
+    let (name, attrs) = &lowered.events[0];
+    assert_eq!(name, "nimbus.degradation");
+    assert_eq!(
+        (
+            attrs["nimbus.degradation.from"].clone(),
+            attrs["nimbus.degradation.to"].clone()
+        ),
+        (2.into(), 0.into())
+    );
+    gw.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_are_error_spans_with_their_type() {
     let receiver = OtlpReceiver::start().await;

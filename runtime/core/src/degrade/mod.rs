@@ -14,7 +14,8 @@
 //! declared fallback for a window (`jitter_p95` in the `breaker` section); the function runs as usual.
 //! Level 5 (infrastructure failure) is the memory-pressure watchdog's ([`pressure`]): the whole host stops. A level can be forced by the operator (`[[override]] level = N` in the
 //! fault plan's document, hot-refreshed like the plan). Each change of level is a JSON log line
-//! (`degradation level`), a `tracing` event and a count ([`Ladder::transitions`]).
+//! (`degradation level`), a `tracing` event, a count ([`Ladder::transitions`]) and a `nimbus.degradation`
+//! event on the span of the invocation whose admission made it ([`Transition::span_event`]).
 
 pub mod pressure;
 
@@ -24,7 +25,7 @@ use crate::logs::{LogSink, format_record};
 use crate::metrics::MetricsFormat;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// `[function.NAME.degradation]`, validated.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +85,46 @@ pub struct Ladder {
 /// An admitted invocation's place in the ladder's count; released when dropped.
 pub struct Admitted<'a>(&'a Ladder);
 
+/// What one admission decided: the invocation's place (or its refusal), and the change of level it made,
+/// if it made one, for that invocation's span.
+pub struct Admission<'a> {
+    /// `Ok`: the invocation runs, holding its place until dropped; `Err`: it is answered at once.
+    pub place: Result<Admitted<'a>, InvokeError>,
+    /// The change of level this admission made.
+    pub transition: Option<Transition>,
+}
+
+/// A change of a function's level, as its span records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    /// The level before.
+    pub from: u8,
+    /// The level after.
+    pub to: u8,
+    /// Why, in words.
+    pub reason: String,
+    /// When.
+    pub at: SystemTime,
+}
+
+impl Transition {
+    /// The `nimbus.degradation` span event: `nimbus.degradation.from`, `.to`, `.level` (the new level's name)
+    /// and `.reason`.
+    pub fn span_event(&self) -> crate::telemetry::SpanEvent {
+        use crate::telemetry::opentelemetry::KeyValue;
+        crate::telemetry::SpanEvent {
+            time: self.at,
+            name: "nimbus.degradation".into(),
+            attributes: vec![
+                KeyValue::new("nimbus.degradation.from", i64::from(self.from)),
+                KeyValue::new("nimbus.degradation.to", i64::from(self.to)),
+                KeyValue::new("nimbus.degradation.level", level_name(self.to)),
+                KeyValue::new("nimbus.degradation.reason", self.reason.clone()),
+            ],
+        }
+    }
+}
+
 impl Drop for Admitted<'_> {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -116,16 +157,15 @@ impl Ladder {
         self.transitions.load(Ordering::Relaxed)
     }
 
-    /// Decides an invocation's admission: `Ok` lets it run (holding its place until dropped), `Err` answers
-    /// it at once. `forced` is the operator's level, if any; `breakers` tells how many of the function's
-    /// circuits are open.
+    /// Decides an invocation's admission ([`Admission`]). `forced` is the operator's level, if any;
+    /// `breakers` tells how many of the function's circuits are open.
     pub fn admit(
         &self,
         forced: Option<u8>,
         breakers: &Breakers,
         sink: &LogSink,
         metrics: &MetricsFormat,
-    ) -> Result<Admitted<'_>, InvokeError> {
+    ) -> Admission<'_> {
         let now = self.origin.elapsed();
         let open = breakers.open_count(&self.function);
         let cascading = self.spec.cascade.is_some_and(|n| open >= n);
@@ -143,12 +183,13 @@ impl Ladder {
             }
             None => (0, "recovered".to_owned()),
         };
-        self.note(level, &reason, sink, metrics);
-        match level {
+        let transition = self.note(level, &reason, sink, metrics);
+        let place = match level {
             2 => Err(self.refuse(2, reason)),
             l if l >= 4 && !self.probe(now) => Err(self.refuse(l, reason)),
             _ => Ok(admitted),
-        }
+        };
+        Admission { place, transition }
     }
 
     /// Whether a level-4 probe may run now (one per `probe_every`).
@@ -188,11 +229,11 @@ impl Ladder {
         }
     }
 
-    /// Records the level an admission decided, logging a change.
-    fn note(&self, level: u8, reason: &str, sink: &LogSink, metrics: &MetricsFormat) {
+    /// Records the level an admission decided, logging and returning a change.
+    fn note(&self, level: u8, reason: &str, sink: &LogSink, metrics: &MetricsFormat) -> Option<Transition> {
         let before = self.level.swap(level, Ordering::Relaxed);
         if before == level {
-            return;
+            return None;
         }
         self.transitions.fetch_add(1, Ordering::Relaxed);
         metrics.degradation_level(sink, &self.function, level);
@@ -209,5 +250,11 @@ impl Ladder {
                 ("reason", reason.into()),
             ],
         ));
+        Some(Transition {
+            from: before,
+            to: level,
+            reason: reason.to_owned(),
+            at: SystemTime::now(),
+        })
     }
 }

@@ -2,8 +2,8 @@
 //! process's resident memory (`/proc/self/status`, `VmRSS`) and the cgroup's `memory.events` (`high`) every
 //! [`PERIOD`]; when the RSS reaches `fraction` of the platform's memory size, or the cgroup reports new
 //! `memory.high` events, the host stops taking work (every invocation answers 503 `Nimbus.Degraded`, level 5),
-//! writes a fault snapshot to the log (breaker states, each function's level, the faults injected, the fault
-//! plan's seed), waits a moment for the invocations in flight, flushes its telemetry and exits with
+//! writes a fault snapshot to the log ([`snapshot`]: breaker states, each function's level and config version,
+//! the last invocation errors, the faults injected, the fault plan's seed), waits a moment for the invocations in flight, flushes its telemetry and exits with
 //! [`EXIT_CODE`], so the platform replaces the environment instead of letting it be OOM-killed mid-request.
 //!
 //! Off unless the memory size is known: `NIMBUS_MEMORY_LIMIT`, else the platform's
@@ -80,40 +80,69 @@ pub fn watch(host: Weak<Host>, settings: PressureSettings) {
     });
 }
 
-/// Stops taking work, writes the fault snapshot, drains, flushes and exits.
-async fn shut_down(host: &Host, reason: &str, rss: u64, settings: PressureSettings) {
-    host.stop_taking_work(reason);
-    tracing::error!(reason, "memory pressure: the host stops taking work and exits");
-    let breakers: Vec<serde_json::Value> = host
+/// The fault snapshot of `host` as log fields: why it stops, its breakers' states, each function's level and
+/// config version (not its values, which may be secret), the last invocation errors, the faults injected and
+/// the fault plan's seed.
+pub fn snapshot(host: &Host, reason: &str, rss: u64, limit: u64) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::{Value, json};
+    let rfc3339 = |t: std::time::SystemTime| humantime::format_rfc3339_millis(t).to_string();
+    let breakers: Vec<Value> = host
         .breakers()
         .states()
         .into_iter()
-        .map(|(f, h, s)| serde_json::json!({"function": f, "host": h, "state": s.as_str()}))
+        .map(|(f, h, s)| json!({"function": f, "host": h, "state": s.as_str()}))
         .collect();
-    let levels: serde_json::Map<String, serde_json::Value> = host
+    let levels: serde_json::Map<String, Value> = host
         .functions()
         .iter()
         .map(|f| (f.name.to_string(), f.degradation_level().into()))
         .collect();
-    let plan = host.faults().plan();
-    host.log_sink().write_line(&format_record(
-        "ERROR",
-        "fault snapshot",
-        None,
-        &[
-            ("reason", reason.into()),
-            ("level", 5.into()),
-            ("rss_bytes", rss.into()),
-            ("memory_limit_bytes", settings.limit.into()),
-            ("breakers", breakers.into()),
-            ("levels", serde_json::Value::Object(levels)),
-            ("faults_injected", host.faults().injected().into()),
+    let config: serde_json::Map<String, Value> = host
+        .functions()
+        .iter()
+        .map(|f| {
+            let v = f.config_version();
             (
-                "fault_plan_seed",
-                plan.map_or(serde_json::Value::Null, |p| p.seed.into()),
-            ),
-        ],
-    ));
+                f.name.to_string(),
+                json!({"version": v.version, "since": rfc3339(v.since)}),
+            )
+        })
+        .collect();
+    let errors: Vec<Value> = host
+        .recent_errors()
+        .into_iter()
+        .map(|e| {
+            json!({
+                "at": rfc3339(e.at),
+                "function": e.function,
+                "request_id": e.request_id,
+                "error_type": e.error_type,
+                "message": e.message,
+            })
+        })
+        .collect();
+    let plan = host.faults().plan();
+    vec![
+        ("reason", reason.into()),
+        ("level", 5.into()),
+        ("rss_bytes", rss.into()),
+        ("memory_limit_bytes", limit.into()),
+        ("breakers", breakers.into()),
+        ("levels", Value::Object(levels)),
+        ("config", Value::Object(config)),
+        ("recent_errors", errors.into()),
+        ("faults_injected", host.faults().injected().into()),
+        ("fault_plan_seed", plan.map_or(Value::Null, |p| p.seed.into())),
+    ]
+}
+
+/// Stops taking work, writes the fault snapshot, drains, flushes and exits.
+async fn shut_down(host: &Host, reason: &str, rss: u64, settings: PressureSettings) {
+    host.stop_taking_work(reason);
+    tracing::error!(reason, "memory pressure: the host stops taking work and exits");
+    let fields = snapshot(host, reason, rss, settings.limit);
+    host.log_sink()
+        .write_line(&format_record("ERROR", "fault snapshot", None, &fields));
     let until = tokio::time::Instant::now() + DRAIN;
     while host.in_flight() > 0 && tokio::time::Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(20)).await;

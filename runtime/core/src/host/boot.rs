@@ -317,6 +317,7 @@ impl Host {
             faults,
             breakers,
             stopping: std::sync::OnceLock::new(),
+            recent_errors: Default::default(),
             boot_time: started.elapsed(),
         });
         if let Some(p) = opts.pressure {

@@ -96,6 +96,21 @@ impl Host {
     /// With telemetry on, the invocation's span is exported when it ends: at
     /// the end of the response body for HTTP (so streaming is covered).
     pub async fn invoke(&self, f: &Function, inv: Invocation, payload: Payload) -> Result<Outcome, InvokeError> {
+        let inv = Arc::new(inv);
+        let result = self.invoke_laddered(f, inv.clone(), payload).await;
+        if let Err(e) = &result {
+            self.recent_errors.remember(&f.name, &inv.request_id, e);
+        }
+        result
+    }
+
+    /// [`Host::invoke`]: the degradation ladder's admission, the fault plan's draw, then the path.
+    async fn invoke_laddered(
+        &self,
+        f: &Function,
+        inv: Arc<Invocation>,
+        payload: Payload,
+    ) -> Result<Outcome, InvokeError> {
         if let Some(reason) = self.stopping() {
             return Err(InvokeError::Degraded {
                 level: 5,
@@ -103,45 +118,62 @@ impl Host {
                 retry_after: std::time::Duration::from_secs(1),
             });
         }
-        // The degradation ladder first: a shed invocation costs no instance, no span and no fault draw.
-        let _place = match &f.ladder {
-            Some(l) => Some(l.admit(
-                self.faults.forced_level(&f.name),
-                &self.breakers,
-                &self.log_sink,
-                &self.metrics,
-            )?),
-            None => None,
+        // The degradation ladder first: a shed invocation costs no instance and no fault draw, and no span
+        // unless its admission changed the level (that span tells why the function began shedding).
+        let (_place, transition) = match &f.ladder {
+            Some(l) => {
+                let crate::degrade::Admission { place, transition } = l.admit(
+                    self.faults.forced_level(&f.name),
+                    &self.breakers,
+                    &self.log_sink,
+                    &self.metrics,
+                );
+                match place {
+                    Ok(p) => (Some(p), transition),
+                    Err(e) => {
+                        if let (Some(t), Some(tr)) = (&self.telemetry, &transition) {
+                            let mut record = InvocationRecord::start(t, &inv, trigger_of(&payload), false);
+                            record.event(tr.span_event());
+                            record.failed(e.error_type());
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            None => (None, None),
         };
-        let inv = Arc::new(inv);
         // The invocation's share of a running fault plan: `None` (the common case) unless a rule applies.
         let faults = self.faults.draw(&inv, &self.log_sink);
         match faults {
-            None => self.invoke_drawn(f, inv, payload, None).await,
-            Some(fx) => crate::faults::scope(Some(fx.clone()), self.invoke_drawn(f, inv, payload, Some(fx))).await,
+            None => self.invoke_drawn(f, inv, payload, None, transition).await,
+            Some(fx) => {
+                let drawn = self.invoke_drawn(f, inv, payload, Some(fx.clone()), transition);
+                crate::faults::scope(Some(fx), drawn).await
+            }
         }
     }
 
-    /// [`Host::invoke`] once the fault plan has drawn the invocation's share (which its task carries too).
+    /// [`Host::invoke`] once the fault plan has drawn the invocation's share (which its task carries too);
+    /// `transition` is the change of level its admission made, for its span.
     async fn invoke_drawn(
         &self,
         f: &Function,
         inv: Arc<Invocation>,
         payload: Payload,
         faults: Option<Arc<crate::faults::InvocationFaults>>,
+        transition: Option<crate::degrade::Transition>,
     ) -> Result<Outcome, InvokeError> {
         // One cold-start flag for the process, read by metrics and spans alike.
         let cold = self.cold.swap(false, Ordering::Relaxed);
-        let trigger = match &payload {
-            Payload::Http(_) | Payload::WebSocket(..) => Trigger::Http,
-            Payload::Event(ev) => Trigger::from(ev.source),
-            Payload::Task(_) => Trigger::PubSub,
-        };
+        let trigger = trigger_of(&payload);
         let meter = self.meter(f, trigger, cold);
         let record = self.telemetry.as_ref().map(|t| {
             let mut r = InvocationRecord::start(t, &inv, trigger, cold);
             if let Payload::Http(req) = &payload {
                 r.http_request(req);
+            }
+            if let Some(tr) = &transition {
+                r.event(tr.span_event());
             }
             r
         });
@@ -443,5 +475,14 @@ impl From<EventSource> for types::EventSource {
             EventSource::Kinesis => types::EventSource::Kinesis,
             EventSource::Other => types::EventSource::Other,
         }
+    }
+}
+
+/// The span's trigger for a payload.
+fn trigger_of(payload: &Payload) -> Trigger {
+    match payload {
+        Payload::Http(_) | Payload::WebSocket(..) => Trigger::Http,
+        Payload::Event(ev) => Trigger::from(ev.source),
+        Payload::Task(_) => Trigger::PubSub,
     }
 }

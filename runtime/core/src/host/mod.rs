@@ -17,10 +17,12 @@ mod http_body;
 mod instances;
 mod invoke;
 mod meter;
+mod recent;
 mod tasks;
 
 pub use crate::invocation::RunEnd;
 pub use boot::{BootOptions, BootProgress};
+pub use recent::RecentError;
 pub use tasks::{RunContext, TaskError};
 
 use crate::artifact::LoadedFrom;
@@ -77,6 +79,11 @@ impl Function {
     pub fn degradation_level(&self) -> u8 {
         self.ladder.as_ref().map_or(0, |l| l.level())
     }
+
+    /// Which snapshot of its config is current (1 at boot, one more per refresh that changed a value).
+    pub fn config_version(&self) -> crate::caps::config::ConfigVersion {
+        self.shared.config.version()
+    }
 }
 
 enum Pre {
@@ -108,6 +115,8 @@ pub struct Host {
     breakers: Arc<crate::breaker::Breakers>,
     /// Set when the host stops taking work (memory pressure, level 5): why.
     stopping: std::sync::OnceLock<String>,
+    /// The last few invocation errors, for the fault snapshot.
+    recent_errors: recent::RecentErrors,
     /// Time from `boot` start to ready.
     pub boot_time: Duration,
 }
@@ -142,6 +151,12 @@ impl Host {
     /// Why the host stopped taking work, if it did.
     pub fn stopping(&self) -> Option<&str> {
         self.stopping.get().map(String::as_str)
+    }
+
+    /// The last invocation errors (at most 16), oldest first; the ladder's own refusals are not
+    /// among them.
+    pub fn recent_errors(&self) -> Vec<RecentError> {
+        self.recent_errors.list()
     }
 
     /// Invocations running now, over every function.

@@ -17,14 +17,26 @@ use crate::telemetry::opentelemetry_semantic_conventions::attribute as semconv;
 use crate::telemetry::{SpanRecord, Telemetry};
 use arc_swap::ArcSwap;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
-/// A function's config: the current snapshot, and the refresh task if any
+/// A function's config: the current snapshot, its version, and the refresh task if any
 /// (stopped when this is dropped, i.e. with its `Host`).
 pub struct ConfigShared {
     snapshot: Arc<ArcSwap<ConfigValues>>,
+    version: Arc<Mutex<ConfigVersion>>,
     refresher: Option<tokio::task::AbortHandle>,
+}
+
+/// Which of a function's config snapshots is current: 1 at boot, one more each time a refresh changed a
+/// value. What an operator compares (the level-5 fault snapshot reports it) without the values, which may be
+/// secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigVersion {
+    /// 1 at boot, then one more per refresh that changed the values.
+    pub version: u64,
+    /// When this version was loaded.
+    pub since: SystemTime,
 }
 
 impl Drop for ConfigShared {
@@ -39,6 +51,14 @@ impl ConfigShared {
     /// The values an invocation sees: a clone of the current snapshot.
     pub fn current(&self) -> Arc<ConfigValues> {
         self.snapshot.load_full()
+    }
+
+    /// The current snapshot's version.
+    pub fn version(&self) -> ConfigVersion {
+        match self.version.lock() {
+            Ok(v) => *v,
+            Err(poisoned) => *poisoned.into_inner(),
+        }
     }
 
     /// Fetches the remote keys, builds the first snapshot and, if `refresh` is
@@ -64,11 +84,21 @@ impl ConfigShared {
             resolver.apply_boot(&fetched)?;
         }
         let snapshot = Arc::new(ArcSwap::from_pointee(resolver.snapshot()));
+        let version = Arc::new(Mutex::new(ConfigVersion {
+            version: 1,
+            since: SystemTime::now(),
+        }));
         let refresher = match refresh {
-            Some(every) if !resolver.keys.is_empty() => spawn_refresh(resolver, Arc::downgrade(&snapshot), every),
+            Some(every) if !resolver.keys.is_empty() => {
+                spawn_refresh(resolver, Arc::downgrade(&snapshot), version.clone(), every)
+            }
             _ => None,
         };
-        Ok(ConfigShared { snapshot, refresher })
+        Ok(ConfigShared {
+            snapshot,
+            version,
+            refresher,
+        })
     }
 }
 
@@ -77,6 +107,7 @@ impl ConfigShared {
 fn spawn_refresh(
     mut resolver: Resolver,
     snapshot: Weak<ArcSwap<ConfigValues>>,
+    version: Arc<Mutex<ConfigVersion>>,
     every: Duration,
 ) -> Option<tokio::task::AbortHandle> {
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -93,9 +124,16 @@ fn spawn_refresh(
             let trace = SpanIds::child_of("");
             let fetched = resolver.fetch(&trace, 0).await;
             resolver.apply_refresh(&fetched);
-            match snapshot.upgrade() {
-                Some(s) => s.store(Arc::new(resolver.snapshot())),
-                None => break,
+            let Some(s) = snapshot.upgrade() else { break };
+            let next = resolver.snapshot();
+            if **s.load() != next {
+                s.store(Arc::new(next));
+                if let Ok(mut v) = version.lock() {
+                    *v = ConfigVersion {
+                        version: v.version + 1,
+                        since: SystemTime::now(),
+                    };
+                }
             }
         }
     });

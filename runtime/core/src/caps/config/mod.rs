@@ -23,7 +23,7 @@ mod overrides;
 mod ssm;
 mod store;
 
-pub use cache::ConfigShared;
+pub use cache::{ConfigShared, ConfigVersion};
 pub use oos::{AccessKey, OosCredentials, OosError, OosProvider};
 pub use overrides::OverridesError;
 pub use ssm::SsmProvider;
@@ -54,6 +54,13 @@ pub struct ConfigFunction {
 /// What one invocation reads: the snapshot current when it was prepared (a refresh never changes the
 /// values under a running invocation), through the interceptor.
 pub struct ConfigCtx(Arc<dyn ConfigStore>);
+
+impl ConfigFunction {
+    /// Which snapshot of the function's config is current ([`ConfigVersion`]).
+    pub fn version(&self) -> ConfigVersion {
+        self.values.version()
+    }
+}
 
 impl Capability for Config {
     const NAME: &'static str = "config";
