@@ -662,6 +662,12 @@ mod tests {
             .await
             .unwrap();
         let first = shared.current();
+        assert_eq!(shared.version().version, 1);
+        // Refreshes that find the same values keep the snapshot and its version.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(Arc::ptr_eq(&first, &shared.current()));
+        assert_eq!(shared.version().version, 1);
+        overrides(&d, "\"/app/url\" = \"2\"\n\"/app/db/host\" = \"h\"\n");
         let mut seen = false;
         for _ in 0..250 {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -671,6 +677,8 @@ mod tests {
             }
         }
         assert!(seen, "the refresh task must swap in a new snapshot");
+        assert_eq!(shared.current().value("url"), Some("2"));
+        assert_eq!(shared.version().version, 2);
         drop(shared);
         let mut stopped = false;
         for _ in 0..200 {
