@@ -3,10 +3,12 @@
 //! 1. `Host::invoke` of the HTTP hello and of a trivial event function, one at a time, with no fault plan,
 //!    with ten rules for another function (the plan runs; this function draws nothing), and with ten rules
 //!    that apply to this function but match none of its calls (outbound rules for a host it never calls: each
-//!    invocation draws its share and runs inside it). Runs alternate, so drift hits every case alike.
+//!    invocation gets a share and runs inside it). Short blocks of each case alternate, in a rotating order,
+//!    so drift hits every case alike; each round's time is compared with the same round's without a plan.
 //!    Besides the end-to-end times (noisy: a hello invocation is ~130 µs, and 1% of it is within a run's
 //!    drift), the seam's own cost is timed alone: drawing the invocation's share, running a future inside it
-//!    and reading it as a host call would, per invocation, in ns.
+//!    and reading it as a host call would, per invocation, in ns; and with the ten rules, once more with an
+//!    outbound call that none of them matches (the call that makes the invocation draw which rules apply).
 //! 2. One breaker's bookkeeping per outbound call: admit and record under its mutex, on the real
 //!    [`nimbus_core::breaker::Breaker`], closed (the common case) and with the window rolling over.
 //!
@@ -14,13 +16,13 @@
 
 use nimbus_core::Host;
 use nimbus_core::breaker::{Admit, Breaker, BreakerSettings, Outcome as CallOutcome};
-use nimbus_core::faults::FaultPlan;
+use nimbus_core::faults::{Family, FaultPlan};
 use nimbus_tests::bench::{event_once, http_once};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const N: usize = 2_000;
-const ROUNDS: usize = 25;
+const N: usize = 100;
+const ROUNDS: usize = 300;
 const SEAM_CALLS: usize = 1_000_000;
 
 /// Ten rules; `function` names whom they apply to.
@@ -45,8 +47,9 @@ async fn serial<F: AsyncFn(&Host)>(host: &Host, once: &F) -> f64 {
 }
 
 /// Mean ns per invocation of the fault seam alone: the share drawn for a `function` invocation, a future run
-/// inside it that reads it (as a host call does), and both dropped.
-async fn seam_ns(host: &Host, function: &str) -> f64 {
+/// inside it that reads it (as a host call does), and both dropped. With `call`, the future also asks, as an
+/// outbound call to `api.example` does, whether a rule fires (the first such call draws which rules apply).
+async fn seam_ns(host: &Host, function: &str, call: bool) -> f64 {
     let f = host.function(function).unwrap();
     let invs: Vec<_> = (0..1024)
         .map(|_| std::sync::Arc::new(host.new_invocation(f, None, nimbus_core::TraceContext::new_root())))
@@ -54,7 +57,16 @@ async fn seam_ns(host: &Host, function: &str) -> f64 {
     let t = Instant::now();
     for i in 0..SEAM_CALLS {
         let share = host.faults().draw(&invs[i % invs.len()], host.log_sink());
-        let seen = nimbus_core::faults::scope(share, async { nimbus_core::faults::current().is_some() }).await;
+        let seen = nimbus_core::faults::scope(share, async {
+            let share = nimbus_core::faults::current();
+            match share {
+                Some(fx) if call => fx
+                    .fire(Family::Outbound, |t| t.outbound_matches("api.example", "GET", "/"))
+                    .is_some(),
+                share => share.is_some(),
+            }
+        })
+        .await;
         std::hint::black_box(seen);
     }
     t.elapsed().as_nanos() as f64 / SEAM_CALLS as f64
@@ -100,14 +112,21 @@ async fn main() {
     };
     let mut http: Vec<Vec<f64>> = vec![Vec::new(); 3];
     let mut event: Vec<Vec<f64>> = vec![Vec::new(); 3];
-    for _ in 0..ROUNDS {
-        for i in 0..cases.len() {
-            host.faults().replace(None);
-            host.faults().replace(plan(i, "hello"));
-            http[i].push(serial(&host, &async |h: &Host| http_once(h).await).await);
-            host.faults().replace(None);
-            host.faults().replace(plan(i, "check"));
-            event[i].push(serial(&host, &async |h: &Host| event_once(h).await).await);
+    // Each round runs every case in turn, starting one case later than the round before and alternating
+    // whether HTTP or event goes first, so that no case always runs in the same place of a round.
+    for round in 0..ROUNDS {
+        for k in 0..cases.len() {
+            let i = (round + k) % cases.len();
+            for kind in [round % 2, 1 - round % 2] {
+                host.faults().replace(None);
+                if kind == 0 {
+                    host.faults().replace(plan(i, "hello"));
+                    http[i].push(serial(&host, &async |h: &Host| http_once(h).await).await);
+                } else {
+                    host.faults().replace(plan(i, "check"));
+                    event[i].push(serial(&host, &async |h: &Host| event_once(h).await).await);
+                }
+            }
         }
     }
     let median = |mut v: Vec<f64>| {
@@ -146,10 +165,20 @@ async fn main() {
         host.faults().replace(plan(i, "hello"));
         let mut runs = Vec::new();
         for _ in 0..5 {
-            runs.push(seam_ns(&host, "hello").await);
+            runs.push(seam_ns(&host, "hello", false).await);
         }
         println!("{name:<34} {:>8.1}", median(runs));
     }
+    host.faults().replace(plan(2, "hello"));
+    let mut runs = Vec::new();
+    for _ in 0..5 {
+        runs.push(seam_ns(&host, "hello", true).await);
+    }
+    println!(
+        "{:<34} {:>8.1}",
+        "10 rules, an outbound call matching none",
+        median(runs)
+    );
     host.faults().replace(None);
 
     println!("\nbreaker bookkeeping per outbound call (admit + record, each under the mutex), ns");

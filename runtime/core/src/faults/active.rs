@@ -8,7 +8,7 @@
 //! no share: a host call then pays one task-local read.
 
 use super::decide::{Decider, InvocationDraw};
-use super::plan::{Fault, FaultPlan, Rule, Target};
+use super::plan::{Family, Fault, FaultPlan, Rule, Target};
 use crate::invocation::Invocation;
 use crate::logs::{LogSink, format_record};
 use arc_swap::ArcSwapOption;
@@ -100,17 +100,12 @@ impl Faults {
         self.injected.load(Ordering::Relaxed)
     }
 
-    /// `inv`'s share of the running plan: `None` when no plan runs or none of its rules applies to this
-    /// invocation.
+    /// `inv`'s share of the running plan: `None` when no plan runs or no rule names its function or every
+    /// function. Which of those rules apply to it is drawn at its first call of a family they target.
     pub fn draw(self: &Arc<Self>, inv: &Arc<Invocation>, sink: &LogSink) -> Option<Arc<InvocationFaults>> {
         let guard = self.running.load();
-        let decider = guard.as_ref()?;
-        let draw = decider.invocation(&inv.function, Instant::now());
-        if draw.is_empty() {
-            return None;
-        }
+        let draw = guard.as_ref()?.invocation(&inv.function, Instant::now())?;
         Some(Arc::new(InvocationFaults {
-            plan: decider.plan_arc(),
             draw,
             inv: inv.clone(),
             sink: sink.clone(),
@@ -136,9 +131,9 @@ pub struct Injected {
     pub span_id: Option<u64>,
 }
 
-/// One invocation's share of the running plan: the rules that apply to it, drawn from the seed.
+/// One invocation's share of the running plan: the rules that may apply to it, and the seeded draw of which
+/// do.
 pub struct InvocationFaults {
-    plan: Arc<FaultPlan>,
     draw: InvocationDraw,
     inv: Arc<Invocation>,
     sink: LogSink,
@@ -164,14 +159,20 @@ impl InvocationFaults {
         &self.inv
     }
 
-    /// The first applying rule whose target `matches` and that fires on this call. Each call asks once, so
-    /// the n-th call of an invocation draws the same numbers in every run of the same seed.
-    pub fn fire(&self, matches: impl Fn(&Target) -> bool) -> Option<Firing<'_>> {
+    /// The first applying rule of `family` whose target `matches` and that fires on this call. Each call asks
+    /// once, so the n-th call of an invocation draws the same numbers in every run of the same seed. A call
+    /// of a family none of the invocation's rules targets costs one check, and no draw.
+    pub fn fire(&self, family: Family, matches: impl Fn(&Target) -> bool) -> Option<Firing<'_>> {
+        if !self.draw.may_target(family) {
+            return None;
+        }
+        let rules = &self.draw.plan().rules;
         let mut candidates = self
             .draw
             .applying()
             .iter()
-            .map(|&i| (i, &self.plan.rules[i]))
+            .map(|&i| (i, &rules[i]))
+            .filter(|(_, r)| r.target.family() == family)
             .filter(|(_, r)| matches(&r.target))
             .peekable();
         candidates.peek()?;
@@ -191,13 +192,14 @@ impl InvocationFaults {
 
     /// Makes an injection visible: a JSON log line now, and an event on the invocation's span (and on the
     /// outbound client span `span_id`, for an outbound call) and a count in its metrics when it ends.
-    pub fn record(&self, firing: &Firing<'_>, target: &'static str, span_id: Option<u64>, detail: Option<String>) {
+    pub fn record(&self, firing: &Firing<'_>, span_id: Option<u64>, detail: Option<String>) {
         let kind = firing.rule.fault.kind();
+        let target = firing.rule.target.family().name();
         let mut fields = vec![
             ("rule", firing.rule.name.clone().into()),
             ("target", target.into()),
             ("kind", kind.into()),
-            ("seed", self.plan.seed.into()),
+            ("seed", self.draw.plan().seed.into()),
             ("invocation_ordinal", self.draw.ordinal().into()),
         ];
         if let Some(d) = detail {

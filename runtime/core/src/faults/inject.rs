@@ -13,7 +13,7 @@
 //! | WebSocket sends | before the send | `throttled` |
 
 use super::active::{Firing, InvocationFaults, current};
-use super::plan::{CheckpointOp, Fault, Target};
+use super::plan::{CheckpointOp, Family, Fault, Target};
 use crate::caps::config::{ConfigError, ConfigStore};
 use crate::caps::intercept::Intercept;
 use crate::caps::outbound::send::ResponseBody;
@@ -61,10 +61,10 @@ enum Effect {
 }
 
 /// Asks the current invocation's share whether a rule on `target` fires; records it when one does.
-fn decide(target: &'static str, matches: impl Fn(&Target) -> bool) -> Option<Effect> {
+fn decide(family: Family, matches: impl Fn(&Target) -> bool) -> Option<Effect> {
     let faults = current()?;
-    let firing = faults.fire(matches)?;
-    faults.record(&firing, target, None, None);
+    let firing = faults.fire(family, matches)?;
+    faults.record(&firing, None, None);
     Some(effect(&faults, &firing))
 }
 
@@ -100,11 +100,11 @@ impl OutboundHttp for FaultyOutbound {
         };
         let (method, path) = (call.request.method().as_str(), call.request.uri().path());
         let host = call.target.host();
-        let Some(firing) = faults.fire(|t| t.outbound_matches(host, method, path)) else {
+        let Some(firing) = faults.fire(Family::Outbound, |t| t.outbound_matches(host, method, path)) else {
             return self.0.send(call);
         };
         let detail = format!("{method} {host}");
-        faults.record(&firing, "outbound", call.span_id, Some(detail));
+        faults.record(&firing, call.span_id, Some(detail));
         let delay = faults.latency(&firing);
         let fault = firing.rule.fault.clone();
         let rule = firing.rule.name.clone();
@@ -145,12 +145,12 @@ struct FaultyConfig(Arc<dyn ConfigStore>);
 
 impl ConfigStore for FaultyConfig {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<String>, ConfigError>> {
-        let effect = decide("config", |t| *t == Target::Config);
+        let effect = decide(Family::Config, |t| *t == Target::Config);
         Box::pin(apply(effect, ConfigError::Upstream, self.0.get(key)))
     }
 
     fn get_all(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, ConfigError>> {
-        let effect = decide("config", |t| *t == Target::Config);
+        let effect = decide(Family::Config, |t| *t == Target::Config);
         Box::pin(apply(effect, ConfigError::Upstream, self.0.get_all()))
     }
 }
@@ -158,7 +158,7 @@ impl ConfigStore for FaultyConfig {
 struct FaultyKv(Arc<dyn KvStore>);
 
 fn kv_decide() -> Option<Effect> {
-    decide("keyvalue", |t| *t == Target::KeyValue)
+    decide(Family::KeyValue, |t| *t == Target::KeyValue)
 }
 
 impl KvStore for FaultyKv {
@@ -195,7 +195,7 @@ struct FaultyCheckpoint(Arc<dyn Backend>);
 
 /// The decision for a checkpoint store call of kind `op` (named `name` in its error).
 fn checkpoint_decide(op: CheckpointOp) -> Option<Effect> {
-    decide("checkpoint", |t| match t {
+    decide(Family::Checkpoint, |t| match t {
         Target::Checkpoint(CheckpointOp::Any) => true,
         Target::Checkpoint(wanted) => *wanted == op,
         _ => false,
@@ -269,7 +269,7 @@ impl Backend for FaultyCheckpoint {
 struct FaultySender(Arc<dyn ConnectionSender>);
 
 fn ws_decide() -> Option<Effect> {
-    decide("websocket", |t| *t == Target::WebSocket)
+    decide(Family::WebSocket, |t| *t == Target::WebSocket)
 }
 
 impl ConnectionSender for FaultySender {

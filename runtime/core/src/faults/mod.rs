@@ -16,4 +16,4 @@ pub mod refresh;
 pub use active::{Faults, Injected, InvocationFaults, annotate, current, scope, span_telemetry};
 pub use decide::{Decider, InvocationDraw};
 pub use inject::FaultIntercept;
-pub use plan::{CheckpointOp, Fault, FaultPlan, Latency, Override, PlanError, Rule, Target};
+pub use plan::{CheckpointOp, Family, Fault, FaultPlan, Latency, Override, PlanError, Rule, Target};

@@ -135,7 +135,56 @@ impl Fault {
     }
 }
 
+/// The host-call family a target belongs to. An invocation's share draws which rules apply to it only at the
+/// first call of a family one of its rules targets, so rules that could never match its calls cost no draw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Outbound HTTP.
+    Outbound,
+    /// `wasi:config`.
+    Config,
+    /// `wasi:keyvalue`.
+    KeyValue,
+    /// The checkpoint store.
+    Checkpoint,
+    /// WebSocket sends.
+    WebSocket,
+    /// The invocation itself.
+    Invocation,
+}
+
+impl Family {
+    /// Its name in logs, spans and metrics (the `target` of an injected fault).
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Outbound => "outbound",
+            Family::Config => "config",
+            Family::KeyValue => "keyvalue",
+            Family::Checkpoint => "checkpoint",
+            Family::WebSocket => "websocket",
+            Family::Invocation => "invocation",
+        }
+    }
+
+    /// Its bit in a set of families.
+    pub(super) fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
 impl Target {
+    /// The family of host calls it names.
+    pub fn family(&self) -> Family {
+        match self {
+            Target::Outbound { .. } => Family::Outbound,
+            Target::Config => Family::Config,
+            Target::KeyValue => Family::KeyValue,
+            Target::Checkpoint(_) => Family::Checkpoint,
+            Target::WebSocket => Family::WebSocket,
+            Target::Invocation => Family::Invocation,
+        }
+    }
+
     /// Whether an outbound request to `host` (lowercase, without port) with `method` and `path` is one this
     /// target names.
     pub fn outbound_matches(&self, host: &str, method: &str, path: &str) -> bool {

@@ -7,7 +7,7 @@
 use super::{Function, Host};
 use crate::error::InvokeError;
 use crate::exports::Kind;
-use crate::faults::{Fault, InvocationFaults, Target};
+use crate::faults::{Family, Fault, InvocationFaults, Target};
 use crate::invocation::Outcome;
 use http_body_util::BodyExt;
 use std::time::{Duration, Instant};
@@ -20,8 +20,8 @@ impl Host {
         f: &Function,
         faults: &InvocationFaults,
     ) -> Option<Result<Outcome, InvokeError>> {
-        let firing = faults.fire(|t| *t == Target::Invocation)?;
-        faults.record(&firing, "invocation", None, None);
+        let firing = faults.fire(Family::Invocation, |t| *t == Target::Invocation)?;
+        faults.record(&firing, None, None);
         let deadline = faults.invocation().deadline;
         let rule = firing.rule.name.clone();
         match &firing.rule.fault {
