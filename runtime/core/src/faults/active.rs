@@ -12,6 +12,7 @@ use super::plan::{Family, Fault, FaultPlan, Rule, Target};
 use crate::invocation::Invocation;
 use crate::logs::{LogSink, format_record};
 use arc_swap::ArcSwapOption;
+use futures_util::future::Either;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -26,10 +27,15 @@ pub fn current() -> Option<Arc<InvocationFaults>> {
 }
 
 /// Runs `fut` with `faults` as its invocation share (no share: `fut` as it is).
-pub async fn scope<F: Future>(faults: Option<Arc<InvocationFaults>>, fut: F) -> F::Output {
+///
+/// A plain function returning either future, not an `async fn`: an `async fn` would keep `fut` as its
+/// argument and again as the future it awaits, doubling the size of what `tokio::spawn` copies (the HTTP
+/// guest call's task). Measured with callgrind: the `async fn` cost 3.4k instructions per HTTP invocation,
+/// mostly `memcpy` (BENCHMARKS.md, "Fault injection and breakers").
+pub fn scope<F: Future>(faults: Option<Arc<InvocationFaults>>, fut: F) -> impl Future<Output = F::Output> {
     match faults {
-        Some(f) => CURRENT.scope(f, fut).await,
-        None => fut.await,
+        Some(f) => Either::Left(CURRENT.scope(f, fut)),
+        None => Either::Right(fut),
     }
 }
 
