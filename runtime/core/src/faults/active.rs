@@ -4,8 +4,8 @@
 //!
 //! An invocation's share is set for the task that runs it ([`scope`]); the guest's host calls run in that
 //! task, and an outbound exchange, which `wasi:http` drives in a task of its own, carries it in its
-//! [`crate::caps::outbound::OutboundCall`]. With no plan, or no rule that applies to the invocation, there is
-//! no share: a host call then pays one task-local read.
+//! [`crate::caps::outbound::OutboundCall`]. With no plan, or no rule for the invocation's function (or for
+//! every function), there is no share: a host call then pays one task-local read.
 
 use super::decide::{Decider, InvocationDraw};
 use super::plan::{Family, Fault, FaultPlan, Rule, Target};

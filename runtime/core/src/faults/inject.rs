@@ -60,7 +60,8 @@ enum Effect {
     Fail(String),
 }
 
-/// Asks the current invocation's share whether a rule on `target` fires; records it when one does.
+/// Asks the current invocation's share whether a rule of `family` whose target `matches` fires; records it
+/// when one does.
 fn decide(family: Family, matches: impl Fn(&Target) -> bool) -> Option<Effect> {
     let faults = current()?;
     let firing = faults.fire(family, matches)?;
