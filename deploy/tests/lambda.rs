@@ -477,8 +477,11 @@ async fn trace_id_and_deadline_reach_the_guest() {
     assert!(ctx["xray_env"].is_null());
     assert_eq!(ctx["env_count"], 0);
     assert_eq!(ctx["traceparent"].as_str().unwrap().len(), 55);
-    // Guest log lines carry the invocation's request id and trace id.
-    let logs = rt.logs();
+    // Guest log lines carry the invocation's request id and trace id (they arrive through a pipe, after the
+    // answer).
+    let logs = rt
+        .wait_for_log(&["context line one", "5759e988bd862e3fe1be46a994272793"])
+        .await;
     assert!(
         logs.iter()
             .any(|l| l.contains("context line one") && l.contains("5759e988bd862e3fe1be46a994272793")),
