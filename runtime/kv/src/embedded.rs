@@ -207,6 +207,19 @@ mod tests {
             kv.get("b", &"k".repeat(crate::MAX_KEY + 1)).await,
             Err(KvError::Invalid(_))
         ));
+        // An empty key is refused before it could name the bucket's directory (and the bucket is untouched).
+        for result in [
+            kv.get("b", "").await.map(drop),
+            kv.set("b", "", b"v".to_vec()).await,
+            kv.delete("b", "").await,
+            kv.increment("b", "", 1).await.map(drop),
+        ] {
+            assert!(
+                matches!(&result, Err(KvError::Invalid(m)) if m.contains("empty")),
+                "{result:?}"
+            );
+        }
+        assert_eq!(kv.list_keys("b", None).await.unwrap().keys, ["../../etc/passwd"]);
         // A second handle on the same directory sees the same data.
         let again = Embedded::open(dir.path()).unwrap();
         assert_eq!(again.get("other", "k").await.unwrap().as_deref(), Some(&b"o"[..]));

@@ -11,17 +11,19 @@
 //! be longer (128 bytes and up) is named by its SHA-256 instead and carries itself inside the file, where
 //! listing reads it back. Short keys keep the layout of earlier versions, so existing state directories are
 //! read as they are. A bucket name that is too long for a hex name is hashed the same way.
+//!
+//! Public so the fuzz target `kv_layout` can check it: bucket and key names come from guests.
 
 use sha2::{Digest, Sha256};
 
 /// Longest key stored under its hex spelling: 254 hex digits fit the usual 255-byte file-name limit.
-pub(crate) const HEX_KEY_MAX: usize = 127;
+pub const HEX_KEY_MAX: usize = 127;
 /// Prefix of hashed names; `-` is not a hex digit, so they never collide with hex names.
 const HASHED: &str = "h-";
 /// First bytes of a file that holds its key: magic, then the key's length (u16, little endian).
 const MAGIC: &[u8; 4] = b"NKV1";
 /// Bytes before the key in a hashed file.
-pub(crate) const HEADER: usize = MAGIC.len() + 2;
+pub const HEADER: usize = MAGIC.len() + 2;
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -48,7 +50,7 @@ fn hashed(s: &str) -> String {
 }
 
 /// The directory name of `bucket`.
-pub(crate) fn bucket_dir(bucket: &str) -> String {
+pub fn bucket_dir(bucket: &str) -> String {
     // "b-" and the hex must fit 255 bytes too.
     if bucket.len() < HEX_KEY_MAX {
         format!("b-{}", hex(bucket.as_bytes()))
@@ -59,7 +61,7 @@ pub(crate) fn bucket_dir(bucket: &str) -> String {
 
 /// The file that holds a key, and how its contents are laid out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum KeyFile {
+pub enum KeyFile {
     /// `hex(key)`, holding the bare value.
     Hex(String),
     /// `h-{sha256(key)}`, holding [`MAGIC`], the key's length and the key, then the value.
@@ -69,11 +71,11 @@ pub(crate) enum KeyFile {
 /// A hashed file that does not hold what its name promises (truncated, foreign, or another key).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
-pub(crate) struct Corrupt(&'static str);
+pub struct Corrupt(&'static str);
 
 impl KeyFile {
     /// The file of `key`.
-    pub(crate) fn of(key: &str) -> KeyFile {
+    pub fn of(key: &str) -> KeyFile {
         if key.len() <= HEX_KEY_MAX {
             KeyFile::Hex(hex(key.as_bytes()))
         } else {
@@ -82,14 +84,14 @@ impl KeyFile {
     }
 
     /// The file's name in its bucket's directory.
-    pub(crate) fn name(&self) -> &str {
+    pub fn name(&self) -> &str {
         match self {
             KeyFile::Hex(name) | KeyFile::Hashed(name) => name,
         }
     }
 
     /// The file's contents for `key` set to `value`.
-    pub(crate) fn encode(&self, key: &str, value: &[u8]) -> Vec<u8> {
+    pub fn encode(&self, key: &str, value: &[u8]) -> Vec<u8> {
         match self {
             KeyFile::Hex(_) => value.to_vec(),
             KeyFile::Hashed(_) => {
@@ -106,7 +108,7 @@ impl KeyFile {
     }
 
     /// The value of `key` in the file's `contents`.
-    pub(crate) fn decode(&self, key: &str, mut contents: Vec<u8>) -> Result<Vec<u8>, Corrupt> {
+    pub fn decode(&self, key: &str, mut contents: Vec<u8>) -> Result<Vec<u8>, Corrupt> {
         match self {
             KeyFile::Hex(_) => Ok(contents),
             KeyFile::Hashed(_) => {
@@ -122,7 +124,7 @@ impl KeyFile {
 
 /// What a directory entry of a bucket holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Listed {
+pub enum Listed {
     /// A key named by its hex spelling.
     Key(String),
     /// A hashed file: its key is inside ([`stored_key`]).
@@ -132,7 +134,7 @@ pub(crate) enum Listed {
 }
 
 /// Classifies a directory entry's name.
-pub(crate) fn listed(name: &str) -> Listed {
+pub fn listed(name: &str) -> Listed {
     if let Some(key) = unhex(name) {
         return Listed::Key(key);
     }
@@ -143,7 +145,7 @@ pub(crate) fn listed(name: &str) -> Listed {
 }
 
 /// The key a hashed file's `contents` (at least its first [`HEADER`] + 1 KiB bytes) carries.
-pub(crate) fn stored_key(contents: &[u8]) -> Result<&str, Corrupt> {
+pub fn stored_key(contents: &[u8]) -> Result<&str, Corrupt> {
     let header = contents.get(..HEADER).ok_or(Corrupt("shorter than its header"))?;
     if &header[..MAGIC.len()] != MAGIC {
         return Err(Corrupt("no key header"));

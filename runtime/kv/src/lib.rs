@@ -12,7 +12,7 @@
 #[cfg(feature = "aws")]
 pub mod dynamo;
 mod embedded;
-mod layout;
+pub mod layout;
 
 pub use embedded::Embedded;
 
@@ -73,8 +73,12 @@ pub trait KvStore: Send + Sync + 'static {
     fn increment<'a>(&'a self, bucket: &'a str, key: &'a str, delta: u64) -> BoxFuture<'a, Result<u64, KvError>>;
 }
 
-/// Checks a key against [`MAX_KEY`].
+/// Checks a key: not empty (DynamoDB cannot store an empty sort key, and the embedded store's file would be
+/// its bucket's directory), and at most [`MAX_KEY`] bytes.
 pub fn check_key(key: &str) -> Result<(), KvError> {
+    if key.is_empty() {
+        return Err(KvError::Invalid("a key cannot be empty".into()));
+    }
     if key.len() > MAX_KEY {
         return Err(KvError::Invalid(format!(
             "key of {} bytes exceeds the {MAX_KEY}-byte limit",

@@ -209,6 +209,11 @@ async fn dynamodb_store_on_moto_pages_counts_and_enforces_limits() {
     assert_eq!(kv.get("long", &long).await.unwrap().as_deref(), Some(&b"l"[..]));
     assert_eq!(kv.list_keys("long", None).await.unwrap().keys, [long.as_str()]);
     assert!(kv.set("long", &format!("{long}k"), Vec::new()).await.is_err());
+    // DynamoDB cannot store an empty sort key: refused as the guest's mistake, not sent to fail there.
+    assert!(matches!(
+        kv.set("b", "", Vec::new()).await,
+        Err(nimbus_kv::KvError::Invalid(_))
+    ));
     kv.set("b", "text", b"not a number".to_vec()).await.unwrap();
     assert!(kv.increment("b", "text", 1).await.is_err());
 }
@@ -266,6 +271,18 @@ async fn guest_keys_up_to_one_kib_of_any_characters_round_trip_on_the_embedded_s
     let results = kv_ops(&host, serde_json::json!([{"op": "set", "key": over, "value": ""}])).await;
     let err = results[0]["err"].as_str().unwrap();
     assert!(err.contains("key of 1025 bytes exceeds the 1024-byte limit"), "{err}");
+
+    // An empty key is the guest's mistake, said as such: before, the embedded store tried to use the bucket's
+    // directory as the key's file and answered with a host failure.
+    let ops = serde_json::json!([
+        {"op": "set", "key": "", "value": "v"},
+        {"op": "get", "key": ""},
+        {"op": "delete", "key": ""},
+    ]);
+    for r in kv_ops(&host, ops).await {
+        let err = r["err"].as_str().unwrap_or_else(|| panic!("{r}"));
+        assert!(err.contains("a key cannot be empty"), "{err}");
+    }
 }
 
 /// A store failure reaches the guest as an error that names no host path (the host's log has the detail).

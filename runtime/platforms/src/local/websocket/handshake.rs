@@ -1,5 +1,7 @@
 //! The HTTP side of a WebSocket connect (RFC 6455 §4.2): checking the upgrade request, the `101 Switching
 //! Protocols` answer, and the `connect-request` the function's `on-connect` receives.
+//!
+//! Public so the fuzz target `ws_upgrade` can reach it: every part of an upgrade request is the client's.
 
 use super::super::encode;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -20,13 +22,13 @@ fn has_token(headers: &HeaderMap, name: header::HeaderName, token: &str) -> bool
 }
 
 /// Whether the request asks for a WebSocket (`Upgrade: websocket`).
-pub(super) fn is_upgrade<B>(req: &Request<B>) -> bool {
+pub fn is_upgrade<B>(req: &Request<B>) -> bool {
     has_token(req.headers(), header::UPGRADE, "websocket")
 }
 
 /// Why an upgrade request is refused before the function is asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub(super) enum BadUpgrade {
+pub enum BadUpgrade {
     /// Not an HTTP/1.1 GET.
     #[error("a WebSocket upgrade is an HTTP/1.1 GET request")]
     NotGet,
@@ -43,7 +45,7 @@ pub(super) enum BadUpgrade {
 
 impl BadUpgrade {
     /// The answer: 400, or 426 with the supported version.
-    pub(super) fn response(self) -> Response<Body> {
+    pub fn response(self) -> Response<Body> {
         if self != BadUpgrade::Version {
             return encode::plain_error(StatusCode::BAD_REQUEST, "BadRequest", &self.to_string());
         }
@@ -55,7 +57,7 @@ impl BadUpgrade {
 }
 
 /// Checks an upgrade request and returns its `Sec-WebSocket-Accept` value.
-pub(super) fn accept_key<B>(req: &Request<B>) -> Result<String, BadUpgrade> {
+pub fn accept_key<B>(req: &Request<B>) -> Result<String, BadUpgrade> {
     if req.method() != Method::GET || req.version() != Version::HTTP_11 {
         return Err(BadUpgrade::NotGet);
     }
@@ -78,7 +80,7 @@ pub(super) fn accept_key<B>(req: &Request<B>) -> Result<String, BadUpgrade> {
 }
 
 /// The answer to a plain request on a WebSocket path: 426 with what to send.
-pub(super) fn upgrade_required(path: &str) -> Response<Body> {
+pub fn upgrade_required(path: &str) -> Response<Body> {
     let mut resp = encode::plain_error(
         StatusCode::UPGRADE_REQUIRED,
         "UpgradeRequired",
@@ -90,7 +92,7 @@ pub(super) fn upgrade_required(path: &str) -> Response<Body> {
 }
 
 /// `101 Switching Protocols` with the accept key and the subprotocol chosen, if any.
-pub(super) fn switching_protocols(accept: &str, subprotocol: Option<&str>) -> Response<Body> {
+pub fn switching_protocols(accept: &str, subprotocol: Option<&str>) -> Response<Body> {
     let mut resp = encode::empty_response(StatusCode::SWITCHING_PROTOCOLS);
     let h = resp.headers_mut();
     h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -106,7 +108,7 @@ pub(super) fn switching_protocols(accept: &str, subprotocol: Option<&str>) -> Re
 
 /// What `on-connect` receives: the path, the headers (lowercase names, one entry per value), the decoded
 /// query parameters in order, and the client's address.
-pub(super) fn connect_request<B>(connection_id: &str, req: &Request<B>, peer: SocketAddr) -> ConnectRequest {
+pub fn connect_request<B>(connection_id: &str, req: &Request<B>, peer: SocketAddr) -> ConnectRequest {
     let headers = req
         .headers()
         .iter()

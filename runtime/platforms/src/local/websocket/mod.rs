@@ -12,7 +12,7 @@
 //! lifetime and shutdown, 1008 for the rate limit, 1009 for a message or frame too big, 1013 when the
 //! function is overloaded. A client that does not answer pings is dropped without one.
 
-mod handshake;
+pub mod handshake;
 mod limits;
 mod registry;
 mod session;
