@@ -15,28 +15,9 @@ use nimbus_core::Manifest;
 use nimbus_core::manifest::{DEFAULT_ROUTE, RouteSelection, WebSocketSpec, offered_subprotocols};
 use nimbus_core::websocket::{IncomingMessage, Message, WsEvent};
 use std::path::Path;
-use std::sync::OnceLock;
-
-const FIXED: &str = r#"
-manifest_version = 1
-
-[function.chat]
-component = "chat.wasm"
-
-[function.chat.websocket]
-path = "/chat"
-route_selection = "$request.body.meta.action"
-routes = ["join", "send", "leave", "$default"]
-subprotocols = ["chat.v2", "chat.v1"]
-allowed_origins = ["http://localhost:8080", "https://app.example.com/"]
-"#;
 
 fn fixed() -> &'static WebSocketSpec {
-    static SPEC: OnceLock<WebSocketSpec> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let m = Manifest::parse(FIXED, Path::new("fuzz/nimbus.toml"), Path::new("fuzz")).expect("the fixed manifest");
-        m.function("chat").and_then(|f| f.websocket.clone()).expect("its websocket section")
-    })
+    nimbus_fuzz::chat_websocket()
 }
 
 /// The spec a manifest with this `route_selection` and these `routes` gives, if it is valid.

@@ -1,6 +1,6 @@
 //! The HTTP side of a WebSocket connect under `nimbus serve` (`local::websocket::handshake`): the upgrade
 //! checks, the `101` answer, and the `connect-request` a function's `on-connect` receives, then the checks
-//! the gateway makes on it (`Origin`, subprotocol selection) for a fixed route.
+//! the gateway makes on it (`Origin`, subprotocol selection) for the fixed route `nimbus_fuzz::chat_websocket`.
 //!
 //! Input: line 1 is the request line (`METHOD TARGET VERSION`), then `name: value` header lines, an empty
 //! line and a body (ignored), as `nimbus_fuzz::split_http` reads them. A request line hyper would refuse
@@ -9,32 +9,11 @@
 
 use http::{HeaderValue, Method, Request, StatusCode, Version, header};
 use libfuzzer_sys::fuzz_target;
-use nimbus_core::Manifest;
 use nimbus_core::manifest::{WebSocketSpec, offered_subprotocols};
 use nimbus_platforms::local::websocket::handshake::{self, BadUpgrade};
-use std::path::Path;
-use std::sync::OnceLock;
-
-const MANIFEST: &str = r#"
-manifest_version = 1
-
-[function.chat]
-component = "chat.wasm"
-
-[function.chat.websocket]
-path = "/chat"
-subprotocols = ["chat.v2", "chat.v1"]
-allowed_origins = ["http://localhost:8080"]
-"#;
 
 fn spec() -> &'static WebSocketSpec {
-    static SPEC: OnceLock<WebSocketSpec> = OnceLock::new();
-    SPEC.get_or_init(|| {
-        let m = Manifest::parse(MANIFEST, Path::new("fuzz/nimbus.toml"), Path::new("fuzz")).expect("the manifest");
-        m.function("chat")
-            .and_then(|f| f.websocket.clone())
-            .expect("its websocket section")
-    })
+    nimbus_fuzz::chat_websocket()
 }
 
 fn request(data: &[u8]) -> Option<Request<()>> {
