@@ -302,6 +302,26 @@ mod tests {
         Experiment::parse(text, "x.toml", Path::new("/exp"), None)
     }
 
+    /// Every shipped experiment is also a fault file: set as `NIMBUS_FAULTS` (under `bootstrap` on any
+    /// platform, or `nimbus serve`) it gives the plan `nimbus chaos` injects.
+    #[test]
+    fn every_shipped_experiment_is_the_fault_file_for_a_platform() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/chaos");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "toml") {
+                continue;
+            }
+            let e = Experiment::load(&path, None).unwrap();
+            let plan = FaultPlan::from_setting(path.to_str().unwrap()).unwrap();
+            assert_eq!(e.faults.as_ref(), Some(&plan), "{}", path.display());
+            assert!(plan.seeded && !plan.rules.is_empty(), "{}", path.display());
+            n += 1;
+        }
+        assert!(n >= 4, "{n} experiments in {}", dir.display());
+    }
+
     #[test]
     fn an_experiment_reads_with_its_defaults_and_stages() {
         let e = parse(

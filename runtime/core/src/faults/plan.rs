@@ -314,9 +314,17 @@ enum RawLatency {
     Range { min: Dur, max: Dur },
 }
 
+/// Whether the top level of a TOML document beside its `faults` is a manifest's (`manifest_version`) or a
+/// `nimbus chaos` experiment's (`[target]` and `[load]`). Any other key beside `faults` is refused: in a plain
+/// fault document it is a plan key written outside its table, which would otherwise be ignored.
+fn embeds_plan(rest: &toml::Table) -> bool {
+    rest.contains_key("manifest_version") || (rest.contains_key("target") && rest.contains_key("load"))
+}
+
 impl FaultPlan {
     /// The plan of a `NIMBUS_FAULTS` document, TOML or JSON (told apart by its first character), with or
-    /// without a `faults` key around it. `source_name` names it in errors (with the path of the key at
+    /// without a `faults` key around it. A TOML manifest or `nimbus chaos` experiment gives its `[faults]`
+    /// section, so the experiment run locally is the file an operator sets on a platform. `source_name` names it in errors (with the path of the key at
     /// fault); `draw_seed` gives the seed when the document has none.
     pub fn parse(text: &str, source_name: &str, draw_seed: impl FnOnce() -> u64) -> Result<FaultPlan, PlanError> {
         let syntax = |message: String| PlanError::Syntax {
@@ -332,10 +340,12 @@ impl FaultPlan {
         } else {
             let mut table: toml::Table = toml::from_str(text).map_err(|e| syntax(e.to_string()))?;
             let value = match table.remove("faults") {
-                Some(inner) if table.is_empty() => inner,
+                Some(inner) if table.is_empty() || embeds_plan(&table) => inner,
                 Some(_) => {
                     return Err(syntax(
-                        "a document with `faults` has nothing else at its top level".into(),
+                        "a document with `faults` has nothing else at its top level (unless it is a manifest or \
+                         a `nimbus chaos` experiment, whose `[faults]` section is the plan)"
+                            .into(),
                     ));
                 }
                 None => toml::Value::Table(table),
@@ -586,6 +596,19 @@ mod tests {
         }
     }
 
+    /// A manifest or a `nimbus chaos` experiment set as `NIMBUS_FAULTS` gives its `[faults]` section.
+    #[test]
+    fn a_manifest_or_an_experiment_gives_its_faults_section() {
+        let section = "[faults]\nseed = 5\n[[faults.rule]]\ntarget = \"config\"\nkind = \"error\"\n";
+        let alone = parse(section).unwrap();
+        let manifest = format!("manifest_version = 1\n[function.f]\ncomponent = \"f.wasm\"\n{section}");
+        let experiment =
+            format!("name = \"x\"\n[target]\nmanifest = \"m.toml\"\n[load]\nrate = 1\n{section}[sla]\np99 = \"1s\"\n");
+        assert_eq!(parse(&manifest).unwrap(), alone);
+        assert_eq!(parse(&experiment).unwrap(), alone);
+        assert_eq!(alone.seed, 5);
+    }
+
     #[test]
     fn toml_and_json_give_the_same_plan() {
         let toml = r#"
@@ -741,6 +764,14 @@ mod tests {
                 "rule[0].latency",
             ),
             ("[faults]\nseed = 1\n[other]\nx = 1\n", "nothing else at its top level"),
+            (
+                "seed = 1\n[faults]\n[[faults.rule]]\ntarget = \"config\"\nkind = \"error\"\n",
+                "nothing else",
+            ),
+            (
+                "[target]\nurl = \"x\"\n[faults]\nseed = 1\n",
+                "nothing else at its top level",
+            ),
             (
                 "{\"faults\": {\"rule\": [{\"target\": \"config\"}]}}",
                 "missing field `kind`",
