@@ -333,7 +333,14 @@ impl FaultPlan {
         };
         let raw: RawFaults = if text.trim_start().starts_with('{') {
             let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| syntax(e.to_string()))?;
-            if let Some(inner) = value.get_mut("faults").map(serde_json::Value::take) {
+            if let Some(object) = value.as_object_mut()
+                && let Some(inner) = object.remove("faults")
+            {
+                if !object.is_empty() {
+                    return Err(syntax(
+                        "a document with `faults` has nothing else at its top level".into(),
+                    ));
+                }
                 value = inner;
             }
             serde_path_to_error::deserialize(value).map_err(|e| syntax(e.to_string()))?
@@ -772,6 +779,7 @@ mod tests {
                 "[target]\nurl = \"x\"\n[faults]\nseed = 1\n",
                 "nothing else at its top level",
             ),
+            ("{\"seed\": 1, \"faults\": {}}", "nothing else at its top level"),
             (
                 "{\"faults\": {\"rule\": [{\"target\": \"config\"}]}}",
                 "missing field `kind`",
