@@ -64,7 +64,7 @@ pub fn bucket_dir(bucket: &str) -> String {
 pub enum KeyFile {
     /// `hex(key)`, holding the bare value.
     Hex(String),
-    /// `h-{sha256(key)}`, holding [`MAGIC`], the key's length and the key, then the value.
+    /// `h-{sha256(key)}`, holding `NKV1`, the key's length and the key, then the value.
     Hashed(String),
 }
 

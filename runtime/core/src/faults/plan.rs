@@ -324,8 +324,8 @@ fn embeds_plan(rest: &toml::Table) -> bool {
 impl FaultPlan {
     /// The plan of a `NIMBUS_FAULTS` document, TOML or JSON (told apart by its first character), with or
     /// without a `faults` key around it. A TOML manifest or `nimbus chaos` experiment gives its `[faults]`
-    /// section, so the experiment run locally is the file an operator sets on a platform. `source_name` names it in errors (with the path of the key at
-    /// fault); `draw_seed` gives the seed when the document has none.
+    /// section, so the experiment run locally is the file an operator sets on a platform. `source_name` names
+    /// it in errors (with the path of the key at fault); `draw_seed` gives the seed when the document has none.
     pub fn parse(text: &str, source_name: &str, draw_seed: impl FnOnce() -> u64) -> Result<FaultPlan, PlanError> {
         let syntax = |message: String| PlanError::Syntax {
             source_name: source_name.to_owned(),
