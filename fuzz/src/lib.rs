@@ -12,10 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 /// each split at its first `:` with the name and the value trimmed of spaces and tabs, and everything after
 /// that empty line. Without an empty line, all of `data` is header lines and the body is empty.
 pub fn split_http(data: &[u8]) -> (Vec<(&[u8], &[u8])>, &[u8]) {
-    let (head, body) = match find(data, b"\r\n\r\n")
-        .map(|i| (i, 4))
-        .or_else(|| find(data, b"\n\n").map(|i| (i, 2)))
-    {
+    let (head, body) = match find(data, b"\r\n\r\n").map(|i| (i, 4)).or_else(|| find(data, b"\n\n").map(|i| (i, 2))) {
         Some((i, n)) => (&data[..i], &data[i + n..]),
         None => (data, &data[data.len()..]),
     };
@@ -46,10 +43,7 @@ pub fn header_map(lines: &[(&[u8], &[u8])]) -> HeaderMap {
 
 fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
+    let end = s.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
     &s[start..end.max(start)]
 }
 
